@@ -1,0 +1,38 @@
+namespace Zaichik.Protocol;
+
+/// <summary>Codes carried by an Error frame. Values are part of the wire format and never change meaning.</summary>
+public enum ErrorCode : ushort
+{
+    /// <summary>An error the server did not classify; the text says more.</summary>
+    Unknown = 0,
+    /// <summary>The client's protocol version is not served. The connection is closed.</summary>
+    UnsupportedVersion = 1,
+    /// <summary>A frame could not be parsed. The connection is closed.</summary>
+    MalformedFrame = 2,
+    /// <summary>A frame's declared length exceeds the maximum frame size. The connection is closed.</summary>
+    FrameTooLarge = 3,
+    /// <summary>A frame arrived that is not valid at this point (for example anything before Hello).</summary>
+    ProtocolViolation = 4,
+    /// <summary>The topic name is empty, too long or uses characters outside the allowed set.</summary>
+    InvalidTopicName = 10,
+    /// <summary>The topic does not exist and the server does not create topics automatically.</summary>
+    TopicNotFound = 11,
+    /// <summary>CreateTopic named an existing topic with different settings.</summary>
+    TopicSettingsConflict = 12,
+    /// <summary>The message key is longer than the server allows.</summary>
+    KeyTooLarge = 13,
+    /// <summary>A field value is out of range (negative TTL, prefetch of zero, ...).</summary>
+    InvalidArgument = 14,
+    /// <summary>The connection already subscribes to that topic.</summary>
+    AlreadySubscribed = 15,
+    /// <summary>The connection does not subscribe to that topic.</summary>
+    NotSubscribed = 16,
+    /// <summary>The payload is larger than the server allows.</summary>
+    PayloadTooLarge = 17,
+    /// <summary>A configured server limit was reached (connections, subscriptions, topics).</summary>
+    LimitExceeded = 18,
+    /// <summary>The storage layer failed to accept or read the record.</summary>
+    StorageFailure = 20,
+    /// <summary>The server is stopping and accepts no new work.</summary>
+    ServerShuttingDown = 21,
+}
