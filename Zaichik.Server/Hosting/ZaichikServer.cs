@@ -1,0 +1,132 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Zaichik.Server.Networking;
+using Zaichik.Server.Topics;
+
+namespace Zaichik.Server.Hosting;
+
+/// <summary>
+/// The broker as a host: Kestrel listening with the Zaichik connection handler, the topic registry and the
+/// maintenance loops. <c>Program</c> runs it until Ctrl+C or SIGTERM; tests and benchmarks start one
+/// in-process with <see cref="StartAsync"/>.
+/// </summary>
+public sealed class ZaichikServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private int _disposed;
+
+    private ZaichikServer(WebApplication app, ZaichikServerOptions options, int port)
+    {
+        _app = app;
+        Options = options;
+        Port = port;
+    }
+
+    public ZaichikServerOptions Options { get; }
+
+    /// <summary>The port actually bound (useful when <see cref="ZaichikServerOptions.Port"/> is 0).</summary>
+    public int Port { get; }
+
+    public string Host => Options.Host;
+
+    internal IServiceProvider Services => _app.Services;
+
+    /// <summary>Starts a broker and returns once it accepts connections.</summary>
+    public static async Task<ZaichikServer> StartAsync(
+        ZaichikServerOptions options,
+        TimeProvider? timeProvider = null,
+        Action<ILoggingBuilder>? configureLogging = null,
+        CancellationToken cancellationToken = default)
+    {
+        var app = Build(options, timeProvider ?? TimeProvider.System, configureLogging);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return new ZaichikServer(app, options, BoundPort(app, options.Port));
+    }
+
+    /// <summary>Builds the host without starting it; throws <see cref="OptionsValidationException"/> for invalid options.</summary>
+    public static WebApplication Build(ZaichikServerOptions options, TimeProvider timeProvider, Action<ILoggingBuilder>? configureLogging)
+    {
+        var problems = options.Validate();
+        if (problems.Count > 0)
+        {
+            throw new OptionsValidationException(ZaichikServerOptions.SectionName, typeof(ZaichikServerOptions), problems);
+        }
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        configureLogging?.Invoke(builder.Logging);
+
+        builder.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(options));
+        builder.Services.AddSingleton(timeProvider);
+        builder.Services.AddSingleton<TopicRegistry>();
+        builder.Services.AddSingleton<ZaichikConnectionHandler>();
+        builder.Services.AddHostedService<BrokerLifecycle>();
+        builder.Services.AddSingleton<TopicMaintenance>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<TopicMaintenance>());
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxConcurrentConnections = options.MaxConnections;
+            kestrel.Listen(ListenAddress(options.Host), options.Port, listen => listen.UseConnectionHandler<ZaichikConnectionHandler>());
+        });
+
+        return builder.Build();
+    }
+
+    /// <summary>Stops accepting, closes every connection, commits every log.</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _app.StopAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static IPAddress ListenAddress(string host) =>
+        host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(host);
+
+    private static int BoundPort(WebApplication app, int requested)
+    {
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
+        foreach (var address in addresses ?? [])
+        {
+            var separator = address.LastIndexOf(':');
+            if (separator > 0 && int.TryParse(address.AsSpan(separator + 1).TrimEnd('/'), out var port))
+            {
+                return port;
+            }
+        }
+
+        return requested;
+    }
+}

@@ -1,0 +1,104 @@
+using Zaichik.Protocol;
+using Zaichik.Server.Storage;
+
+namespace Zaichik.Server.Hosting;
+
+/// <summary>
+/// Every setting of the broker, bound from the <c>Zaichik</c> configuration section (appsettings.json,
+/// <c>Zaichik__Name</c> environment variables, <c>--Zaichik:Name</c> arguments) plus the shortcuts
+/// <c>PORT</c>, <c>HOST</c>, <c>ZAICHIK_DATA</c> / <c>--data</c>. Validated at start-up.
+/// </summary>
+public sealed record ZaichikServerOptions
+{
+    public const string SectionName = "Zaichik";
+
+    public static ZaichikServerOptions Default { get; } = new();
+
+    /// <summary>Address to listen on. Default 127.0.0.1 (loopback only).</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>TCP port; 0 picks a free one. Default 8889.</summary>
+    public int Port { get; init; } = 8889;
+
+    /// <summary>Folder holding every topic's log. Relative paths are from the working directory. Default <c>data</c>.</summary>
+    public string DataPath { get; init; } = "data";
+
+    /// <summary>Whether Publish or Subscribe to an unknown topic creates it (no retention, no compaction). Default true.</summary>
+    public bool AutoCreateTopics { get; init; } = true;
+
+    /// <summary>Largest frame body accepted, in bytes. Default 1 MiB + 1 KiB.</summary>
+    public int MaxFrameSize { get; init; } = ProtocolLimits.DefaultMaxFrameSize;
+
+    /// <summary>Longest topic name, in characters. Default 200.</summary>
+    public int MaxTopicNameLength { get; init; } = ProtocolLimits.DefaultMaxTopicNameLength;
+
+    /// <summary>Longest message key, in bytes. Default 1024.</summary>
+    public int MaxKeySize { get; init; } = 1024;
+
+    /// <summary>Largest payload, in bytes. It must fit in one log page with the key. Default 60 KiB.</summary>
+    public int MaxPayloadSize { get; init; } = 60 * 1024;
+
+    /// <summary>Largest prefetch a subscription may ask for. Default 10,000.</summary>
+    public int MaxPrefetch { get; init; } = 10_000;
+
+    /// <summary>Most connections served at once; more are refused by the listener. Default 10,000.</summary>
+    public int MaxConnections { get; init; } = 10_000;
+
+    /// <summary>Most subscriptions one connection may hold. Default 1,000.</summary>
+    public int MaxSubscriptionsPerConnection { get; init; } = 1_000;
+
+    /// <summary>Most topics the server holds; auto-create and CreateTopic fail beyond it. Default 100,000.</summary>
+    public int MaxTopics { get; init; } = 100_000;
+
+    /// <summary>How often appended records are committed to disk. Default 100 ms.</summary>
+    public TimeSpan CommitInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How often expired messages are truncated from disk and stale compaction keys forgotten. Default 1 s.</summary>
+    public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a stop waits for connections to finish before closing them. Default 10 s.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Sizes of each topic's log.</summary>
+    public StorageOptions Storage { get; init; } = new();
+
+    /// <summary>Every problem with these options; empty when they are valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (string.IsNullOrWhiteSpace(Host) || !System.Net.IPAddress.TryParse(Host, out _) && Host != "localhost")
+        {
+            problems.Add($"Host '{Host}' is not an IP address or 'localhost'");
+        }
+
+        Check(Port is >= 0 and <= 65535, $"Port is {Port}; it must be 0..65535");
+        Check(!string.IsNullOrWhiteSpace(DataPath), "DataPath is empty");
+        Check(MaxFrameSize >= 1024, $"MaxFrameSize is {MaxFrameSize}; it must be at least 1024");
+        Check(MaxTopicNameLength is >= 1 and <= 255, $"MaxTopicNameLength is {MaxTopicNameLength}; it must be 1..255 (it is a folder name)");
+        Check(MaxKeySize is >= 1 and <= ProtocolLimits.MaxKeyBytes, $"MaxKeySize is {MaxKeySize}; it must be 1..{ProtocolLimits.MaxKeyBytes}");
+        Check(MaxPayloadSize >= 1, $"MaxPayloadSize is {MaxPayloadSize}; it must be positive");
+        Check(MaxPrefetch >= 1, $"MaxPrefetch is {MaxPrefetch}; it must be positive");
+        Check(MaxConnections >= 1, $"MaxConnections is {MaxConnections}; it must be positive");
+        Check(MaxSubscriptionsPerConnection >= 1, $"MaxSubscriptionsPerConnection is {MaxSubscriptionsPerConnection}; it must be positive");
+        Check(MaxTopics >= 1, $"MaxTopics is {MaxTopics}; it must be positive");
+        Check(CommitInterval > TimeSpan.Zero, $"CommitInterval is {CommitInterval}; it must be positive");
+        Check(SweepInterval > TimeSpan.Zero, $"SweepInterval is {SweepInterval}; it must be positive");
+        Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");
+        problems.AddRange(Storage.Validate());
+
+        var largestRecord = LogRecord.SizeOf(MaxKeySize, MaxPayloadSize);
+        Check(largestRecord <= Storage.MaxRecordSize,
+            $"MaxKeySize + MaxPayloadSize ({MaxKeySize} + {MaxPayloadSize}) does not fit in one log page of {1 << Storage.PageSizeBits} bytes; raise Storage:PageSizeBits or lower them");
+        Check(largestRecord + MaxTopicNameLength * 4 + 64 <= MaxFrameSize,
+            $"MaxFrameSize ({MaxFrameSize}) is smaller than the largest Publish frame the key and payload limits allow");
+        return problems;
+
+        void Check(bool condition, string problem)
+        {
+            if (!condition)
+            {
+                problems.Add(problem);
+            }
+        }
+    }
+}

@@ -1,0 +1,381 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Zaichik.Protocol;
+using Zaichik.Server.Hosting;
+using Zaichik.Server.Networking.Internal;
+using Zaichik.Server.Storage;
+using Zaichik.Server.Subscriptions;
+using Zaichik.Server.Topics;
+
+namespace Zaichik.Server.Networking;
+
+/// <summary>
+/// One client connection: the handshake, then a loop that parses every frame in each read, handles it, and
+/// sends the replies of the whole read in one flush. Replies are encoded into a private buffer while frames are
+/// handled and only then handed to the <see cref="ConnectionWriter"/>, which the subscriptions' pumps share.
+/// </summary>
+internal sealed partial class ClientSession : IAsyncDisposable
+{
+    /// <summary>Replies are flushed early when a single read produces more than this.</summary>
+    private const int ReplyFlushThreshold = 64 * 1024;
+
+    private readonly ConnectionContext _connection;
+    private readonly TopicRegistry _registry;
+    private readonly ZaichikServerOptions _options;
+    private readonly ILogger _logger;
+    private readonly PipeReader _input;
+    private readonly ConnectionWriter _writer;
+    private readonly FrameReader _frames;
+    private readonly PooledBufferWriter _replies = new();
+    private readonly DeliveryWindow _window = new();
+    private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
+    private readonly List<Subscription> _subscriptionsToStart = [];
+    private byte[] _recordScratch = new byte[1024];
+    private Topic? _lastTopic;
+
+    public ClientSession(ConnectionContext connection, TopicRegistry registry, ZaichikServerOptions options, ILogger logger)
+    {
+        _connection = connection;
+        _registry = registry;
+        _options = options;
+        _logger = logger;
+        _input = connection.Transport.Input;
+        _writer = new ConnectionWriter(connection.Transport.Output);
+        _frames = new FrameReader(options.MaxFrameSize);
+    }
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        try
+        {
+            if (await HandshakeAsync(stopping).ConfigureAwait(false))
+            {
+                await ReadLoopAsync(stopping).ConfigureAwait(false);
+            }
+        }
+        catch (ProtocolViolationException violation)
+        {
+            LogProtocolViolation(_connection.ConnectionId, violation.Code, violation.Message);
+            await SendConnectionErrorAsync(violation.Code, violation.Message).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            if (!_connection.ConnectionClosed.IsCancellationRequested)
+            {
+                await SendConnectionErrorAsync(ErrorCode.ServerShuttingDown, "the server is stopping").ConfigureAwait(false);
+            }
+        }
+        catch (Exception exception) when (exception is IOException or ConnectionResetException or ConnectionAbortedException)
+        {
+            LogConnectionLost(_connection.ConnectionId, exception.Message);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var subscription in _subscriptions.Values)
+        {
+            await subscription.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _subscriptions.Clear();
+        _replies.Dispose();
+    }
+
+    private async ValueTask<bool> HandshakeAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (_frames.TryRead(ref buffer, out var frame))
+            {
+                var handled = frame.Type == FrameType.Hello ? _frames.ReadHello(frame) : default(HelloFrame?);
+                _input.AdvanceTo(buffer.Start);
+                if (handled is null)
+                {
+                    throw new ProtocolViolationException(ErrorCode.ProtocolViolation, $"the first frame must be Hello, not {frame.Type}");
+                }
+
+                if (handled.Value.Version != ProtocolVersion.Current)
+                {
+                    throw new ProtocolViolationException(ErrorCode.UnsupportedVersion, $"protocol version {handled.Value.Version} is not supported; this server speaks version {ProtocolVersion.Current}");
+                }
+
+                FrameWriter.Write(_replies, new HelloFrame(ProtocolVersion.Current));
+                await FlushRepliesAsync(cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return false;
+            }
+        }
+    }
+
+    private async Task ReadLoopAsync(CancellationToken cancellationToken)
+    {
+        var closeRequested = false;
+        while (!closeRequested)
+        {
+            var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            try
+            {
+                while (_frames.TryRead(ref buffer, out var frame))
+                {
+                    if (!await HandleAsync(frame, cancellationToken).ConfigureAwait(false))
+                    {
+                        closeRequested = true;
+                        break;
+                    }
+
+                    if (_replies.WrittenCount >= ReplyFlushThreshold)
+                    {
+                        await FlushRepliesAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    closeRequested = true;
+                }
+            }
+            finally
+            {
+                _input.AdvanceTo(buffer.Start, buffer.End);
+            }
+
+            await FlushRepliesAsync(cancellationToken).ConfigureAwait(false);
+            StartNewSubscriptions();
+        }
+    }
+
+    /// <summary>Handles one frame; false when the client asked to close.</summary>
+    private async ValueTask<bool> HandleAsync(RawFrame frame, CancellationToken cancellationToken)
+    {
+        switch (frame.Type)
+        {
+            case FrameType.Publish:
+                await HandlePublishAsync(_frames.ReadPublish(frame), cancellationToken).ConfigureAwait(false);
+                return true;
+            case FrameType.Commit:
+                HandleCommit(_frames.ReadCommit(frame));
+                return true;
+            case FrameType.Subscribe:
+                await HandleSubscribeAsync(_frames.ReadSubscribe(frame), cancellationToken).ConfigureAwait(false);
+                return true;
+            case FrameType.Unsubscribe:
+                await HandleUnsubscribeAsync(_frames.ReadUnsubscribe(frame)).ConfigureAwait(false);
+                return true;
+            case FrameType.CreateTopic:
+                await HandleCreateTopicAsync(_frames.ReadCreateTopic(frame), cancellationToken).ConfigureAwait(false);
+                return true;
+            case FrameType.Close:
+                _frames.ReadClose(frame);
+                return false;
+            case FrameType.Hello:
+                _frames.ReadHello(frame);
+                Reply(new ErrorFrame(null, ErrorCode.ProtocolViolation, "Hello was already exchanged on this connection"));
+                return true;
+            default:
+                throw new ProtocolViolationException(ErrorCode.ProtocolViolation, $"{frame.Type} frames are sent by the server, not to it");
+        }
+    }
+
+    private async ValueTask HandlePublishAsync(PublishFrame publish, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (publish.Key is { Length: var keyLength } && keyLength > _options.MaxKeySize)
+            {
+                throw new TopicException(ErrorCode.KeyTooLarge, $"key of {keyLength} bytes exceeds the limit of {_options.MaxKeySize}");
+            }
+
+            if (publish.Payload.Length > _options.MaxPayloadSize)
+            {
+                throw new TopicException(ErrorCode.PayloadTooLarge, $"payload of {publish.Payload.Length} bytes exceeds the limit of {_options.MaxPayloadSize}");
+            }
+
+            var topic = await ResolveTopicAsync(publish.Topic, cancellationToken).ConfigureAwait(false);
+            var outcome = await topic.PublishAsync(publish.Key, publish.Payload, RecordScratch(publish), cancellationToken).ConfigureAwait(false);
+            Reply(new AckFrame(publish.RequestId, outcome.Offset, outcome.Duplicate));
+        }
+        catch (TopicException failure)
+        {
+            Reply(new ErrorFrame(publish.RequestId, failure.Code, failure.Message));
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            LogStorageFailure(exception, publish.Topic);
+            Reply(new ErrorFrame(publish.RequestId, ErrorCode.StorageFailure, $"the message was not stored: {exception.Message}"));
+        }
+    }
+
+    private async ValueTask HandleSubscribeAsync(SubscribeFrame subscribe, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (subscribe.Prefetch < 1 || subscribe.Prefetch > _options.MaxPrefetch)
+            {
+                throw new TopicException(ErrorCode.InvalidArgument, $"prefetch {subscribe.Prefetch} is outside 1..{_options.MaxPrefetch}");
+            }
+
+            if (_subscriptions.ContainsKey(subscribe.Topic))
+            {
+                throw new TopicException(ErrorCode.AlreadySubscribed, $"this connection already subscribes to '{subscribe.Topic}'");
+            }
+
+            if (_subscriptions.Count >= _options.MaxSubscriptionsPerConnection)
+            {
+                throw new TopicException(ErrorCode.LimitExceeded, $"a connection may hold at most {_options.MaxSubscriptionsPerConnection} subscriptions");
+            }
+
+            var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
+            var subscription = new Subscription(topic, topic.StartAddress(subscribe.From), (int)subscribe.Prefetch, _window, _writer, _logger);
+            _subscriptions.Add(subscribe.Topic, subscription);
+            _subscriptionsToStart.Add(subscription);
+            Reply(new AckFrame(subscribe.RequestId, null, false));
+        }
+        catch (TopicException failure)
+        {
+            Reply(new ErrorFrame(subscribe.RequestId, failure.Code, failure.Message));
+        }
+    }
+
+    private async ValueTask HandleUnsubscribeAsync(UnsubscribeFrame unsubscribe)
+    {
+        if (!_subscriptions.Remove(unsubscribe.Topic, out var subscription))
+        {
+            Reply(new ErrorFrame(unsubscribe.RequestId, ErrorCode.NotSubscribed, $"this connection does not subscribe to '{unsubscribe.Topic}'"));
+            return;
+        }
+
+        _subscriptionsToStart.Remove(subscription);
+        await subscription.DisposeAsync().ConfigureAwait(false);
+        Reply(new AckFrame(unsubscribe.RequestId, null, false));
+    }
+
+    private async ValueTask HandleCreateTopicAsync(CreateTopicFrame create, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _registry.CreateAsync(create.Topic, new TopicSettings(create.RetentionTtlMs, create.CompactionWindowMs), cancellationToken).ConfigureAwait(false);
+            Reply(new AckFrame(create.RequestId, null, false));
+        }
+        catch (TopicException failure)
+        {
+            Reply(new ErrorFrame(create.RequestId, failure.Code, failure.Message));
+        }
+    }
+
+    private void HandleCommit(CommitFrame commit)
+    {
+        if (commit.Topic is null)
+        {
+            foreach (var subscription in _subscriptions.Values)
+            {
+                subscription.CommitAll();
+            }
+
+            return;
+        }
+
+        if (_subscriptions.TryGetValue(commit.Topic, out var target))
+        {
+            target.CommitUpTo(commit.Offset);
+        }
+        else
+        {
+            Reply(new ErrorFrame(null, ErrorCode.NotSubscribed, $"Commit names '{commit.Topic}', which this connection does not subscribe to"));
+        }
+    }
+
+    private ValueTask<Topic> ResolveTopicAsync(string name, CancellationToken cancellationToken)
+    {
+        // The frame reader hands out the same string instance for a repeated topic name.
+        if (_lastTopic is { } last && (ReferenceEquals(last.Name, name) || last.Name == name))
+        {
+            return ValueTask.FromResult(last);
+        }
+
+        return ResolveAndRememberAsync(name, cancellationToken);
+    }
+
+    private async ValueTask<Topic> ResolveAndRememberAsync(string name, CancellationToken cancellationToken)
+    {
+        var topic = await _registry.GetForUseAsync(name, cancellationToken).ConfigureAwait(false);
+        _lastTopic = topic;
+        return topic;
+    }
+
+    private byte[] RecordScratch(in PublishFrame publish)
+    {
+        var needed = LogRecord.SizeOf(publish.Key?.Length ?? 0, publish.Payload.Length);
+        if (_recordScratch.Length < needed)
+        {
+            _recordScratch = new byte[Math.Max(needed, _recordScratch.Length * 2)];
+        }
+
+        return _recordScratch;
+    }
+
+    private void StartNewSubscriptions()
+    {
+        foreach (var subscription in _subscriptionsToStart)
+        {
+            subscription.Start();
+        }
+
+        _subscriptionsToStart.Clear();
+    }
+
+    private void Reply(in AckFrame ack) => FrameWriter.Write(_replies, ack);
+
+    private void Reply(in ErrorFrame error) => FrameWriter.Write(_replies, error);
+
+    private async ValueTask FlushRepliesAsync(CancellationToken cancellationToken)
+    {
+        if (_replies.WrittenCount == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _writer.WriteAsync(_replies.WrittenMemory, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _replies.Reset();
+        }
+    }
+
+    /// <summary>Sends an Error about the connection itself; the caller then closes it.</summary>
+    private async ValueTask SendConnectionErrorAsync(ErrorCode code, string text)
+    {
+        _replies.Reset();
+        FrameWriter.Write(_replies, new ErrorFrame(null, code, text));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await FlushRepliesAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId} broke the protocol ({Code}): {Reason}")]
+    private partial void LogProtocolViolation(string connectionId, ErrorCode code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} lost: {Reason}")]
+    private partial void LogConnectionLost(string connectionId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Publish to {Topic} failed in storage")]
+    private partial void LogStorageFailure(Exception exception, string topic);
+}

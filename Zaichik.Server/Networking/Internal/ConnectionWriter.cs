@@ -1,0 +1,51 @@
+using System.IO.Pipelines;
+
+namespace Zaichik.Server.Networking.Internal;
+
+/// <summary>
+/// The single way onto a connection's output. Writers take the gate, copy already-encoded frames in, flush, and
+/// release; nothing else is awaited under the gate, and no incoming frame is handled while it is held, so a
+/// connection that publishes to a topic it subscribes to cannot deadlock itself.
+/// </summary>
+internal sealed class ConnectionWriter(PipeWriter output)
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private volatile bool _closed;
+
+    /// <summary>True once a flush found the peer gone; nothing more will be written.</summary>
+    public bool IsClosed => _closed;
+
+    /// <summary>Writes <paramref name="frames"/> (whole encoded frames) and flushes. Returns false when the peer is gone.</summary>
+    public async ValueTask<bool> WriteAsync(ReadOnlyMemory<byte> frames, CancellationToken cancellationToken)
+    {
+        if (_closed)
+        {
+            return false;
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_closed)
+            {
+                return false;
+            }
+
+            var result = await output.WriteAsync(frames, cancellationToken).ConfigureAwait(false);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                _closed = true;
+            }
+        }
+        catch (Exception exception) when (exception is IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            _closed = true;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        return !_closed;
+    }
+}

@@ -1,0 +1,38 @@
+namespace Zaichik.Server.Storage;
+
+/// <summary>How each topic's FasterLog is sized. Every topic gets the same settings.</summary>
+public sealed record StorageOptions
+{
+    /// <summary>Log page size as a power of two. A record (key, payload and about 30 bytes of headers) must fit in one page. Default 16 (64 KiB).</summary>
+    public int PageSizeBits { get; init; } = 16;
+
+    /// <summary>
+    /// In-memory tail of each log as a power of two. An idle topic holds about two pages; a busy one grows up to
+    /// this. Default 20 (1 MiB).
+    /// </summary>
+    public int MemorySizeBits { get; init; } = 20;
+
+    /// <summary>Segment file size as a power of two; disk is freed a whole segment at a time. Default 22 (4 MiB).</summary>
+    public int SegmentSizeBits { get; init; } = 22;
+
+    /// <summary>Bytes of the largest record (headers included) a log page can take.</summary>
+    internal int MaxRecordSize => (1 << PageSizeBits) - 64;
+
+    internal IEnumerable<string> Validate()
+    {
+        if (PageSizeBits is < 12 or > 26)
+        {
+            yield return $"Storage:PageSizeBits is {PageSizeBits}; it must be between 12 and 26";
+        }
+
+        if (MemorySizeBits < PageSizeBits + 1 || MemorySizeBits > 34)
+        {
+            yield return $"Storage:MemorySizeBits is {MemorySizeBits}; it must hold at least two pages (>= PageSizeBits + 1) and be at most 34";
+        }
+
+        if (SegmentSizeBits < PageSizeBits || SegmentSizeBits > 34)
+        {
+            yield return $"Storage:SegmentSizeBits is {SegmentSizeBits}; it must be at least PageSizeBits and at most 34";
+        }
+    }
+}

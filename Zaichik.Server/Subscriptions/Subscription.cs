@@ -1,0 +1,218 @@
+using FASTER.core;
+using Microsoft.Extensions.Logging;
+using Zaichik.Protocol;
+using Zaichik.Server.Networking.Internal;
+using Zaichik.Server.Storage;
+using Zaichik.Server.Topics;
+
+namespace Zaichik.Server.Subscriptions;
+
+/// <summary>
+/// One connection's subscription to one topic. A single pump reads the topic's log from the start address
+/// onwards (retained records and live ones come from the same iterator, so there is no seam to lose or repeat
+/// a message at), skips expired records, and delivers as many messages as the connection's
+/// <see cref="DeliveryWindow"/> allows, a batch per flush.
+/// </summary>
+internal sealed partial class Subscription : IAsyncDisposable
+{
+    /// <summary>Most messages staged for one flush.</summary>
+    private const int MaxBatchMessages = 512;
+
+    /// <summary>Stop staging once this many bytes wait for one flush.</summary>
+    private const int MaxBatchBytes = 64 * 1024;
+
+    private readonly Topic _topic;
+    private readonly DeliveryWindow _window;
+    private readonly ConnectionWriter _writer;
+    private readonly ILogger _logger;
+    private readonly TopicCursor _cursor;
+    private readonly FasterLogScanIterator _iterator;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly PooledBufferWriter _staging = new();
+    private readonly Lock _pendingLock = new();
+    private readonly Queue<long> _uncommitted = new();
+    private readonly long[] _stagedOffsets;
+    private Task _pump = Task.CompletedTask;
+    private int _disposed;
+
+    public Subscription(Topic topic, long startAddress, int prefetch, DeliveryWindow window, ConnectionWriter writer, ILogger logger)
+    {
+        _topic = topic;
+        Prefetch = prefetch;
+        _window = window;
+        _writer = writer;
+        _logger = logger;
+        _cursor = topic.OpenCursor(startAddress);
+        _iterator = topic.Log.Tail(startAddress);
+        _stagedOffsets = new long[Math.Min(prefetch, MaxBatchMessages)];
+    }
+
+    public Topic Topic => _topic;
+
+    public int Prefetch { get; }
+
+    /// <summary>Delivered messages not yet committed.</summary>
+    public int Uncommitted
+    {
+        get
+        {
+            lock (_pendingLock)
+            {
+                return _uncommitted.Count;
+            }
+        }
+    }
+
+    /// <summary>Starts delivering. Called once, after the Subscribe Ack has been written.</summary>
+    public void Start() => _pump = Task.Run(PumpAsync);
+
+    /// <summary>Commits every delivered message up to and including <paramref name="offset"/>.</summary>
+    public void CommitUpTo(long offset)
+    {
+        var committed = 0;
+        lock (_pendingLock)
+        {
+            while (_uncommitted.TryPeek(out var pending) && pending <= offset)
+            {
+                _uncommitted.Dequeue();
+                committed++;
+            }
+        }
+
+        _window.Release(committed);
+    }
+
+    /// <summary>Commits every delivered message.</summary>
+    public void CommitAll()
+    {
+        int committed;
+        lock (_pendingLock)
+        {
+            committed = _uncommitted.Count;
+            _uncommitted.Clear();
+        }
+
+        _window.Release(committed);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _pump.ConfigureAwait(false);
+        }
+        finally
+        {
+            // Messages still uncommitted leave the connection's window with the subscription.
+            CommitAll();
+            _iterator.Dispose();
+            _topic.CloseCursor(_cursor);
+            _staging.Dispose();
+            _stop.Dispose();
+        }
+    }
+
+    private async Task PumpAsync()
+    {
+        var cancellationToken = _stop.Token;
+        try
+        {
+            while (true)
+            {
+                var granted = _window.TryReserve(Prefetch, _stagedOffsets.Length);
+                if (granted == 0)
+                {
+                    await _window.WaitForRoomAsync(Prefetch, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                var (delivered, caughtUp) = Stage(granted);
+                _window.Release(granted - delivered);
+                if (delivered > 0)
+                {
+                    // Recorded before the write, so a Commit racing the delivery always finds its offsets.
+                    lock (_pendingLock)
+                    {
+                        for (var i = 0; i < delivered; i++)
+                        {
+                            _uncommitted.Enqueue(_stagedOffsets[i]);
+                        }
+                    }
+                }
+
+                if (_staging.WrittenCount > 0)
+                {
+                    var sent = await _writer.WriteAsync(_staging.WrittenMemory, cancellationToken).ConfigureAwait(false);
+                    _staging.Reset();
+                    if (!sent)
+                    {
+                        return;
+                    }
+                }
+
+                if (caughtUp && !await _iterator.WaitAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception exception)
+        {
+            LogPumpFailed(exception, _topic.Name);
+        }
+    }
+
+    /// <summary>
+    /// Encodes up to <paramref name="budget"/> unexpired messages into the staging buffer. Returns how many, and
+    /// whether the iterator ran out (of records, or of records already in memory) before the budget did.
+    /// </summary>
+    private unsafe (int Delivered, bool CaughtUp) Stage(int budget)
+    {
+        var nowMs = _topic.NowMs;
+        var delivered = 0;
+        while (delivered < budget && _staging.WrittenCount < MaxBatchBytes)
+        {
+            if (!_iterator.UnsafeGetNext(out var entry, out var length, out var address, out var nextAddress))
+            {
+                return (delivered, true);
+            }
+
+            try
+            {
+                var bytes = new ReadOnlySpan<byte>(entry, length);
+                if (!LogRecord.TryRead(bytes, out var record))
+                {
+                    LogUnreadableRecord(_topic.Name, address, length);
+                }
+                else if (!_topic.IsExpired(record.TimestampMs, nowMs))
+                {
+                    FrameWriter.WriteMessage(_staging, _topic.NameUtf8, address, record.TimestampMs, record.HasKey, record.Key, record.Payload);
+                    _stagedOffsets[delivered++] = address;
+                }
+            }
+            finally
+            {
+                _iterator.UnsafeRelease();
+            }
+
+            _cursor.Position = nextAddress;
+        }
+
+        return (delivered, false);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Delivery of topic {Topic} stopped")]
+    private partial void LogPumpFailed(Exception exception, string topic);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped an unreadable record in topic {Topic} at {Address} ({Length} bytes)")]
+    private partial void LogUnreadableRecord(string topic, long address, int length);
+}

@@ -1,0 +1,230 @@
+using System.Text;
+using FASTER.core;
+using Zaichik.Protocol;
+using Zaichik.Server.Storage;
+
+namespace Zaichik.Server.Topics;
+
+/// <summary>
+/// One topic: its log, its settings, its compaction window and its readers' cursors. Publishes are serialised
+/// by one gate so that timestamps never go backwards in log order (which lets retention treat expired records
+/// as a prefix) and so that a key's duplicate check and acceptance are atomic.
+/// </summary>
+internal sealed class Topic : IAsyncDisposable
+{
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _appendGate = new(1, 1);
+    private readonly CompactionIndex? _keys;
+    private readonly Lock _cursorLock = new();
+    private readonly List<TopicCursor> _cursors = [];
+    private long _lastTimestampMs;
+
+    public Topic(string name, string directory, TopicSettings settings, TopicLog log, TimeProvider time)
+    {
+        Name = name;
+        NameUtf8 = Encoding.UTF8.GetBytes(name);
+        Directory = directory;
+        Settings = settings;
+        Log = log;
+        _time = time;
+        _keys = settings.HasCompaction ? new CompactionIndex(settings.CompactionWindowMs) : null;
+    }
+
+    public string Name { get; }
+
+    /// <summary>The name as sent in every Message frame, encoded once.</summary>
+    public byte[] NameUtf8 { get; }
+
+    public string Directory { get; }
+
+    public TopicSettings Settings { get; }
+
+    public TopicLog Log { get; }
+
+    /// <summary>Keys held by the compaction window (0 when compaction is off).</summary>
+    public int CompactionKeyCount => _keys?.Count ?? 0;
+
+    /// <summary>
+    /// Stores one message unless its key is inside the compaction window. <paramref name="scratch"/> must hold
+    /// <see cref="LogRecord.SizeOf"/> bytes; it is the caller's, so concurrent publishers never share one.
+    /// Completes synchronously unless the log's in-memory tail is full or another publish holds the gate.
+    /// </summary>
+    public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
+    {
+        if (!_appendGate.Wait(0))
+        {
+            return PublishWhenGateOpensAsync(key, payload, scratch, cancellationToken);
+        }
+
+        var releaseGate = true;
+        try
+        {
+            var nowMs = NextTimestamp();
+            if (key.HasValue && _keys is not null && _keys.IsDuplicate(key.Value.Span, nowMs, out var acceptedOffset))
+            {
+                return ValueTask.FromResult(new PublishOutcome(acceptedOffset, Duplicate: true));
+            }
+
+            var length = LogRecord.Write(scratch, nowMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span);
+            if (Log.TryAppend(scratch.AsSpan(0, length), out var address))
+            {
+                Accepted(key, nowMs, address);
+                return ValueTask.FromResult(new PublishOutcome(address, Duplicate: false));
+            }
+
+            releaseGate = false;
+            return AppendWhenLogHasRoomAsync(key, scratch, length, nowMs, cancellationToken);
+        }
+        finally
+        {
+            if (releaseGate)
+            {
+                _appendGate.Release();
+            }
+        }
+    }
+
+    /// <summary>The address a new subscription starts from.</summary>
+    public long StartAddress(StartPosition from) =>
+        from == StartPosition.Retained && Settings.HasRetention ? Log.BeginAddress : Log.TailAddress;
+
+    /// <summary>True when a record stamped <paramref name="timestampMs"/> must no longer be delivered.</summary>
+    public bool IsExpired(long timestampMs, long nowMs) =>
+        Settings.HasRetention && nowMs - timestampMs >= Settings.RetentionTtlMs;
+
+    public long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    public TopicCursor OpenCursor(long position)
+    {
+        var cursor = new TopicCursor(position);
+        lock (_cursorLock)
+        {
+            _cursors.Add(cursor);
+        }
+
+        return cursor;
+    }
+
+    public void CloseCursor(TopicCursor cursor)
+    {
+        lock (_cursorLock)
+        {
+            _cursors.Remove(cursor);
+        }
+    }
+
+    /// <summary>
+    /// Forgets compaction keys whose window has passed and truncates the log below the first record anyone may
+    /// still receive: the first unexpired record (with retention) or the tail (without), but never past the
+    /// slowest reader. Returns the new begin address.
+    /// </summary>
+    public async ValueTask<long> SweepAsync(CancellationToken cancellationToken)
+    {
+        var nowMs = NowMs;
+        if (_keys is not null)
+        {
+            await _appendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                _keys.Sweep(nowMs);
+            }
+            finally
+            {
+                _appendGate.Release();
+            }
+        }
+
+        var keepFrom = Settings.HasRetention
+            ? await FirstUnexpiredAddressAsync(nowMs, cancellationToken).ConfigureAwait(false)
+            : Log.TailAddress;
+
+        lock (_cursorLock)
+        {
+            foreach (var cursor in _cursors)
+            {
+                keepFrom = Math.Min(keepFrom, cursor.Position);
+            }
+        }
+
+        Log.TruncateUntil(keepFrom);
+        return Log.BeginAddress;
+    }
+
+    public ValueTask DisposeAsync() => Log.DisposeAsync();
+
+    private async ValueTask<long> FirstUnexpiredAddressAsync(long nowMs, CancellationToken cancellationToken)
+    {
+        var tail = Log.TailAddress;
+        using var iterator = Log.Range(Log.BeginAddress, tail);
+        while (true)
+        {
+            while (iterator.GetNext(out var entry, out var length, out var address, out _))
+            {
+                if (!LogRecord.TryReadTimestamp(entry.AsSpan(0, length), out var timestampMs) || !IsExpired(timestampMs, nowMs))
+                {
+                    return address;
+                }
+            }
+
+            if (iterator.NextAddress >= tail || !await iterator.WaitAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return Math.Min(iterator.NextAddress, tail);
+            }
+        }
+    }
+
+    private async ValueTask<PublishOutcome> PublishWhenGateOpensAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
+    {
+        await _appendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var nowMs = NextTimestamp();
+            if (key.HasValue && _keys is not null && _keys.IsDuplicate(key.Value.Span, nowMs, out var acceptedOffset))
+            {
+                return new PublishOutcome(acceptedOffset, Duplicate: true);
+            }
+
+            var length = LogRecord.Write(scratch, nowMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span);
+            var address = Log.TryAppend(scratch.AsSpan(0, length), out var appended)
+                ? appended
+                : await Log.AppendAsync(scratch.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+            Accepted(key, nowMs, address);
+            return new PublishOutcome(address, Duplicate: false);
+        }
+        finally
+        {
+            _appendGate.Release();
+        }
+    }
+
+    /// <summary>The slow path: the gate is already held and the record is in <paramref name="scratch"/>.</summary>
+    private async ValueTask<PublishOutcome> AppendWhenLogHasRoomAsync(ReadOnlyMemory<byte>? key, byte[] scratch, int length, long nowMs, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var address = await Log.AppendAsync(scratch.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+            Accepted(key, nowMs, address);
+            return new PublishOutcome(address, Duplicate: false);
+        }
+        finally
+        {
+            _appendGate.Release();
+        }
+    }
+
+    private void Accepted(ReadOnlyMemory<byte>? key, long nowMs, long address)
+    {
+        if (key.HasValue && _keys is not null)
+        {
+            _keys.Accept(key.Value.Span, nowMs, address);
+        }
+    }
+
+    /// <summary>Now, but never earlier than the previous record's timestamp (the wall clock may step back).</summary>
+    private long NextTimestamp()
+    {
+        var nowMs = Math.Max(NowMs, _lastTimestampMs);
+        _lastTimestampMs = nowMs;
+        return nowMs;
+    }
+}

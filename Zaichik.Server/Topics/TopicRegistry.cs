@@ -1,0 +1,174 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Zaichik.Protocol;
+using Zaichik.Server.Hosting;
+using Zaichik.Server.Storage;
+
+namespace Zaichik.Server.Topics;
+
+/// <summary>
+/// Every topic of the broker, by name. Topics live under <c>&lt;data&gt;/topics/&lt;name&gt;/</c>; on start all
+/// of them are reopened. Topics are created on demand and never deleted.
+/// </summary>
+internal sealed partial class TopicRegistry : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _createGate = new(1, 1);
+    private readonly ZaichikServerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<TopicRegistry> _logger;
+    private readonly string _topicsRoot;
+    private int _disposed;
+
+    public TopicRegistry(IOptions<ZaichikServerOptions> options, TimeProvider time, ILogger<TopicRegistry> logger)
+    {
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+        _topicsRoot = Path.Combine(Path.GetFullPath(_options.DataPath), "topics");
+    }
+
+    public int Count => _topics.Count;
+
+    public ICollection<Topic> Topics => _topics.Values;
+
+    /// <summary>Reopens every topic found in the data folder.</summary>
+    public void OpenExisting()
+    {
+        Directory.CreateDirectory(_topicsRoot);
+        foreach (var directory in Directory.EnumerateDirectories(_topicsRoot))
+        {
+            var name = Path.GetFileName(directory);
+            if (TopicName.Validate(name, _options.MaxTopicNameLength) is not null || !File.Exists(Path.Combine(directory, TopicSettings.FileName)))
+            {
+                LogSkippedFolder(directory);
+                continue;
+            }
+
+            var settings = TopicSettings.Read(directory);
+            var topic = new Topic(name, directory, settings, TopicLog.Open(directory, _options.Storage), _time);
+            _topics[name] = topic;
+            LogReopened(name, settings.RetentionTtlMs, settings.CompactionWindowMs, topic.Log.BeginAddress, topic.Log.TailAddress);
+        }
+
+        LogOpened(_topics.Count, _topicsRoot);
+    }
+
+    public bool TryGet(string name, out Topic topic) => _topics.TryGetValue(name, out topic!);
+
+    /// <summary>The topic for a Publish or Subscribe: created with default settings if auto-create is on.</summary>
+    public ValueTask<Topic> GetForUseAsync(string name, CancellationToken cancellationToken)
+    {
+        if (_topics.TryGetValue(name, out var topic))
+        {
+            return ValueTask.FromResult(topic);
+        }
+
+        ValidateName(name);
+        if (!_options.AutoCreateTopics)
+        {
+            throw new TopicException(ErrorCode.TopicNotFound, $"topic '{name}' does not exist and this server does not create topics automatically; create it with CreateTopic");
+        }
+
+        return GetOrCreateAsync(name, TopicSettings.Default, explicitCreate: false, cancellationToken);
+    }
+
+    /// <summary>CreateTopic: creates the topic, or confirms an existing one with identical settings.</summary>
+    public async ValueTask<Topic> CreateAsync(string name, TopicSettings settings, CancellationToken cancellationToken)
+    {
+        ValidateName(name);
+        if (settings.RetentionTtlMs < 0 || settings.CompactionWindowMs < 0)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, $"retentionTtlMs and compactionWindowMs must be 0 (off) or positive; got {settings}");
+        }
+
+        return await GetOrCreateAsync(name, settings, explicitCreate: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var topic in _topics.Values)
+        {
+            try
+            {
+                await topic.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception exception)
+            {
+                LogCloseFailed(exception, topic.Name);
+            }
+        }
+
+        LogClosed(_topics.Count);
+    }
+
+    private async ValueTask<Topic> GetOrCreateAsync(string name, TopicSettings settings, bool explicitCreate, CancellationToken cancellationToken)
+    {
+        await _createGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                throw new TopicException(ErrorCode.ServerShuttingDown, "the server is stopping");
+            }
+
+            if (_topics.TryGetValue(name, out var existing))
+            {
+                if (explicitCreate && existing.Settings != settings)
+                {
+                    throw new TopicException(ErrorCode.TopicSettingsConflict, $"topic '{name}' already exists with {existing.Settings}; requested {settings}");
+                }
+
+                return existing;
+            }
+
+            if (_topics.Count >= _options.MaxTopics)
+            {
+                throw new TopicException(ErrorCode.LimitExceeded, $"the server holds its maximum of {_options.MaxTopics} topics");
+            }
+
+            var directory = Path.Combine(_topicsRoot, name);
+            settings.Write(directory);
+            var topic = new Topic(name, directory, settings, TopicLog.Open(directory, _options.Storage), _time);
+            _topics[name] = topic;
+            LogCreated(name, settings.RetentionTtlMs, settings.CompactionWindowMs, explicitCreate);
+            return topic;
+        }
+        finally
+        {
+            _createGate.Release();
+        }
+    }
+
+    private void ValidateName(string name)
+    {
+        if (TopicName.Validate(name, _options.MaxTopicNameLength) is { } problem)
+        {
+            throw new TopicException(ErrorCode.InvalidTopicName, problem);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Created topic {Topic} (retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}, explicit={Explicit})")]
+    private partial void LogCreated(string topic, long retentionTtlMs, long compactionWindowMs, bool @explicit);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Reopened topic {Topic} (retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}, log {BeginAddress}..{TailAddress})")]
+    private partial void LogReopened(string topic, long retentionTtlMs, long compactionWindowMs, long beginAddress, long tailAddress);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Opened {Count} topics from {Folder}")]
+    private partial void LogOpened(int count, string folder);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped {Folder}: not a topic folder (bad name or no topic.json)")]
+    private partial void LogSkippedFolder(string folder);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Failed to close topic {Topic}")]
+    private partial void LogCloseFailed(Exception exception, string topic);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Committed and closed {Count} topics")]
+    private partial void LogClosed(int count);
+}
