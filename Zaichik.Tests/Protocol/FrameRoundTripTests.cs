@@ -1,0 +1,235 @@
+using Zaichik.Protocol;
+using static Zaichik.Tests.Protocol.CodecTestHelpers;
+
+namespace Zaichik.Tests.Protocol;
+
+public sealed class FrameRoundTripTests
+{
+    [Theory]
+    [InlineData((ushort)0)]
+    [InlineData(ProtocolVersion.Current)]
+    [InlineData(ushort.MaxValue)]
+    public async Task Hello_round_trips_its_version(ushort version)
+    {
+        var sent = new HelloFrame(version);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadHello(f));
+
+        received.ShouldBe(sent);
+    }
+
+    [Theory]
+    [InlineData(0UL, 0L, 0L)]
+    [InlineData(ulong.MaxValue, long.MaxValue, long.MaxValue)]
+    [InlineData(42UL, -1L, long.MinValue)]
+    [InlineData(7UL, 86_400_000L, 250L)]
+    public async Task CreateTopic_round_trips_request_id_name_and_settings(ulong requestId, long retentionTtlMs, long compactionWindowMs)
+    {
+        var sent = new CreateTopicFrame(requestId, "orders.eu-west_1", retentionTtlMs, compactionWindowMs);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCreateTopic(f));
+
+        received.ShouldBe(sent);
+    }
+
+    [Fact]
+    public async Task Publish_round_trips_request_id_topic_key_and_payload()
+    {
+        byte[] key = [0x00, 0xFF, 0x10];
+        byte[] payload = [1, 2, 3, 4, 5];
+        var sent = new PublishFrame(ulong.MaxValue, "prices", key, payload);
+
+        var received = await RoundTripAsync(
+            w => FrameWriter.Write(w, sent),
+            (r, f) => { var p = r.ReadPublish(f); return (p.RequestId, p.Topic, Key: p.Key?.ToArray(), Payload: p.Payload.ToArray()); });
+
+        received.RequestId.ShouldBe(ulong.MaxValue);
+        received.Topic.ShouldBe("prices");
+        received.Key.ShouldBe(key);
+        received.Payload.ShouldBe(payload);
+    }
+
+    [Fact]
+    public async Task Publish_without_a_key_decodes_with_a_null_key()
+    {
+        var sent = new PublishFrame(1, "prices", null, new byte[] { 9 });
+
+        var key = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadPublish(f).Key?.ToArray());
+
+        key.ShouldBeNull("a Publish written without a key must not gain one on the way");
+    }
+
+    [Fact]
+    public async Task Publish_with_an_empty_key_decodes_with_an_empty_key_not_a_null_one()
+    {
+        var sent = new PublishFrame(1, "prices", ReadOnlyMemory<byte>.Empty, new byte[] { 9 });
+
+        var key = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadPublish(f).Key?.ToArray());
+
+        key.ShouldNotBeNull("an empty key is a key: compaction treats it differently from no key");
+        key.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Publish_with_an_empty_payload_round_trips()
+    {
+        var sent = new PublishFrame(3, "t", new byte[] { 1 }, ReadOnlyMemory<byte>.Empty);
+
+        var received = await RoundTripAsync(
+            w => FrameWriter.Write(w, sent),
+            (r, f) => { var p = r.ReadPublish(f); return (Key: p.Key?.ToArray(), Payload: p.Payload.ToArray()); });
+
+        received.Key.ShouldBe([1]);
+        received.Payload.ShouldBeEmpty();
+    }
+
+    [Theory]
+    [InlineData(StartPosition.Retained, 1U)]
+    [InlineData(StartPosition.Latest, 100U)]
+    [InlineData(StartPosition.Latest, uint.MaxValue)]
+    [InlineData(StartPosition.Retained, 0U)]
+    public async Task Subscribe_round_trips_start_position_and_prefetch(StartPosition from, uint prefetch)
+    {
+        var sent = new SubscribeFrame(ulong.MaxValue, "sensor-17", from, prefetch);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
+
+        received.ShouldBe(sent);
+    }
+
+    [Fact]
+    public async Task Unsubscribe_round_trips_request_id_and_topic()
+    {
+        var sent = new UnsubscribeFrame(ulong.MaxValue, "sensor-17");
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadUnsubscribe(f));
+
+        received.ShouldBe(sent);
+    }
+
+    [Fact]
+    public async Task Bare_commit_round_trips_as_a_bare_commit()
+    {
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, CommitFrame.All), (r, f) => r.ReadCommit(f));
+
+        received.Topic.ShouldBeNull("a bare Commit acknowledges the whole connection and must not name a topic");
+        received.ShouldBe(CommitFrame.All);
+    }
+
+    [Theory]
+    [InlineData(0L)]
+    [InlineData(long.MaxValue)]
+    [InlineData(-5L)]
+    public async Task Commit_with_topic_round_trips_topic_and_offset(long offset)
+    {
+        var sent = new CommitFrame("orders", offset);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCommit(f));
+
+        received.ShouldBe(sent);
+    }
+
+    [Fact]
+    public async Task Commit_with_an_empty_topic_is_not_mistaken_for_a_bare_commit()
+    {
+        var sent = new CommitFrame(string.Empty, 12);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCommit(f));
+
+        received.Topic.ShouldNotBeNull("the flag byte, not the string length, says whether a topic is present");
+        received.ShouldBe(sent);
+    }
+
+    [Fact]
+    public async Task Close_round_trips_with_an_empty_body()
+    {
+        var received = await RoundTripAsync(
+            w => FrameWriter.Write(w, default(CloseFrame)),
+            (r, f) => (Frame: r.ReadClose(f), BodyLength: f.Body.Length));
+
+        received.Frame.ShouldBe(default(CloseFrame));
+        received.BodyLength.ShouldBe(0, "Close has no fields");
+    }
+
+    [Theory]
+    [InlineData(true, new byte[] { 0x6B }, new byte[] { 0x70, 0x61, 0x79 })]
+    [InlineData(true, new byte[0], new byte[] { 0x70 })]
+    [InlineData(false, new byte[0], new byte[] { 0x70 })]
+    [InlineData(true, new byte[] { 0x6B }, new byte[0])]
+    [InlineData(false, new byte[0], new byte[0])]
+    public async Task Message_round_trips_every_field(bool hasKey, byte[] key, byte[] payload)
+    {
+        var sent = new MessageFrame("prices", long.MaxValue, -1_700_000_000_000, hasKey ? key : (ReadOnlyMemory<byte>?)null, payload);
+
+        var received = await RoundTripAsync(
+            w => FrameWriter.Write(w, sent),
+            (r, f) => { var m = r.ReadMessage(f); return (m.Topic, m.Offset, m.TimestampMs, Key: m.Key?.ToArray(), Payload: m.Payload.ToArray()); });
+
+        received.Topic.ShouldBe("prices");
+        received.Offset.ShouldBe(long.MaxValue);
+        received.TimestampMs.ShouldBe(-1_700_000_000_000);
+        if (hasKey)
+        {
+            received.Key.ShouldBe(key);
+        }
+        else
+        {
+            received.Key.ShouldBeNull();
+        }
+
+        received.Payload.ShouldBe(payload);
+    }
+
+    [Theory]
+    [InlineData(0UL, null, false)]
+    [InlineData(ulong.MaxValue, 0L, false)]
+    [InlineData(5UL, long.MaxValue, true)]
+    [InlineData(5UL, long.MinValue, false)]
+    [InlineData(9UL, null, true)]
+    public async Task Ack_round_trips_offset_present_or_absent_and_duplicate_flag(ulong requestId, long? offset, bool duplicate)
+    {
+        var sent = new AckFrame(requestId, offset, duplicate);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadAck(f));
+
+        received.ShouldBe(sent);
+    }
+
+    [Theory]
+    [InlineData(ulong.MaxValue, ErrorCode.TopicSettingsConflict, "topic 'orders' exists with retention 60000 ms, compaction 0 ms")]
+    [InlineData(null, ErrorCode.MalformedFrame, "")]
+    [InlineData(0UL, ErrorCode.Unknown, "тема «заказы» не найдена 🐇")]
+    public async Task Error_round_trips_request_id_code_and_unicode_text(ulong? requestId, ErrorCode code, string text)
+    {
+        var sent = new ErrorFrame(requestId, code, text);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadError(f));
+
+        received.ShouldBe(sent);
+    }
+
+    [Fact]
+    public async Task Error_with_an_unassigned_code_decodes_to_its_number_so_newer_servers_stay_readable()
+    {
+        var sent = new ErrorFrame(1, (ErrorCode)999, "from the future");
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadError(f));
+
+        ((ushort)received.Code).ShouldBe((ushort)999);
+    }
+
+    [Fact]
+    public void Decoding_a_frame_as_another_type_is_a_programming_error()
+    {
+        var reader = new FrameReader();
+        var frame = ReadSingle(reader, Encode(w => FrameWriter.Write(w, new HelloFrame(1))));
+
+        Should.Throw<InvalidOperationException>(() => reader.ReadAck(frame));
+    }
+
+    [Fact]
+    public void Reader_refuses_a_maximum_frame_size_too_small_for_any_request()
+    {
+        Should.Throw<ArgumentOutOfRangeException>(() => new FrameReader(maxFrameSize: 15));
+    }
+}

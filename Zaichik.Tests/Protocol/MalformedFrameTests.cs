@@ -1,0 +1,238 @@
+using System.Buffers;
+using Zaichik.Protocol;
+using static Zaichik.Tests.Protocol.CodecTestHelpers;
+
+namespace Zaichik.Tests.Protocol;
+
+/// <summary>Input no correct peer sends is refused with the error code the connection reports before closing.</summary>
+public sealed class MalformedFrameTests
+{
+    /// <summary>One valid frame of every type, each with fields after the type byte except Close.</summary>
+    public static TheoryData<string, byte[]> FramesWithFields() => new()
+    {
+        { "Hello", Encode(w => FrameWriter.Write(w, new HelloFrame(1))) },
+        { "CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20))) },
+        { "Publish", Encode(w => FrameWriter.Write(w, new PublishFrame(1, "t", new byte[] { 1 }, new byte[] { 2, 3 }))) },
+        { "Publish without key", Encode(w => FrameWriter.Write(w, new PublishFrame(1, "t", null, new byte[] { 2, 3 }))) },
+        { "Subscribe", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3))) },
+        { "Unsubscribe", Encode(w => FrameWriter.Write(w, new UnsubscribeFrame(1, "t"))) },
+        { "Commit bare", Encode(w => FrameWriter.Write(w, CommitFrame.All)) },
+        { "Commit with topic", Encode(w => FrameWriter.Write(w, new CommitFrame("t", 5))) },
+        { "Message", Encode(w => FrameWriter.Write(w, new MessageFrame("t", 1, 2, new byte[] { 1 }, new byte[] { 2 }))) },
+        { "Ack", Encode(w => FrameWriter.Write(w, new AckFrame(1, 2, true))) },
+        { "Ack without offset", Encode(w => FrameWriter.Write(w, new AckFrame(1, null, false))) },
+        { "Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(1, ErrorCode.NotSubscribed, "no"))) },
+        { "Error without request id", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.Unknown, "x"))) },
+    };
+
+    [Fact]
+    public void Oversized_length_is_refused_from_the_prefix_alone_without_waiting_for_the_body()
+    {
+        var reader = new FrameReader(maxFrameSize: 64);
+        var buffer = new ReadOnlySequence<byte>([0x00, 0x00, 0x00, 65]);
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => reader.TryRead(ref buffer, out _));
+
+        thrown.Code.ShouldBe(ErrorCode.FrameTooLarge);
+    }
+
+    [Fact]
+    public void Frame_exactly_at_the_size_limit_is_accepted()
+    {
+        const int bodyWithoutPayload = 1 + 8 + 3 + 1 + 4;
+        var frame = WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(0).Bytes(new byte[64 - bodyWithoutPayload]).Build();
+
+        var publish = (PublishFrame)ReadAndDecode(frame, maxFrameSize: 64);
+
+        (frame.Length - 4).ShouldBe(64, "the test frame's body must sit exactly on the limit");
+        publish.Payload.Length.ShouldBe(64 - bodyWithoutPayload);
+    }
+
+    [Fact]
+    public void Largest_possible_declared_length_is_refused_as_too_large()
+    {
+        var reader = new FrameReader();
+        var buffer = new ReadOnlySequence<byte>([0xFF, 0xFF, 0xFF, 0xFF, 0x03]);
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => reader.TryRead(ref buffer, out _));
+
+        thrown.Code.ShouldBe(ErrorCode.FrameTooLarge);
+    }
+
+    [Fact]
+    public void Default_limit_refuses_a_frame_one_byte_over_it()
+    {
+        var reader = new FrameReader();
+        var buffer = new ReadOnlySequence<byte>(WireBuilder.Frame(FrameType.Publish).BuildDeclaring(ProtocolLimits.DefaultMaxFrameSize + 1));
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => reader.TryRead(ref buffer, out _));
+
+        thrown.Code.ShouldBe(ErrorCode.FrameTooLarge);
+    }
+
+    [Fact]
+    public void Zero_length_frame_is_malformed()
+    {
+        var reader = new FrameReader();
+        var buffer = new ReadOnlySequence<byte>([0x00, 0x00, 0x00, 0x00]);
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => reader.TryRead(ref buffer, out _));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Theory]
+    [InlineData((byte)0x00)]
+    [InlineData((byte)0x08)]
+    [InlineData((byte)0x0F)]
+    [InlineData((byte)0x13)]
+    [InlineData((byte)0xFF)]
+    public void Unknown_frame_type_is_malformed(byte type)
+    {
+        var bytes = WireBuilder.Frame(type).U16(1).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Theory]
+    [MemberData(nameof(FramesWithFields))]
+    public void Frame_whose_body_ends_inside_its_fields_is_malformed_wherever_it_is_cut(string name, byte[] frame)
+    {
+        var fieldBytes = frame.Length - 5;
+
+        var codes = Enumerable.Range(1, fieldBytes)
+            .Select(cut => (Record.Exception(() => ReadAndDecode(DropLastBodyBytes(frame, cut))) as ProtocolViolationException)?.Code)
+            .ToList();
+
+        codes.ShouldAllBe(
+            code => code == ErrorCode.MalformedFrame,
+            $"{name} cut short by each of 1..{fieldBytes} bytes must be refused as MalformedFrame");
+    }
+
+    [Theory]
+    [MemberData(nameof(FramesWithFields))]
+    public void Frame_with_trailing_bytes_after_its_fields_is_malformed(string name, byte[] frame)
+    {
+        var longer = AppendBodyBytes(frame, 0x00);
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(longer), $"{name} with one extra byte");
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void Close_with_a_body_is_malformed()
+    {
+        var bytes = WireBuilder.Frame(FrameType.Close).U8(0).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    /// <summary>Each frame has a flag byte set to 2; only 0 and 1 are defined.</summary>
+    public static TheoryData<string, byte[]> FramesWithBadFlag() => new()
+    {
+        { "Publish key flag", WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(2).Bytes([]).Build() },
+        { "Message key flag", WireBuilder.Frame(FrameType.Message).Str("t").I64(1).I64(2).U8(2).Bytes([]).Build() },
+        { "Commit topic flag", WireBuilder.Frame(FrameType.Commit).U8(2).Build() },
+        { "Ack offset flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(2).U8(0).Build() },
+        { "Ack duplicate flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(2).Build() },
+        { "Error request id flag", WireBuilder.Frame(FrameType.Error).U8(2).U16(0).Str("x").Build() },
+    };
+
+    [Theory]
+    [MemberData(nameof(FramesWithBadFlag))]
+    public void Flag_byte_other_than_0_or_1_is_malformed(string name, byte[] frame)
+    {
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(frame), name);
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0xC3, 0x28 })]
+    [InlineData(new byte[] { 0xFF })]
+    [InlineData(new byte[] { 0x80 })]
+    [InlineData(new byte[] { 0xC0, 0xAF })]
+    [InlineData(new byte[] { 0xED, 0xA0, 0x80 })]
+    [InlineData(new byte[] { 0x61, 0xE2, 0x82 })]
+    public void Invalid_utf8_in_a_topic_is_malformed(byte[] topic)
+    {
+        var bytes = WireBuilder.Frame(FrameType.Publish).U64(1).Utf8(topic).U8(0).Bytes([1]).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void Invalid_utf8_is_refused_every_time_not_only_before_the_topic_cache_warms()
+    {
+        var reader = new FrameReader();
+        var bytes = WireBuilder.Frame(FrameType.Unsubscribe).U64(1).Utf8([0x6F, 0xFF]).Build();
+
+        var first = Record.Exception(() => reader.ReadUnsubscribe(ReadSingle(reader, bytes)));
+        var second = Record.Exception(() => reader.ReadUnsubscribe(ReadSingle(reader, bytes)));
+
+        first.ShouldBeOfType<ProtocolViolationException>().Code.ShouldBe(ErrorCode.MalformedFrame);
+        second.ShouldBeOfType<ProtocolViolationException>().Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void Invalid_utf8_in_error_text_is_malformed()
+    {
+        var bytes = WireBuilder.Frame(FrameType.Error).U8(0).U16(0).Utf8([0xFE, 0xFE]).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Theory]
+    [InlineData(3U)]
+    [InlineData(1000U)]
+    [InlineData(uint.MaxValue)]
+    public void Payload_length_pointing_past_the_frame_end_is_malformed(uint declaredPayloadLength)
+    {
+        var bytes = WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(0).U32(declaredPayloadLength).Raw(0xAA, 0xBB).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void Key_length_pointing_past_the_frame_end_is_malformed()
+    {
+        var bytes = WireBuilder.Frame(FrameType.Message).Str("t").I64(1).I64(2).U8(1).U16(500).Raw(0x01).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void String_length_pointing_past_the_frame_end_is_malformed()
+    {
+        var bytes = WireBuilder.Frame(FrameType.Unsubscribe).U64(1).U16(ushort.MaxValue).Raw(0x61).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Theory]
+    [InlineData((byte)2)]
+    [InlineData((byte)0xFF)]
+    public void Undefined_start_position_is_malformed(byte from)
+    {
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(from).U32(1).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+}
