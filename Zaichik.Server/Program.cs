@@ -41,7 +41,9 @@ try
     var app = ZaichikServer.Build(options, TimeProvider.System, logging => logging.AddSerilog(serilog));
     await using (app.ConfigureAwait(false))
     {
-        log.Information("Zaichik listening on {Host}:{Port}, data in {DataPath}", options.Host, options.Port, Path.GetFullPath(options.DataPath));
+        // Said only once the listener is bound, so whoever waits for this line can connect at once.
+        app.Lifetime.ApplicationStarted.Register(() =>
+            log.Information("Zaichik listening on {Host}:{Port}, data in {DataPath}", options.Host, options.Port, Path.GetFullPath(options.DataPath)));
         await app.RunAsync().ConfigureAwait(false);
     }
 

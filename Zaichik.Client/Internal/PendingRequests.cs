@@ -1,0 +1,197 @@
+using Zaichik.Protocol;
+
+namespace Zaichik.Client.Internal;
+
+/// <summary>
+/// The requests of one connection that await an answer, keyed by request id. Bounds how many may be
+/// outstanding, expires those past their deadline, and fails them all when the connection ends.
+/// Its lock guards only the table and the pool; nothing is awaited or completed under it. The semaphore and
+/// token source are never disposed: callers racing the close may still touch them, and neither holds a handle.
+/// </summary>
+internal sealed class PendingRequests
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<ulong, PendingRequest> _byId = [];
+    private readonly Stack<PendingRequest> _pool = new();
+    private readonly SemaphoreSlim _slots;
+    private readonly CancellationTokenSource _closing = new();
+    private readonly int _maxPending;
+    private readonly long _timeoutMs;
+    private ulong _lastId;
+    private Func<Exception>? _closed;
+
+    /// <param name="maxPending">How many requests may await an answer at once.</param>
+    /// <param name="timeout">How long each may wait, or <see cref="Timeout.InfiniteTimeSpan"/>.</param>
+    public PendingRequests(int maxPending, TimeSpan timeout)
+    {
+        _maxPending = maxPending;
+        _slots = new SemaphoreSlim(maxPending, maxPending);
+        _timeoutMs = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue / 2 : (long)timeout.TotalMilliseconds;
+    }
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _byId.Count;
+            }
+        }
+    }
+
+    /// <summary>Waits for a free slot, then registers a request under a fresh id.</summary>
+    public ValueTask<PendingRequest> BeginAsync(FrameType type, string? topic, CancellationToken cancellationToken) =>
+        _slots.Wait(0) ? new ValueTask<PendingRequest>(Register(type, topic)) : BeginSlowAsync(type, topic, cancellationToken);
+
+    /// <summary>Completes the request an Ack answers; false when none waits for it (expired or cancelled).</summary>
+    public bool TryComplete(in AckFrame ack)
+    {
+        if (!TryRemove(ack.RequestId, out var request))
+        {
+            return false;
+        }
+
+        request.SetResult(ack);
+        return true;
+    }
+
+    public bool TryFail(ulong requestId, Exception error)
+    {
+        if (!TryRemove(requestId, out var request))
+        {
+            return false;
+        }
+
+        request.SetException(error);
+        return true;
+    }
+
+    /// <summary>Takes back a request whose frame could not be written; it was never handed out.</summary>
+    public void Abandon(PendingRequest request)
+    {
+        if (TryRemove(request.Id, out _))
+        {
+            request.Reset();
+            Return(request);
+        }
+    }
+
+    /// <summary>Fails every request whose deadline has passed.</summary>
+    public void ExpireOverdue(long nowMs, TimeSpan timeout)
+    {
+        List<PendingRequest>? overdue = null;
+        lock (_lock)
+        {
+            foreach (var request in _byId.Values)
+            {
+                if (request.DeadlineMs <= nowMs)
+                {
+                    (overdue ??= []).Add(request);
+                }
+            }
+
+            if (overdue is null)
+            {
+                return;
+            }
+
+            foreach (var request in overdue)
+            {
+                _byId.Remove(request.Id);
+            }
+        }
+
+        foreach (var request in overdue)
+        {
+            _slots.Release();
+            var about = request.Topic is null ? string.Empty : $" for '{request.Topic}'";
+            request.SetException(new ZaichikTimeoutException(
+                $"{request.Type} request {request.Id}{about} got no answer within {timeout.TotalSeconds:0.###} s"));
+        }
+    }
+
+    /// <summary>Fails every pending request and refuses new ones; each failure gets a fresh exception from <paramref name="closed"/>.</summary>
+    public void FailAll(Func<Exception> closed)
+    {
+        List<PendingRequest> failed;
+        lock (_lock)
+        {
+            if (_closed is not null)
+            {
+                return;
+            }
+
+            _closed = closed;
+            failed = [.. _byId.Values];
+            _byId.Clear();
+        }
+
+        _closing.Cancel();
+        var error = closed();
+        foreach (var request in failed)
+        {
+            request.SetException(error);
+        }
+    }
+
+    public void Return(PendingRequest request)
+    {
+        lock (_lock)
+        {
+            if (_pool.Count < _maxPending)
+            {
+                _pool.Push(request);
+            }
+        }
+    }
+
+    private async ValueTask<PendingRequest> BeginSlowAsync(FrameType type, string? topic, CancellationToken cancellationToken)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token);
+        try
+        {
+            await _slots.WaitAsync(either.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && _closed is { } closed)
+        {
+            throw closed();
+        }
+
+        return Register(type, topic);
+    }
+
+    private PendingRequest Register(FrameType type, string? topic)
+    {
+        PendingRequest request;
+        lock (_lock)
+        {
+            if (_closed is { } closed)
+            {
+                _slots.Release();
+                throw closed();
+            }
+
+            request = _pool.Count > 0 ? _pool.Pop() : new PendingRequest(this);
+            var deadline = Environment.TickCount64 + _timeoutMs;
+            request.Start(++_lastId, type, topic, deadline);
+            _byId.Add(request.Id, request);
+        }
+
+        return request;
+    }
+
+    private bool TryRemove(ulong requestId, out PendingRequest request)
+    {
+        lock (_lock)
+        {
+            if (!_byId.Remove(requestId, out request!))
+            {
+                return false;
+            }
+        }
+
+        _slots.Release();
+        return true;
+    }
+}

@@ -1,0 +1,38 @@
+using Zaichik.Protocol;
+
+namespace Zaichik.Client;
+
+/// <summary>How a subscription starts and how its deliveries are acknowledged.</summary>
+public sealed record SubscribeOptions
+{
+    /// <summary>Retained messages first, prefetch 1, manual commit.</summary>
+    public static SubscribeOptions Default { get; } = new();
+
+    /// <summary>
+    /// <see cref="StartPosition.Retained"/> (the default) delivers every retained, unexpired message first;
+    /// <see cref="StartPosition.Latest"/> only messages published after the subscription was acknowledged.
+    /// </summary>
+    public StartPosition From { get; init; } = StartPosition.Retained;
+
+    /// <summary>How many delivered messages may await a commit before the server pauses delivery. At least 1; default 1.</summary>
+    public int Prefetch { get; init; } = 1;
+
+    /// <summary>
+    /// When true, the subscription commits each message (by topic and offset) when the consumer asks for the
+    /// next one. When false (the default) the application calls <see cref="ZaichikClient.CommitAsync(ZaichikMessage, CancellationToken)"/>.
+    /// </summary>
+    public bool AutoCommit { get; init; }
+
+    internal void Validate()
+    {
+        if (!Enum.IsDefined(From))
+        {
+            throw new ArgumentOutOfRangeException(nameof(From), From, "From must be Retained or Latest");
+        }
+
+        if (Prefetch < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Prefetch), Prefetch, "Prefetch must be at least 1");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+using Zaichik.Protocol;
+
+namespace Zaichik.Client;
+
+public sealed partial class ZaichikClient
+{
+    /// <summary>
+    /// Subscribes this connection to a topic and completes when the server has acknowledged it, so a message
+    /// published afterwards is delivered to it. Enumerate the returned subscription to read messages; dispose it
+    /// to unsubscribe. One subscription per topic per connection.
+    /// </summary>
+    /// <param name="topic">The topic to subscribe to.</param>
+    /// <param name="options">Start position, prefetch and auto-commit; <see cref="SubscribeOptions.Default"/> when null.</param>
+    /// <param name="cancellationToken">Stops waiting; the client then asks the server to unsubscribe.</param>
+    /// <exception cref="ArgumentException">The topic name or an option is invalid.</exception>
+    /// <exception cref="ZaichikServerException">
+    /// The server refused, for example <see cref="ErrorCode.TopicNotFound"/>, or
+    /// <see cref="ErrorCode.AlreadySubscribed"/> when this connection already subscribes to the topic.
+    /// </exception>
+    public async ValueTask<ZaichikSubscription> SubscribeAsync(string topic, SubscribeOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ValidateTopic(topic);
+        options ??= SubscribeOptions.Default;
+        options.Validate();
+        ThrowIfClosed();
+
+        // Registered before the Subscribe goes out, so no message that follows the Ack finds it missing.
+        var subscription = new ZaichikSubscription(this, topic, options);
+        if (!_subscriptions.TryAdd(topic, subscription))
+        {
+            throw new ZaichikServerException(ErrorCode.AlreadySubscribed, $"this connection already subscribes to '{topic}'");
+        }
+
+        try
+        {
+            var frame = new SubscribeFrame(0, topic, options.From, (uint)options.Prefetch);
+            await RequestAsync(
+                    FrameType.Subscribe,
+                    topic,
+                    (frame, subscription),
+                    static (sender, id, state) =>
+                    {
+                        sender.Write(state.frame with { RequestId = id });
+                        state.subscription.MarkSent();
+                    },
+                    cancellationToken)
+                .ConfigureAwait(false);
+            return subscription;
+        }
+        catch (Exception e)
+        {
+            Forget(subscription);
+            if (subscription.WasSent && e is OperationCanceledException or ZaichikTimeoutException)
+            {
+                // The server may subscribe after all; tell it not to, so it delivers nothing nobody reads.
+                // Its answer matches no pending request and is ignored.
+                TrySend(new UnsubscribeFrame(0, topic));
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Unsubscribes this connection from a topic and completes when the server has acknowledged it. The
+    /// subscription's enumeration then ends after the messages already received.
+    /// </summary>
+    /// <exception cref="ZaichikServerException">The server refused, for example <see cref="ErrorCode.NotSubscribed"/>.</exception>
+    public async ValueTask UnsubscribeAsync(string topic, CancellationToken cancellationToken = default)
+    {
+        ValidateTopic(topic);
+        try
+        {
+            await RequestAsync(
+                    FrameType.Unsubscribe,
+                    topic,
+                    topic,
+                    static (sender, id, topic) => sender.Write(new UnsubscribeFrame(id, topic)),
+                    cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (ZaichikServerException e) when (e.Code == ErrorCode.NotSubscribed)
+        {
+            ForgetTopic(topic);
+            throw;
+        }
+
+        ForgetTopic(topic);
+    }
+
+    /// <summary>Unsubscribes on behalf of <see cref="ZaichikSubscription.DisposeAsync"/>; never throws.</summary>
+    internal async ValueTask ReleaseAsync(ZaichikSubscription subscription)
+    {
+        if (_subscriptions.TryGetValue(subscription.Topic, out var current) && ReferenceEquals(current, subscription) && IsConnected)
+        {
+            try
+            {
+                await UnsubscribeAsync(subscription.Topic).ConfigureAwait(false);
+            }
+            catch (ZaichikException)
+            {
+                // Lost connection, timeout or NotSubscribed: either way this subscription is over.
+            }
+        }
+
+        Forget(subscription);
+    }
+
+    private void ForgetTopic(string topic)
+    {
+        if (_subscriptions.TryRemove(topic, out var subscription))
+        {
+            subscription.Complete(null);
+        }
+    }
+
+    private void Forget(ZaichikSubscription subscription)
+    {
+        _subscriptions.TryRemove(new KeyValuePair<string, ZaichikSubscription>(subscription.Topic, subscription));
+        subscription.Complete(null);
+    }
+
+    private void TrySend(in UnsubscribeFrame frame)
+    {
+        try
+        {
+            _sender.Write(frame);
+        }
+        catch (ZaichikConnectionException)
+        {
+            // Nothing to undo on a connection that is gone.
+        }
+    }
+}

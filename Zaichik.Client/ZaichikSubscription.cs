@@ -1,0 +1,94 @@
+using System.Threading.Channels;
+
+namespace Zaichik.Client;
+
+/// <summary>
+/// A live subscription to one topic. Enumerate it (<c>await foreach</c>) to receive its messages in offset order;
+/// dispose it to unsubscribe. Enumeration ends when the subscription is unsubscribed or the client disposed,
+/// ends quietly when the enumeration's cancellation token fires, and throws <see cref="ZaichikConnectionException"/>
+/// (after the messages already received) when the connection is lost. Enumerate it from one consumer at a time.
+/// </summary>
+public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsyncDisposable
+{
+    private readonly ZaichikClient _client;
+
+    // Unbounded because the server bounds what it sends by the prefetch: the read loop must never wait on a consumer.
+    private readonly Channel<ZaichikMessage> _messages =
+        Channel.CreateUnbounded<ZaichikMessage>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
+
+    private volatile bool _sent;
+
+    internal ZaichikSubscription(ZaichikClient client, string topic, SubscribeOptions options)
+    {
+        _client = client;
+        Topic = topic;
+        Options = options;
+    }
+
+    /// <summary>The subscribed topic.</summary>
+    public string Topic { get; }
+
+    /// <summary>The options it was created with.</summary>
+    public SubscribeOptions Options { get; }
+
+    internal bool WasSent => _sent;
+
+    /// <summary>
+    /// Yields delivered messages in order. With <see cref="SubscribeOptions.AutoCommit"/>, each message is committed
+    /// when the next one is asked for. Cancelling <paramref name="cancellationToken"/> ends the enumeration without an exception.
+    /// </summary>
+    public async IAsyncEnumerator<ZaichikMessage> GetAsyncEnumerator(CancellationToken cancellationToken = default)
+    {
+        var reader = _messages.Reader;
+        ZaichikMessage? toCommit = null;
+        while (true)
+        {
+            if (toCommit is not null)
+            {
+                await _client.CommitAsync(toCommit, CancellationToken.None).ConfigureAwait(false);
+                toCommit = null;
+            }
+
+            ZaichikMessage? message;
+            while (!reader.TryRead(out message))
+            {
+                if (!await WaitToReadAsync(reader, cancellationToken).ConfigureAwait(false))
+                {
+                    yield break;
+                }
+            }
+
+            if (Options.AutoCommit)
+            {
+                toCommit = message;
+            }
+
+            yield return message;
+        }
+    }
+
+    /// <summary>Unsubscribes (when still connected and subscribed) and ends the enumeration. Never throws.</summary>
+    public ValueTask DisposeAsync() => _client.ReleaseAsync(this);
+
+    /// <inheritdoc />
+    public override string ToString() => $"subscription to {Topic}";
+
+    internal void MarkSent() => _sent = true;
+
+    internal void Deliver(ZaichikMessage message) => _messages.Writer.TryWrite(message);
+
+    internal void Complete(Exception? error) => _messages.Writer.TryComplete(error);
+
+    /// <summary>False when the channel completed or the token fired; throws the connection's failure.</summary>
+    private static async ValueTask<bool> WaitToReadAsync(ChannelReader<ZaichikMessage> reader, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+}

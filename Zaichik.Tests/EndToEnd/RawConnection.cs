@@ -1,0 +1,98 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using Zaichik.Protocol;
+
+namespace Zaichik.Tests.EndToEnd;
+
+/// <summary>A bare socket speaking frames, for sending what the real client never would.</summary>
+internal sealed class RawConnection : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _input;
+    private readonly FrameReader _frames = new();
+
+    private RawConnection(Socket socket)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _input = PipeReader.Create(_stream);
+    }
+
+    public static async Task<RawConnection> ConnectAsync(int port, bool hello = true)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync("127.0.0.1", port);
+        var connection = new RawConnection(socket);
+        if (hello)
+        {
+            await connection.SendAsync(writer => FrameWriter.Write(writer, new HelloFrame(ProtocolVersion.Current)));
+            (await connection.ReceiveAsync()).Type.ShouldBe(FrameType.Hello);
+        }
+
+        return connection;
+    }
+
+    public async Task SendAsync(Action<IBufferWriter<byte>> write)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        write(buffer);
+        await SendBytesAsync(buffer.WrittenMemory);
+    }
+
+    public async Task SendBytesAsync(ReadOnlyMemory<byte> bytes) => await _stream.WriteAsync(bytes);
+
+    /// <summary>The next frame, decoded to (type, error if it is one, ack if it is one); fails after 10 s.</summary>
+    public async Task<(FrameType Type, ErrorFrame? Error, AckFrame? Ack)> ReceiveAsync()
+    {
+        using var timeout = new CancellationTokenSource(MessageReader.Deadline);
+        while (true)
+        {
+            var result = await _input.ReadAsync(timeout.Token);
+            var buffer = result.Buffer;
+            if (_frames.TryRead(ref buffer, out var frame))
+            {
+                var decoded = (frame.Type,
+                    frame.Type == FrameType.Error ? _frames.ReadError(frame) : (ErrorFrame?)null,
+                    frame.Type == FrameType.Ack ? _frames.ReadAck(frame) : (AckFrame?)null);
+                _input.AdvanceTo(buffer.Start);
+                return decoded;
+            }
+
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            result.IsCompleted.ShouldBeFalse("the server closed the connection instead of answering");
+        }
+    }
+
+    /// <summary>Completes when the server has closed the connection; fails after 10 s.</summary>
+    public async Task ShouldBeClosedByServerAsync()
+    {
+        using var timeout = new CancellationTokenSource(MessageReader.Deadline);
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await _input.ReadAsync(timeout.Token);
+            }
+            catch (IOException)
+            {
+                return;
+            }
+
+            _input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                return;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _input.CompleteAsync();
+        await _stream.DisposeAsync();
+        _socket.Dispose();
+    }
+}

@@ -1,0 +1,107 @@
+using Microsoft.Extensions.DependencyInjection;
+using Zaichik.Client;
+using Zaichik.Server.Hosting;
+using Zaichik.Server.Networking;
+using Zaichik.Server.Topics;
+
+namespace Zaichik.Tests.EndToEnd;
+
+/// <summary>A real broker in-process on 127.0.0.1:0 with its own temporary data folder.</summary>
+internal sealed class TestServer : IAsyncDisposable
+{
+    private readonly List<ZaichikClient> _clients = [];
+    private readonly TimeProvider? _time;
+    private readonly bool _ownsDataPath;
+
+    private TestServer(ZaichikServer server, ZaichikServerOptions options, TimeProvider? time, bool ownsDataPath)
+    {
+        Server = server;
+        Options = options;
+        _time = time;
+        _ownsDataPath = ownsDataPath;
+    }
+
+    public ZaichikServer Server { get; private set; }
+
+    public ZaichikServerOptions Options { get; }
+
+    public int Port => Server.Port;
+
+    public string DataPath => Options.DataPath;
+
+    internal TopicRegistry Registry => Server.Services.GetRequiredService<TopicRegistry>();
+
+    internal TopicMaintenance Maintenance => Server.Services.GetRequiredService<TopicMaintenance>();
+
+    internal ZaichikConnectionHandler Connections => Server.Services.GetRequiredService<ZaichikConnectionHandler>();
+
+    public static async Task<TestServer> StartAsync(Func<ZaichikServerOptions, ZaichikServerOptions>? configure = null, TimeProvider? time = null, string? dataPath = null)
+    {
+        var options = new ZaichikServerOptions
+        {
+            Host = "127.0.0.1",
+            Port = 0,
+            DataPath = dataPath ?? Path.Combine(Path.GetTempPath(), "zaichik-e2e-" + Guid.NewGuid().ToString("N")),
+            ShutdownTimeout = TimeSpan.FromSeconds(5),
+        };
+        options = configure?.Invoke(options) ?? options;
+        var server = await ZaichikServer.StartAsync(options, time);
+        return new TestServer(server, options, time, ownsDataPath: dataPath is null);
+    }
+
+    public async Task<ZaichikClient> ConnectAsync()
+    {
+        var client = await ZaichikClient.ConnectAsync("127.0.0.1", Port);
+        _clients.Add(client);
+        return client;
+    }
+
+    /// <summary>Stops the broker cleanly and starts a new one on the same data folder.</summary>
+    public async Task RestartAsync()
+    {
+        await DisposeClientsAsync();
+        await Server.DisposeAsync();
+        Server = await ZaichikServer.StartAsync(Options, _time);
+    }
+
+    /// <summary>Waits, polling, until <paramref name="condition"/> holds; fails after 10 s.</summary>
+    public static async Task EventuallyAsync(Func<bool> condition, string because)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new ShouldAssertException($"condition not met within 10 s: {because}");
+            }
+
+            await Task.Delay(10);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await DisposeClientsAsync();
+        await Server.DisposeAsync();
+        if (_ownsDataPath)
+        {
+            try
+            {
+                Directory.Delete(DataPath, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private async Task DisposeClientsAsync()
+    {
+        foreach (var client in _clients)
+        {
+            await client.DisposeAsync();
+        }
+
+        _clients.Clear();
+    }
+}
