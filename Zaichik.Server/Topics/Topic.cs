@@ -49,40 +49,10 @@ internal sealed class Topic : IAsyncDisposable
     /// <see cref="LogRecord.SizeOf"/> bytes; it is the caller's, so concurrent publishers never share one.
     /// Completes synchronously unless the log's in-memory tail is full or another publish holds the gate.
     /// </summary>
-    public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
-    {
-        if (!_appendGate.Wait(0))
-        {
-            return PublishWhenGateOpensAsync(key, payload, scratch, cancellationToken);
-        }
-
-        var releaseGate = true;
-        try
-        {
-            var nowMs = NextTimestamp();
-            if (key.HasValue && _keys is not null && _keys.IsDuplicate(key.Value.Span, nowMs, out var acceptedOffset))
-            {
-                return ValueTask.FromResult(new PublishOutcome(acceptedOffset, Duplicate: true));
-            }
-
-            var length = LogRecord.Write(scratch, nowMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span);
-            if (Log.TryAppend(scratch.AsSpan(0, length), out var address))
-            {
-                Accepted(key, nowMs, address);
-                return ValueTask.FromResult(new PublishOutcome(address, Duplicate: false));
-            }
-
-            releaseGate = false;
-            return AppendWhenLogHasRoomAsync(key, scratch, length, nowMs, cancellationToken);
-        }
-        finally
-        {
-            if (releaseGate)
-            {
-                _appendGate.Release();
-            }
-        }
-    }
+    public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken) =>
+        _appendGate.Wait(0)
+            ? PublishHoldingGate(key, payload, scratch, cancellationToken)
+            : PublishWhenGateOpensAsync(key, payload, scratch, cancellationToken);
 
     /// <summary>The address a new subscription starts from.</summary>
     public long StartAddress(StartPosition from) =>
@@ -176,24 +146,37 @@ internal sealed class Topic : IAsyncDisposable
     private async ValueTask<PublishOutcome> PublishWhenGateOpensAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
     {
         await _appendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await PublishHoldingGate(key, payload, scratch, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Called with the gate held; releases it when the publish is done, at once or after the log makes room.</summary>
+    private ValueTask<PublishOutcome> PublishHoldingGate(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
+    {
+        var releaseGate = true;
         try
         {
             var nowMs = NextTimestamp();
             if (key.HasValue && _keys is not null && _keys.IsDuplicate(key.Value.Span, nowMs, out var acceptedOffset))
             {
-                return new PublishOutcome(acceptedOffset, Duplicate: true);
+                return ValueTask.FromResult(new PublishOutcome(acceptedOffset, Duplicate: true));
             }
 
             var length = LogRecord.Write(scratch, nowMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span);
-            var address = Log.TryAppend(scratch.AsSpan(0, length), out var appended)
-                ? appended
-                : await Log.AppendAsync(scratch.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-            Accepted(key, nowMs, address);
-            return new PublishOutcome(address, Duplicate: false);
+            if (Log.TryAppend(scratch.AsSpan(0, length), out var address))
+            {
+                Accepted(key, nowMs, address);
+                return ValueTask.FromResult(new PublishOutcome(address, Duplicate: false));
+            }
+
+            releaseGate = false;
+            return AppendWhenLogHasRoomAsync(key, scratch, length, nowMs, cancellationToken);
         }
         finally
         {
-            _appendGate.Release();
+            if (releaseGate)
+            {
+                _appendGate.Release();
+            }
         }
     }
 

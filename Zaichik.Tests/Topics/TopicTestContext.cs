@@ -24,12 +24,12 @@ internal sealed class TopicTestContext : IAsyncDisposable
     public FakeTimeProvider Time { get; }
 
     /// <summary>A topic on a <see cref="FakeTimeProvider"/>, or on <paramref name="time"/> when given.</summary>
-    public static TopicTestContext Create(long retentionTtlMs = 0, long compactionWindowMs = 0, TimeProvider? time = null)
+    public static TopicTestContext Create(long retentionTtlMs = 0, long compactionWindowMs = 0, TimeProvider? time = null, StorageOptions? storage = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), "zaichik-topic-" + Guid.NewGuid().ToString("N"));
         var fake = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var settings = new TopicSettings(retentionTtlMs, compactionWindowMs);
-        var topic = new Topic("test", directory, settings, TopicLog.Open(directory, new StorageOptions()), time ?? fake);
+        var topic = new Topic("test", directory, settings, TopicLog.Open(directory, storage ?? new StorageOptions()), time ?? fake);
         return new TopicTestContext(directory, topic, fake);
     }
 

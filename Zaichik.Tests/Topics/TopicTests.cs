@@ -1,4 +1,5 @@
 using Zaichik.Protocol;
+using Zaichik.Server.Topics;
 
 namespace Zaichik.Tests.Topics;
 
@@ -18,6 +19,26 @@ public sealed class TopicTests
         offsets.ShouldBe(offsets.Order().ToList());
         offsets.Distinct().Count().ShouldBe(100);
         (await context.ReadAllAsync(0)).Select(r => r.Payload).ShouldBe(Enumerable.Range(0, 100).Select(i => $"m{i}"));
+    }
+
+    [Fact]
+    public async Task Publishes_that_find_the_in_memory_log_full_wait_for_room_and_lose_nothing()
+    {
+        // Two 4 KiB pages of memory fill after a few dozen 500-byte records, forcing the wait-for-flush path.
+        await using var context = TopicTestContext.Create(storage: new() { PageSizeBits = 12, MemorySizeBits = 13, SegmentSizeBits = 20 });
+        var payload = new string('p', 500);
+
+        var publishes = new List<Task<PublishOutcome>>();
+        for (var i = 0; i < 2_000; i++)
+        {
+            publishes.Add(context.PublishAsync($"{i:D5}{payload}"));
+        }
+
+        var offsets = (await Task.WhenAll(publishes)).Select(o => o.Offset).ToList();
+        var stored = await context.ReadAllAsync(0);
+
+        offsets.ShouldBe(offsets.Order().ToList());
+        stored.Select(r => int.Parse(r.Payload[..5])).ShouldBe(Enumerable.Range(0, 2_000));
     }
 
     [Fact]
