@@ -6,8 +6,8 @@ public static class ProtocolLimits
     /// <summary>Bytes in the big-endian length prefix of every frame.</summary>
     public const int LengthPrefixSize = 4;
 
-    /// <summary>Default largest frame body (type byte and fields) a peer accepts: 1 MiB plus room for headers.</summary>
-    public const int DefaultMaxFrameSize = (1024 * 1024) + 1024;
+    /// <summary>Default largest frame body (type byte and fields) a peer accepts: a 1 MiB payload plus room for the topic, key and headers.</summary>
+    public const int DefaultMaxFrameSize = (1024 * 1024) + (4 * 1024);
 
     /// <summary>Longest string the format can carry (a u16 length prefix).</summary>
     public const int MaxStringBytes = ushort.MaxValue;

@@ -26,7 +26,7 @@ public sealed record ZaichikServerOptions
     /// <summary>Whether Publish or Subscribe to an unknown topic creates it (no retention, no compaction). Default true.</summary>
     public bool AutoCreateTopics { get; init; } = true;
 
-    /// <summary>Largest frame body accepted, in bytes. Default 1 MiB + 1 KiB.</summary>
+    /// <summary>Largest frame body accepted, in bytes. Default 1 MiB + 4 KiB.</summary>
     public int MaxFrameSize { get; init; } = ProtocolLimits.DefaultMaxFrameSize;
 
     /// <summary>Longest topic name, in characters. Default 200.</summary>
@@ -35,8 +35,8 @@ public sealed record ZaichikServerOptions
     /// <summary>Longest message key, in bytes. Default 1024.</summary>
     public int MaxKeySize { get; init; } = 1024;
 
-    /// <summary>Largest payload, in bytes. It must fit in one log page with the key. Default 60 KiB.</summary>
-    public int MaxPayloadSize { get; init; } = 60 * 1024;
+    /// <summary>Largest payload, in bytes. A message larger than a log page is stored as several log entries. Default 1 MiB.</summary>
+    public int MaxPayloadSize { get; init; } = 1024 * 1024;
 
     /// <summary>Largest prefetch a subscription may ask for. Default 10,000.</summary>
     public int MaxPrefetch { get; init; } = 10_000;
@@ -86,11 +86,11 @@ public sealed record ZaichikServerOptions
         Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");
         problems.AddRange(Storage.Validate());
 
-        var largestRecord = LogRecord.SizeOf(MaxKeySize, MaxPayloadSize);
-        Check(largestRecord <= Storage.MaxRecordSize,
-            $"MaxKeySize + MaxPayloadSize ({MaxKeySize} + {MaxPayloadSize}) does not fit in one log page of {1 << Storage.PageSizeBits} bytes; raise Storage:PageSizeBits or lower them");
-        Check(largestRecord + MaxTopicNameLength * 4 + 64 <= MaxFrameSize,
-            $"MaxFrameSize ({MaxFrameSize}) is smaller than the largest Publish frame the key and payload limits allow");
+        // A message larger than a log page is split, but its key must fit in the first fragment with room to spare.
+        Check(LogRecord.HeaderSize + LogRecord.FirstFragmentExtra + MaxKeySize + 1024 <= Storage.MaxRecordSize,
+            $"MaxKeySize ({MaxKeySize}) leaves too little room in a log page of {1 << Storage.PageSizeBits} bytes; raise Storage:PageSizeBits or lower it");
+        Check(LogRecord.SizeOf(MaxKeySize, MaxPayloadSize) + (MaxTopicNameLength * 4) + 64 <= MaxFrameSize,
+            $"MaxFrameSize ({MaxFrameSize}) is smaller than the largest Publish frame MaxKeySize, MaxPayloadSize and MaxTopicNameLength allow");
         return problems;
 
         void Check(bool condition, string problem)

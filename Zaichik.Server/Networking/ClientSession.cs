@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
 using Zaichik.Server.Hosting;
 using Zaichik.Server.Networking.Internal;
-using Zaichik.Server.Storage;
 using Zaichik.Server.Subscriptions;
 using Zaichik.Server.Topics;
 
@@ -202,7 +201,8 @@ internal sealed partial class ClientSession : IAsyncDisposable
             }
 
             var topic = await ResolveTopicAsync(publish.Topic, cancellationToken).ConfigureAwait(false);
-            var outcome = await topic.PublishAsync(publish.Key, publish.Payload, RecordScratch(publish), cancellationToken).ConfigureAwait(false);
+            var scratch = RecordScratch(topic.RecordSize(publish.Key?.Length ?? 0, publish.Payload.Length));
+            var outcome = await topic.PublishAsync(publish.Key, publish.Payload, scratch, cancellationToken).ConfigureAwait(false);
             Reply(new AckFrame(publish.RequestId, outcome.Offset, outcome.Duplicate));
         }
         catch (TopicException failure)
@@ -313,12 +313,11 @@ internal sealed partial class ClientSession : IAsyncDisposable
         return topic;
     }
 
-    private byte[] RecordScratch(in PublishFrame publish)
+    private byte[] RecordScratch(int needed)
     {
-        var needed = LogRecord.SizeOf(publish.Key?.Length ?? 0, publish.Payload.Length);
         if (_recordScratch.Length < needed)
         {
-            _recordScratch = new byte[Math.Max(needed, _recordScratch.Length * 2)];
+            _recordScratch = new byte[Math.Max(needed, Math.Min(_recordScratch.Length * 2, _options.Storage.MaxRecordSize))];
         }
 
         return _recordScratch;

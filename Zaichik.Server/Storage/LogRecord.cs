@@ -3,22 +3,35 @@ using System.Buffers.Binary;
 namespace Zaichik.Server.Storage;
 
 /// <summary>
-/// The layout of one message inside a topic's log entry:
-/// <c>[timestamp i64][flags u8][key length u16][key][payload]</c>, little-endian. The entry's length, kept by
-/// FasterLog, gives the payload length. This format is on disk: change it only with a version flag.
+/// The layout of one entry in a topic's log: <c>[timestamp i64][flags u8][key length u16][key][body]</c>,
+/// little-endian; FasterLog keeps the entry's length. A message that fits in one log page is one
+/// <see cref="LogRecordKind.Whole"/> entry whose body is the payload. A larger message is split into consecutive
+/// entries: a <see cref="LogRecordKind.First"/> entry whose body is <c>[whole payload length u32][first part]</c>,
+/// then <see cref="LogRecordKind.Continuation"/> entries (no key) carrying the rest. Every fragment carries the
+/// message's timestamp, so expiry treats them alike. This format is on disk: change it only with a new flag.
 /// </summary>
 internal readonly ref struct LogRecord
 {
     public const int HeaderSize = sizeof(long) + sizeof(byte) + sizeof(ushort);
-    private const byte HasKeyFlag = 0x01;
 
-    private LogRecord(long timestampMs, bool hasKey, ReadOnlySpan<byte> key, ReadOnlySpan<byte> payload)
+    /// <summary>Bytes a First fragment adds after the key: the length of the whole payload.</summary>
+    public const int FirstFragmentExtra = sizeof(int);
+
+    private const byte HasKeyFlag = 0x01;
+    private const byte FirstFragmentFlag = 0x02;
+    private const byte ContinuationFlag = 0x04;
+
+    private LogRecord(LogRecordKind kind, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> part)
     {
+        Kind = kind;
         TimestampMs = timestampMs;
         HasKey = hasKey;
         Key = key;
-        Payload = payload;
+        PayloadLength = payloadLength;
+        Part = part;
     }
+
+    public LogRecordKind Kind { get; }
 
     public long TimestampMs { get; }
 
@@ -26,19 +39,39 @@ internal readonly ref struct LogRecord
 
     public ReadOnlySpan<byte> Key { get; }
 
-    public ReadOnlySpan<byte> Payload { get; }
+    /// <summary>The whole message's payload length (for a Continuation: 0, it is known from the First fragment).</summary>
+    public int PayloadLength { get; }
 
+    /// <summary>The payload bytes this entry carries: all of them for a Whole record, a part for fragments.</summary>
+    public ReadOnlySpan<byte> Part { get; }
+
+    /// <summary>Bytes a message takes as one Whole entry.</summary>
     public static int SizeOf(int keyLength, int payloadLength) => HeaderSize + keyLength + payloadLength;
 
-    /// <summary>Writes a record into <paramref name="destination"/> and returns the bytes written.</summary>
-    public static int Write(Span<byte> destination, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, ReadOnlySpan<byte> payload)
+    /// <summary>Writes a Whole record and returns the bytes written.</summary>
+    public static int WriteWhole(Span<byte> destination, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, ReadOnlySpan<byte> payload)
     {
-        BinaryPrimitives.WriteInt64LittleEndian(destination, timestampMs);
-        destination[sizeof(long)] = hasKey ? HasKeyFlag : (byte)0;
-        BinaryPrimitives.WriteUInt16LittleEndian(destination[(sizeof(long) + 1)..], (ushort)key.Length);
-        key.CopyTo(destination[HeaderSize..]);
-        payload.CopyTo(destination[(HeaderSize + key.Length)..]);
-        return HeaderSize + key.Length + payload.Length;
+        var position = WriteHeader(destination, timestampMs, hasKey ? HasKeyFlag : (byte)0, key);
+        payload.CopyTo(destination[position..]);
+        return position + payload.Length;
+    }
+
+    /// <summary>Writes the First fragment of a message of <paramref name="payloadLength"/> bytes; returns the bytes written.</summary>
+    public static int WriteFirst(Span<byte> destination, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> part)
+    {
+        var position = WriteHeader(destination, timestampMs, (byte)(FirstFragmentFlag | (hasKey ? HasKeyFlag : 0)), key);
+        BinaryPrimitives.WriteInt32LittleEndian(destination[position..], payloadLength);
+        position += FirstFragmentExtra;
+        part.CopyTo(destination[position..]);
+        return position + part.Length;
+    }
+
+    /// <summary>Writes a Continuation fragment; returns the bytes written.</summary>
+    public static int WriteContinuation(Span<byte> destination, long timestampMs, ReadOnlySpan<byte> part)
+    {
+        var position = WriteHeader(destination, timestampMs, ContinuationFlag, default);
+        part.CopyTo(destination[position..]);
+        return position + part.Length;
     }
 
     /// <summary>Reads only the timestamp, for the retention sweep.</summary>
@@ -54,7 +87,7 @@ internal readonly ref struct LogRecord
         return true;
     }
 
-    /// <summary>Parses an entry; false when it is too short or its key length runs past its end.</summary>
+    /// <summary>Parses an entry; false when it is too short, its flags are unknown, or a length runs past its end.</summary>
     public static bool TryRead(ReadOnlySpan<byte> entry, out LogRecord record)
     {
         record = default;
@@ -64,14 +97,53 @@ internal readonly ref struct LogRecord
         }
 
         var timestamp = BinaryPrimitives.ReadInt64LittleEndian(entry);
-        var hasKey = (entry[sizeof(long)] & HasKeyFlag) != 0;
+        var flags = entry[sizeof(long)];
+        var hasKey = (flags & HasKeyFlag) != 0;
         int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(entry[(sizeof(long) + 1)..]);
         if (HeaderSize + keyLength > entry.Length)
         {
             return false;
         }
 
-        record = new LogRecord(timestamp, hasKey, entry.Slice(HeaderSize, keyLength), entry[(HeaderSize + keyLength)..]);
-        return true;
+        var key = entry.Slice(HeaderSize, keyLength);
+        var body = entry[(HeaderSize + keyLength)..];
+        switch (flags & ~HasKeyFlag)
+        {
+            case 0:
+                record = new LogRecord(LogRecordKind.Whole, timestamp, hasKey, key, body.Length, body);
+                return true;
+            case FirstFragmentFlag when body.Length >= FirstFragmentExtra:
+                var payloadLength = BinaryPrimitives.ReadInt32LittleEndian(body);
+                var part = body[FirstFragmentExtra..];
+                if (payloadLength < part.Length)
+                {
+                    return false;
+                }
+
+                record = new LogRecord(LogRecordKind.First, timestamp, hasKey, key, payloadLength, part);
+                return true;
+            case ContinuationFlag when !hasKey && keyLength == 0:
+                record = new LogRecord(LogRecordKind.Continuation, timestamp, false, default, 0, body);
+                return true;
+            default:
+                return false;
+        }
     }
+
+    private static int WriteHeader(Span<byte> destination, long timestampMs, byte flags, ReadOnlySpan<byte> key)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(destination, timestampMs);
+        destination[sizeof(long)] = flags;
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[(sizeof(long) + 1)..], (ushort)key.Length);
+        key.CopyTo(destination[HeaderSize..]);
+        return HeaderSize + key.Length;
+    }
+}
+
+/// <summary>Whether a log entry holds a whole message or a fragment of one.</summary>
+internal enum LogRecordKind : byte
+{
+    Whole,
+    First,
+    Continuation,
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
 using Zaichik.Server.Networking.Internal;
 using Zaichik.Server.Storage;
+using Zaichik.Server.Subscriptions.Internal;
 using Zaichik.Server.Topics;
 
 namespace Zaichik.Server.Subscriptions;
@@ -32,6 +33,7 @@ internal sealed partial class Subscription : IAsyncDisposable
     private readonly Lock _pendingLock = new();
     private readonly Queue<long> _uncommitted = new();
     private readonly long[] _stagedOffsets;
+    private readonly FragmentAssembler _fragments = new();
     private Task _pump = Task.CompletedTask;
     private int _disposed;
 
@@ -114,6 +116,7 @@ internal sealed partial class Subscription : IAsyncDisposable
             _iterator.Dispose();
             _topic.CloseCursor(_cursor);
             _staging.Dispose();
+            _fragments.Dispose();
             _stop.Dispose();
         }
     }
@@ -188,15 +191,9 @@ internal sealed partial class Subscription : IAsyncDisposable
 
             try
             {
-                var bytes = new ReadOnlySpan<byte>(entry, length);
-                if (!LogRecord.TryRead(bytes, out var record))
+                if (StageEntry(new ReadOnlySpan<byte>(entry, length), address, nowMs, out var offset))
                 {
-                    LogUnreadableRecord(_topic.Name, address, length);
-                }
-                else if (!_topic.IsExpired(record.TimestampMs, nowMs))
-                {
-                    FrameWriter.WriteMessage(_staging, _topic.NameUtf8, address, record.TimestampMs, record.HasKey, record.Key, record.Payload);
-                    _stagedOffsets[delivered++] = address;
+                    _stagedOffsets[delivered++] = offset;
                 }
             }
             finally
@@ -209,6 +206,73 @@ internal sealed partial class Subscription : IAsyncDisposable
 
         return (delivered, false);
     }
+
+    /// <summary>
+    /// Stages the message an entry completes, if any: a Whole record, or the last fragment of a split message.
+    /// Expired messages, fragments whose First entry was not seen (a subscription that started inside a split
+    /// message, or whose First had expired) and unreadable entries are skipped.
+    /// </summary>
+    private bool StageEntry(ReadOnlySpan<byte> entry, long address, long nowMs, out long offset)
+    {
+        offset = address;
+        if (!LogRecord.TryRead(entry, out var record))
+        {
+            LogUnreadableRecord(_topic.Name, address, entry.Length);
+            _fragments.Reset();
+            return false;
+        }
+
+        switch (record.Kind)
+        {
+            case LogRecordKind.Whole:
+                AbandonUnfinishedMessage(address);
+                if (_topic.IsExpired(record.TimestampMs, nowMs))
+                {
+                    return false;
+                }
+
+                FrameWriter.WriteMessage(_staging, _topic.NameUtf8, address, record.TimestampMs, record.HasKey, record.Key, record.Part);
+                return true;
+
+            case LogRecordKind.First:
+                AbandonUnfinishedMessage(address);
+                if (!_topic.IsExpired(record.TimestampMs, nowMs))
+                {
+                    _fragments.Begin(address, record.TimestampMs, record.HasKey, record.Key, record.PayloadLength, record.Part);
+                }
+
+                return false;
+
+            default:
+                if (!_fragments.InProgress || !_fragments.Append(record.Part))
+                {
+                    return false;
+                }
+
+                var staged = !_topic.IsExpired(_fragments.TimestampMs, nowMs);
+                if (staged)
+                {
+                    FrameWriter.WriteMessage(_staging, _topic.NameUtf8, _fragments.Offset, _fragments.TimestampMs, _fragments.HasKey, _fragments.Key, _fragments.Payload);
+                    offset = _fragments.Offset;
+                }
+
+                _fragments.Reset();
+                return staged;
+        }
+    }
+
+    /// <summary>A new message began before the previous split one was complete: its tail was never written (a crash mid-append).</summary>
+    private void AbandonUnfinishedMessage(long address)
+    {
+        if (_fragments.InProgress)
+        {
+            LogIncompleteMessage(_topic.Name, _fragments.Offset, address);
+            _fragments.Reset();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped an incomplete split message in topic {Topic} at {Offset}; the next message starts at {Next}")]
+    private partial void LogIncompleteMessage(string topic, long offset, long next);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Delivery of topic {Topic} stopped")]
     private partial void LogPumpFailed(Exception exception, string topic);

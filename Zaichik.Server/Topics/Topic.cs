@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using FASTER.core;
 using Zaichik.Protocol;
@@ -46,13 +47,17 @@ internal sealed class Topic : IAsyncDisposable
 
     /// <summary>
     /// Stores one message unless its key is inside the compaction window. <paramref name="scratch"/> must hold
-    /// <see cref="LogRecord.SizeOf"/> bytes; it is the caller's, so concurrent publishers never share one.
-    /// Completes synchronously unless the log's in-memory tail is full or another publish holds the gate.
+    /// <see cref="RecordSize"/> bytes; it is the caller's, so concurrent publishers never share one. Completes
+    /// synchronously unless the log's in-memory tail is full, another publish holds the gate, or the message is
+    /// larger than a log page and must be split.
     /// </summary>
     public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken) =>
         _appendGate.Wait(0)
             ? PublishHoldingGate(key, payload, scratch, cancellationToken)
             : PublishWhenGateOpensAsync(key, payload, scratch, cancellationToken);
+
+    /// <summary>Scratch bytes <see cref="PublishAsync"/> needs for a message of these sizes.</summary>
+    public int RecordSize(int keyLength, int payloadLength) => Math.Min(LogRecord.SizeOf(keyLength, payloadLength), Log.MaxRecordSize);
 
     /// <summary>The address a new subscription starts from.</summary>
     public long StartAddress(StartPosition from) =>
@@ -161,7 +166,14 @@ internal sealed class Topic : IAsyncDisposable
                 return ValueTask.FromResult(new PublishOutcome(acceptedOffset, Duplicate: true));
             }
 
-            var length = LogRecord.Write(scratch, nowMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span);
+            var keySpan = key.HasValue ? key.Value.Span : default;
+            if (LogRecord.SizeOf(keySpan.Length, payload.Length) > Log.MaxRecordSize)
+            {
+                releaseGate = false;
+                return AppendFragmentedAsync(key, payload, nowMs, cancellationToken);
+            }
+
+            var length = LogRecord.WriteWhole(scratch, nowMs, key.HasValue, keySpan, payload.Span);
             if (Log.TryAppend(scratch.AsSpan(0, length), out var address))
             {
                 Accepted(key, nowMs, address);
@@ -194,6 +206,43 @@ internal sealed class Topic : IAsyncDisposable
             _appendGate.Release();
         }
     }
+
+    /// <summary>
+    /// The path for a message larger than a log page: its fragments are appended back to back while the gate is
+    /// held, so no other record can fall between them. Releases the gate.
+    /// </summary>
+    private async ValueTask<PublishOutcome> AppendFragmentedAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, long nowMs, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(Log.MaxRecordSize);
+        try
+        {
+            var keyLength = key?.Length ?? 0;
+            var firstPart = Log.MaxRecordSize - LogRecord.HeaderSize - keyLength - LogRecord.FirstFragmentExtra;
+            var length = LogRecord.WriteFirst(buffer, nowMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Length, payload.Span[..firstPart]);
+            var offset = await AppendAsync(buffer, length, cancellationToken).ConfigureAwait(false);
+
+            var continuationPart = Log.MaxRecordSize - LogRecord.HeaderSize;
+            for (var position = firstPart; position < payload.Length; position += continuationPart)
+            {
+                var part = payload.Slice(position, Math.Min(continuationPart, payload.Length - position));
+                length = LogRecord.WriteContinuation(buffer, nowMs, part.Span);
+                await AppendAsync(buffer, length, cancellationToken).ConfigureAwait(false);
+            }
+
+            Accepted(key, nowMs, offset);
+            return new PublishOutcome(offset, Duplicate: false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            _appendGate.Release();
+        }
+    }
+
+    private ValueTask<long> AppendAsync(byte[] record, int length, CancellationToken cancellationToken) =>
+        Log.TryAppend(record.AsSpan(0, length), out var address)
+            ? ValueTask.FromResult(address)
+            : Log.AppendAsync(record.AsMemory(0, length), cancellationToken);
 
     private void Accepted(ReadOnlyMemory<byte>? key, long nowMs, long address)
     {

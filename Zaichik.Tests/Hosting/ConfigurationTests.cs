@@ -100,12 +100,21 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
-    public void Validation_refuses_a_payload_limit_that_does_not_fit_a_log_page()
+    public void Validation_refuses_a_key_limit_that_leaves_no_room_in_a_log_page()
     {
-        var options = ZaichikServerOptions.Default with { MaxPayloadSize = 128 * 1024 };
+        var options = ZaichikServerOptions.Default with { MaxKeySize = 65_000 };
 
         options.Validate().ShouldContain(p => p.Contains("PageSizeBits"));
-        (options with { Storage = new() { PageSizeBits = 18 } }).Validate().ShouldBeEmpty();
+        (options with { Storage = new() { PageSizeBits = 17, MemorySizeBits = 20 }, MaxFrameSize = 2 * 1024 * 1024 }).Validate().ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void Validation_refuses_a_frame_limit_smaller_than_the_largest_publish()
+    {
+        var options = ZaichikServerOptions.Default with { MaxFrameSize = 64 * 1024 };
+
+        options.Validate().ShouldContain(p => p.Contains("MaxFrameSize"));
+        (options with { MaxPayloadSize = 60 * 1024 }).Validate().ShouldBeEmpty();
     }
 
     [Fact]

@@ -52,7 +52,7 @@ internal sealed class TopicTestContext : IAsyncDisposable
             while (iterator.GetNext(out var entry, out var length, out var address, out _))
             {
                 LogRecord.TryRead(entry.AsSpan(0, length), out var record).ShouldBeTrue();
-                records.Add((address, record.TimestampMs, record.HasKey ? Encoding.UTF8.GetString(record.Key) : null, Encoding.UTF8.GetString(record.Payload)));
+                records.Add((address, record.TimestampMs, record.HasKey ? Encoding.UTF8.GetString(record.Key) : null, Encoding.UTF8.GetString(record.Part)));
             }
 
             if (iterator.NextAddress >= tail || !await iterator.WaitAsync(timeout.Token))

@@ -1,0 +1,67 @@
+using System.Buffers;
+
+namespace Zaichik.Server.Subscriptions.Internal;
+
+/// <summary>
+/// Reassembles a message that was stored as several log entries. The buffer is rented when the First fragment
+/// arrives and returned as soon as the message is delivered or abandoned, so it costs nothing between large
+/// messages.
+/// </summary>
+internal sealed class FragmentAssembler : IDisposable
+{
+    private byte[]? _buffer;
+    private int _keyLength;
+    private int _payloadLength;
+    private int _received;
+
+    public bool InProgress => _buffer is not null;
+
+    public long Offset { get; private set; }
+
+    public long TimestampMs { get; private set; }
+
+    public bool HasKey { get; private set; }
+
+    public ReadOnlySpan<byte> Key => _buffer.AsSpan(0, _keyLength);
+
+    public ReadOnlySpan<byte> Payload => _buffer.AsSpan(_keyLength, _payloadLength);
+
+    public void Begin(long offset, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> firstPart)
+    {
+        Reset();
+        _buffer = ArrayPool<byte>.Shared.Rent(key.Length + payloadLength);
+        Offset = offset;
+        TimestampMs = timestampMs;
+        HasKey = hasKey;
+        _keyLength = key.Length;
+        _payloadLength = payloadLength;
+        key.CopyTo(_buffer);
+        _received = 0;
+        Append(firstPart);
+    }
+
+    /// <summary>Adds the next part; true once the whole payload is there. False (and abandons) if parts overflow it.</summary>
+    public bool Append(ReadOnlySpan<byte> part)
+    {
+        if (_buffer is null || part.Length > _payloadLength - _received)
+        {
+            Reset();
+            return false;
+        }
+
+        part.CopyTo(_buffer.AsSpan(_keyLength + _received));
+        _received += part.Length;
+        return _received == _payloadLength;
+    }
+
+    public void Reset()
+    {
+        if (_buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
+        }
+    }
+
+    public void Dispose() => Reset();
+}
