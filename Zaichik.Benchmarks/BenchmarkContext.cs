@@ -1,0 +1,95 @@
+using Zaichik.Client;
+using Zaichik.Server.Hosting;
+
+namespace Zaichik.Benchmarks;
+
+/// <summary>
+/// The server the workloads talk to (an in-process broker on a temporary data folder, or an external one) and
+/// the helpers every workload shares: connecting, unique topic names, payloads.
+/// </summary>
+internal sealed class BenchmarkContext : IAsyncDisposable
+{
+    /// <summary>Every workload publishes payloads of this size, as the peers were measured with.</summary>
+    public const int PayloadSize = 100;
+
+    // Workloads create, await and dispose their own connections; a request that hangs is bounded by this
+    // rather than by the client's default of 30 s, so a stuck workload still ends inside its time limit.
+    private static readonly ZaichikClientOptions ClientOptions = ZaichikClientOptions.Default with
+    {
+        RequestTimeout = TimeSpan.FromSeconds(20),
+    };
+
+    private readonly ZaichikServer? _server;
+    private readonly string? _dataPath;
+    private readonly string _runId = DateTime.UtcNow.ToString("HHmmss", System.Globalization.CultureInfo.InvariantCulture);
+    private int _topics;
+
+    private BenchmarkContext(BenchmarkSettings settings, string host, int port, ZaichikServer? server, string? dataPath)
+    {
+        Settings = settings;
+        Host = host;
+        Port = port;
+        _server = server;
+        _dataPath = dataPath;
+    }
+
+    public BenchmarkSettings Settings { get; }
+
+    public string Host { get; }
+
+    public int Port { get; }
+
+    /// <summary>True when the broker runs in this process, so CPU and memory figures include it.</summary>
+    public bool InProcess => _server is not null;
+
+    public string ServerDescription => InProcess ? $"in-process server on 127.0.0.1:{Port} (data in {_dataPath})" : $"external server at {Host}:{Port}";
+
+    public static async Task<BenchmarkContext> CreateAsync(BenchmarkSettings settings)
+    {
+        if (!settings.InProcess)
+        {
+            return new BenchmarkContext(settings, settings.Host!, settings.Port, null, null);
+        }
+
+        var dataPath = Path.Combine(Path.GetTempPath(), $"zaichik-bench-{Guid.NewGuid():N}");
+        var options = new ZaichikServerOptions { Host = "127.0.0.1", Port = 0, DataPath = dataPath };
+        var server = await ZaichikServer.StartAsync(options, timeProvider: null);
+        return new BenchmarkContext(settings, "127.0.0.1", server.Port, server, dataPath);
+    }
+
+    public ValueTask<ZaichikClient> ConnectAsync(CancellationToken cancellationToken) =>
+        ZaichikClient.ConnectAsync(Host, Port, ClientOptions, cancellationToken);
+
+    /// <summary>A topic name no earlier run or workload used, so every workload starts from an empty topic.</summary>
+    public string NewTopicName(string workload) => $"bench-{workload}-{_runId}-{Environment.ProcessId}-{Interlocked.Increment(ref _topics)}";
+
+    /// <summary>A payload of <see cref="PayloadSize"/> bytes that is not all zeros (nothing on the way may shortcut it).</summary>
+    public static byte[] NewPayload()
+    {
+        var payload = new byte[PayloadSize];
+        for (var i = 0; i < payload.Length; i++)
+        {
+            payload[i] = (byte)('a' + i % 26);
+        }
+
+        return payload;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is null)
+        {
+            return;
+        }
+
+        await _server.DisposeAsync();
+        try
+        {
+            Directory.Delete(_dataPath!, recursive: true);
+        }
+        catch (IOException exception)
+        {
+            Console.Error.WriteLine($"could not delete {_dataPath}: {exception.Message}");
+        }
+    }
+}
