@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Text;
+using Zaichik.Client.Internal;
 using Zaichik.Protocol;
 
 namespace Zaichik.Client;
@@ -18,20 +18,20 @@ public sealed partial class ZaichikClient
     /// <exception cref="ZaichikServerException">The server refused the message.</exception>
     /// <exception cref="ZaichikTimeoutException">No answer within <see cref="ZaichikClientOptions.RequestTimeout"/>.</exception>
     /// <exception cref="ZaichikConnectionException">The connection was lost or closed first.</exception>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<PublishResult> PublishAsync(
+    public ValueTask<PublishResult> PublishAsync(
         string topic, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte>? key = null, CancellationToken cancellationToken = default)
     {
         ValidateTopic(topic);
         ValidateMessageSize(topic, key, payload);
-        var ack = await RequestAsync(
-                FrameType.Publish,
-                topic,
-                (topic, key, payload),
-                static (sender, id, message) => sender.Write(new PublishFrame(id, message.topic, message.key, message.payload)),
-                cancellationToken)
-            .ConfigureAwait(false);
-        return new PublishResult(ack.Offset ?? -1, ack.Duplicate);
+        var sending = SendRequestAsync(
+            FrameType.Publish,
+            topic,
+            (topic, key, payload),
+            static (sender, id, message) => sender.Write(new PublishFrame(id, message.topic, message.key, message.payload)),
+            cancellationToken);
+
+        // The common case awaits the pooled request directly: no state machine, no task.
+        return sending.IsCompletedSuccessfully ? sending.Result.AsPublishResult() : AwaitPublishAsync(sending);
     }
 
     /// <summary>Publishes a UTF-8 text message, optionally with a UTF-8 text key. See <see cref="PublishAsync(string, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}?, CancellationToken)"/>.</summary>
@@ -41,6 +41,12 @@ public sealed partial class ZaichikClient
         // The cast matters: a null byte[] converts to an empty (present) ReadOnlyMemory, not to null.
         var keyBytes = key is null ? null : (ReadOnlyMemory<byte>?)Encoding.UTF8.GetBytes(key);
         return PublishAsync(topic, Encoding.UTF8.GetBytes(payload), keyBytes, cancellationToken);
+    }
+
+    private static async ValueTask<PublishResult> AwaitPublishAsync(ValueTask<PendingRequest> sending)
+    {
+        var request = await sending.ConfigureAwait(false);
+        return await request.AsPublishResult().ConfigureAwait(false);
     }
 
     private void ValidateMessageSize(string topic, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload)

@@ -8,7 +8,7 @@ namespace Zaichik.Client.Internal;
 /// <see cref="GetResult"/> returns it, so a steady stream of publishes allocates no task per request.
 /// Whoever removes it from the table completes it, so it completes exactly once.
 /// </summary>
-internal sealed class PendingRequest : IValueTaskSource<AckFrame>
+internal sealed class PendingRequest : IValueTaskSource<AckFrame>, IValueTaskSource<PublishResult>
 {
     private readonly PendingRequests _owner;
     private ManualResetValueTaskSourceCore<AckFrame> _core;
@@ -38,6 +38,9 @@ internal sealed class PendingRequest : IValueTaskSource<AckFrame>
     }
 
     public ValueTask<AckFrame> AsValueTask() => new(this, _core.Version);
+
+    /// <summary>The answer as a publish result, without an intermediate task.</summary>
+    public ValueTask<PublishResult> AsPublishResult() => new(this, _core.Version);
 
     /// <summary>Stops waiting (the request itself stays sent) when <paramref name="cancellationToken"/> fires.</summary>
     public void WatchCancellation(CancellationToken cancellationToken)
@@ -87,6 +90,12 @@ internal sealed class PendingRequest : IValueTaskSource<AckFrame>
     }
 
     public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+    PublishResult IValueTaskSource<PublishResult>.GetResult(short token)
+    {
+        var ack = GetResult(token);
+        return new PublishResult(ack.Offset ?? -1, ack.Duplicate);
+    }
 
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);

@@ -69,6 +69,9 @@ public sealed class ZaichikServer : IAsyncDisposable
             throw new OptionsValidationException(ZaichikServerOptions.SectionName, typeof(ZaichikServerOptions), problems);
         }
 
+        ThreadPool.GetMinThreads(out var workers, out var completionPorts);
+        ThreadPool.SetMinThreads(Math.Max(workers, options.MinThreadPoolThreads), completionPorts);
+
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         configureLogging?.Invoke(builder.Logging);

@@ -59,6 +59,13 @@ public sealed record ZaichikServerOptions
     /// <summary>How long a stop waits for connections to finish before closing them. Default 10 s.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Thread-pool threads started without delay when work queues up. The log's page writes block a pool thread
+    /// for the length of a synchronous disk write; with the runtime's default (one per core) a few of them at once
+    /// starve everything else until the pool grows, about a second later. Default 64.
+    /// </summary>
+    public int MinThreadPoolThreads { get; init; } = 64;
+
     /// <summary>Sizes of each topic's log.</summary>
     public StorageOptions Storage { get; init; } = new();
 
@@ -83,6 +90,7 @@ public sealed record ZaichikServerOptions
         Check(MaxTopics >= 1, $"MaxTopics is {MaxTopics}; it must be positive");
         Check(CommitInterval > TimeSpan.Zero, $"CommitInterval is {CommitInterval}; it must be positive");
         Check(SweepInterval > TimeSpan.Zero, $"SweepInterval is {SweepInterval}; it must be positive");
+        Check(MinThreadPoolThreads is >= 1 and <= 32_767, $"MinThreadPoolThreads is {MinThreadPoolThreads}; it must be 1..32767");
         Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");
         problems.AddRange(Storage.Validate());
 

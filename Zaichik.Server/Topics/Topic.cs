@@ -20,6 +20,10 @@ internal sealed class Topic : IAsyncDisposable
     private readonly List<TopicCursor> _cursors = [];
     private long _lastTimestampMs;
 
+    // What the last retention sweep found at the head of the log; only the sweep touches these.
+    private long _oldestTimestampAddress = -1;
+    private long _oldestTimestampMs;
+
     public Topic(string name, string directory, TopicSettings settings, TopicLog log, TimeProvider time)
     {
         Name = name;
@@ -110,7 +114,7 @@ internal sealed class Topic : IAsyncDisposable
         }
 
         var keepFrom = Settings.HasRetention
-            ? await FirstUnexpiredAddressAsync(nowMs, cancellationToken).ConfigureAwait(false)
+            ? await FirstRetainedAddressAsync(nowMs, cancellationToken).ConfigureAwait(false)
             : Log.TailAddress;
 
         lock (_cursorLock)
@@ -127,8 +131,17 @@ internal sealed class Topic : IAsyncDisposable
 
     public ValueTask DisposeAsync() => Log.DisposeAsync();
 
-    private async ValueTask<long> FirstUnexpiredAddressAsync(long nowMs, CancellationToken cancellationToken)
+    /// <summary>
+    /// The address of the oldest record that has not expired (the tail if none). The oldest record's timestamp is
+    /// remembered from the previous sweep, so the log is read only when that record can have expired.
+    /// </summary>
+    private async ValueTask<long> FirstRetainedAddressAsync(long nowMs, CancellationToken cancellationToken)
     {
+        if (_oldestTimestampAddress == Log.BeginAddress && !IsExpired(_oldestTimestampMs, nowMs))
+        {
+            return Log.BeginAddress;
+        }
+
         var tail = Log.TailAddress;
         using var iterator = Log.Range(Log.BeginAddress, tail);
         while (true)
@@ -137,6 +150,8 @@ internal sealed class Topic : IAsyncDisposable
             {
                 if (!LogRecord.TryReadTimestamp(entry.AsSpan(0, length), out var timestampMs) || !IsExpired(timestampMs, nowMs))
                 {
+                    _oldestTimestampAddress = address;
+                    _oldestTimestampMs = timestampMs;
                     return address;
                 }
             }
