@@ -6,4 +6,5 @@ namespace Zaichik.Client;
 /// (-1 if the server reported none).
 /// </param>
 /// <param name="Duplicate">True when the topic's compaction window dropped the message as a repeat of its key.</param>
-public readonly record struct PublishResult(long Offset, bool Duplicate);
+/// <param name="Durable">True when the message (or, for a duplicate, the original) was already committed to disk.</param>
+public readonly record struct PublishResult(long Offset, bool Duplicate, bool Durable = false);

@@ -23,6 +23,14 @@ public sealed record SubscribeOptions
     /// </summary>
     public bool AutoCommit { get; init; }
 
+    /// <summary>
+    /// Makes this a durable consumer: the server keeps the offset it last committed on this topic under this name, and a
+    /// later subscription with the same name resumes right after it (ignoring <see cref="From"/>), receiving again every
+    /// message it had not committed. Null (the default) for an ordinary subscription. 1 to 64 ASCII letters, digits,
+    /// '.', '-' or '_'.
+    /// </summary>
+    public string? DurableName { get; init; }
+
     internal void Validate()
     {
         if (!Enum.IsDefined(From))
@@ -33,6 +41,11 @@ public sealed record SubscribeOptions
         if (Prefetch < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(Prefetch), Prefetch, "Prefetch must be at least 1");
+        }
+
+        if (DurableName is not null && ConsumerName.Validate(DurableName) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(DurableName));
         }
     }
 }

@@ -1,6 +1,8 @@
+using Zaichik.Protocol;
+
 namespace Zaichik.Client;
 
-/// <summary>Settings of a topic, fixed when it is created. Both are sent as whole milliseconds.</summary>
+/// <summary>Settings of a topic, fixed when it is created. Times are sent as whole milliseconds.</summary>
 public sealed record TopicOptions
 {
     /// <summary>No retention and no compaction: messages go to current subscribers only.</summary>
@@ -18,6 +20,16 @@ public sealed record TopicOptions
     /// </summary>
     public TimeSpan CompactionWindow { get; init; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// When published messages reach the disk: <see cref="Durability.Always"/> (acknowledged only once committed),
+    /// <see cref="Durability.Interval"/> (acknowledged once appended, committed every <see cref="CommitInterval"/>) or
+    /// <see cref="Durability.Memory"/> (never written). <see cref="Durability.ServerDefault"/> (the default) takes the server's.
+    /// </summary>
+    public Durability Durability { get; init; } = Durability.ServerDefault;
+
+    /// <summary>For <see cref="Durability.Interval"/>: the commit period. <see cref="TimeSpan.Zero"/> (the default) takes the server's.</summary>
+    public TimeSpan CommitInterval { get; init; } = TimeSpan.Zero;
+
     internal void Validate()
     {
         if (RetentionTtl < TimeSpan.Zero)
@@ -28,6 +40,16 @@ public sealed record TopicOptions
         if (CompactionWindow < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(CompactionWindow), CompactionWindow, "CompactionWindow must not be negative");
+        }
+
+        if (!Enum.IsDefined(Durability))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Durability), Durability, "Durability must be ServerDefault, Always, Interval or Memory");
+        }
+
+        if (CommitInterval < TimeSpan.Zero || (CommitInterval > TimeSpan.Zero && Durability != Durability.Interval))
+        {
+            throw new ArgumentOutOfRangeException(nameof(CommitInterval), CommitInterval, "CommitInterval must not be negative, and is only for Interval durability");
         }
     }
 }

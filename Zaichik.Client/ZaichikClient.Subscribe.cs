@@ -33,7 +33,7 @@ public sealed partial class ZaichikClient
 
         try
         {
-            var frame = new SubscribeFrame(0, topic, options.From, (uint)options.Prefetch);
+            var frame = new SubscribeFrame(0, topic, options.From, (uint)options.Prefetch, options.DurableName);
             await RequestAsync(
                     FrameType.Subscribe,
                     topic,

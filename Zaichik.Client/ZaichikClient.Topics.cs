@@ -18,7 +18,12 @@ public sealed partial class ZaichikClient
         options ??= TopicOptions.Default;
         options.Validate();
         var frame = new CreateTopicFrame(
-            0, topic, (long)options.RetentionTtl.TotalMilliseconds, (long)options.CompactionWindow.TotalMilliseconds);
+            0,
+            topic,
+            (long)options.RetentionTtl.TotalMilliseconds,
+            (long)options.CompactionWindow.TotalMilliseconds,
+            options.Durability,
+            (long)options.CommitInterval.TotalMilliseconds);
         await RequestAsync(
                 FrameType.CreateTopic,
                 topic,

@@ -6,12 +6,13 @@ namespace Zaichik.Protocol;
 /// <param name="RequestId">The request's id.</param>
 /// <param name="Offset">For Publish, the stored message's offset, or for a duplicate the offset of the message it duplicates; otherwise null.</param>
 /// <param name="Duplicate">True when a Publish was dropped by the topic's compaction window.</param>
-public readonly record struct AckFrame(ulong RequestId, long? Offset, bool Duplicate) : IFrameCodec<AckFrame>
+/// <param name="Durable">For Publish: true when the message (or, for a duplicate, the original) was already committed to disk.</param>
+public readonly record struct AckFrame(ulong RequestId, long? Offset, bool Duplicate, bool Durable = false) : IFrameCodec<AckFrame>
 {
     static FrameType IFrameCodec<AckFrame>.Type => FrameType.Ack;
 
     int IFrameCodec<AckFrame>.GetFieldsSize() =>
-        FieldSize.Int64 + FieldSize.Byte + (Offset.HasValue ? FieldSize.Int64 : 0) + FieldSize.Byte;
+        FieldSize.Int64 + FieldSize.Byte + (Offset.HasValue ? FieldSize.Int64 : 0) + FieldSize.Byte + FieldSize.Byte;
 
     void IFrameCodec<AckFrame>.WriteFields(ref FieldWriter writer)
     {
@@ -23,12 +24,14 @@ public readonly record struct AckFrame(ulong RequestId, long? Offset, bool Dupli
         }
 
         writer.WriteBool(Duplicate);
+        writer.WriteBool(Durable);
     }
 
     static AckFrame IFrameCodec<AckFrame>.ReadFields(ref FieldReader reader)
     {
         var requestId = reader.ReadUInt64();
         long? offset = reader.ReadBool() ? reader.ReadInt64() : null;
-        return new(requestId, offset, reader.ReadBool());
+        var duplicate = reader.ReadBool();
+        return new(requestId, offset, duplicate, reader.ReadBool());
     }
 }

@@ -7,13 +7,16 @@ namespace Zaichik.Protocol;
 /// <param name="Topic">The topic name (see <see cref="TopicName"/>).</param>
 /// <param name="RetentionTtlMs">How long each message is kept, in milliseconds; 0 keeps nothing for late subscribers.</param>
 /// <param name="CompactionWindowMs">Key deduplication window in milliseconds; 0 turns it off.</param>
-public readonly record struct CreateTopicFrame(ulong RequestId, string Topic, long RetentionTtlMs, long CompactionWindowMs)
+/// <param name="Durability">When messages reach the disk; <see cref="Protocol.Durability.ServerDefault"/> takes the server's.</param>
+/// <param name="CommitIntervalMs">For <see cref="Protocol.Durability.Interval"/>: the commit period; 0 takes the server's.</param>
+public readonly record struct CreateTopicFrame(
+    ulong RequestId, string Topic, long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0)
     : IFrameCodec<CreateTopicFrame>
 {
     static FrameType IFrameCodec<CreateTopicFrame>.Type => FrameType.CreateTopic;
 
     int IFrameCodec<CreateTopicFrame>.GetFieldsSize() =>
-        FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Int64 + FieldSize.Int64;
+        FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Int64 + FieldSize.Int64 + FieldSize.Byte + FieldSize.Int64;
 
     void IFrameCodec<CreateTopicFrame>.WriteFields(ref FieldWriter writer)
     {
@@ -21,8 +24,22 @@ public readonly record struct CreateTopicFrame(ulong RequestId, string Topic, lo
         writer.WriteString(Topic);
         writer.WriteInt64(RetentionTtlMs);
         writer.WriteInt64(CompactionWindowMs);
+        writer.WriteByte((byte)Durability);
+        writer.WriteInt64(CommitIntervalMs);
     }
 
-    static CreateTopicFrame IFrameCodec<CreateTopicFrame>.ReadFields(ref FieldReader reader) =>
-        new(reader.ReadUInt64(), reader.ReadString(), reader.ReadInt64(), reader.ReadInt64());
+    static CreateTopicFrame IFrameCodec<CreateTopicFrame>.ReadFields(ref FieldReader reader)
+    {
+        var requestId = reader.ReadUInt64();
+        var topic = reader.ReadString();
+        var retentionTtlMs = reader.ReadInt64();
+        var compactionWindowMs = reader.ReadInt64();
+        var durability = reader.ReadByte();
+        if (durability > (byte)Durability.Memory)
+        {
+            throw new ProtocolViolationException(ErrorCode.MalformedFrame, $"CreateTopic durability {durability} is not defined");
+        }
+
+        return new(requestId, topic, retentionTtlMs, compactionWindowMs, (Durability)durability, reader.ReadInt64());
+    }
 }

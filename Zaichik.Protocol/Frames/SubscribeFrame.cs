@@ -7,13 +7,17 @@ namespace Zaichik.Protocol;
 /// <param name="Topic">The topic to subscribe to.</param>
 /// <param name="From">Start with the retained messages or only with new ones.</param>
 /// <param name="Prefetch">How many delivered messages may await Commit before the server pauses (at least 1).</param>
-public readonly record struct SubscribeFrame(ulong RequestId, string Topic, StartPosition From, uint Prefetch)
+/// <param name="DurableName">
+/// Names a durable consumer: the server keeps its committed offset, and a later Subscribe with the same name resumes
+/// after it (and ignores <paramref name="From"/>). Null for an ordinary subscription.
+/// </param>
+public readonly record struct SubscribeFrame(ulong RequestId, string Topic, StartPosition From, uint Prefetch, string? DurableName = null)
     : IFrameCodec<SubscribeFrame>
 {
     static FrameType IFrameCodec<SubscribeFrame>.Type => FrameType.Subscribe;
 
     int IFrameCodec<SubscribeFrame>.GetFieldsSize() =>
-        FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Byte + FieldSize.UInt32;
+        FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Byte + FieldSize.UInt32 + FieldSize.Byte + (DurableName is null ? 0 : FieldSize.String(DurableName));
 
     void IFrameCodec<SubscribeFrame>.WriteFields(ref FieldWriter writer)
     {
@@ -21,6 +25,11 @@ public readonly record struct SubscribeFrame(ulong RequestId, string Topic, Star
         writer.WriteString(Topic);
         writer.WriteByte((byte)From);
         writer.WriteUInt32(Prefetch);
+        writer.WriteBool(DurableName is not null);
+        if (DurableName is not null)
+        {
+            writer.WriteString(DurableName);
+        }
     }
 
     static SubscribeFrame IFrameCodec<SubscribeFrame>.ReadFields(ref FieldReader reader)
@@ -33,6 +42,8 @@ public readonly record struct SubscribeFrame(ulong RequestId, string Topic, Star
             throw new ProtocolViolationException(ErrorCode.MalformedFrame, $"Subscribe start position {from} is not defined");
         }
 
-        return new(requestId, topic, (StartPosition)from, reader.ReadUInt32());
+        var prefetch = reader.ReadUInt32();
+        var durableName = reader.ReadBool() ? reader.ReadString() : null;
+        return new(requestId, topic, (StartPosition)from, prefetch, durableName);
     }
 }

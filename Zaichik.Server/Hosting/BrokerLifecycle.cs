@@ -10,11 +10,8 @@ namespace Zaichik.Server.Hosting;
 /// </summary>
 internal sealed class BrokerLifecycle(TopicRegistry registry) : IHostedLifecycleService
 {
-    public Task StartingAsync(CancellationToken cancellationToken)
-    {
-        registry.OpenExisting();
-        return Task.CompletedTask;
-    }
+    public async Task StartingAsync(CancellationToken cancellationToken) =>
+        await registry.OpenExistingAsync(cancellationToken).ConfigureAwait(false);
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

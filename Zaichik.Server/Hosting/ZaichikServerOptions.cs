@@ -50,7 +50,10 @@ public sealed record ZaichikServerOptions
     /// <summary>Most topics the server holds; auto-create and CreateTopic fail beyond it. Default 100,000.</summary>
     public int MaxTopics { get; init; } = 100_000;
 
-    /// <summary>How often appended records are committed to disk. Default 100 ms.</summary>
+    /// <summary>Durability of topics that do not choose their own: Always, Interval or Memory. Default Interval.</summary>
+    public Durability Durability { get; init; } = Durability.Interval;
+
+    /// <summary>For Interval durability: how often appended records are committed to disk. Default 100 ms.</summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>How often expired messages are truncated from disk and stale compaction keys forgotten. Default 1 s.</summary>
@@ -88,6 +91,7 @@ public sealed record ZaichikServerOptions
         Check(MaxConnections >= 1, $"MaxConnections is {MaxConnections}; it must be positive");
         Check(MaxSubscriptionsPerConnection >= 1, $"MaxSubscriptionsPerConnection is {MaxSubscriptionsPerConnection}; it must be positive");
         Check(MaxTopics >= 1, $"MaxTopics is {MaxTopics}; it must be positive");
+        Check(Durability is Durability.Always or Durability.Interval or Durability.Memory, $"Durability is {Durability}; it must be Always, Interval or Memory");
         Check(CommitInterval > TimeSpan.Zero, $"CommitInterval is {CommitInterval}; it must be positive");
         Check(SweepInterval > TimeSpan.Zero, $"SweepInterval is {SweepInterval}; it must be positive");
         Check(MinThreadPoolThreads is >= 1 and <= 32_767, $"MinThreadPoolThreads is {MinThreadPoolThreads}; it must be 1..32767");

@@ -31,6 +31,8 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private readonly DeliveryWindow _window = new();
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
     private readonly List<Subscription> _subscriptionsToStart = [];
+    private readonly List<DurableAck> _awaitingCommit = [];
+    private Task _commitAcknowledgements = Task.CompletedTask;
     private byte[] _recordScratch = new byte[1024];
     private Topic? _lastTopic;
 
@@ -74,6 +76,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _commitAcknowledgements.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         foreach (var subscription in _subscriptions.Values)
         {
             await subscription.DisposeAsync().ConfigureAwait(false);
@@ -150,9 +153,63 @@ internal sealed partial class ClientSession : IAsyncDisposable
             }
 
             await FlushRepliesAsync(cancellationToken).ConfigureAwait(false);
+            AcknowledgeWhenCommitted(cancellationToken);
             StartNewSubscriptions();
         }
     }
+
+    /// <summary>
+    /// Hands this read's Always-durability publishes to one task that waits for their topics' commits and then
+    /// sends their Acks together. Reading goes on meanwhile, so later publishes join the next group commit.
+    /// </summary>
+    private void AcknowledgeWhenCommitted(CancellationToken cancellationToken)
+    {
+        if (_awaitingCommit.Count == 0)
+        {
+            return;
+        }
+
+        var batch = _awaitingCommit.ToArray();
+        _awaitingCommit.Clear();
+        var previous = _commitAcknowledgements;
+        _commitAcknowledgements = SendWhenCommittedAsync(batch, previous, cancellationToken);
+    }
+
+    private async Task SendWhenCommittedAsync(DurableAck[] batch, Task previous, CancellationToken cancellationToken)
+    {
+        using var replies = new PooledBufferWriter();
+        try
+        {
+            foreach (var group in batch.GroupBy(ack => ack.Topic))
+            {
+                try
+                {
+                    await group.Key.WhenDurableAsync(group.Max(ack => ack.DurableAt), cancellationToken).ConfigureAwait(false);
+                    foreach (var ack in group)
+                    {
+                        FrameWriter.Write(replies, ack.Ack);
+                    }
+                }
+                catch (IOException failure)
+                {
+                    foreach (var ack in group)
+                    {
+                        FrameWriter.Write(replies, new ErrorFrame(ack.Ack.RequestId, ErrorCode.StorageFailure, $"the message is stored but could not be made durable: {failure.Message}"));
+                    }
+                }
+            }
+
+            // Keep the order between batches: an earlier batch's Acks go first.
+            await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await _writer.WriteAsync(replies.WrittenMemory, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>An Ack held back until its topic's log is committed past <see cref="DurableAt"/>.</summary>
+    private readonly record struct DurableAck(Topic Topic, AckFrame Ack, long DurableAt);
 
     /// <summary>Handles one frame; false when the client asked to close.</summary>
     private async ValueTask<bool> HandleAsync(RawFrame frame, CancellationToken cancellationToken)
@@ -203,7 +260,15 @@ internal sealed partial class ClientSession : IAsyncDisposable
             var topic = await ResolveTopicAsync(publish.Topic, cancellationToken).ConfigureAwait(false);
             var scratch = RecordScratch(topic.RecordSize(publish.Key?.Length ?? 0, publish.Payload.Length));
             var outcome = await topic.PublishAsync(publish.Key, publish.Payload, scratch, cancellationToken).ConfigureAwait(false);
-            Reply(new AckFrame(publish.RequestId, outcome.Offset, outcome.Duplicate));
+            var durable = topic.IsDurable(outcome.DurableAt);
+            if (!durable && topic.Settings.Durability == Durability.Always)
+            {
+                _awaitingCommit.Add(new DurableAck(topic, new AckFrame(publish.RequestId, outcome.Offset, outcome.Duplicate, Durable: true), outcome.DurableAt));
+            }
+            else
+            {
+                Reply(new AckFrame(publish.RequestId, outcome.Offset, outcome.Duplicate, durable));
+            }
         }
         catch (TopicException failure)
         {
@@ -264,7 +329,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     {
         try
         {
-            await _registry.CreateAsync(create.Topic, new TopicSettings(create.RetentionTtlMs, create.CompactionWindowMs), cancellationToken).ConfigureAwait(false);
+            await _registry.CreateAsync(create.Topic, new TopicSettings(create.RetentionTtlMs, create.CompactionWindowMs, create.Durability, create.CommitIntervalMs), cancellationToken).ConfigureAwait(false);
             Reply(new AckFrame(create.RequestId, null, false));
         }
         catch (TopicException failure)

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Text;
 using FASTER.core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Zaichik.Protocol;
 using Zaichik.Server.Storage;
 
@@ -16,6 +18,7 @@ internal sealed class Topic : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _appendGate = new(1, 1);
     private readonly CompactionIndex? _keys;
+    private readonly TopicCommitter? _committer;
     private readonly Lock _cursorLock = new();
     private readonly List<TopicCursor> _cursors = [];
     private long _lastTimestampMs;
@@ -24,16 +27,25 @@ internal sealed class Topic : IAsyncDisposable
     private long _oldestTimestampAddress = -1;
     private long _oldestTimestampMs;
 
-    public Topic(string name, string directory, TopicSettings settings, TopicLog log, TimeProvider time)
+    public Topic(string name, string directory, TopicSettings settings, TopicLog log, TimeProvider time, ILogger? logger = null)
     {
         Name = name;
         NameUtf8 = Encoding.UTF8.GetBytes(name);
         Directory = directory;
-        Settings = settings;
+        Settings = settings.Resolve(Durability.Interval, DefaultCommitInterval);
         Log = log;
         _time = time;
         _keys = settings.HasCompaction ? new CompactionIndex(settings.CompactionWindowMs) : null;
+        _committer = Settings.Durability switch
+        {
+            Durability.Memory => null,
+            Durability.Always => new TopicCommitter(name, log, TimeSpan.Zero, time, logger ?? NullLogger.Instance),
+            _ => new TopicCommitter(name, log, TimeSpan.FromMilliseconds(Settings.CommitIntervalMs), time, logger ?? NullLogger.Instance),
+        };
     }
+
+    /// <summary>Used only when a topic is built with unresolved settings (tests); the registry always resolves them.</summary>
+    private static readonly TimeSpan DefaultCommitInterval = TimeSpan.FromMilliseconds(100);
 
     public string Name { get; }
 
@@ -129,7 +141,64 @@ internal sealed class Topic : IAsyncDisposable
         return Log.BeginAddress;
     }
 
-    public ValueTask DisposeAsync() => Log.DisposeAsync();
+    /// <summary>
+    /// Restores what lives only in memory after the log is reopened: the compaction window (from the records
+    /// of the last window only, located by timestamp) and the latest timestamp, so timestamps keep increasing.
+    /// Returns how many keys the window holds.
+    /// </summary>
+    public async ValueTask<int> RecoverAsync(CancellationToken cancellationToken)
+    {
+        if (Log.TailAddress == Log.BeginAddress)
+        {
+            return 0;
+        }
+
+        var nowMs = NowMs;
+        var from = _keys is not null
+            ? await Log.SeekTimestampAsync(nowMs - Settings.CompactionWindowMs, cancellationToken).ConfigureAwait(false)
+            : await Log.SeekTimestampAsync(long.MaxValue, cancellationToken).ConfigureAwait(false);
+        var tail = Log.TailAddress;
+        using var iterator = Log.Range(from, tail);
+        while (true)
+        {
+            while (iterator.GetNext(out var entry, out var length, out var address, out _))
+            {
+                if (!LogRecord.TryRead(entry.AsSpan(0, length), out var record))
+                {
+                    continue;
+                }
+
+                _lastTimestampMs = Math.Max(_lastTimestampMs, record.TimestampMs);
+                if (_keys is not null && record.HasKey && record.Kind != LogRecordKind.Continuation && nowMs - record.TimestampMs < Settings.CompactionWindowMs)
+                {
+                    _keys.Accept(record.Key, record.TimestampMs, address);
+                }
+            }
+
+            if (iterator.NextAddress >= tail || !await iterator.WaitAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return CompactionKeyCount;
+            }
+        }
+    }
+
+    /// <summary>True when the log is committed past <paramref name="address"/>.</summary>
+    public bool IsDurable(long address) => !Log.InMemory && Log.CommittedUntilAddress > address;
+
+    /// <summary>Completes when the log is committed past <paramref name="address"/>; throws <see cref="IOException"/> while commits fail.</summary>
+    public ValueTask WhenDurableAsync(long address, CancellationToken cancellationToken) =>
+        _committer?.WhenCommittedAsync(address, cancellationToken)
+        ?? throw new InvalidOperationException($"topic '{Name}' is in memory and never durable");
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_committer is not null)
+        {
+            await _committer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await Log.DisposeAsync().ConfigureAwait(false);
+    }
 
     /// <summary>
     /// The address of the oldest record that has not expired (the tail if none). The oldest record's timestamp is
@@ -178,7 +247,7 @@ internal sealed class Topic : IAsyncDisposable
             var nowMs = NextTimestamp();
             if (key.HasValue && _keys is not null && _keys.IsDuplicate(key.Value.Span, nowMs, out var acceptedOffset))
             {
-                return ValueTask.FromResult(new PublishOutcome(acceptedOffset, Duplicate: true));
+                return ValueTask.FromResult(new PublishOutcome(acceptedOffset, Duplicate: true, DurableAt: Log.TailAddress - 1));
             }
 
             var keySpan = key.HasValue ? key.Value.Span : default;
@@ -192,7 +261,7 @@ internal sealed class Topic : IAsyncDisposable
             if (Log.TryAppend(scratch.AsSpan(0, length), out var address))
             {
                 Accepted(key, nowMs, address);
-                return ValueTask.FromResult(new PublishOutcome(address, Duplicate: false));
+                return ValueTask.FromResult(new PublishOutcome(address, Duplicate: false, DurableAt: address));
             }
 
             releaseGate = false;
@@ -214,7 +283,7 @@ internal sealed class Topic : IAsyncDisposable
         {
             var address = await Log.AppendAsync(scratch.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
             Accepted(key, nowMs, address);
-            return new PublishOutcome(address, Duplicate: false);
+            return new PublishOutcome(address, Duplicate: false, DurableAt: address);
         }
         finally
         {
@@ -235,17 +304,18 @@ internal sealed class Topic : IAsyncDisposable
             var firstPart = Log.MaxRecordSize - LogRecord.HeaderSize - keyLength - LogRecord.FirstFragmentExtra;
             var length = LogRecord.WriteFirst(buffer, nowMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Length, payload.Span[..firstPart]);
             var offset = await AppendAsync(buffer, length, cancellationToken).ConfigureAwait(false);
+            var last = offset;
 
             var continuationPart = Log.MaxRecordSize - LogRecord.HeaderSize;
             for (var position = firstPart; position < payload.Length; position += continuationPart)
             {
                 var part = payload.Slice(position, Math.Min(continuationPart, payload.Length - position));
                 length = LogRecord.WriteContinuation(buffer, nowMs, part.Span);
-                await AppendAsync(buffer, length, cancellationToken).ConfigureAwait(false);
+                last = await AppendAsync(buffer, length, cancellationToken).ConfigureAwait(false);
             }
 
             Accepted(key, nowMs, offset);
-            return new PublishOutcome(offset, Duplicate: false);
+            return new PublishOutcome(offset, Duplicate: false, DurableAt: last);
         }
         finally
         {
@@ -261,6 +331,7 @@ internal sealed class Topic : IAsyncDisposable
 
     private void Accepted(ReadOnlyMemory<byte>? key, long nowMs, long address)
     {
+        _committer?.MarkDirty();
         if (key.HasValue && _keys is not null)
         {
             _keys.Accept(key.Value.Span, nowMs, address);

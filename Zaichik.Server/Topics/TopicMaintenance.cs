@@ -6,10 +6,9 @@ using Zaichik.Server.Hosting;
 namespace Zaichik.Server.Topics;
 
 /// <summary>
-/// Two background loops over every topic: one commits appended records to disk every
-/// <see cref="ZaichikServerOptions.CommitInterval"/>, the other removes expired records from disk and forgets
-/// stale compaction keys every <see cref="ZaichikServerOptions.SweepInterval"/>. Both run on the injected
-/// <see cref="TimeProvider"/>, so tests drive them by moving time.
+/// A background loop over every topic that removes expired records from disk and forgets stale compaction keys
+/// every <see cref="ZaichikServerOptions.SweepInterval"/>. It runs on the injected <see cref="TimeProvider"/>,
+/// so tests drive it by moving time. (Commits are each topic's own: see <see cref="TopicCommitter"/>.)
 /// </summary>
 internal sealed partial class TopicMaintenance(
     TopicRegistry registry,
@@ -18,25 +17,7 @@ internal sealed partial class TopicMaintenance(
     ILogger<TopicMaintenance> logger) : BackgroundService
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(
-            RunEveryAsync(options.Value.CommitInterval, CommitAllAsync, stoppingToken),
-            RunEveryAsync(options.Value.SweepInterval, SweepAllAsync, stoppingToken));
-
-    /// <summary>Commits every topic with records not yet on disk.</summary>
-    public async ValueTask CommitAllAsync(CancellationToken cancellationToken)
-    {
-        foreach (var topic in registry.Topics)
-        {
-            try
-            {
-                await topic.Log.CommitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                LogCommitFailed(exception, topic.Name);
-            }
-        }
-    }
+        RunEveryAsync(options.Value.SweepInterval, SweepAllAsync, stoppingToken);
 
     /// <summary>Truncates expired records and forgets stale keys in every topic.</summary>
     public async ValueTask SweepAllAsync(CancellationToken cancellationToken)
@@ -73,9 +54,6 @@ internal sealed partial class TopicMaintenance(
         {
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Commit of topic {Topic} failed")]
-    private partial void LogCommitFailed(Exception exception, string topic);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Retention sweep of topic {Topic} failed")]
     private partial void LogSweepFailed(Exception exception, string topic);

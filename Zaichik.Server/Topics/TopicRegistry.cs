@@ -33,8 +33,8 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
 
     public ICollection<Topic> Topics => _topics.Values;
 
-    /// <summary>Reopens every topic found in the data folder.</summary>
-    public void OpenExisting()
+    /// <summary>Reopens every topic found in the data folder and restores each one's compaction window.</summary>
+    public async ValueTask OpenExistingAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_topicsRoot);
         foreach (var directory in Directory.EnumerateDirectories(_topicsRoot))
@@ -46,10 +46,11 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
                 continue;
             }
 
-            var settings = TopicSettings.Read(directory);
-            var topic = new Topic(name, directory, settings, TopicLog.Open(directory, _options.Storage), _time);
+            var settings = Resolve(TopicSettings.Read(directory));
+            var topic = OpenTopic(name, directory, settings);
             _topics[name] = topic;
-            LogReopened(name, settings.RetentionTtlMs, settings.CompactionWindowMs, topic.Log.BeginAddress, topic.Log.TailAddress);
+            var keys = await topic.RecoverAsync(cancellationToken).ConfigureAwait(false);
+            LogReopened(name, settings.ToString(), topic.Log.BeginAddress, topic.Log.TailAddress, keys);
         }
 
         LogOpened(_topics.Count, _topicsRoot);
@@ -78,9 +79,14 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     public async ValueTask<Topic> CreateAsync(string name, TopicSettings settings, CancellationToken cancellationToken)
     {
         ValidateName(name);
-        if (settings.RetentionTtlMs < 0 || settings.CompactionWindowMs < 0)
+        if (settings.RetentionTtlMs < 0 || settings.CompactionWindowMs < 0 || settings.CommitIntervalMs < 0)
         {
-            throw new TopicException(ErrorCode.InvalidArgument, $"retentionTtlMs and compactionWindowMs must be 0 (off) or positive; got {settings}");
+            throw new TopicException(ErrorCode.InvalidArgument, $"retentionTtlMs, compactionWindowMs and commitIntervalMs must be 0 or positive; got {settings}");
+        }
+
+        if (!Enum.IsDefined(settings.Durability))
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, $"durability {(byte)settings.Durability} is not defined");
         }
 
         return await GetOrCreateAsync(name, settings, explicitCreate: true, cancellationToken).ConfigureAwait(false);
@@ -118,6 +124,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
                 throw new TopicException(ErrorCode.ServerShuttingDown, "the server is stopping");
             }
 
+            settings = Resolve(settings);
             if (_topics.TryGetValue(name, out var existing))
             {
                 if (explicitCreate && existing.Settings != settings)
@@ -135,7 +142,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
 
             var directory = Path.Combine(_topicsRoot, name);
             settings.Write(directory);
-            var topic = new Topic(name, directory, settings, TopicLog.Open(directory, _options.Storage), _time);
+            var topic = OpenTopic(name, directory, settings);
             _topics[name] = topic;
             LogCreated(name, settings.RetentionTtlMs, settings.CompactionWindowMs, explicitCreate);
             return topic;
@@ -145,6 +152,12 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             _createGate.Release();
         }
     }
+
+    private TopicSettings Resolve(TopicSettings settings) =>
+        settings.Resolve(_options.Durability, _options.CommitInterval);
+
+    private Topic OpenTopic(string name, string directory, TopicSettings settings) =>
+        new(name, directory, settings, TopicLog.Open(directory, _options.Storage, inMemory: settings.Durability == Durability.Memory), _time, _logger);
 
     private void ValidateName(string name)
     {
@@ -157,8 +170,8 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "Created topic {Topic} (retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}, explicit={Explicit})")]
     private partial void LogCreated(string topic, long retentionTtlMs, long compactionWindowMs, bool @explicit);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Reopened topic {Topic} (retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}, log {BeginAddress}..{TailAddress})")]
-    private partial void LogReopened(string topic, long retentionTtlMs, long compactionWindowMs, long beginAddress, long tailAddress);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Reopened topic {Topic} ({Settings}; log {BeginAddress}..{TailAddress}; {Keys} keys in the compaction window)")]
+    private partial void LogReopened(string topic, string settings, long beginAddress, long tailAddress, int keys);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Opened {Count} topics from {Folder}")]
     private partial void LogOpened(int count, string folder);

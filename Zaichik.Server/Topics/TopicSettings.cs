@@ -1,16 +1,23 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Zaichik.Protocol;
 
 namespace Zaichik.Server.Topics;
 
-/// <summary>A topic's retention and compaction settings, fixed at creation and kept in <c>topic.json</c> beside its log.</summary>
+/// <summary>
+/// A topic's settings, fixed at creation and kept in <c>topic.json</c> beside its log. The registry stores them
+/// resolved: never <see cref="Durability.ServerDefault"/>, and a commit interval only for
+/// <see cref="Durability.Interval"/>.
+/// </summary>
 /// <param name="RetentionTtlMs">How long each message is kept for late subscribers; 0 = no retention.</param>
 /// <param name="CompactionWindowMs">A keyed message is dropped if its key was accepted less than this long ago; 0 = off.</param>
-internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowMs)
+/// <param name="Durability">When messages reach the disk.</param>
+/// <param name="CommitIntervalMs">For <see cref="Durability.Interval"/>, how often the log is committed.</param>
+internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0)
 {
     public const string FileName = "topic.json";
 
-    /// <summary>What an auto-created topic gets: no retention, no compaction.</summary>
+    /// <summary>What an auto-created topic gets: no retention, no compaction, the server's durability.</summary>
     public static TopicSettings Default { get; } = new(0, 0);
 
     [JsonIgnore]
@@ -20,7 +27,18 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
     public bool HasCompaction => CompactionWindowMs > 0;
 
     public override string ToString() =>
-        $"retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}";
+        $"retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}, durability={Durability}"
+        + (Durability == Durability.Interval ? $", commitIntervalMs={CommitIntervalMs}" : string.Empty);
+
+    /// <summary>These settings with the server's defaults filled in where they ask for them.</summary>
+    public TopicSettings Resolve(Durability serverDurability, TimeSpan serverCommitInterval)
+    {
+        var durability = Durability == Durability.ServerDefault ? serverDurability : Durability;
+        var interval = durability != Durability.Interval ? 0
+            : CommitIntervalMs > 0 ? CommitIntervalMs
+            : Math.Max(1, (long)serverCommitInterval.TotalMilliseconds);
+        return this with { Durability = durability, CommitIntervalMs = interval };
+    }
 
     public static TopicSettings Read(string directory)
     {
@@ -40,6 +58,6 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
     }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(TopicSettings))]
 internal sealed partial class TopicSettingsJsonContext : JsonSerializerContext;

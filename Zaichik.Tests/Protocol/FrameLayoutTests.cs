@@ -10,9 +10,21 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Hello_frame_encodes_to_the_documented_example_bytes()
     {
-        var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(1)));
+        var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
 
-        Hex(bytes).ShouldBe("00 00 00 03 01 00 01");
+        Hex(bytes).ShouldBe("00 00 00 03 01 00 02");
+    }
+
+    [Fact]
+    public void CreateTopic_frame_encodes_to_the_documented_example_bytes()
+    {
+        var frame = new CreateTopicFrame(1, "orders", 86_400_000, 0, Durability.Interval, 500);
+
+        var bytes = Encode(w => FrameWriter.Write(w, frame));
+
+        Hex(bytes).ShouldBe(
+            "00 00 00 2A 02 00 00 00 00 00 00 00 01 00 06 6F 72 64 65 72 73 00 00 00 00 05 26 5C 00 "
+            + "00 00 00 00 00 00 00 00 02 00 00 00 00 00 00 01 F4");
     }
 
     [Fact]
@@ -29,25 +41,60 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Ack_frame_encodes_to_the_documented_example_bytes()
     {
-        var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(7, 64, Duplicate: false)));
+        var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(7, 64, Duplicate: false, Durable: true)));
 
-        Hex(bytes).ShouldBe("00 00 00 13 11 00 00 00 00 00 00 00 07 01 00 00 00 00 00 00 00 40 00");
+        Hex(bytes).ShouldBe("00 00 00 14 11 00 00 00 00 00 00 00 07 01 00 00 00 00 00 00 00 40 00 01");
+    }
+
+    [Fact]
+    public void Subscribe_frame_encodes_to_the_documented_example_bytes()
+    {
+        var frame = new SubscribeFrame(2, "orders", StartPosition.Retained, 10, DurableName: "billing");
+
+        var bytes = Encode(w => FrameWriter.Write(w, frame));
+
+        Hex(bytes).ShouldBe(
+            "00 00 00 20 04 00 00 00 00 00 00 00 02 00 06 6F 72 64 65 72 73 00 00 00 00 0A 01 00 07 62 69 6C 6C 69 6E 67");
     }
 
     [Fact]
     public void Error_frame_encodes_to_the_documented_example_bytes()
     {
-        var bytes = Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.UnsupportedVersion, "v2")));
+        var bytes = Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.UnsupportedVersion, "v3")));
 
-        Hex(bytes).ShouldBe("00 00 00 08 12 00 00 01 00 02 76 32");
+        Hex(bytes).ShouldBe("00 00 00 08 12 00 00 01 00 02 76 33");
     }
 
     [Fact]
-    public void CreateTopic_fields_are_request_id_topic_retention_then_compaction_window()
+    public void CreateTopic_fields_are_request_id_topic_retention_compaction_window_durability_then_commit_interval()
     {
-        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(60_000).I64(-2).Build();
+        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(60_000).I64(-2).U8(2).I64(250).Build();
 
-        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(9, "t", 60_000, -2)));
+        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(9, "t", 60_000, -2, Durability.Interval, 250)));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void CreateTopic_with_default_settings_still_writes_a_zero_durability_byte_and_a_zero_commit_interval()
+    {
+        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(0).I64(0).U8(0).I64(0).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(9, "t", 0, 0)));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Theory]
+    [InlineData(Durability.ServerDefault, (byte)0)]
+    [InlineData(Durability.Always, (byte)1)]
+    [InlineData(Durability.Interval, (byte)2)]
+    [InlineData(Durability.Memory, (byte)3)]
+    public void CreateTopic_durability_is_one_byte_with_the_documented_value(Durability durability, byte wire)
+    {
+        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(-1).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, durability, -1)));
 
         Hex(bytes).ShouldBe(Hex(expected));
     }
@@ -63,11 +110,31 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Subscribe_fields_are_request_id_topic_start_position_byte_then_prefetch()
+    public void Subscribe_fields_are_request_id_topic_start_position_byte_prefetch_then_durable_name()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).U32(10).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).U32(10).U8(1).Str("audit-1").Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Latest, 10, "audit-1")));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Subscribe_without_durable_name_ends_with_a_zero_flag_and_no_name_length()
+    {
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).U32(10).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Latest, 10)));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Subscribe_with_an_empty_durable_name_writes_a_present_flag_and_a_zero_length()
+    {
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(0).U32(1).U8(1).U16(0).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Retained, 1, string.Empty)));
 
         Hex(bytes).ShouldBe(Hex(expected));
     }
@@ -122,11 +189,25 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Ack_with_offset_is_request_id_flag_offset_then_duplicate()
+    public void Ack_with_offset_is_request_id_flag_offset_duplicate_then_durable()
     {
-        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).I64(128).U8(1).Build();
+        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).I64(128).U8(1).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(4, 128, Duplicate: true)));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void Ack_durable_flag_is_the_last_byte_after_the_duplicate_flag(bool duplicate, bool durable)
+    {
+        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).I64(128).U8(duplicate ? (byte)1 : (byte)0).U8(durable ? (byte)1 : (byte)0).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(4, 128, duplicate, durable)));
 
         Hex(bytes).ShouldBe(Hex(expected));
     }
@@ -134,7 +215,7 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Ack_without_offset_omits_the_offset_after_a_zero_flag()
     {
-        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(0).U8(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(0).U8(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(4, null, Duplicate: false)));
 

@@ -30,6 +30,29 @@ public sealed class FrameRoundTripTests
         var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCreateTopic(f));
 
         received.ShouldBe(sent);
+        received.Durability.ShouldBe(Durability.ServerDefault, "a CreateTopic that does not choose durability asks for the server's");
+        received.CommitIntervalMs.ShouldBe(0, "a CreateTopic that does not choose a commit interval asks for the server's");
+    }
+
+    [Theory]
+    [InlineData(Durability.ServerDefault, 0L)]
+    [InlineData(Durability.Always, 0L)]
+    [InlineData(Durability.Interval, 0L)]
+    [InlineData(Durability.Interval, 250L)]
+    [InlineData(Durability.Interval, long.MaxValue)]
+    [InlineData(Durability.Memory, 0L)]
+    [InlineData(Durability.Always, 1000L)]
+    [InlineData(Durability.Memory, -1L)]
+    [InlineData(Durability.ServerDefault, long.MinValue)]
+    public async Task CreateTopic_round_trips_durability_and_commit_interval(Durability durability, long commitIntervalMs)
+    {
+        var sent = new CreateTopicFrame(3, "orders", 60_000, 500, durability, commitIntervalMs);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCreateTopic(f));
+
+        received.ShouldBe(sent);
+        received.Durability.ShouldBe(durability);
+        received.CommitIntervalMs.ShouldBe(commitIntervalMs);
     }
 
     [Fact]
@@ -94,6 +117,35 @@ public sealed class FrameRoundTripTests
 
         var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
 
+        received.ShouldBe(sent);
+        received.DurableName.ShouldBeNull("an ordinary subscription must not become a durable consumer on the way");
+    }
+
+    [Theory]
+    [InlineData("billing", StartPosition.Retained, 1U)]
+    [InlineData("a", StartPosition.Latest, 100U)]
+    [InlineData("audit.eu-west_1", StartPosition.Latest, uint.MaxValue)]
+    [InlineData("0123456789012345678901234567890123456789012345678901234567890123", StartPosition.Retained, 10U)]
+    [InlineData("потребитель-🐇", StartPosition.Retained, 1U)]
+    public async Task Subscribe_round_trips_a_durable_name(string durableName, StartPosition from, uint prefetch)
+    {
+        var sent = new SubscribeFrame(17, "sensor-17", from, prefetch, durableName);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
+
+        received.ShouldBe(sent);
+        received.DurableName.ShouldBe(durableName);
+    }
+
+    [Fact]
+    public async Task Subscribe_with_an_empty_durable_name_decodes_with_an_empty_name_not_a_null_one()
+    {
+        var sent = new SubscribeFrame(1, "sensor-17", StartPosition.Retained, 1, string.Empty);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
+
+        received.DurableName.ShouldNotBeNull("the flag byte, not the string length, says whether a durable name is present");
+        received.DurableName.ShouldBeEmpty();
         received.ShouldBe(sent);
     }
 
@@ -181,22 +233,27 @@ public sealed class FrameRoundTripTests
     }
 
     [Theory]
-    [InlineData(0UL, null, false)]
-    [InlineData(ulong.MaxValue, 0L, false)]
-    [InlineData(5UL, long.MaxValue, true)]
-    [InlineData(5UL, long.MinValue, false)]
-    [InlineData(9UL, null, true)]
-    public async Task Ack_round_trips_offset_present_or_absent_and_duplicate_flag(ulong requestId, long? offset, bool duplicate)
+    [InlineData(0UL, null, false, false)]
+    [InlineData(ulong.MaxValue, 0L, false, false)]
+    [InlineData(ulong.MaxValue, 0L, false, true)]
+    [InlineData(5UL, long.MaxValue, true, false)]
+    [InlineData(5UL, long.MaxValue, true, true)]
+    [InlineData(5UL, long.MinValue, false, true)]
+    [InlineData(9UL, null, true, false)]
+    [InlineData(9UL, null, false, true)]
+    public async Task Ack_round_trips_offset_present_or_absent_duplicate_and_durable_flags(ulong requestId, long? offset, bool duplicate, bool durable)
     {
-        var sent = new AckFrame(requestId, offset, duplicate);
+        var sent = new AckFrame(requestId, offset, duplicate, durable);
 
         var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadAck(f));
 
         received.ShouldBe(sent);
+        received.Durable.ShouldBe(durable);
+        received.Duplicate.ShouldBe(duplicate);
     }
 
     [Theory]
-    [InlineData(ulong.MaxValue, ErrorCode.TopicSettingsConflict, "topic 'orders' exists with retention 60000 ms, compaction 0 ms")]
+    [InlineData(ulong.MaxValue, ErrorCode.TopicSettingsConflict, "topic 'orders' exists with retention 60000 ms, compaction 0 ms, durability Interval every 100 ms")]
     [InlineData(null, ErrorCode.MalformedFrame, "")]
     [InlineData(0UL, ErrorCode.Unknown, "тема «заказы» не найдена 🐇")]
     public async Task Error_round_trips_request_id_code_and_unicode_text(ulong? requestId, ErrorCode code, string text)

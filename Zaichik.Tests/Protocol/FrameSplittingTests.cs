@@ -10,7 +10,7 @@ public sealed class FrameSplittingTests
     private static readonly byte[] PublishBytes =
         Encode(w => FrameWriter.Write(w, new PublishFrame(11, "orders", "k"u8.ToArray(), "payload"u8.ToArray())));
 
-    private static readonly byte[] AckBytes = Encode(w => FrameWriter.Write(w, new AckFrame(11, 4096, false)));
+    private static readonly byte[] AckBytes = Encode(w => FrameWriter.Write(w, new AckFrame(11, 4096, false, Durable: true)));
 
     private static readonly byte[] CloseBytes = Encode(w => FrameWriter.Write(w, default(CloseFrame)));
 
@@ -68,7 +68,7 @@ public sealed class FrameSplittingTests
             (stream.Length - 1, 1),
         ]);
         perByte.SelectMany(f => f).Select(f => f.Type).ShouldBe([FrameType.Publish, FrameType.Close, FrameType.Ack]);
-        pipe.Reader.ReadAck(perByte[^1][0]).ShouldBe(new AckFrame(11, 4096, false));
+        pipe.Reader.ReadAck(perByte[^1][0]).ShouldBe(new AckFrame(11, 4096, false, Durable: true));
         pipe.Unconsumed.ShouldBe(0);
     }
 
@@ -80,7 +80,7 @@ public sealed class FrameSplittingTests
         var frames = await pipe.SendAsync(Concat(AckBytes, PublishBytes));
 
         frames.Select(f => f.Type).ShouldBe([FrameType.Ack, FrameType.Publish]);
-        pipe.Reader.ReadAck(frames[0]).ShouldBe(new AckFrame(11, 4096, false));
+        pipe.Reader.ReadAck(frames[0]).ShouldBe(new AckFrame(11, 4096, false, Durable: true));
         pipe.Reader.ReadPublish(frames[1]).Topic.ShouldBe("orders");
         pipe.Unconsumed.ShouldBe(0);
     }
@@ -113,7 +113,7 @@ public sealed class FrameSplittingTests
 
         afterTwoBytes.ShouldBeEmpty();
         afterRest.Count.ShouldBe(1);
-        pipe.Reader.ReadAck(afterRest[0]).ShouldBe(new AckFrame(11, 4096, false));
+        pipe.Reader.ReadAck(afterRest[0]).ShouldBe(new AckFrame(11, 4096, false, Durable: true));
     }
 
     [Fact]

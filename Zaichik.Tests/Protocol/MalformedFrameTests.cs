@@ -7,19 +7,27 @@ namespace Zaichik.Tests.Protocol;
 /// <summary>Input no correct peer sends is refused with the error code the connection reports before closing.</summary>
 public sealed class MalformedFrameTests
 {
-    /// <summary>One valid frame of every type, each with fields after the type byte except Close.</summary>
+    /// <summary>
+    /// One valid frame of every type and shape, each with fields after the type byte except Close. Optional and
+    /// trailing fields carry non-default values, so cutting the frame short also cuts into them.
+    /// </summary>
     public static TheoryData<string, byte[]> FramesWithFields() => new()
     {
-        { "Hello", Encode(w => FrameWriter.Write(w, new HelloFrame(1))) },
-        { "CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20))) },
+        { "Hello", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current))) },
+        { "CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, Durability.Interval, 250))) },
+        { "CreateTopic Memory", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, Durability.Memory, -1))) },
+        { "CreateTopic server defaults", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20))) },
         { "Publish", Encode(w => FrameWriter.Write(w, new PublishFrame(1, "t", new byte[] { 1 }, new byte[] { 2, 3 }))) },
         { "Publish without key", Encode(w => FrameWriter.Write(w, new PublishFrame(1, "t", null, new byte[] { 2, 3 }))) },
-        { "Subscribe", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3))) },
+        { "Subscribe durable", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3, "billing"))) },
+        { "Subscribe durable empty name", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3, string.Empty))) },
+        { "Subscribe without durable name", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3))) },
         { "Unsubscribe", Encode(w => FrameWriter.Write(w, new UnsubscribeFrame(1, "t"))) },
         { "Commit bare", Encode(w => FrameWriter.Write(w, CommitFrame.All)) },
         { "Commit with topic", Encode(w => FrameWriter.Write(w, new CommitFrame("t", 5))) },
         { "Message", Encode(w => FrameWriter.Write(w, new MessageFrame("t", 1, 2, new byte[] { 1 }, new byte[] { 2 }))) },
-        { "Ack", Encode(w => FrameWriter.Write(w, new AckFrame(1, 2, true))) },
+        { "Ack", Encode(w => FrameWriter.Write(w, new AckFrame(1, 2, true, Durable: true))) },
+        { "Ack durable only", Encode(w => FrameWriter.Write(w, new AckFrame(1, 2, false, Durable: true))) },
         { "Ack without offset", Encode(w => FrameWriter.Write(w, new AckFrame(1, null, false))) },
         { "Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(1, ErrorCode.NotSubscribed, "no"))) },
         { "Error without request id", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.Unknown, "x"))) },
@@ -138,8 +146,12 @@ public sealed class MalformedFrameTests
         { "Publish key flag", WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(2).Bytes([]).Build() },
         { "Message key flag", WireBuilder.Frame(FrameType.Message).Str("t").I64(1).I64(2).U8(2).Bytes([]).Build() },
         { "Commit topic flag", WireBuilder.Frame(FrameType.Commit).U8(2).Build() },
-        { "Ack offset flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(2).U8(0).Build() },
-        { "Ack duplicate flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(2).Build() },
+        { "Ack offset flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(2).U8(0).U8(0).Build() },
+        { "Ack duplicate flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(2).U8(0).Build() },
+        { "Ack durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).I64(64).U8(0).U8(2).Build() },
+        { "Ack durable flag without offset", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(0).U8(2).Build() },
+        { "Subscribe durable name flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).U32(1).U8(2).Build() },
+        { "Subscribe durable name flag with a name after it", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).U32(1).U8(2).Str("d").Build() },
         { "Error request id flag", WireBuilder.Frame(FrameType.Error).U8(2).U16(0).Str("x").Build() },
     };
 
@@ -229,7 +241,74 @@ public sealed class MalformedFrameTests
     [InlineData((byte)0xFF)]
     public void Undefined_start_position_is_malformed(byte from)
     {
-        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(from).U32(1).Build();
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(from).U32(1).U8(0).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Theory]
+    [InlineData((byte)4)]
+    [InlineData((byte)0x80)]
+    [InlineData((byte)0xFF)]
+    public void Undefined_durability_is_malformed(byte durability)
+    {
+        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(durability).I64(0).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Theory]
+    [InlineData((byte)0, Durability.ServerDefault)]
+    [InlineData((byte)1, Durability.Always)]
+    [InlineData((byte)2, Durability.Interval)]
+    [InlineData((byte)3, Durability.Memory)]
+    public void Every_defined_durability_byte_decodes(byte wire, Durability expected)
+    {
+        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(100).Build();
+
+        var createTopic = (CreateTopicFrame)ReadAndDecode(bytes);
+
+        createTopic.ShouldBe(new CreateTopicFrame(1, "t", 10, 20, expected, 100));
+    }
+
+    /// <summary>Frames that end where version 1 ended them, or partway through a field version 2 appended.</summary>
+    public static TheoryData<string, byte[]> FramesMissingVersion2Fields() => new()
+    {
+        { "CreateTopic without durability and commit interval", WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).Build() },
+        { "CreateTopic with durability but without commit interval", WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(1).Build() },
+        { "Subscribe without durable name flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).U32(3).Build() },
+        { "Subscribe with durable name flag but no name", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).U32(3).U8(1).Build() },
+        { "Ack without durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).I64(64).U8(0).Build() },
+        { "Ack without offset and without durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(0).Build() },
+    };
+
+    [Theory]
+    [MemberData(nameof(FramesMissingVersion2Fields))]
+    public void Frame_missing_a_version_2_field_is_malformed(string name, byte[] frame)
+    {
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(frame), name);
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void Durable_name_length_pointing_past_the_frame_end_is_malformed()
+    {
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).U32(1).U8(1).U16(8).Raw(0x64).Build();
+
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void Invalid_utf8_in_a_durable_name_is_malformed()
+    {
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).U32(1).U8(1).Utf8([0x64, 0xFF]).Build();
 
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
 

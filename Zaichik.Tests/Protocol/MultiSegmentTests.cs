@@ -97,6 +97,27 @@ public sealed class MultiSegmentTests
         buffer.Length.ShouldBe(before.Length);
     }
 
+    public static TheoryData<string, byte[]> Version2Requests() => new()
+    {
+        { "CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(5, "straddle", 60_000, 250, Durability.Interval, 500))) },
+        { "Subscribe", Encode(w => FrameWriter.Write(w, new SubscribeFrame(6, "straddle", StartPosition.Retained, 10, "billing"))) },
+        { "Ack", Encode(w => FrameWriter.Write(w, new AckFrame(7, 4096, false, Durable: true))) },
+    };
+
+    [Theory]
+    [MemberData(nameof(Version2Requests))]
+    public void Version_2_fields_straddling_segments_decode_like_contiguous_ones(string name, byte[] bytes)
+    {
+        var expected = Decode(new FrameReader(), ReadSingle(new FrameReader(), bytes));
+
+        for (var splitAt = 1; splitAt < bytes.Length; splitAt++)
+        {
+            var reader = new FrameReader();
+            var decoded = Decode(reader, ReadSingle(reader, Segmented(bytes, splitAt)));
+            decoded.ShouldBe(expected, $"{name} split at byte {splitAt}");
+        }
+    }
+
     private static void AssertIsTheMessage(MessageFrame message)
     {
         message.Topic.ShouldBe(Message.Topic);

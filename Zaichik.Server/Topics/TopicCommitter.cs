@@ -1,0 +1,136 @@
+using Microsoft.Extensions.Logging;
+using Zaichik.Server.Storage;
+
+namespace Zaichik.Server.Topics;
+
+/// <summary>
+/// Commits one topic's log to disk. Appends mark the topic dirty; the committer wakes on the first mark, waits
+/// the commit interval (<c>Interval</c>) or not at all (<c>Always</c>), and
+/// commits everything appended by then. Publishes that arrive while a commit is running share the next one,
+/// which is what makes <c>Always</c> a group commit. An idle topic costs no timer and no wake-up.
+/// </summary>
+internal sealed partial class TopicCommitter : IAsyncDisposable
+{
+    private static readonly TimeSpan FailureRecheckInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
+
+    private readonly TopicLog _log;
+    private readonly TimeSpan _delay;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly string _topic;
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private int _dirty;
+
+    public TopicCommitter(string topic, TopicLog log, TimeSpan delay, TimeProvider time, ILogger logger)
+    {
+        _topic = topic;
+        _log = log;
+        _delay = delay;
+        _time = time;
+        _logger = logger;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>The last commit failed (disk full, permission lost); cleared by the next commit that succeeds.</summary>
+    public Exception? LastFailure { get; private set; }
+
+    /// <summary>Asks for a commit of everything appended so far. Cheap when the topic is already dirty.</summary>
+    public void MarkDirty()
+    {
+        if (Volatile.Read(ref _dirty) == 0 && Interlocked.Exchange(ref _dirty, 1) == 0)
+        {
+            _wake.Release();
+        }
+    }
+
+    /// <summary>
+    /// Completes once every record up to and including <paramref name="address"/> is on disk. Throws
+    /// <see cref="IOException"/> while commits are failing, rather than waiting for a disk that may not come back.
+    /// </summary>
+    public async ValueTask WhenCommittedAsync(long address, CancellationToken cancellationToken)
+    {
+        while (_log.CommittedUntilAddress <= address)
+        {
+            if (LastFailure is { } failure)
+            {
+                throw new IOException($"commit of topic '{_topic}' failed: {failure.Message}", failure);
+            }
+
+            MarkDirty();
+            using var recheck = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+            // A failing commit may never complete the wait; look at LastFailure again every so often.
+            recheck.CancelAfter(FailureRecheckInterval);
+            try
+            {
+                await _log.WaitForCommitAsync(address + 1, recheck.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                LastFailure ??= exception;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _stop.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        var cancellationToken = _stop.Token;
+        try
+        {
+            while (true)
+            {
+                await _wake.WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (_delay > TimeSpan.Zero)
+                {
+                    await Task.Delay(_delay, _time, cancellationToken).ConfigureAwait(false);
+                }
+
+                Volatile.Write(ref _dirty, 0);
+                try
+                {
+                    await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    if (LastFailure is not null)
+                    {
+                        LogRecovered(_topic);
+                        LastFailure = null;
+                    }
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    if (LastFailure is null)
+                    {
+                        LogCommitFailed(exception, _topic);
+                    }
+
+                    LastFailure = exception;
+
+                    // Try again soon: the disk may come back.
+                    await Task.Delay(RetryDelay, _time, cancellationToken).ConfigureAwait(false);
+                    MarkDirty();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Commit of topic {Topic} failed; publishes waiting for it get StorageFailure until a commit succeeds")]
+    private partial void LogCommitFailed(Exception exception, string topic);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Commits of topic {Topic} succeed again")]
+    private partial void LogRecovered(string topic);
+}

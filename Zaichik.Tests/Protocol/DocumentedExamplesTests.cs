@@ -1,0 +1,145 @@
+using System.Text.RegularExpressions;
+using Zaichik.Protocol;
+using static Zaichik.Tests.Protocol.CodecTestHelpers;
+
+namespace Zaichik.Tests.Protocol;
+
+/// <summary>The hex examples in docs/protocol.md are exactly what FrameWriter produces, so the document cannot drift.</summary>
+public sealed partial class DocumentedExamplesTests
+{
+    /// <summary>Every worked example, by its bold title, in the order the document gives them.</summary>
+    private static readonly (string Title, byte[] Bytes)[] WorkedExamples =
+    [
+        ($"Client Hello, version {ProtocolVersion.Current}", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)))),
+        ("CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "orders", 86_400_000, 0, Durability.Interval, 500)))),
+        ("Publish", Encode(w => FrameWriter.Write(w, new PublishFrame(7, "orders", "a1"u8.ToArray(), "hello"u8.ToArray())))),
+        ("Ack of the Publish", Encode(w => FrameWriter.Write(w, new AckFrame(7, 64, Duplicate: false, Durable: true)))),
+        ("Subscribe", Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "orders", StartPosition.Retained, 10, "billing")))),
+        ("Ack of the Subscribe", Encode(w => FrameWriter.Write(w, new AckFrame(2, null, Duplicate: false)))),
+        ("Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.UnsupportedVersion, "v3")))),
+    ];
+
+    [Fact]
+    public void Document_title_names_the_current_protocol_version()
+    {
+        var firstLine = ReadDocument()[0];
+
+        firstLine.ShouldBe($"# Zaichik wire protocol, version {ProtocolVersion.Current}");
+    }
+
+    [Fact]
+    public void Hello_field_table_names_the_current_protocol_version()
+    {
+        var document = string.Join('\n', ReadDocument());
+
+        document.ShouldContain($"This document is version `{ProtocolVersion.Current}`.");
+    }
+
+    [Fact]
+    public void Worked_examples_are_the_expected_frames_in_order()
+    {
+        var titles = ReadWorkedExamples().Select(e => e.Title).ToList();
+
+        titles.ShouldBe(WorkedExamples.Select(e => e.Title).ToList(), "every worked example must have a test, and every test an example");
+    }
+
+    [Fact]
+    public void Every_worked_example_is_byte_exact()
+    {
+        var documented = ReadWorkedExamples();
+
+        foreach (var (title, bytes) in WorkedExamples)
+        {
+            var example = documented.FirstOrDefault(e => e.Title == title);
+            example.Hex.ShouldNotBeNull($"the document has no worked example titled '{title}'");
+            example.Hex.ShouldBe(Hex(bytes), $"worked example '{title}'");
+        }
+    }
+
+    [Fact]
+    public void Publish_example_on_one_line_is_byte_exact()
+    {
+        var document = string.Join('\n', ReadDocument());
+        var publish = WorkedExamples.Single(e => e.Title == "Publish").Bytes;
+
+        document.ShouldContain($"As one line: `{Hex(publish)}`.");
+    }
+
+    [Fact]
+    public void Inline_bare_commit_and_close_frames_are_byte_exact()
+    {
+        var document = string.Join('\n', ReadDocument());
+
+        document.ShouldContain($"A bare Commit is exactly the frame `{Hex(Encode(w => FrameWriter.Write(w, CommitFrame.All)))}`.");
+        document.ShouldContain($"No fields: the frame is always `{Hex(Encode(w => FrameWriter.Write(w, default(CloseFrame))))}`.");
+    }
+
+    /// <summary>Each fenced block of the Worked examples section, with the bold title before it and its hex bytes joined.</summary>
+    private static List<(string Title, string Hex)> ReadWorkedExamples()
+    {
+        var lines = ReadDocument();
+        var start = Array.IndexOf(lines, "## Worked examples");
+        start.ShouldBeGreaterThan(0, "the document must have a Worked examples section");
+
+        var examples = new List<(string Title, string Hex)>();
+        string? title = null;
+        List<string>? block = null;
+        foreach (var line in lines.Skip(start + 1).TakeWhile(l => !l.StartsWith("## ", StringComparison.Ordinal)))
+        {
+            if (line.StartsWith("```", StringComparison.Ordinal))
+            {
+                if (block is null)
+                {
+                    title.ShouldNotBeNull("every worked example starts with a bold title");
+                    block = [];
+                }
+                else
+                {
+                    examples.Add((title!, string.Join(' ', block)));
+                    block = null;
+                    title = null;
+                }
+            }
+            else if (block is not null)
+            {
+                // The bytes come first; two or more spaces separate them from the explanation.
+                var bytes = ColumnGap().Split(line.Trim())[0];
+                foreach (var token in bytes.Split(' '))
+                {
+                    HexByte().IsMatch(token).ShouldBeTrue($"'{token}' in the '{title}' example is not an upper-case hex byte");
+                    block.Add(token);
+                }
+            }
+            else if (BoldTitle().Match(line) is { Success: true } match)
+            {
+                title = match.Groups[1].Value;
+            }
+        }
+
+        block.ShouldBeNull("a fenced block in the Worked examples section is not closed");
+        return examples;
+    }
+
+    private static string[] ReadDocument()
+    {
+        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
+        {
+            var path = Path.Combine(folder.FullName, "docs", "protocol.md");
+            if (File.Exists(path))
+            {
+                return File.ReadAllLines(path);
+            }
+        }
+
+        throw new FileNotFoundException("docs/protocol.md not found above " + AppContext.BaseDirectory);
+    }
+
+    [GeneratedRegex(@"\s{2,}")]
+    private static partial Regex ColumnGap();
+
+    [GeneratedRegex("^[0-9A-F]{2}$")]
+    private static partial Regex HexByte();
+
+    [GeneratedRegex(@"^\*\*(.+?)\*\*")]
+    private static partial Regex BoldTitle();
+}
