@@ -300,8 +300,15 @@ internal sealed partial class ClientSession : IAsyncDisposable
                 throw new TopicException(ErrorCode.LimitExceeded, $"a connection may hold at most {_options.MaxSubscriptionsPerConnection} subscriptions");
             }
 
+            if (subscribe.DurableName is { } name && ConsumerName.Validate(name) is { } problem)
+            {
+                throw new TopicException(ErrorCode.InvalidArgument, problem);
+            }
+
             var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
-            var subscription = new Subscription(topic, topic.StartAddress(subscribe.From), (int)subscribe.Prefetch, _window, _writer, _logger);
+            var subscription = subscribe.DurableName is null
+                ? new Subscription(topic, topic.StartAddress(subscribe.From), (int)subscribe.Prefetch, _window, _writer, _logger)
+                : ResumeDurableConsumer(topic, subscribe);
             _subscriptions.Add(subscribe.Topic, subscription);
             _subscriptionsToStart.Add(subscription);
             Reply(new AckFrame(subscribe.RequestId, null, false));
@@ -310,6 +317,20 @@ internal sealed partial class ClientSession : IAsyncDisposable
         {
             Reply(new ErrorFrame(subscribe.RequestId, failure.Code, failure.Message));
         }
+    }
+
+    /// <summary>A durable consumer resumes right after its last commit, or starts like any subscription if it never committed.</summary>
+    private Subscription ResumeDurableConsumer(Topic topic, in SubscribeFrame subscribe)
+    {
+        var name = subscribe.DurableName!;
+        if (!topic.TryClaimConsumer(name))
+        {
+            throw new TopicException(ErrorCode.AlreadySubscribed, $"durable consumer '{name}' of '{topic.Name}' is connected elsewhere");
+        }
+
+        var committed = topic.ConsumerPositions.Get(name);
+        var start = committed is { } offset ? Math.Max(offset, topic.Log.BeginAddress) : topic.StartAddress(subscribe.From);
+        return new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, name, skipThrough: committed ?? -1);
     }
 
     private async ValueTask HandleUnsubscribeAsync(UnsubscribeFrame unsubscribe)

@@ -34,11 +34,17 @@ internal sealed partial class Subscription : IAsyncDisposable
     private readonly Queue<long> _uncommitted = new();
     private readonly long[] _stagedOffsets;
     private readonly FragmentAssembler _fragments = new();
+    private readonly string? _durableName;
+    private readonly long _skipThrough;
     private Task _pump = Task.CompletedTask;
     private int _disposed;
 
-    public Subscription(Topic topic, long startAddress, int prefetch, DeliveryWindow window, ConnectionWriter writer, ILogger logger)
+    /// <param name="durableName">The durable consumer this subscription is, or null.</param>
+    /// <param name="skipThrough">Messages at or below this offset are not delivered (a durable consumer's last commit); -1 for none.</param>
+    public Subscription(Topic topic, long startAddress, int prefetch, DeliveryWindow window, ConnectionWriter writer, ILogger logger, string? durableName = null, long skipThrough = -1)
     {
+        _durableName = durableName;
+        _skipThrough = skipThrough;
         _topic = topic;
         Prefetch = prefetch;
         _window = window;
@@ -68,33 +74,41 @@ internal sealed partial class Subscription : IAsyncDisposable
     /// <summary>Starts delivering. Called once, after the Subscribe Ack has been written.</summary>
     public void Start() => _pump = Task.Run(PumpAsync);
 
+    /// <summary>The durable consumer name, or null for an ordinary subscription.</summary>
+    public string? DurableName => _durableName;
+
     /// <summary>Commits every delivered message up to and including <paramref name="offset"/>.</summary>
     public void CommitUpTo(long offset)
     {
         var committed = 0;
+        var last = -1L;
         lock (_pendingLock)
         {
             while (_uncommitted.TryPeek(out var pending) && pending <= offset)
             {
-                _uncommitted.Dequeue();
+                last = _uncommitted.Dequeue();
                 committed++;
             }
         }
 
-        _window.Release(committed);
+        Committed(committed, last);
     }
 
     /// <summary>Commits every delivered message.</summary>
     public void CommitAll()
     {
         int committed;
+        var last = -1L;
         lock (_pendingLock)
         {
             committed = _uncommitted.Count;
-            _uncommitted.Clear();
+            while (_uncommitted.TryDequeue(out var pending))
+            {
+                last = pending;
+            }
         }
 
-        _window.Release(committed);
+        Committed(committed, last);
     }
 
     public async ValueTask DisposeAsync()
@@ -111,14 +125,42 @@ internal sealed partial class Subscription : IAsyncDisposable
         }
         finally
         {
-            // Messages still uncommitted leave the connection's window with the subscription.
-            CommitAll();
+            // Messages still uncommitted leave the connection's window with the subscription. For a durable consumer
+            // they stay uncommitted: it receives them again when it comes back.
+            int abandoned;
+            lock (_pendingLock)
+            {
+                abandoned = _uncommitted.Count;
+                _uncommitted.Clear();
+            }
+
+            _window.Release(abandoned);
+            if (_durableName is not null)
+            {
+                _topic.ReleaseConsumer(_durableName);
+            }
+
             _iterator.Dispose();
             _topic.CloseCursor(_cursor);
             _staging.Dispose();
             _fragments.Dispose();
             _stop.Dispose();
         }
+    }
+
+    private void Committed(int count, long lastOffset)
+    {
+        if (count == 0)
+        {
+            return;
+        }
+
+        if (_durableName is not null)
+        {
+            _topic.ConsumerPositions.Save(_durableName, lastOffset);
+        }
+
+        _window.Release(count);
     }
 
     private async Task PumpAsync()
@@ -226,7 +268,7 @@ internal sealed partial class Subscription : IAsyncDisposable
         {
             case LogRecordKind.Whole:
                 AbandonUnfinishedMessage(address);
-                if (_topic.IsExpired(record.TimestampMs, nowMs))
+                if (address <= _skipThrough || _topic.IsExpired(record.TimestampMs, nowMs))
                 {
                     return false;
                 }
@@ -236,7 +278,7 @@ internal sealed partial class Subscription : IAsyncDisposable
 
             case LogRecordKind.First:
                 AbandonUnfinishedMessage(address);
-                if (!_topic.IsExpired(record.TimestampMs, nowMs))
+                if (address > _skipThrough && !_topic.IsExpired(record.TimestampMs, nowMs))
                 {
                     _fragments.Begin(address, record.TimestampMs, record.HasKey, record.Key, record.PayloadLength, record.Part);
                 }

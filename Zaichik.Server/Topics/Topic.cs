@@ -19,6 +19,7 @@ internal sealed class Topic : IAsyncDisposable
     private readonly SemaphoreSlim _appendGate = new(1, 1);
     private readonly CompactionIndex? _keys;
     private readonly TopicCommitter? _committer;
+    private readonly HashSet<string> _connectedConsumers = new(StringComparer.Ordinal);
     private readonly Lock _cursorLock = new();
     private readonly List<TopicCursor> _cursors = [];
     private long _lastTimestampMs;
@@ -36,6 +37,7 @@ internal sealed class Topic : IAsyncDisposable
         Log = log;
         _time = time;
         _keys = settings.HasCompaction ? new CompactionIndex(settings.CompactionWindowMs) : null;
+        ConsumerPositions = new ConsumerPositionStore(directory);
         _committer = Settings.Durability switch
         {
             Durability.Memory => null,
@@ -57,6 +59,9 @@ internal sealed class Topic : IAsyncDisposable
     public TopicSettings Settings { get; }
 
     public TopicLog Log { get; }
+
+    /// <summary>Committed offsets of this topic's durable consumers.</summary>
+    public ConsumerPositionStore ConsumerPositions { get; }
 
     /// <summary>Keys held by the compaction window (0 when compaction is off).</summary>
     public int CompactionKeyCount => _keys?.Count ?? 0;
@@ -85,6 +90,23 @@ internal sealed class Topic : IAsyncDisposable
 
     public long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
+    /// <summary>Marks the durable consumer <paramref name="name"/> as connected; false when it already is (it is exclusive).</summary>
+    public bool TryClaimConsumer(string name)
+    {
+        lock (_cursorLock)
+        {
+            return _connectedConsumers.Add(name);
+        }
+    }
+
+    public void ReleaseConsumer(string name)
+    {
+        lock (_cursorLock)
+        {
+            _connectedConsumers.Remove(name);
+        }
+    }
+
     public TopicCursor OpenCursor(long position)
     {
         var cursor = new TopicCursor(position);
@@ -107,7 +129,7 @@ internal sealed class Topic : IAsyncDisposable
     /// <summary>
     /// Forgets compaction keys whose window has passed and truncates the log below the first record anyone may
     /// still receive: the first unexpired record (with retention) or the tail (without), but never past the
-    /// slowest reader. Returns the new begin address.
+    /// slowest reader or, without retention, past what a durable consumer has not committed. Returns the new begin address.
     /// </summary>
     public async ValueTask<long> SweepAsync(CancellationToken cancellationToken)
     {
@@ -135,6 +157,12 @@ internal sealed class Topic : IAsyncDisposable
             {
                 keepFrom = Math.Min(keepFrom, cursor.Position);
             }
+        }
+
+        // Without retention a topic keeps messages for its readers only; a durable consumer that is away is one of them.
+        if (!Settings.HasRetention && ConsumerPositions.Lowest() is { } lowestCommitted)
+        {
+            keepFrom = Math.Min(keepFrom, lowestCommitted);
         }
 
         Log.TruncateUntil(keepFrom);
