@@ -1,10 +1,13 @@
 using System.Buffers.Binary;
+using System.Numerics;
 
 namespace Zaichik.Server.Storage;
 
 /// <summary>
-/// The layout of one entry in a topic's log: <c>[timestamp i64][flags u8][key length u16][key][body]</c>,
-/// little-endian; FasterLog keeps the entry's length. A message that fits in one log page is one
+/// The layout of one entry in a topic's log: <c>[crc32c u32][timestamp i64][flags u8][key length u16][key][body]</c>,
+/// little-endian; FasterLog keeps the entry's length. The CRC covers everything after it, so a torn or corrupted
+/// entry is recognised wherever it is read from (FasterLog verifies its own checksums only on pages it reads back
+/// from disk, not on the tail page it reloads at recovery). A message that fits in one log page is one
 /// <see cref="LogRecordKind.Whole"/> entry whose body is the payload. A larger message is split into consecutive
 /// entries: a <see cref="LogRecordKind.First"/> entry whose body is <c>[whole payload length u32][first part]</c>,
 /// then <see cref="LogRecordKind.Continuation"/> entries (no key) carrying the rest. Every fragment carries the
@@ -12,7 +15,12 @@ namespace Zaichik.Server.Storage;
 /// </summary>
 internal readonly ref struct LogRecord
 {
-    public const int HeaderSize = sizeof(long) + sizeof(byte) + sizeof(ushort);
+    public const int HeaderSize = ChecksumSize + sizeof(long) + sizeof(byte) + sizeof(ushort);
+
+    private const int ChecksumSize = sizeof(uint);
+    private const int TimestampAt = ChecksumSize;
+    private const int FlagsAt = TimestampAt + sizeof(long);
+    private const int KeyLengthAt = FlagsAt + sizeof(byte);
 
     /// <summary>Bytes a First fragment adds after the key: the length of the whole payload.</summary>
     public const int FirstFragmentExtra = sizeof(int);
@@ -53,7 +61,7 @@ internal readonly ref struct LogRecord
     {
         var position = WriteHeader(destination, timestampMs, hasKey ? HasKeyFlag : (byte)0, key);
         payload.CopyTo(destination[position..]);
-        return position + payload.Length;
+        return Seal(destination, position + payload.Length);
     }
 
     /// <summary>Writes the First fragment of a message of <paramref name="payloadLength"/> bytes; returns the bytes written.</summary>
@@ -63,7 +71,7 @@ internal readonly ref struct LogRecord
         BinaryPrimitives.WriteInt32LittleEndian(destination[position..], payloadLength);
         position += FirstFragmentExtra;
         part.CopyTo(destination[position..]);
-        return position + part.Length;
+        return Seal(destination, position + part.Length);
     }
 
     /// <summary>Writes a Continuation fragment; returns the bytes written.</summary>
@@ -71,7 +79,7 @@ internal readonly ref struct LogRecord
     {
         var position = WriteHeader(destination, timestampMs, ContinuationFlag, default);
         part.CopyTo(destination[position..]);
-        return position + part.Length;
+        return Seal(destination, position + part.Length);
     }
 
     /// <summary>Reads only the timestamp, for the retention sweep.</summary>
@@ -83,23 +91,26 @@ internal readonly ref struct LogRecord
             return false;
         }
 
-        timestampMs = BinaryPrimitives.ReadInt64LittleEndian(entry);
+        timestampMs = BinaryPrimitives.ReadInt64LittleEndian(entry[TimestampAt..]);
         return true;
     }
 
-    /// <summary>Parses an entry; false when it is too short, its flags are unknown, or a length runs past its end.</summary>
+    /// <summary>
+    /// Parses an entry; false when its checksum does not match, it is too short, its flags are unknown, or a length
+    /// runs past its end.
+    /// </summary>
     public static bool TryRead(ReadOnlySpan<byte> entry, out LogRecord record)
     {
         record = default;
-        if (entry.Length < HeaderSize)
+        if (entry.Length < HeaderSize || BinaryPrimitives.ReadUInt32LittleEndian(entry) != Checksum(entry[ChecksumSize..]))
         {
             return false;
         }
 
-        var timestamp = BinaryPrimitives.ReadInt64LittleEndian(entry);
-        var flags = entry[sizeof(long)];
+        var timestamp = BinaryPrimitives.ReadInt64LittleEndian(entry[TimestampAt..]);
+        var flags = entry[FlagsAt];
         var hasKey = (flags & HasKeyFlag) != 0;
-        int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(entry[(sizeof(long) + 1)..]);
+        int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(entry[KeyLengthAt..]);
         if (HeaderSize + keyLength > entry.Length)
         {
             return false;
@@ -132,11 +143,36 @@ internal readonly ref struct LogRecord
 
     private static int WriteHeader(Span<byte> destination, long timestampMs, byte flags, ReadOnlySpan<byte> key)
     {
-        BinaryPrimitives.WriteInt64LittleEndian(destination, timestampMs);
-        destination[sizeof(long)] = flags;
-        BinaryPrimitives.WriteUInt16LittleEndian(destination[(sizeof(long) + 1)..], (ushort)key.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[TimestampAt..], timestampMs);
+        destination[FlagsAt] = flags;
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[KeyLengthAt..], (ushort)key.Length);
         key.CopyTo(destination[HeaderSize..]);
         return HeaderSize + key.Length;
+    }
+
+    /// <summary>Writes the checksum of the first <paramref name="length"/> bytes' content; returns the length.</summary>
+    private static int Seal(Span<byte> destination, int length)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, Checksum(destination[ChecksumSize..length]));
+        return length;
+    }
+
+    /// <summary>CRC-32C, eight bytes at a time with the processor's CRC instruction where there is one.</summary>
+    private static uint Checksum(ReadOnlySpan<byte> data)
+    {
+        var crc = ~0u;
+        while (data.Length >= sizeof(ulong))
+        {
+            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
+            data = data[sizeof(ulong)..];
+        }
+
+        foreach (var b in data)
+        {
+            crc = BitOperations.Crc32C(crc, b);
+        }
+
+        return ~crc;
     }
 }
 

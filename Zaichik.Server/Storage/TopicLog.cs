@@ -10,16 +10,23 @@ internal sealed class TopicLog : IAsyncDisposable
 {
     private readonly IDevice _device;
     private readonly FasterLog _log;
+    private const string HolesFile = "holes";
     private readonly int _pageSizeBits;
+    private readonly int _segmentSizeBits;
+    private readonly string _directory;
+    private readonly List<(long From, long To)> _holes;
     private int _disposed;
 
-    private TopicLog(IDevice device, FasterLog log, int maxRecordSize, bool inMemory, int pageSizeBits)
+    private TopicLog(IDevice device, FasterLog log, string directory, StorageOptions options, bool inMemory)
     {
         _device = device;
         _log = log;
-        MaxRecordSize = maxRecordSize;
+        _directory = directory;
+        MaxRecordSize = options.MaxRecordSize;
         InMemory = inMemory;
-        _pageSizeBits = pageSizeBits;
+        _pageSizeBits = options.PageSizeBits;
+        _segmentSizeBits = options.SegmentSizeBits;
+        _holes = inMemory ? [] : ReadHoles(directory);
     }
 
     /// <summary>True when nothing of this log is written to disk.</summary>
@@ -60,11 +67,12 @@ internal sealed class TopicLog : IAsyncDisposable
                 TryRecoverLatest = !inMemory,
                 RemoveOutdatedCommits = true,
 
-                // Each entry carries a checksum, so a torn or corrupted record is recognised instead of delivered.
-                LogChecksum = inMemory ? LogChecksumType.None : LogChecksumType.PerEntry,
+                // Records carry their own CRC (LogRecord), checked on every read; FasterLog's checksums are checked only
+                // on pages read back from disk, and a mismatch there throws out of the iterator mid-delivery.
+                LogChecksum = LogChecksumType.None,
             };
             var log = new FasterLog(settings);
-            return new TopicLog(device, log, options.MaxRecordSize, inMemory, options.PageSizeBits);
+            return new TopicLog(device, log, directory, options, inMemory);
         }
         catch
         {
@@ -80,13 +88,80 @@ internal sealed class TopicLog : IAsyncDisposable
     public ValueTask<long> AppendAsync(ReadOnlyMemory<byte> record, CancellationToken cancellationToken) =>
         _log.EnqueueAsync(record, cancellationToken);
 
-    /// <summary>An iterator from <paramref name="beginAddress"/> that follows the tail, including uncommitted records.</summary>
-    public FasterLogScanIterator Tail(long beginAddress) =>
-        _log.Scan(Math.Max(beginAddress, _log.BeginAddress), long.MaxValue, scanUncommitted: true);
+    /// <summary>A scanner from <paramref name="beginAddress"/> that follows the tail, including uncommitted records.</summary>
+    public LogScanner Tail(long beginAddress) => new(this, _log, beginAddress, long.MaxValue);
 
-    /// <summary>An iterator over <c>[beginAddress, endAddress)</c>, including uncommitted records.</summary>
-    public FasterLogScanIterator Range(long beginAddress, long endAddress) =>
-        _log.Scan(Math.Max(beginAddress, _log.BeginAddress), endAddress, scanUncommitted: true);
+    /// <summary>A scanner over <c>[beginAddress, endAddress)</c>, including uncommitted records.</summary>
+    public LogScanner Range(long beginAddress, long endAddress) => new(this, _log, beginAddress, endAddress);
+
+    /// <summary>True once recovery has cut a corrupt tail out of this log.</summary>
+    public bool HasHoles => _holes.Count > 0;
+
+    /// <summary><paramref name="address"/>, or the end of the hole it falls in.</summary>
+    public long StepOverHole(long address)
+    {
+        foreach (var (from, to) in _holes)
+        {
+            if (address >= from && address < to)
+            {
+                return to;
+            }
+        }
+
+        return address;
+    }
+
+    /// <summary>
+    /// Checks the records of the last segment (where a crash or a damaged disk tears a log) and cuts the log back
+    /// to its last valid record: from there to the tail becomes a hole that readers step over, recorded beside the
+    /// log so it is remembered. New records go after the old tail. Returns what was dropped, or null.
+    /// </summary>
+    public async ValueTask<DroppedTail?> CutCorruptTailAsync(CancellationToken cancellationToken)
+    {
+        var tail = _log.TailAddress;
+        var lastSegment = ((tail - 1) >> _segmentSizeBits) << _segmentSizeBits;
+        var from = Math.Max(Math.Max(_log.BeginAddress, lastSegment), _holes.Count > 0 ? _holes[^1].To : 0);
+        if (from >= tail)
+        {
+            return null;
+        }
+
+        long validUntil = from;
+        long? firstBad = null;
+        var dropped = 0;
+        using (var scanner = Range(from, tail))
+        {
+            while (true)
+            {
+                while (scanner.GetNext(out var entry, out var length, out var address))
+                {
+                    if (firstBad is null && LogRecord.TryRead(entry.AsSpan(0, length), out _))
+                    {
+                        validUntil = scanner.NextAddress;
+                    }
+                    else
+                    {
+                        firstBad ??= address;
+                        dropped++;
+                    }
+                }
+
+                if (scanner.NextAddress >= tail || !await scanner.WaitAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    break;
+                }
+            }
+        }
+
+        if (validUntil >= tail)
+        {
+            return null;
+        }
+
+        _holes.Add((validUntil, tail));
+        WriteHoles();
+        return new DroppedTail(validUntil, tail, dropped);
+    }
 
     /// <summary>
     /// An address from which a scan meets every record whose timestamp is at or after <paramref name="timestampMs"/>,
@@ -124,7 +199,7 @@ internal sealed class TopicLog : IAsyncDisposable
         using var iterator = Range(from, until);
         while (true)
         {
-            if (iterator.GetNext(out var entry, out var length, out _, out _))
+            if (iterator.GetNext(out var entry, out var length, out _))
             {
                 return LogRecord.TryReadTimestamp(entry.AsSpan(0, length), out var timestampMs) ? timestampMs : null;
             }
@@ -175,4 +250,39 @@ internal sealed class TopicLog : IAsyncDisposable
             _device.Dispose();
         }
     }
+
+    private static List<(long From, long To)> ReadHoles(string directory)
+    {
+        var path = Path.Combine(directory, HolesFile);
+        if (!File.Exists(path))
+        {
+            return [];
+        }
+
+        var bytes = File.ReadAllBytes(path);
+        var holes = new List<(long, long)>();
+        for (var at = 0; at + 16 <= bytes.Length; at += 16)
+        {
+            holes.Add((BitConverter.ToInt64(bytes, at), BitConverter.ToInt64(bytes, at + 8)));
+        }
+
+        return holes;
+    }
+
+    private void WriteHoles()
+    {
+        var bytes = new byte[_holes.Count * 16];
+        for (var i = 0; i < _holes.Count; i++)
+        {
+            BitConverter.TryWriteBytes(bytes.AsSpan(i * 16), _holes[i].From);
+            BitConverter.TryWriteBytes(bytes.AsSpan((i * 16) + 8), _holes[i].To);
+        }
+
+        var path = Path.Combine(_directory, HolesFile);
+        File.WriteAllBytes(path + ".tmp", bytes);
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
 }
+
+/// <summary>What recovery cut from a log's tail: the records in <c>[From, To)</c>, <see cref="Records"/> of them still recognisable.</summary>
+internal readonly record struct DroppedTail(long From, long To, int Records);

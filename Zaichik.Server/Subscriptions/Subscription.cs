@@ -1,4 +1,3 @@
-using FASTER.core;
 using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
 using Zaichik.Server.Networking.Internal;
@@ -27,7 +26,7 @@ internal sealed partial class Subscription : IAsyncDisposable
     private readonly ConnectionWriter _writer;
     private readonly ILogger _logger;
     private readonly TopicCursor _cursor;
-    private readonly FasterLogScanIterator _iterator;
+    private readonly LogScanner _iterator;
     private readonly CancellationTokenSource _stop = new();
     private readonly PooledBufferWriter _staging = new();
     private readonly Lock _pendingLock = new();

@@ -189,7 +189,7 @@ internal sealed class Topic : IAsyncDisposable
         using var iterator = Log.Range(from, tail);
         while (true)
         {
-            while (iterator.GetNext(out var entry, out var length, out var address, out _))
+            while (iterator.GetNext(out var entry, out var length, out var address))
             {
                 if (!LogRecord.TryRead(entry.AsSpan(0, length), out var record))
                 {
@@ -243,7 +243,7 @@ internal sealed class Topic : IAsyncDisposable
         using var iterator = Log.Range(Log.BeginAddress, tail);
         while (true)
         {
-            while (iterator.GetNext(out var entry, out var length, out var address, out _))
+            while (iterator.GetNext(out var entry, out var length, out var address))
             {
                 if (!LogRecord.TryReadTimestamp(entry.AsSpan(0, length), out var timestampMs) || !IsExpired(timestampMs, nowMs))
                 {

@@ -14,6 +14,7 @@ namespace Zaichik.Server.Topics;
 internal sealed partial class TopicRegistry : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _quarantined = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _createGate = new(1, 1);
     private readonly ZaichikServerOptions _options;
     private readonly TimeProvider _time;
@@ -46,11 +47,29 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
                 continue;
             }
 
-            var settings = Resolve(TopicSettings.Read(directory));
-            var topic = OpenTopic(name, directory, settings);
-            _topics[name] = topic;
-            var keys = await topic.RecoverAsync(cancellationToken).ConfigureAwait(false);
-            LogReopened(name, settings.ToString(), topic.Log.BeginAddress, topic.Log.TailAddress, keys);
+            Topic? topic = null;
+            try
+            {
+                var settings = Resolve(TopicSettings.Read(directory));
+                topic = OpenTopic(name, directory, settings);
+                if (await topic.Log.CutCorruptTailAsync(cancellationToken).ConfigureAwait(false) is { } dropped)
+                {
+                    LogCorruptTail(name, dropped.Records, dropped.From, dropped.To);
+                }
+
+                var keys = await topic.RecoverAsync(cancellationToken).ConfigureAwait(false);
+                _topics[name] = topic;
+                LogReopened(name, settings.ToString(), topic.Log.BeginAddress, topic.Log.TailAddress, keys);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                _quarantined[name] = exception.Message;
+                LogQuarantined(exception, name, directory);
+                if (topic is not null)
+                {
+                    await topic.DisposeAsync().AsTask().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+            }
         }
 
         LogOpened(_topics.Count, _topicsRoot);
@@ -125,6 +144,11 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             }
 
             settings = Resolve(settings);
+            if (_quarantined.TryGetValue(name, out var reason))
+            {
+                throw new TopicException(ErrorCode.StorageFailure, $"topic '{name}' is quarantined: its files could not be opened ({reason}); the server log says more");
+            }
+
             if (_topics.TryGetValue(name, out var existing))
             {
                 if (explicitCreate && existing.Settings != settings)
@@ -172,6 +196,12 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Reopened topic {Topic} ({Settings}; log {BeginAddress}..{TailAddress}; {Keys} keys in the compaction window)")]
     private partial void LogReopened(string topic, string settings, long beginAddress, long tailAddress, int keys);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: cut a corrupt tail at recovery; dropped {Records} recognisable records at offsets {From}..{To}")]
+    private partial void LogCorruptTail(string topic, int records, long from, long to);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic} is quarantined: its files in {Folder} could not be opened; it is refused until repaired, and every other topic is served")]
+    private partial void LogQuarantined(Exception exception, string topic, string folder);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Opened {Count} topics from {Folder}")]
     private partial void LogOpened(int count, string folder);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Zaichik.Client;
 using Zaichik.Server.Hosting;
 using Zaichik.Server.Networking;
@@ -35,7 +36,8 @@ internal sealed class TestServer : IAsyncDisposable
 
     internal ZaichikConnectionHandler Connections => Server.Services.GetRequiredService<ZaichikConnectionHandler>();
 
-    public static async Task<TestServer> StartAsync(Func<ZaichikServerOptions, ZaichikServerOptions>? configure = null, TimeProvider? time = null, string? dataPath = null)
+    public static async Task<TestServer> StartAsync(
+        Func<ZaichikServerOptions, ZaichikServerOptions>? configure = null, TimeProvider? time = null, string? dataPath = null, ILoggerProvider? logs = null)
     {
         var options = new ZaichikServerOptions
         {
@@ -45,7 +47,7 @@ internal sealed class TestServer : IAsyncDisposable
             ShutdownTimeout = TimeSpan.FromSeconds(5),
         };
         options = configure?.Invoke(options) ?? options;
-        var server = await ZaichikServer.StartAsync(options, time);
+        var server = await ZaichikServer.StartAsync(options, time, logs is null ? null : logging => logging.AddProvider(logs));
         return new TestServer(server, options, time, ownsDataPath: dataPath is null);
     }
 

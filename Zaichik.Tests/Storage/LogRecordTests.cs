@@ -60,6 +60,21 @@ public sealed class LogRecordTests
     }
 
     [Fact]
+    public void Changing_any_single_byte_of_a_record_is_detected_by_its_checksum()
+    {
+        var entry = new byte[64];
+        var length = LogRecord.WriteWhole(entry, 42, true, "key"u8, "a payload of some length"u8);
+
+        for (var i = 0; i < length; i++)
+        {
+            var damaged = entry.AsSpan(0, length).ToArray();
+            damaged[i] ^= 0x10;
+
+            LogRecord.TryRead(damaged, out _).ShouldBeFalse($"a change at byte {i} went unnoticed");
+        }
+    }
+
+    [Fact]
     public void First_fragment_claiming_less_payload_than_it_carries_is_refused()
     {
         var entry = new byte[64];

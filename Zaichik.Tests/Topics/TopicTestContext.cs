@@ -49,7 +49,7 @@ internal sealed class TopicTestContext : IAsyncDisposable
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         while (true)
         {
-            while (iterator.GetNext(out var entry, out var length, out var address, out _))
+            while (iterator.GetNext(out var entry, out var length, out var address))
             {
                 LogRecord.TryRead(entry.AsSpan(0, length), out var record).ShouldBeTrue();
                 records.Add((address, record.TimestampMs, record.HasKey ? Encoding.UTF8.GetString(record.Key) : null, Encoding.UTF8.GetString(record.Part)));
