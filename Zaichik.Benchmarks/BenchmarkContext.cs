@@ -24,9 +24,10 @@ internal sealed class BenchmarkContext : IAsyncDisposable
     private readonly string _runId = DateTime.UtcNow.ToString("HHmmss", System.Globalization.CultureInfo.InvariantCulture);
     private int _topics;
 
-    private BenchmarkContext(BenchmarkSettings settings, string host, int port, ZaichikServer? server, string? dataPath)
+    private BenchmarkContext(BenchmarkSettings settings, string host, int port, ZaichikServer? server, string? dataPath, TimeSpan? commitInterval)
     {
         Settings = settings;
+        CommitInterval = commitInterval;
         Host = host;
         Port = port;
         _server = server;
@@ -42,19 +43,22 @@ internal sealed class BenchmarkContext : IAsyncDisposable
     /// <summary>True when the broker runs in this process, so CPU and memory figures include it.</summary>
     public bool InProcess => _server is not null;
 
+    /// <summary>The in-process server's commit period for Interval topics; null for an external server (unknown).</summary>
+    public TimeSpan? CommitInterval { get; }
+
     public string ServerDescription => InProcess ? $"in-process server on 127.0.0.1:{Port} (data in {_dataPath})" : $"external server at {Host}:{Port}";
 
     public static async Task<BenchmarkContext> CreateAsync(BenchmarkSettings settings)
     {
         if (!settings.InProcess)
         {
-            return new BenchmarkContext(settings, settings.Host!, settings.Port, null, null);
+            return new BenchmarkContext(settings, settings.Host!, settings.Port, null, null, null);
         }
 
         var dataPath = Path.Combine(Path.GetTempPath(), $"zaichik-bench-{Guid.NewGuid():N}");
         var options = new ZaichikServerOptions { Host = "127.0.0.1", Port = 0, DataPath = dataPath };
         var server = await ZaichikServer.StartAsync(options, timeProvider: null);
-        return new BenchmarkContext(settings, "127.0.0.1", server.Port, server, dataPath);
+        return new BenchmarkContext(settings, "127.0.0.1", server.Port, server, dataPath, options.CommitInterval);
     }
 
     public ValueTask<ZaichikClient> ConnectAsync(CancellationToken cancellationToken) =>

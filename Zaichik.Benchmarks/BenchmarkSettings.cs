@@ -6,17 +6,19 @@ namespace Zaichik.Benchmarks;
 internal sealed record BenchmarkSettings
 {
     public const string Usage = """
-        Usage: dotnet run -c Release --project Zaichik.Benchmarks -- [options] [w1] [w2] [w3] [w4]
+        Usage: dotnet run -c Release --project Zaichik.Benchmarks -- [options] [w1] [w2] [w3] [w4] [w5]
 
         Workloads (default: all):
           w1  publish throughput (1,000 in flight) and publish latency (1 in flight)
           w2  replay of retained messages by a new subscriber (batched commits, then auto-commit)
           w3  fan-out latency: 4 subscribers, one producer at a fixed rate
           w4  dedup: publishes cycling over 1,000 keys in a 10 s compaction window
+          w5  durability: publish throughput (1,000 in flight) with Always, Interval and Memory topics,
+              and Always publish latency (1 in flight)
 
         Options:
           --host H --port P   target an external server (default: an in-process server on a temp folder)
-          --messages N        messages for w1, w2 and w4 (default 1,000,000)
+          --messages N        messages for w1, w2, w4 and each w5 topic (default 1,000,000)
           --rate R            w3 messages per second (default 20,000)
           --seconds S         w3 duration in seconds (default 5)
           --timeout S         a workload running longer than this aborts as "timed out" (default 120)
@@ -41,7 +43,7 @@ internal sealed record BenchmarkSettings
 
     public bool SampleAllocations { get; init; }
 
-    public IReadOnlyList<string> Workloads { get; init; } = ["w1", "w2", "w3", "w4"];
+    public IReadOnlyList<string> Workloads { get; init; } = ["w1", "w2", "w3", "w4", "w5"];
 
     public bool InProcess => Host is null;
 
@@ -57,7 +59,7 @@ internal sealed record BenchmarkSettings
             var arg = args[i].ToLowerInvariant();
             switch (arg)
             {
-                case "w1" or "w2" or "w3" or "w4":
+                case "w1" or "w2" or "w3" or "w4" or "w5":
                     if (!workloads.Contains(arg))
                     {
                         workloads.Add(arg);

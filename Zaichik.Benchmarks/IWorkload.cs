@@ -3,7 +3,7 @@ namespace Zaichik.Benchmarks;
 /// <summary>One benchmark scenario. It adds a result per measured phase to the table as each phase ends.</summary>
 internal interface IWorkload
 {
-    /// <summary>The command-line name: w1 .. w4.</summary>
+    /// <summary>The command-line name: w1 .. w5.</summary>
     string Id { get; }
 
     /// <summary>A short title for the table, used when the workload fails before reporting anything.</summary>

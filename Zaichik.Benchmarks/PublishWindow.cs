@@ -25,6 +25,9 @@ internal sealed class PublishWindow(int capacity)
     /// <summary>Publishes the server dropped as repeats of a key within the compaction window.</summary>
     public long Duplicates { get; private set; }
 
+    /// <summary>Acks saying the message (or, for a duplicate, the original) was already committed to disk.</summary>
+    public long Durable { get; private set; }
+
     /// <summary>
     /// The slot the next publish goes into; its payload buffer (if the caller keeps one per slot) is free to
     /// reuse once this completes.
@@ -64,6 +67,11 @@ internal sealed class PublishWindow(int capacity)
         var result = await _slots[slot];
         _slots[slot] = default;
         _completed++;
+        if (result.Durable)
+        {
+            Durable++;
+        }
+
         if (result.Duplicate)
         {
             Duplicates++;

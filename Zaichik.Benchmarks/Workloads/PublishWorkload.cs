@@ -62,7 +62,10 @@ internal sealed class PublishWorkload : IWorkload
 
         await inFlight.DrainAsync();
         var usage = ResourceSnapshot.Take().Since(before);
-        return new PublishRun(inFlight.Issued, inFlight.Accepted, inFlight.Duplicates, usage, cancellationToken.IsCancellationRequested);
+        return new PublishRun(inFlight.Issued, inFlight.Accepted, inFlight.Duplicates, usage, cancellationToken.IsCancellationRequested)
+        {
+            Durable = inFlight.Durable,
+        };
     }
 
     private static async Task<WorkloadResult> PublishOneAtATimeAsync(
@@ -111,6 +114,9 @@ internal sealed class PublishWorkload : IWorkload
 /// <summary>The outcome of <see cref="PublishWorkload.PublishManyAsync"/>.</summary>
 internal sealed record PublishRun(long Published, long Accepted, long Duplicates, ResourceUsage Usage, bool TimedOut)
 {
+    /// <summary>Acks that said the message was already committed to disk (<see cref="PublishResult.Durable"/>).</summary>
+    public long Durable { get; init; }
+
     public double MessagesPerSecond => Usage.Elapsed > TimeSpan.Zero ? Published / Usage.Elapsed.TotalSeconds : 0;
 
     public WorkloadResult ToResult(string name) => new()
