@@ -72,10 +72,19 @@ internal sealed class Topic : IAsyncDisposable
     /// synchronously unless the log's in-memory tail is full, another publish holds the gate, or the message is
     /// larger than a log page and must be split.
     /// </summary>
-    public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken) =>
-        _appendGate.Wait(0)
+    /// <exception cref="TopicException">With <see cref="ErrorCode.StorageFailure"/> while the topic's commits are failing.</exception>
+    public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
+    {
+        // While the disk refuses writes, accepting more would only fill memory with records that cannot be kept.
+        if (_committer?.LastFailure is { } failure)
+        {
+            throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' cannot write to disk ({failure.Message}); publishes are refused until it can");
+        }
+
+        return _appendGate.Wait(0)
             ? PublishHoldingGate(key, payload, scratch, cancellationToken)
             : PublishWhenGateOpensAsync(key, payload, scratch, cancellationToken);
+    }
 
     /// <summary>Scratch bytes <see cref="PublishAsync"/> needs for a message of these sizes.</summary>
     public int RecordSize(int keyLength, int payloadLength) => Math.Min(LogRecord.SizeOf(keyLength, payloadLength), Log.MaxRecordSize);

@@ -1,0 +1,132 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Zaichik.Tests.Crash;
+
+/// <summary>
+/// The broker as a child process (<c>dotnet Zaichik.Server.dll</c>) on a free loopback port, with everything it
+/// writes kept so that a failed recovery can show what the restarted server said.
+/// </summary>
+internal sealed class BrokerProcess : IAsyncDisposable
+{
+    /// <summary>How long a start may take before the "listening on" line, and a kill before the process is gone.</summary>
+    public static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(30);
+
+    private static readonly TimeSpan ExitDeadline = TimeSpan.FromSeconds(10);
+
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+    private bool _disposed;
+
+    private BrokerProcess(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    /// <summary>Everything the process wrote so far, stdout and stderr interleaved as they arrived.</summary>
+    public string Output => string.Join(Environment.NewLine, _output);
+
+    /// <summary>Starts a broker on <paramref name="dataPath"/> and returns once it accepts connections.</summary>
+    /// <exception cref="ShouldAssertException">It exited or did not report listening within <see cref="StartDeadline"/>.</exception>
+    public static async Task<BrokerProcess> StartAsync(string dataPath)
+    {
+        var port = FreePort();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Zaichik.Server.dll"));
+        start.ArgumentList.Add("--port");
+        start.ArgumentList.Add(port.ToString());
+        start.ArgumentList.Add("--data");
+        start.ArgumentList.Add(dataPath);
+
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        var broker = new BrokerProcess(process, port);
+        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, line) =>
+        {
+            if (line.Data is null)
+            {
+                return;
+            }
+
+            broker._output.Enqueue(line.Data);
+            if (line.Data.Contains("listening on", StringComparison.Ordinal))
+            {
+                listening.TrySetResult();
+            }
+        };
+        process.ErrorDataReceived += (_, line) =>
+        {
+            if (line.Data is not null)
+            {
+                broker._output.Enqueue("stderr: " + line.Data);
+            }
+        };
+        process.Exited += (_, _) => listening.TrySetException(new ShouldAssertException("the server exited before it was listening"));
+
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await listening.Task.WaitAsync(StartDeadline);
+        }
+        catch (Exception failure) when (failure is TimeoutException or ShouldAssertException)
+        {
+            await broker.DisposeAsync();
+            var exitCode = process.HasExited ? process.ExitCode.ToString() : "none (killed)";
+            throw new ShouldAssertException(
+                $"the server on {dataPath} did not start ({failure.Message}); exit code {exitCode}; it wrote:{Environment.NewLine}{broker.Output}");
+        }
+
+        return broker;
+    }
+
+    /// <summary>SIGKILL to the whole process tree: no shutdown, no final commit, like a power-cut of the process.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        await _process.WaitForExitAsync().WaitAsync(ExitDeadline);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        try
+        {
+            await KillAsync();
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or TimeoutException)
+        {
+            // Never started, or already reaped: nothing left to stop.
+        }
+
+        _process.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
