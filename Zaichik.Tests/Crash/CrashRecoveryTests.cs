@@ -4,6 +4,8 @@ using Xunit.Abstractions;
 using Zaichik.Client;
 using Zaichik.Protocol;
 
+using Zaichik.Tests.Processes;
+
 namespace Zaichik.Tests.Crash;
 
 /// <summary>

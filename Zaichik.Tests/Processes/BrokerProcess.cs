@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Zaichik.Tests.Crash;
+namespace Zaichik.Tests.Processes;
 
 /// <summary>
 /// The broker as a child process (<c>dotnet Zaichik.Server.dll</c>) on a free loopback port, with everything it
@@ -33,24 +33,11 @@ internal sealed class BrokerProcess : IAsyncDisposable
 
     /// <summary>Starts a broker on <paramref name="dataPath"/> and returns once it accepts connections.</summary>
     /// <exception cref="ShouldAssertException">It exited or did not report listening within <see cref="StartDeadline"/>.</exception>
-    public static async Task<BrokerProcess> StartAsync(string dataPath)
+    public static async Task<BrokerProcess> StartAsync(string dataPath, int? port = null)
     {
-        var port = FreePort();
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Zaichik.Server.dll"));
-        start.ArgumentList.Add("--port");
-        start.ArgumentList.Add(port.ToString());
-        start.ArgumentList.Add("--data");
-        start.ArgumentList.Add(dataPath);
-
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var broker = new BrokerProcess(process, port);
+        var boundPort = port ?? FreePort();
+        var process = new Process { StartInfo = StartInfo("--port", boundPort.ToString(), "--data", dataPath), EnableRaisingEvents = true };
+        var broker = new BrokerProcess(process, boundPort);
         var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, line) =>
         {
@@ -92,6 +79,27 @@ internal sealed class BrokerProcess : IAsyncDisposable
         return broker;
     }
 
+    /// <summary>Runs the server with <paramref name="arguments"/> until it exits by itself; returns its exit code and output.</summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(params string[] arguments)
+    {
+        using var process = Process.Start(StartInfo(arguments)) ?? throw new InvalidOperationException("could not start the server");
+        var output = await process.StandardOutput.ReadToEndAsync().WaitAsync(StartDeadline);
+        await process.WaitForExitAsync().WaitAsync(ExitDeadline);
+        return (process.ExitCode, output);
+    }
+
+    /// <summary>SIGTERM, the way a service manager stops the broker; returns its exit code.</summary>
+    public async Task<int> StopAsync()
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString()]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        await _process.WaitForExitAsync().WaitAsync(StartDeadline);
+        return _process.ExitCode;
+    }
+
     /// <summary>SIGKILL to the whole process tree: no shutdown, no final commit, like a power-cut of the process.</summary>
     public async Task KillAsync()
     {
@@ -121,6 +129,24 @@ internal sealed class BrokerProcess : IAsyncDisposable
         }
 
         _process.Dispose();
+    }
+
+    private static ProcessStartInfo StartInfo(params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Zaichik.Server.dll"));
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        return start;
     }
 
     private static int FreePort()
