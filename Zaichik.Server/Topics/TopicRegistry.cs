@@ -165,8 +165,18 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             }
 
             var directory = Path.Combine(_topicsRoot, name);
-            settings.Write(directory);
-            var topic = OpenTopic(name, directory, settings);
+            Topic topic;
+            try
+            {
+                settings.Write(directory);
+                topic = OpenTopic(name, directory, settings);
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                LogCreateFailed(exception, name);
+                throw new TopicException(ErrorCode.StorageFailure, $"topic '{name}' could not be created on disk: {exception.Message}");
+            }
+
             _topics[name] = topic;
             LogCreated(name, settings.RetentionTtlMs, settings.CompactionWindowMs, explicitCreate);
             return topic;
@@ -202,6 +212,9 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic} is quarantined: its files in {Folder} could not be opened; it is refused until repaired, and every other topic is served")]
     private partial void LogQuarantined(Exception exception, string topic, string folder);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic} could not be created on disk")]
+    private partial void LogCreateFailed(Exception exception, string topic);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Opened {Count} topics from {Folder}")]
     private partial void LogOpened(int count, string folder);

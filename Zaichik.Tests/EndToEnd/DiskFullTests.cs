@@ -50,6 +50,22 @@ public sealed class DiskFullTests(ITestOutputHelper output) : IAsyncLifetime
         File.Delete(filler);
     }
 
+    [Fact]
+    public async Task Creating_a_topic_on_a_full_disk_is_refused_with_StorageFailure_and_the_connection_stays_open()
+    {
+        Assert.True(_mounted, "mounting a tmpfs needs root; CI runs as root");
+        await using var server = await TestServer.StartAsync(options => options with { DataPath = Path.Combine(_mount, "data") }, dataPath: Path.Combine(_mount, "data"));
+        var client = await server.ConnectAsync();
+        await client.PublishAsync("existing", "x");
+        await FillAsync(Path.Combine(_mount, "filler"));
+
+        var error = await Should.ThrowAsync<ZaichikServerException>(async () => await client.CreateTopicAsync("new-on-full-disk"));
+
+        error.Code.ShouldBe(ErrorCode.StorageFailure);
+        client.IsConnected.ShouldBeTrue();
+        await using var reader = new MessageReader(await client.SubscribeAsync("existing", new SubscribeOptions { From = StartPosition.Latest }));
+    }
+
     public async Task DisposeAsync()
     {
         if (_mounted)
