@@ -10,6 +10,9 @@ namespace Zaichik.Protocol;
 /// </summary>
 public sealed class FrameReader
 {
+    /// <summary>Largest scratch buffer kept between frames.</summary>
+    private const int ScratchKeepLimit = 64 * 1024;
+
     private readonly Utf8StringCache _strings = new();
     private byte[] _scratch = [];
 
@@ -23,6 +26,9 @@ public sealed class FrameReader
     /// <summary>The largest frame body (type byte and fields) this reader accepts.</summary>
     public int MaxFrameSize { get; }
 
+    /// <summary>Bytes of scratch buffer held now (for tests of memory use).</summary>
+    internal int ScratchCapacity => _scratch.Length;
+
     /// <summary>
     /// Takes one whole frame off the front of <paramref name="buffer"/>. Returns false, consuming nothing, when the
     /// buffer does not yet hold a whole frame. Throws <see cref="ProtocolViolationException"/> when the length is
@@ -31,6 +37,14 @@ public sealed class FrameReader
     public bool TryRead(ref ReadOnlySequence<byte> buffer, out RawFrame frame)
     {
         frame = default;
+
+        // The previous frame's body is no longer valid; a large scratch buffer is not kept for the life of the
+        // connection, or every connection that once received a large straddling frame would hold one.
+        if (_scratch.Length > ScratchKeepLimit)
+        {
+            _scratch = [];
+        }
+
         if (buffer.Length < ProtocolLimits.LengthPrefixSize)
         {
             return false;

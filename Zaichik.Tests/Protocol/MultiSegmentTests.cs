@@ -84,6 +84,20 @@ public sealed class MultiSegmentTests
     }
 
     [Fact]
+    public void A_large_scratch_buffer_is_not_kept_once_the_next_frame_is_read()
+    {
+        var reader = new FrameReader();
+        var big = Encode(w => FrameWriter.Write(w, new PublishFrame(2, "big", null, new byte[200_000])));
+        var small = Encode(w => FrameWriter.Write(w, new AckFrame(3, 9, false)));
+
+        reader.ReadPublish(ReadSingle(reader, Segmented(big, 100_000)));
+        reader.ScratchCapacity.ShouldBeGreaterThanOrEqualTo(200_000);
+        reader.ReadAck(ReadSingle(reader, Segmented(small, 6))).ShouldBe(new AckFrame(3, 9, false));
+
+        reader.ScratchCapacity.ShouldBeLessThanOrEqualTo(64 * 1024, "a connection must not hold a large frame's buffer forever");
+    }
+
+    [Fact]
     public void Incomplete_frame_across_segments_consumes_nothing()
     {
         var reader = new FrameReader();
