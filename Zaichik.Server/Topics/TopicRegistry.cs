@@ -19,14 +19,16 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     private readonly ZaichikServerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<TopicRegistry> _logger;
+    private readonly ILoggerFactory _loggers;
     private readonly string _topicsRoot;
     private int _disposed;
 
-    public TopicRegistry(IOptions<ZaichikServerOptions> options, TimeProvider time, ILogger<TopicRegistry> logger)
+    public TopicRegistry(IOptions<ZaichikServerOptions> options, TimeProvider time, ILogger<TopicRegistry> logger, ILoggerFactory loggers)
     {
         _options = options.Value;
         _time = time;
         _logger = logger;
+        _loggers = loggers;
         _topicsRoot = Path.Combine(Path.GetFullPath(_options.DataPath), "topics");
     }
 
@@ -191,7 +193,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         settings.Resolve(_options.Durability, _options.CommitInterval);
 
     private Topic OpenTopic(string name, string directory, TopicSettings settings) =>
-        new(name, directory, settings, TopicLog.Open(directory, _options.Storage, inMemory: settings.Durability == Durability.Memory), _time, _logger);
+        new(name, directory, settings, TopicLog.Open(directory, _options.Storage, inMemory: settings.Durability == Durability.Memory), _time, _loggers.CreateLogger<TopicCommitter>());
 
     private void ValidateName(string name)
     {
