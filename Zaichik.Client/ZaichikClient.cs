@@ -21,18 +21,24 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     private readonly ConcurrentDictionary<string, ZaichikSubscription> _subscriptions = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Timer? _timeouts;
+    private readonly ITimer? _heartbeat;
+    private readonly TimeSpan _pingInterval;
+    private int _receivedSinceCheck;
+    private int _silentIntervals;
+    private ulong _pingNonce;
     private Task _readLoop = Task.CompletedTask;
     private Func<Exception>? _closed;
     private ZaichikServerException? _lastConnectionError;
     private volatile bool _closing;
     private Task? _disposal;
 
-    private ZaichikClient(string host, int port, ZaichikClientOptions options, NetworkStream stream, PipeReader input, FrameReader frames, ushort serverVersion)
+    private ZaichikClient(string host, int port, ZaichikClientOptions options, NetworkStream stream, PipeReader input, FrameReader frames, HelloFrame serverHello)
     {
         Host = host;
         Port = port;
         Options = options;
-        ServerProtocolVersion = serverVersion;
+        ServerProtocolVersion = serverHello.Version;
+        ServerIdleTimeout = serverHello.IdleTimeoutMs == 0 ? null : TimeSpan.FromMilliseconds(serverHello.IdleTimeoutMs);
         _stream = stream;
         _input = input;
         _frames = frames;
@@ -43,6 +49,12 @@ public sealed partial class ZaichikClient : IAsyncDisposable
             var interval = TimeSpan.FromMilliseconds(Math.Clamp(options.RequestTimeout.TotalMilliseconds / 8, 10, 1000));
             _timeouts = new Timer(static state => ((ZaichikClient)state!).ExpireOverdueRequests(), this, interval, interval);
         }
+
+        _pingInterval = PingIntervalFor(options.PingInterval, ServerIdleTimeout);
+        if (_pingInterval != Timeout.InfiniteTimeSpan)
+        {
+            _heartbeat = options.TimeProvider.CreateTimer(static state => ((ZaichikClient)state!).Heartbeat(), this, _pingInterval, _pingInterval);
+        }
     }
 
     /// <summary>
@@ -50,6 +62,13 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     /// naming no subscription, or the reason it is about to close the connection). Keep handlers short.
     /// </summary>
     public event EventHandler<ZaichikServerException>? ServerError;
+
+    /// <summary>
+    /// Raised once when the connection ends other than by <see cref="DisposeAsync"/>: the server closed it, the
+    /// network failed, or the server stopped answering Pings. The argument says why; the same exception fails every
+    /// pending request. Raised on a pool thread; keep handlers short.
+    /// </summary>
+    public event EventHandler<ZaichikConnectionException>? Disconnected;
 
     /// <summary>The host this client connected to.</summary>
     public string Host { get; }
@@ -62,6 +81,9 @@ public sealed partial class ZaichikClient : IAsyncDisposable
 
     /// <summary>The protocol version the server announced in its Hello.</summary>
     public ushort ServerProtocolVersion { get; }
+
+    /// <summary>The idle timeout the server announced: it closes the connection when nothing arrives for this long. Null: none.</summary>
+    public TimeSpan? ServerIdleTimeout { get; }
 
     /// <summary>False once the connection was lost or the client disposed.</summary>
     public bool IsConnected => Volatile.Read(ref _closed) is null && !_closing;
@@ -90,9 +112,9 @@ public sealed partial class ZaichikClient : IAsyncDisposable
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
                 bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
             var frames = new FrameReader(options.MaxFrameSize);
-            var serverVersion = await HandshakeAsync(stream, input, frames, host, port, deadline.Token).ConfigureAwait(false);
+            var serverHello = await HandshakeAsync(stream, input, frames, options.Token, host, port, deadline.Token).ConfigureAwait(false);
 
-            var client = new ZaichikClient(host, port, options, stream, input, frames, serverVersion);
+            var client = new ZaichikClient(host, port, options, stream, input, frames, serverHello);
             client.Start();
             return client;
         }
@@ -138,11 +160,11 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         }
     }
 
-    private static async ValueTask<ushort> HandshakeAsync(
-        NetworkStream stream, PipeReader input, FrameReader frames, string host, int port, CancellationToken cancellationToken)
+    private static async ValueTask<HelloFrame> HandshakeAsync(
+        NetworkStream stream, PipeReader input, FrameReader frames, string? token, string host, int port, CancellationToken cancellationToken)
     {
-        var hello = new ArrayBufferWriter<byte>(16);
-        FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current));
+        var hello = new ArrayBufferWriter<byte>(64);
+        FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current, Token: token));
         await stream.WriteAsync(hello.WrittenMemory, cancellationToken).ConfigureAwait(false);
 
         while (true)
@@ -156,7 +178,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                     switch (frame.Type)
                     {
                         case FrameType.Hello:
-                            return frames.ReadHello(frame).Version;
+                            return frames.ReadHello(frame);
                         case FrameType.Error:
                             var error = frames.ReadError(frame);
                             throw new ZaichikServerException(error.Code, error.Text);
@@ -212,6 +234,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
             while (true)
             {
                 var result = await _input.ReadAsync(_stopping.Token).ConfigureAwait(false);
+                Volatile.Write(ref _receivedSinceCheck, 1);
                 var buffer = result.Buffer;
                 try
                 {
@@ -275,6 +298,13 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                 }
 
                 break;
+            case FrameType.Ping:
+                _sender.Write(new PongFrame(_frames.ReadPing(frame).Nonce));
+                break;
+            case FrameType.Pong:
+                // Whatever arrives proves the server alive; the read itself was counted.
+                _frames.ReadPong(frame);
+                break;
             default:
                 throw new ProtocolViolationException(ErrorCode.ProtocolViolation, $"the server sent a {frame.Type} frame, which only clients send");
         }
@@ -289,6 +319,61 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         catch (Exception)
         {
             // A handler's failure must not take down the read loop.
+        }
+    }
+
+    /// <summary>The configured interval, but at least three Pings per server idle timeout so one lost Ping is not fatal.</summary>
+    private static TimeSpan PingIntervalFor(TimeSpan configured, TimeSpan? serverIdleTimeout)
+    {
+        if (configured == Timeout.InfiniteTimeSpan)
+        {
+            return configured;
+        }
+
+        return serverIdleTimeout is { } idle && idle / 3 < configured
+            ? TimeSpan.FromTicks(Math.Max(idle.Ticks / 3, TimeSpan.FromMilliseconds(1).Ticks))
+            : configured;
+    }
+
+    /// <summary>
+    /// Runs every ping interval. Pings when this interval saw nothing sent (so the server's idle timeout does not
+    /// close a quiet connection) or nothing received (so a live server has something to answer). Declares the server
+    /// dead after <see cref="ZaichikClientOptions.MaxPingsOutstanding"/> + 1 intervals in a row with nothing from it.
+    /// </summary>
+    private void Heartbeat()
+    {
+        if (Volatile.Read(ref _closed) is not null || _closing)
+        {
+            return;
+        }
+
+        var received = Interlocked.Exchange(ref _receivedSinceCheck, 0) != 0;
+        var silent = received ? 0 : Interlocked.Increment(ref _silentIntervals);
+        if (received)
+        {
+            Volatile.Write(ref _silentIntervals, 0);
+        }
+
+        if (silent > Options.MaxPingsOutstanding)
+        {
+            var silence = _pingInterval * silent;
+            var endpoint = $"{Host}:{Port}";
+            Terminate(() => new ZaichikConnectionException(
+                $"connection to Zaichik at {endpoint} is dead: nothing arrived for {silence.TotalSeconds:0.###} s and {silent - 1} Pings went unanswered"),
+                graceful: false);
+            return;
+        }
+
+        if (!_sender.TakeSentSinceCheck() | !received)
+        {
+            try
+            {
+                _sender.Write(new PingFrame(++_pingNonce));
+            }
+            catch (ZaichikException)
+            {
+                // Closed meanwhile; whoever closed it reports why.
+            }
         }
     }
 
@@ -336,6 +421,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         }
 
         _timeouts?.Dispose();
+        _heartbeat?.Dispose();
         _sender.Abort(reason);
         _requests.FailAll(reason);
         var error = graceful ? null : reason();
@@ -347,6 +433,17 @@ public sealed partial class ZaichikClient : IAsyncDisposable
 
         _stopping.Cancel();
         _stream.Dispose();
+        if (!graceful && Disconnected is { } disconnected && error is ZaichikConnectionException lost)
+        {
+            try
+            {
+                disconnected(this, lost);
+            }
+            catch (Exception)
+            {
+                // A handler's failure must not stop the teardown.
+            }
+        }
     }
 
     private async Task CloseAsync()

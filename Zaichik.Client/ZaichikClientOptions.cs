@@ -1,3 +1,4 @@
+using System.Text;
 using Zaichik.Protocol;
 
 namespace Zaichik.Client;
@@ -44,6 +45,31 @@ public sealed record ZaichikClientOptions
     /// <summary>Size of each buffer the connection reads into. Default 64 KiB, at least 4 KiB.</summary>
     public int ReceiveBufferSize { get; init; } = 64 * 1024;
 
+    /// <summary>
+    /// The token sent in Hello, for a server that requires authentication. Default null (none). Never part of
+    /// <see cref="object.ToString"/>.
+    /// </summary>
+    public string? Token { get; init; }
+
+    /// <summary>
+    /// How often the client sends a Ping when it has sent or received nothing else, which keeps a quiet connection
+    /// inside the server's idle timeout and proves the server alive. The client pings at least three times per idle
+    /// timeout the server announces, whatever this says. Default 15 s; <see cref="Timeout.InfiniteTimeSpan"/> turns
+    /// heartbeats off (a quiet connection is then closed by the server's idle timeout, and a dead server is noticed
+    /// only by <see cref="RequestTimeout"/>).
+    /// </summary>
+    public TimeSpan PingInterval { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// How many ping intervals in a row may pass with nothing at all from the server before the connection is
+    /// declared dead: pending requests then fail and subscriptions end with <see cref="ZaichikConnectionException"/>,
+    /// and <see cref="ZaichikClient.Disconnected"/> is raised. Default 2, at least 1.
+    /// </summary>
+    public int MaxPingsOutstanding { get; init; } = 2;
+
+    /// <summary>The clock heartbeats run on. Default <see cref="TimeProvider.System"/>; tests pass a fake one.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
     internal void Validate()
     {
         if (MaxFrameSize < 1024)
@@ -72,6 +98,38 @@ public sealed record ZaichikClientOptions
         {
             throw new ArgumentOutOfRangeException(nameof(ReceiveBufferSize), ReceiveBufferSize, "ReceiveBufferSize must be at least 4096 bytes");
         }
+
+        if (PingInterval != Timeout.InfiniteTimeSpan)
+        {
+            RequirePositive(PingInterval, nameof(PingInterval));
+        }
+
+        if (MaxPingsOutstanding < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxPingsOutstanding), MaxPingsOutstanding, "MaxPingsOutstanding must be at least 1");
+        }
+
+        if (Token is not null && Encoding.UTF8.GetByteCount(Token) > ProtocolLimits.MaxStringBytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Token), "Token is longer than a protocol string can carry");
+        }
+
+        ArgumentNullException.ThrowIfNull(TimeProvider, nameof(TimeProvider));
+    }
+
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append("MaxFrameSize = ").Append(MaxFrameSize)
+            .Append(", ConnectTimeout = ").Append(ConnectTimeout)
+            .Append(", RequestTimeout = ").Append(RequestTimeout)
+            .Append(", CloseTimeout = ").Append(CloseTimeout)
+            .Append(", MaxPendingRequests = ").Append(MaxPendingRequests)
+            .Append(", SendBufferSize = ").Append(SendBufferSize)
+            .Append(", ReceiveBufferSize = ").Append(ReceiveBufferSize)
+            .Append(", Token = ").Append(Token is null ? "none" : "(hidden)")
+            .Append(", PingInterval = ").Append(PingInterval)
+            .Append(", MaxPingsOutstanding = ").Append(MaxPingsOutstanding);
+        return true;
     }
 
     private static void RequirePositive(TimeSpan value, string name)

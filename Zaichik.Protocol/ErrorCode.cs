@@ -29,10 +29,26 @@ public enum ErrorCode : ushort
     NotSubscribed = 16,
     /// <summary>The payload is larger than the server allows.</summary>
     PayloadTooLarge = 17,
-    /// <summary>A configured server limit was reached (connections, subscriptions, topics).</summary>
-    LimitExceeded = 18,
+    // 18 was LimitExceeded in version 2; version 3 names each limit (30..33).
     /// <summary>The storage layer failed to accept or read the record.</summary>
     StorageFailure = 20,
     /// <summary>The server is stopping and accepts no new work.</summary>
     ServerShuttingDown = 21,
+    /// <summary>The server serves its maximum number of connections. Sent instead of Hello; the connection is closed.</summary>
+    TooManyConnections = 30,
+    /// <summary>The connection holds the maximum number of subscriptions; the Subscribe is refused.</summary>
+    TooManySubscriptions = 31,
+    /// <summary>The server holds the maximum number of topics; the topic is not created.</summary>
+    TooManyTopics = 32,
+    /// <summary>
+    /// The connection has the maximum number of publishes the server has read but not yet answered; this publish is
+    /// refused unstored. Wait for answers before sending more.
+    /// </summary>
+    TooManyPublishesInFlight = 33,
+    /// <summary>Nothing arrived on the connection for the server's idle timeout. The connection is closed.</summary>
+    IdleTimeout = 34,
+    /// <summary>The server requires a token and the Hello carried none or an unknown one. The connection is closed.</summary>
+    AuthenticationFailed = 40,
+    /// <summary>The token does not allow this operation on this topic; the request is refused, the connection stays open.</summary>
+    NotAuthorized = 41,
 }

@@ -115,6 +115,12 @@ public sealed class FrameReader
     /// <summary>Decodes a Close frame.</summary>
     public CloseFrame ReadClose(in RawFrame frame) => Decode<CloseFrame>(frame);
 
+    /// <summary>Decodes a Ping frame.</summary>
+    public PingFrame ReadPing(in RawFrame frame) => Decode<PingFrame>(frame);
+
+    /// <summary>Decodes a Pong frame.</summary>
+    public PongFrame ReadPong(in RawFrame frame) => Decode<PongFrame>(frame);
+
     /// <summary>Decodes a Message frame; its key and payload point into the input.</summary>
     public MessageFrame ReadMessage(in RawFrame frame) => Decode<MessageFrame>(frame);
 

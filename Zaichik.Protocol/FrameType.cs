@@ -17,6 +17,10 @@ public enum FrameType : byte
     Commit = 0x06,
     /// <summary>Asks the server to close the connection after what it has already sent.</summary>
     Close = 0x07,
+    /// <summary>Asks the peer to answer with Pong (either direction, after Hello).</summary>
+    Ping = 0x08,
+    /// <summary>The answer to a Ping (either direction).</summary>
+    Pong = 0x09,
     /// <summary>A delivered message (server to client).</summary>
     Message = 0x10,
     /// <summary>The answer to a request that succeeded (server to client).</summary>

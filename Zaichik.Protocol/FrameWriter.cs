@@ -30,6 +30,12 @@ public static class FrameWriter
     /// <summary>Writes a Close frame.</summary>
     public static void Write(IBufferWriter<byte> output, in CloseFrame frame) => WriteFrame(output, frame);
 
+    /// <summary>Writes a Ping frame.</summary>
+    public static void Write(IBufferWriter<byte> output, in PingFrame frame) => WriteFrame(output, frame);
+
+    /// <summary>Writes a Pong frame.</summary>
+    public static void Write(IBufferWriter<byte> output, in PongFrame frame) => WriteFrame(output, frame);
+
     /// <summary>Writes a Message frame.</summary>
     public static void Write(IBufferWriter<byte> output, in MessageFrame frame) => WriteFrame(output, frame);
 

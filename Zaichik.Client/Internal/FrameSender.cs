@@ -22,6 +22,7 @@ internal sealed class FrameSender
     private ArrayBufferWriter<byte> _pending;
     private ArrayBufferWriter<byte> _sending;
     private bool _wakeupQueued;
+    private int _sentSinceCheck;
     private TaskCompletionSource? _roomAvailable;
     private Func<Exception>? _closed;
 
@@ -68,6 +69,13 @@ internal sealed class FrameSender
     public void Write(in CommitFrame frame) => Append(frame, FrameWriter.Write);
 
     public void Write(in CloseFrame frame) => Append(frame, FrameWriter.Write);
+
+    public void Write(in PingFrame frame) => Append(frame, FrameWriter.Write);
+
+    public void Write(in PongFrame frame) => Append(frame, FrameWriter.Write);
+
+    /// <summary>Whether anything was sent since the previous call (for heartbeats).</summary>
+    public bool TakeSentSinceCheck() => Interlocked.Exchange(ref _sentSinceCheck, 0) != 0;
 
     /// <summary>Accepts no more frames, sends what is pending, and ends the loop.</summary>
     public Task CompleteAsync(Func<Exception> closed)
@@ -147,6 +155,7 @@ internal sealed class FrameSender
             if (batch.WrittenCount > 0)
             {
                 await _output.WriteAsync(batch.WrittenMemory, stopping).ConfigureAwait(false);
+                Volatile.Write(ref _sentSinceCheck, 1);
                 batch.ResetWrittenCount();
                 if (batch.Capacity > 4 * _threshold)
                 {

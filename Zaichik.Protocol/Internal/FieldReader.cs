@@ -106,6 +106,9 @@ internal ref struct FieldReader
         return bytes;
     }
 
+    /// <summary>Skips whatever is left of the body (fields this reader's version does not define).</summary>
+    public void SkipRest() => _position = _span.Length;
+
     public readonly void EnsureEnd(FrameType type)
     {
         if (_position != _span.Length)

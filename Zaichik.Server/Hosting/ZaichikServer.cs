@@ -80,6 +80,8 @@ public sealed class ZaichikServer : IAsyncDisposable
         builder.Services.AddSingleton(timeProvider);
         builder.Services.AddSingleton<TopicRegistry>();
         builder.Services.AddSingleton<ZaichikConnectionHandler>();
+        builder.Services.AddSingleton<Security.TokenAuthenticator>();
+        builder.Services.AddSingleton<Networking.Internal.IdleConnectionMonitor>();
         builder.Services.AddHostedService<BrokerLifecycle>();
         builder.Services.AddSingleton<TopicMaintenance>();
         builder.Services.AddHostedService(services => services.GetRequiredService<TopicMaintenance>());
@@ -88,7 +90,8 @@ public sealed class ZaichikServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxConcurrentConnections = options.MaxConnections;
+            // Up to MaxConnections more are accepted only to be told TooManyConnections; past that Kestrel drops them.
+            kestrel.Limits.MaxConcurrentConnections = 2L * options.MaxConnections;
             kestrel.Listen(ListenAddress(options.Host), options.Port, listen => listen.UseConnectionHandler<ZaichikConnectionHandler>());
         });
 

@@ -41,7 +41,10 @@ public sealed record ZaichikServerOptions
     /// <summary>Largest prefetch a subscription may ask for. Default 10,000.</summary>
     public int MaxPrefetch { get; init; } = 10_000;
 
-    /// <summary>Most connections served at once; more are refused by the listener. Default 10,000.</summary>
+    /// <summary>
+    /// Most connections served at once. The next ones are answered with a TooManyConnections Error and closed; past
+    /// twice this many the listener closes new connections without a word. Default 10,000.
+    /// </summary>
     public int MaxConnections { get; init; } = 10_000;
 
     /// <summary>Most subscriptions one connection may hold. Default 1,000.</summary>
@@ -49,6 +52,28 @@ public sealed record ZaichikServerOptions
 
     /// <summary>Most topics the server holds; auto-create and CreateTopic fail beyond it. Default 100,000.</summary>
     public int MaxTopics { get; init; } = 100_000;
+
+    /// <summary>
+    /// Most publishes one connection may have read by the server but not yet answered (Always-durability publishes
+    /// wait for their commit). A publish past it is refused unstored with TooManyPublishesInFlight, which bounds the
+    /// memory one connection can pin. Default 10,000, as many as the client library keeps in flight by default.
+    /// </summary>
+    public int MaxPublishesInFlight { get; init; } = 10_000;
+
+    /// <summary>
+    /// A connection from which nothing (not even a Ping) arrives for this long is sent an IdleTimeout Error and closed.
+    /// Announced in the server's Hello so that clients ping often enough. Zero disables it. Default 60 s.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a new connection may take to send its Hello before it is closed. Zero disables it. Default 10 s.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Client tokens. When any is configured, every Hello must carry one of them and each connection may only publish
+    /// and subscribe where its token's patterns allow. Empty (the default): no authentication.
+    /// </summary>
+    public IReadOnlyList<ZaichikTokenOptions> Tokens { get; init; } = [];
 
     /// <summary>Durability of topics that do not choose their own: Always, Interval or Memory. Default Interval.</summary>
     public Durability Durability { get; init; } = Durability.Interval;
@@ -91,6 +116,10 @@ public sealed record ZaichikServerOptions
         Check(MaxConnections >= 1, $"MaxConnections is {MaxConnections}; it must be positive");
         Check(MaxSubscriptionsPerConnection >= 1, $"MaxSubscriptionsPerConnection is {MaxSubscriptionsPerConnection}; it must be positive");
         Check(MaxTopics >= 1, $"MaxTopics is {MaxTopics}; it must be positive");
+        Check(MaxPublishesInFlight >= 1, $"MaxPublishesInFlight is {MaxPublishesInFlight}; it must be positive");
+        Check(IdleTimeout >= TimeSpan.Zero && IdleTimeout.TotalMilliseconds <= uint.MaxValue, $"IdleTimeout is {IdleTimeout}; it must be zero (off) or positive");
+        Check(HandshakeTimeout >= TimeSpan.Zero, $"HandshakeTimeout is {HandshakeTimeout}; it must be zero (off) or positive");
+        problems.AddRange(Security.TokenAuthenticator.Validate(Tokens ?? []));
         Check(Durability is Durability.Always or Durability.Interval or Durability.Memory, $"Durability is {Durability}; it must be Always, Interval or Memory");
         Check(CommitInterval > TimeSpan.Zero, $"CommitInterval is {CommitInterval}; it must be positive");
         Check(SweepInterval > TimeSpan.Zero, $"SweepInterval is {SweepInterval}; it must be positive");

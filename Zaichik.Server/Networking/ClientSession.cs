@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
 using Zaichik.Server.Hosting;
 using Zaichik.Server.Networking.Internal;
+using Zaichik.Server.Security;
 using Zaichik.Server.Subscriptions;
 using Zaichik.Server.Topics;
 
@@ -14,15 +15,22 @@ namespace Zaichik.Server.Networking;
 /// One client connection: the handshake, then a loop that parses every frame in each read, handles it, and
 /// sends the replies of the whole read in one flush. Replies are encoded into a private buffer while frames are
 /// handled and only then handed to the <see cref="ConnectionWriter"/>, which the subscriptions' pumps share.
+/// The <see cref="IdleConnectionMonitor"/> ends a session that has been silent too long by cancelling its pending read.
 /// </summary>
 internal sealed partial class ClientSession : IAsyncDisposable
 {
     /// <summary>Replies are flushed early when a single read produces more than this.</summary>
     private const int ReplyFlushThreshold = 64 * 1024;
 
+    /// <summary>How long an expired session may take to end by itself before its connection is aborted.</summary>
+    private static readonly TimeSpan ExpiredSessionGrace = TimeSpan.FromSeconds(5);
+
     private readonly ConnectionContext _connection;
     private readonly TopicRegistry _registry;
     private readonly ZaichikServerOptions _options;
+    private readonly TokenAuthenticator _authenticator;
+    private readonly TimeProvider _time;
+    private readonly ErrorCode? _refusal;
     private readonly ILogger _logger;
     private readonly PipeReader _input;
     private readonly ConnectionWriter _writer;
@@ -34,14 +42,33 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private readonly List<DurableAck> _awaitingCommit = [];
     private Task _commitAcknowledgements = Task.CompletedTask;
     private byte[] _recordScratch = new byte[1024];
+    private readonly CancellationTokenSource _ended = new();
     private Topic? _lastTopic;
+    private string? _lastPublishAllowed;
+    private TokenGrant _grant = TokenGrant.Everything;
+    private int _publishesAwaitingCommit;
+    private long _lastActivity;
+    private volatile bool _handshakeDone;
+    private volatile string? _expiry;
 
-    public ClientSession(ConnectionContext connection, TopicRegistry registry, ZaichikServerOptions options, ILogger logger)
+    /// <param name="refusal">When set, the session answers the Hello with this Error and ends (the server is full).</param>
+    public ClientSession(
+        ConnectionContext connection,
+        TopicRegistry registry,
+        ZaichikServerOptions options,
+        TokenAuthenticator authenticator,
+        TimeProvider time,
+        ErrorCode? refusal,
+        ILogger logger)
     {
         _connection = connection;
         _registry = registry;
         _options = options;
+        _authenticator = authenticator;
+        _time = time;
+        _refusal = refusal;
         _logger = logger;
+        _lastActivity = time.GetTimestamp();
         _input = connection.Transport.Input;
         _writer = new ConnectionWriter(connection.Transport.Output);
         _frames = new FrameReader(options.MaxFrameSize);
@@ -54,6 +81,12 @@ internal sealed partial class ClientSession : IAsyncDisposable
             if (await HandshakeAsync(stopping).ConfigureAwait(false))
             {
                 await ReadLoopAsync(stopping).ConfigureAwait(false);
+            }
+
+            if (_expiry is { } expiry)
+            {
+                LogExpired(_connection.ConnectionId, expiry);
+                await SendConnectionErrorAsync(ErrorCode.IdleTimeout, expiry).ConfigureAwait(false);
             }
         }
         catch (ProtocolViolationException violation)
@@ -74,8 +107,42 @@ internal sealed partial class ClientSession : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Called by the <see cref="IdleConnectionMonitor"/>: ends the session when nothing has arrived for the idle timeout
+    /// (or no Hello within the handshake timeout). The read loop sees its read cancelled, sends IdleTimeout and closes;
+    /// if it is stuck writing to a peer that does not read, the connection is aborted after a grace period.
+    /// </summary>
+    public void CheckIdle(long now)
+    {
+        var limit = _handshakeDone ? _options.IdleTimeout : _options.HandshakeTimeout;
+        if (_expiry is not null || limit <= TimeSpan.Zero || _time.GetElapsedTime(Volatile.Read(ref _lastActivity), now) < limit)
+        {
+            return;
+        }
+
+        _expiry = _handshakeDone
+            ? $"nothing arrived for {limit.TotalSeconds:0.###} s (the idle timeout); send Ping to keep a quiet connection open"
+            : $"no Hello within {limit.TotalSeconds:0.###} s (the handshake timeout)";
+        _input.CancelPendingRead();
+        _ = AbortIfStuckAsync();
+    }
+
+    private async Task AbortIfStuckAsync()
+    {
+        try
+        {
+            await Task.Delay(ExpiredSessionGrace, _ended.Token).ConfigureAwait(false);
+            _connection.Abort(new ConnectionAbortedException(_expiry ?? "idle timeout"));
+        }
+        catch (OperationCanceledException)
+        {
+            // The session ended by itself.
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        _ended.Cancel();
         await _commitAcknowledgements.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         foreach (var subscription in _subscriptions.Values)
         {
@@ -84,6 +151,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
         _subscriptions.Clear();
         _replies.Dispose();
+        _ended.Dispose();
     }
 
     private async ValueTask<bool> HandshakeAsync(CancellationToken cancellationToken)
@@ -96,18 +164,40 @@ internal sealed partial class ClientSession : IAsyncDisposable
             {
                 var handled = frame.Type == FrameType.Hello ? _frames.ReadHello(frame) : default(HelloFrame?);
                 _input.AdvanceTo(buffer.Start);
-                if (handled is null)
+                if (handled is not { } hello)
                 {
                     throw new ProtocolViolationException(ErrorCode.ProtocolViolation, $"the first frame must be Hello, not {frame.Type}");
                 }
 
-                if (handled.Value.Version != ProtocolVersion.Current)
+                if (hello.Version != ProtocolVersion.Current)
                 {
-                    throw new ProtocolViolationException(ErrorCode.UnsupportedVersion, $"protocol version {handled.Value.Version} is not supported; this server speaks version {ProtocolVersion.Current}");
+                    throw new ProtocolViolationException(ErrorCode.UnsupportedVersion, $"protocol version {hello.Version} is not supported; this server speaks version {ProtocolVersion.Current}");
                 }
 
-                FrameWriter.Write(_replies, new HelloFrame(ProtocolVersion.Current));
+                if (_refusal is { } refusal)
+                {
+                    await SendConnectionErrorAsync(refusal, $"the server serves its maximum of {_options.MaxConnections} connections; try again later").ConfigureAwait(false);
+                    return false;
+                }
+
+                if (_authenticator.Authenticate(hello.Token) is not { } grant)
+                {
+                    var reason = hello.Token is null ? "the Hello carried no token and this server requires one" : "the token is not known to this server";
+                    LogAuthenticationFailed(_connection.ConnectionId, _connection.RemoteEndPoint?.ToString(), reason);
+                    await SendConnectionErrorAsync(ErrorCode.AuthenticationFailed, $"authentication failed: {reason}").ConfigureAwait(false);
+                    return false;
+                }
+
+                _grant = grant;
+                if (_authenticator.Required)
+                {
+                    LogAuthenticated(_connection.ConnectionId, grant.Name);
+                }
+
+                FrameWriter.Write(_replies, new HelloFrame(ProtocolVersion.Current, (uint)_options.IdleTimeout.TotalMilliseconds));
                 await FlushRepliesAsync(cancellationToken).ConfigureAwait(false);
+                Volatile.Write(ref _lastActivity, _time.GetTimestamp());
+                _handshakeDone = true;
                 return true;
             }
 
@@ -125,6 +215,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
         while (!closeRequested)
         {
             var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _lastActivity, _time.GetTimestamp());
             var buffer = result.Buffer;
             try
             {
@@ -171,6 +262,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
         var batch = _awaitingCommit.ToArray();
         _awaitingCommit.Clear();
+        Interlocked.Add(ref _publishesAwaitingCommit, batch.Length);
         var previous = _commitAcknowledgements;
         _commitAcknowledgements = SendWhenCommittedAsync(batch, previous, cancellationToken);
     }
@@ -189,6 +281,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
                     {
                         FrameWriter.Write(replies, ack.Ack);
                     }
+
                 }
                 catch (IOException failure)
                 {
@@ -205,6 +298,10 @@ internal sealed partial class ClientSession : IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+        }
+        finally
+        {
+            Interlocked.Add(ref _publishesAwaitingCommit, -batch.Length);
         }
     }
 
@@ -234,6 +331,13 @@ internal sealed partial class ClientSession : IAsyncDisposable
             case FrameType.Close:
                 _frames.ReadClose(frame);
                 return false;
+            case FrameType.Ping:
+                FrameWriter.Write(_replies, new PongFrame(_frames.ReadPing(frame).Nonce));
+                return true;
+            case FrameType.Pong:
+                // Any frame is activity; the server sends no Pings, so there is nothing to match it with.
+                _frames.ReadPong(frame);
+                return true;
             case FrameType.Hello:
                 _frames.ReadHello(frame);
                 Reply(new ErrorFrame(null, ErrorCode.ProtocolViolation, "Hello was already exchanged on this connection"));
@@ -255,6 +359,23 @@ internal sealed partial class ClientSession : IAsyncDisposable
             if (publish.Payload.Length > _options.MaxPayloadSize)
             {
                 throw new TopicException(ErrorCode.PayloadTooLarge, $"payload of {publish.Payload.Length} bytes exceeds the limit of {_options.MaxPayloadSize}");
+            }
+
+            if (Volatile.Read(ref _publishesAwaitingCommit) + _awaitingCommit.Count >= _options.MaxPublishesInFlight)
+            {
+                throw new TopicException(ErrorCode.TooManyPublishesInFlight,
+                    $"this connection has {_options.MaxPublishesInFlight} publishes waiting for their commit; wait for their Acks before sending more");
+            }
+
+            // The frame reader hands out one string instance per repeated topic name, so this skips the pattern match.
+            if (!ReferenceEquals(publish.Topic, _lastPublishAllowed))
+            {
+                if (!_grant.MayPublish(publish.Topic))
+                {
+                    throw new TopicException(ErrorCode.NotAuthorized, $"token '{_grant.Name}' may not publish to '{publish.Topic}'");
+                }
+
+                _lastPublishAllowed = publish.Topic;
             }
 
             var topic = await ResolveTopicAsync(publish.Topic, cancellationToken).ConfigureAwait(false);
@@ -297,12 +418,17 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
             if (_subscriptions.Count >= _options.MaxSubscriptionsPerConnection)
             {
-                throw new TopicException(ErrorCode.LimitExceeded, $"a connection may hold at most {_options.MaxSubscriptionsPerConnection} subscriptions");
+                throw new TopicException(ErrorCode.TooManySubscriptions, $"a connection may hold at most {_options.MaxSubscriptionsPerConnection} subscriptions");
             }
 
             if (subscribe.DurableName is { } name && ConsumerName.Validate(name) is { } problem)
             {
                 throw new TopicException(ErrorCode.InvalidArgument, problem);
+            }
+
+            if (!_grant.MaySubscribe(subscribe.Topic))
+            {
+                throw new TopicException(ErrorCode.NotAuthorized, $"token '{_grant.Name}' may not subscribe to '{subscribe.Topic}'");
             }
 
             var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
@@ -350,6 +476,11 @@ internal sealed partial class ClientSession : IAsyncDisposable
     {
         try
         {
+            if (!_grant.MayPublish(create.Topic))
+            {
+                throw new TopicException(ErrorCode.NotAuthorized, $"token '{_grant.Name}' may not create '{create.Topic}' (creating needs publish permission)");
+            }
+
             await _registry.CreateAsync(create.Topic, new TopicSettings(create.RetentionTtlMs, create.CompactionWindowMs, create.Durability, create.CommitIntervalMs), cancellationToken).ConfigureAwait(false);
             Reply(new AckFrame(create.RequestId, null, false));
         }
@@ -457,6 +588,15 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId} broke the protocol ({Code}): {Reason}")]
     private partial void LogProtocolViolation(string connectionId, ErrorCode code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId} closed: {Reason}")]
+    private partial void LogExpired(string connectionId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Connection {ConnectionId} from {Remote} failed authentication: {Reason}")]
+    private partial void LogAuthenticationFailed(string connectionId, string? remote, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} authenticated with token '{TokenName}'")]
+    private partial void LogAuthenticated(string connectionId, string tokenName);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} lost: {Reason}")]
     private partial void LogConnectionLost(string connectionId, string reason);

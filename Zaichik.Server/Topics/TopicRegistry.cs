@@ -163,7 +163,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
 
             if (_topics.Count >= _options.MaxTopics)
             {
-                throw new TopicException(ErrorCode.LimitExceeded, $"the server holds its maximum of {_options.MaxTopics} topics");
+                throw new TopicException(ErrorCode.TooManyTopics, $"the server holds its maximum of {_options.MaxTopics} topics");
             }
 
             var directory = Path.Combine(_topicsRoot, name);

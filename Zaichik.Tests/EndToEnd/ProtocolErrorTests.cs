@@ -166,7 +166,7 @@ public sealed class ProtocolErrorTests
 
         var error = await Should.ThrowAsync<ZaichikServerException>(async () => await client.SubscribeAsync("s3"));
 
-        error.Code.ShouldBe(ErrorCode.LimitExceeded);
+        error.Code.ShouldBe(ErrorCode.TooManySubscriptions);
     }
 
     [Fact]
@@ -179,6 +179,6 @@ public sealed class ProtocolErrorTests
 
         var error = await Should.ThrowAsync<ZaichikServerException>(async () => await client.PublishAsync("t3", "x"));
 
-        error.Code.ShouldBe(ErrorCode.LimitExceeded);
+        error.Code.ShouldBe(ErrorCode.TooManyTopics);
     }
 }

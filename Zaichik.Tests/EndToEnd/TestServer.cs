@@ -46,6 +46,13 @@ internal sealed class TestServer : IAsyncDisposable
             DataPath = dataPath ?? Path.Combine(Path.GetTempPath(), "zaichik-e2e-" + Guid.NewGuid().ToString("N")),
             ShutdownTimeout = TimeSpan.FromSeconds(5),
         };
+        if (time is not null)
+        {
+            // Tests on a fake clock jump minutes or days ahead to expire messages; idle connections would be closed
+            // by those jumps. Tests of the timeouts themselves set them again in configure.
+            options = options with { IdleTimeout = TimeSpan.Zero, HandshakeTimeout = TimeSpan.Zero };
+        }
+
         options = configure?.Invoke(options) ?? options;
         var server = await ZaichikServer.StartAsync(options, time, logs is null ? null : logging => logging.AddProvider(logs));
         return new TestServer(server, options, time, ownsDataPath: dataPath is null);

@@ -93,6 +93,8 @@ internal static class CodecTestHelpers
         FrameType.Unsubscribe => reader.ReadUnsubscribe(frame),
         FrameType.Commit => reader.ReadCommit(frame),
         FrameType.Close => reader.ReadClose(frame),
+        FrameType.Ping => reader.ReadPing(frame),
+        FrameType.Pong => reader.ReadPong(frame),
         FrameType.Message => reader.ReadMessage(frame),
         FrameType.Ack => reader.ReadAck(frame),
         FrameType.Error => reader.ReadError(frame),

@@ -10,13 +10,15 @@ public sealed partial class DocumentedExamplesTests
     /// <summary>Every worked example, by its bold title, in the order the document gives them.</summary>
     private static readonly (string Title, byte[] Bytes)[] WorkedExamples =
     [
-        ($"Client Hello, version {ProtocolVersion.Current}", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)))),
+        ($"Client Hello, version {ProtocolVersion.Current}", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, Token: "orders-writer-01")))),
+        ("Server Hello", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs: 60_000)))),
+        ("Ping", Encode(w => FrameWriter.Write(w, new PingFrame(1)))),
         ("CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "orders", 86_400_000, 0, Durability.Interval, 500)))),
         ("Publish", Encode(w => FrameWriter.Write(w, new PublishFrame(7, "orders", "a1"u8.ToArray(), "hello"u8.ToArray())))),
         ("Ack of the Publish", Encode(w => FrameWriter.Write(w, new AckFrame(7, 64, Duplicate: false, Durable: true)))),
         ("Subscribe", Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "orders", StartPosition.Retained, 10, "billing")))),
         ("Ack of the Subscribe", Encode(w => FrameWriter.Write(w, new AckFrame(2, null, Duplicate: false)))),
-        ("Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.UnsupportedVersion, "v3")))),
+        ("Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.UnsupportedVersion, "v2")))),
     ];
 
     [Fact]

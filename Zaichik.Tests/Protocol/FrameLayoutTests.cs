@@ -8,11 +8,37 @@ namespace Zaichik.Tests.Protocol;
 public sealed class FrameLayoutTests
 {
     [Fact]
-    public void Hello_frame_encodes_to_the_documented_example_bytes()
+    public void Hello_frame_encodes_version_idle_timeout_and_absent_token()
     {
-        var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
+        var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs: 60_000)));
 
-        Hex(bytes).ShouldBe("00 00 00 03 01 00 02");
+        Hex(bytes).ShouldBe("00 00 00 08 01 00 03 00 00 EA 60 00");
+    }
+
+    [Fact]
+    public void Hello_of_another_version_decodes_to_its_version_alone()
+    {
+        // A version 2 Hello: only the version, which the server must still be able to read to answer UnsupportedVersion.
+        var reader = new FrameReader();
+        var hello = reader.ReadHello(ReadSingle(reader, [0, 0, 0, 3, 0x01, 0, 2]));
+
+        hello.ShouldBe(new HelloFrame(2));
+    }
+
+    [Fact]
+    public void Hello_never_shows_its_token_in_text()
+    {
+        var text = new HelloFrame(ProtocolVersion.Current, 0, "do-not-print-me-please").ToString();
+
+        text.ShouldNotContain("do-not-print-me-please");
+        text.ShouldContain("hidden");
+    }
+
+    [Fact]
+    public void Ping_and_Pong_carry_their_nonce()
+    {
+        Hex(Encode(w => FrameWriter.Write(w, new PingFrame(1)))).ShouldBe("00 00 00 09 08 00 00 00 00 00 00 00 01");
+        Hex(Encode(w => FrameWriter.Write(w, new PongFrame(ulong.MaxValue)))).ShouldBe("00 00 00 09 09 FF FF FF FF FF FF FF FF");
     }
 
     [Fact]

@@ -14,6 +14,9 @@ public sealed class MalformedFrameTests
     public static TheoryData<string, byte[]> FramesWithFields() => new()
     {
         { "Hello", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current))) },
+        { "Hello with a token", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, 0, "a-token-of-16-ch"))) },
+        { "Ping", Encode(w => FrameWriter.Write(w, new PingFrame(42))) },
+        { "Pong", Encode(w => FrameWriter.Write(w, new PongFrame(42))) },
         { "CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, Durability.Interval, 250))) },
         { "CreateTopic Memory", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, Durability.Memory, -1))) },
         { "CreateTopic server defaults", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20))) },
@@ -91,7 +94,7 @@ public sealed class MalformedFrameTests
 
     [Theory]
     [InlineData((byte)0x00)]
-    [InlineData((byte)0x08)]
+    [InlineData((byte)0x0A)]
     [InlineData((byte)0x0F)]
     [InlineData((byte)0x13)]
     [InlineData((byte)0xFF)]
