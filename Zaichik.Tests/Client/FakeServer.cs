@@ -16,11 +16,19 @@ internal sealed class FakeServer : IAsyncDisposable
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly List<FakeConnection> _connections = [];
 
-    public FakeServer(ErrorFrame? refuseHello = null)
+    /// <param name="refuseHello">Answer every Hello with this Error and drop the connection.</param>
+    /// <param name="idleTimeoutMs">The idle timeout the server's Hello announces.</param>
+    public FakeServer(ErrorFrame? refuseHello = null, uint idleTimeoutMs = 0)
     {
         RefuseHello = refuseHello;
+        IdleTimeoutMs = idleTimeoutMs;
         _listener.Start();
     }
+
+    public uint IdleTimeoutMs { get; }
+
+    /// <summary>The Hello the last accepted client sent.</summary>
+    public HelloFrame? LastClientHello { get; private set; }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
@@ -33,6 +41,7 @@ internal sealed class FakeServer : IAsyncDisposable
         var connection = new FakeConnection(socket);
         _connections.Add(connection);
         var hello = await connection.ReceiveAsync<HelloFrame>();
+        LastClientHello = hello;
         hello.Version.ShouldBe(ProtocolVersion.Current, "the client should announce the current protocol version");
         if (RefuseHello is { } refusal)
         {
@@ -41,7 +50,7 @@ internal sealed class FakeServer : IAsyncDisposable
         }
         else
         {
-            await connection.SendAsync(new HelloFrame(ProtocolVersion.Current));
+            await connection.SendAsync(new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs));
         }
 
         return connection;
@@ -120,6 +129,10 @@ internal sealed class FakeConnection : IAsyncDisposable
     public Task SendAsync(ErrorFrame frame) => SendAsync(output => FrameWriter.Write(output, frame));
 
     public Task SendAsync(MessageFrame frame) => SendAsync(output => FrameWriter.Write(output, frame));
+
+    public Task SendAsync(PingFrame frame) => SendAsync(output => FrameWriter.Write(output, frame));
+
+    public Task SendAsync(PongFrame frame) => SendAsync(output => FrameWriter.Write(output, frame));
 
     /// <summary>Sends many Acks in one write.</summary>
     public Task SendAsync(IEnumerable<AckFrame> frames) => SendAsync(output =>
@@ -209,6 +222,8 @@ internal sealed class FakeConnection : IAsyncDisposable
         FrameType.Unsubscribe => frames.ReadUnsubscribe(frame),
         FrameType.Commit => frames.ReadCommit(frame),
         FrameType.Close => frames.ReadClose(frame),
+        FrameType.Ping => frames.ReadPing(frame),
+        FrameType.Pong => frames.ReadPong(frame),
         _ => throw new InvalidDataException($"a client does not send {frame.Type}"),
     };
 

@@ -21,6 +21,21 @@ public sealed class ProtocolErrorTests
     }
 
     [Fact]
+    public async Task A_version_2_Hello_gets_UnsupportedVersion_not_MalformedFrame()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var raw = await RawConnection.ConnectAsync(server.Port, hello: false);
+
+        // Version 2's Hello has no fields after the version.
+        await raw.SendBytesAsync(new byte[] { 0, 0, 0, 3, 0x01, 0, 2 });
+
+        var reply = await raw.ReceiveAsync();
+        reply.Error!.Value.Code.ShouldBe(ErrorCode.UnsupportedVersion);
+        reply.Error!.Value.Text.ShouldContain("version 2");
+        await raw.ShouldBeClosedByServerAsync();
+    }
+
+    [Fact]
     public async Task A_request_before_Hello_is_a_protocol_violation()
     {
         await using var server = await TestServer.StartAsync();

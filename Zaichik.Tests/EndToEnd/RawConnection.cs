@@ -20,14 +20,14 @@ internal sealed class RawConnection : IAsyncDisposable
         _input = PipeReader.Create(_stream);
     }
 
-    public static async Task<RawConnection> ConnectAsync(int port, bool hello = true)
+    public static async Task<RawConnection> ConnectAsync(int port, bool hello = true, string? token = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync("127.0.0.1", port);
         var connection = new RawConnection(socket);
         if (hello)
         {
-            await connection.SendAsync(writer => FrameWriter.Write(writer, new HelloFrame(ProtocolVersion.Current)));
+            await connection.SendAsync(writer => FrameWriter.Write(writer, new HelloFrame(ProtocolVersion.Current, Token: token)));
             (await connection.ReceiveAsync()).Type.ShouldBe(FrameType.Hello);
         }
 
