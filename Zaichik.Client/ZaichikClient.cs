@@ -13,7 +13,7 @@ namespace Zaichik.Client;
 /// </summary>
 public sealed partial class ZaichikClient : IAsyncDisposable
 {
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly PipeReader _input;
     private readonly FrameReader _frames;
     private readonly FrameSender _sender;
@@ -32,7 +32,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     private volatile bool _closing;
     private Task? _disposal;
 
-    private ZaichikClient(string host, int port, ZaichikClientOptions options, NetworkStream stream, PipeReader input, FrameReader frames, HelloFrame serverHello)
+    private ZaichikClient(string host, int port, ZaichikClientOptions options, Stream stream, PipeReader input, FrameReader frames, HelloFrame serverHello)
     {
         Host = host;
         Port = port;
@@ -91,7 +91,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     /// <summary>
     /// Connects to a Zaichik server and performs the Hello handshake.
     /// </summary>
-    /// <exception cref="ZaichikConnectionException">The server is unreachable, or closed the connection during the handshake.</exception>
+    /// <exception cref="ZaichikConnectionException">The server is unreachable, closed the connection during the handshake, or TLS failed.</exception>
     /// <exception cref="ZaichikServerException">The server refused the connection (for example an unsupported protocol version).</exception>
     public static async ValueTask<ZaichikClient> ConnectAsync(string host, int port, ZaichikClientOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -104,15 +104,20 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(options.ConnectTimeout);
-        NetworkStream? stream = null;
+        Stream? stream = null;
         try
         {
             await socket.ConnectAsync(host, port, deadline.Token).ConfigureAwait(false);
             stream = new NetworkStream(socket, ownsSocket: true);
+            if (options.Tls is { } tls)
+            {
+                stream = await TlsHandshake.AuthenticateAsync(stream, tls, host, port, options.ConnectTimeout, deadline.Token, cancellationToken).ConfigureAwait(false);
+            }
+
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
                 bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
             var frames = new FrameReader(options.MaxFrameSize);
-            var serverHello = await HandshakeAsync(stream, input, frames, options.Token, host, port, deadline.Token).ConfigureAwait(false);
+            var serverHello = await HandshakeAsync(stream, input, frames, options, host, port, deadline.Token).ConfigureAwait(false);
 
             var client = new ZaichikClient(host, port, options, stream, input, frames, serverHello);
             client.Start();
@@ -161,10 +166,10 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     }
 
     private static async ValueTask<HelloFrame> HandshakeAsync(
-        NetworkStream stream, PipeReader input, FrameReader frames, string? token, string host, int port, CancellationToken cancellationToken)
+        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, string host, int port, CancellationToken cancellationToken)
     {
         var hello = new ArrayBufferWriter<byte>(64);
-        FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current, Token: token));
+        FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current, Token: options.Token));
         await stream.WriteAsync(hello.WrittenMemory, cancellationToken).ConfigureAwait(false);
 
         while (true)
@@ -197,12 +202,13 @@ public sealed partial class ZaichikClient : IAsyncDisposable
             if (result.IsCompleted)
             {
                 throw new ZaichikConnectionException(
-                    $"could not connect to Zaichik at {host}:{port}: the server closed the connection during the handshake");
+                    $"could not connect to Zaichik at {host}:{port}: the server closed the connection during the handshake"
+                    + (options.Tls is null ? " (a server with TLS on does this to a client without ZaichikClientOptions.Tls)" : ""));
             }
         }
     }
 
-    private static void Discard(Socket socket, NetworkStream? stream)
+    private static void Discard(Socket socket, Stream? stream)
     {
         if (stream is not null)
         {

@@ -70,6 +70,12 @@ public sealed record ZaichikClientOptions
     /// <summary>The clock heartbeats run on. Default <see cref="TimeProvider.System"/>; tests pass a fake one.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// TLS for the connection, set when the server's listener has TLS on. The handshake runs within
+    /// <see cref="ConnectTimeout"/>. Default null: plain TCP.
+    /// </summary>
+    public ZaichikTlsOptions? Tls { get; init; }
+
     internal void Validate()
     {
         if (MaxFrameSize < 1024)
@@ -98,6 +104,8 @@ public sealed record ZaichikClientOptions
         {
             throw new ArgumentOutOfRangeException(nameof(ReceiveBufferSize), ReceiveBufferSize, "ReceiveBufferSize must be at least 4096 bytes");
         }
+
+        Tls?.Validate();
 
         if (PingInterval != Timeout.InfiniteTimeSpan)
         {
@@ -128,7 +136,8 @@ public sealed record ZaichikClientOptions
             .Append(", ReceiveBufferSize = ").Append(ReceiveBufferSize)
             .Append(", Token = ").Append(Token is null ? "none" : "(hidden)")
             .Append(", PingInterval = ").Append(PingInterval)
-            .Append(", MaxPingsOutstanding = ").Append(MaxPingsOutstanding);
+            .Append(", MaxPingsOutstanding = ").Append(MaxPingsOutstanding)
+            .Append(", Tls = ").Append(Tls is null ? "off" : "on");
         return true;
     }
 

@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Zaichik.Server.Hosting.Internal;
 using Zaichik.Server.Networking;
 using Zaichik.Server.Topics;
 
@@ -69,6 +70,9 @@ public sealed class ZaichikServer : IAsyncDisposable
             throw new OptionsValidationException(ZaichikServerOptions.SectionName, typeof(ZaichikServerOptions), problems);
         }
 
+        // Every connection's handshake uses this one copy; it is released when the broker stops.
+        var certificate = options.Tls is null ? null : ServerCertificate.Load(options.Tls);
+
         ThreadPool.GetMinThreads(out var workers, out var completionPorts);
         ThreadPool.SetMinThreads(Math.Max(workers, options.MinThreadPoolThreads), completionPorts);
 
@@ -92,10 +96,26 @@ public sealed class ZaichikServer : IAsyncDisposable
             kestrel.AddServerHeader = false;
             // Up to MaxConnections more are accepted only to be told TooManyConnections; past that Kestrel drops them.
             kestrel.Limits.MaxConcurrentConnections = 2L * options.MaxConnections;
-            kestrel.Listen(ListenAddress(options.Host), options.Port, listen => listen.UseConnectionHandler<ZaichikConnectionHandler>());
+            kestrel.Listen(ListenAddress(options.Host), options.Port, listen =>
+            {
+                if (certificate is not null)
+                {
+                    // TLS comes first in the connection's pipeline, so the handler reads and writes plain frames.
+                    listen.UseHttps(certificate.ConnectionOptions(options.Tls!));
+                }
+
+                listen.UseConnectionHandler<ZaichikConnectionHandler>();
+            });
         });
 
-        return builder.Build();
+        var app = builder.Build();
+        if (certificate is not null)
+        {
+            certificate.LogUse(app.Services.GetRequiredService<ILogger<ZaichikServer>>(), timeProvider.GetUtcNow());
+            app.Lifetime.ApplicationStopped.Register(certificate.Dispose);
+        }
+
+        return app;
     }
 
     /// <summary>Stops accepting, closes every connection, commits every log.</summary>

@@ -97,6 +97,9 @@ public sealed record ZaichikServerOptions
     /// <summary>Sizes of each topic's log.</summary>
     public StorageOptions Storage { get; init; } = new();
 
+    /// <summary>TLS on the listener; null (the default) serves plain TCP.</summary>
+    public ZaichikServerTlsOptions? Tls { get; init; }
+
     /// <summary>Every problem with these options; empty when they are valid.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -126,6 +129,7 @@ public sealed record ZaichikServerOptions
         Check(MinThreadPoolThreads is >= 1 and <= 32_767, $"MinThreadPoolThreads is {MinThreadPoolThreads}; it must be 1..32767");
         Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");
         problems.AddRange(Storage.Validate());
+        problems.AddRange(Tls?.Validate() ?? []);
 
         // A message larger than a log page is split, but its key must fit in the first fragment with room to spare.
         Check(LogRecord.HeaderSize + LogRecord.FirstFragmentExtra + MaxKeySize + 1024 <= Storage.MaxRecordSize,
