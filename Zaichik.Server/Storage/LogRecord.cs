@@ -158,7 +158,7 @@ internal readonly ref struct LogRecord
     }
 
     /// <summary>CRC-32C, eight bytes at a time with the processor's CRC instruction where there is one.</summary>
-    private static uint Checksum(ReadOnlySpan<byte> data)
+    internal static uint Checksum(ReadOnlySpan<byte> data)
     {
         var crc = ~0u;
         while (data.Length >= sizeof(ulong))

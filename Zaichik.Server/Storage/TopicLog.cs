@@ -10,6 +10,7 @@ internal sealed class TopicLog : IAsyncDisposable
 {
     private readonly IDevice _device;
     private readonly FasterLog _log;
+    private readonly IDisposable? _commits;
     private const string HolesFile = "holes";
     private readonly int _pageSizeBits;
     private readonly int _segmentSizeBits;
@@ -17,10 +18,11 @@ internal sealed class TopicLog : IAsyncDisposable
     private readonly List<(long From, long To)> _holes;
     private int _disposed;
 
-    private TopicLog(IDevice device, FasterLog log, string directory, StorageOptions options, bool inMemory)
+    private TopicLog(IDevice device, FasterLog log, IDisposable? commits, string directory, StorageOptions options, bool inMemory)
     {
         _device = device;
         _log = log;
+        _commits = commits;
         _directory = directory;
         MaxRecordSize = options.MaxRecordSize;
         InMemory = inMemory;
@@ -54,11 +56,14 @@ internal sealed class TopicLog : IAsyncDisposable
         IDevice device = inMemory
             ? new NullDevice()
             : Devices.CreateLogDevice(Path.Combine(directory, "log"), preallocateFile: false, recoverDevice: true);
+        ILogCommitManager? commits = null;
         try
         {
+            commits = inMemory ? new Internal.MemoryCommits() : CommitManagerFor(directory);
             var settings = new FasterLogSettings
             {
                 LogDevice = device,
+                LogCommitManager = commits,
                 LogCommitDir = Path.Combine(directory, "commits"),
                 PageSizeBits = options.PageSizeBits,
                 MemorySizeBits = options.MemorySizeBits,
@@ -72,13 +77,25 @@ internal sealed class TopicLog : IAsyncDisposable
                 LogChecksum = LogChecksumType.None,
             };
             var log = new FasterLog(settings);
-            return new TopicLog(device, log, directory, options, inMemory);
+            return new TopicLog(device, log, commits, directory, options, inMemory);
         }
         catch
         {
+            commits?.Dispose();
             device.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The commit slots file, except for a log written before it existed: that one keeps FasterLog's own commit files
+    /// (null here), so that it recovers from them.
+    /// </summary>
+    private static Internal.CommitSlots? CommitManagerFor(string directory)
+    {
+        var legacy = Path.Combine(directory, "commits");
+        var hasLegacyCommits = Directory.Exists(legacy) && Directory.EnumerateFiles(legacy, "*", SearchOption.AllDirectories).Any();
+        return hasLegacyCommits && !File.Exists(Path.Combine(directory, Internal.CommitSlots.FileName)) ? null : new Internal.CommitSlots(directory);
     }
 
     /// <summary>Appends without waiting; false when the in-memory tail is full and must first flush.</summary>
@@ -247,6 +264,7 @@ internal sealed class TopicLog : IAsyncDisposable
         finally
         {
             _log.Dispose();
+            _commits?.Dispose();
             _device.Dispose();
         }
     }
