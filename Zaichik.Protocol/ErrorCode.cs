@@ -3,7 +3,7 @@ namespace Zaichik.Protocol;
 /// <summary>Codes carried by an Error frame. Values are part of the wire format and never change meaning.</summary>
 public enum ErrorCode : ushort
 {
-    /// <summary>An error the server did not classify; the text says more.</summary>
+    /// <summary>An error the server did not classify (a server bug, logged by the server); the connection is closed. The text says more.</summary>
     Unknown = 0,
     /// <summary>The client's protocol version is not served. The connection is closed.</summary>
     UnsupportedVersion = 1,

@@ -1,5 +1,6 @@
 using Zaichik.Protocol;
 using Zaichik.Server.Storage;
+using Zaichik.Server.Topics;
 
 namespace Zaichik.Server.Hosting;
 
@@ -124,7 +125,8 @@ public sealed record ZaichikServerOptions
         Check(HandshakeTimeout >= TimeSpan.Zero, $"HandshakeTimeout is {HandshakeTimeout}; it must be zero (off) or positive");
         problems.AddRange(Security.TokenAuthenticator.Validate(Tokens ?? []));
         Check(Durability is Durability.Always or Durability.Interval or Durability.Memory, $"Durability is {Durability}; it must be Always, Interval or Memory");
-        Check(CommitInterval > TimeSpan.Zero, $"CommitInterval is {CommitInterval}; it must be positive");
+        Check(CommitInterval > TimeSpan.Zero && CommitInterval.TotalMilliseconds <= TopicSettings.MaxCommitIntervalMs,
+            $"CommitInterval is {CommitInterval}; it must be positive and at most {TopicSettings.MaxCommitIntervalMs} ms (the longest a timer waits)");
         Check(SweepInterval > TimeSpan.Zero, $"SweepInterval is {SweepInterval}; it must be positive");
         Check(MinThreadPoolThreads is >= 1 and <= 32_767, $"MinThreadPoolThreads is {MinThreadPoolThreads}; it must be 1..32767");
         Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");

@@ -105,6 +105,12 @@ internal sealed partial class ClientSession : IAsyncDisposable
         {
             LogConnectionLost(_connection.ConnectionId, exception.Message);
         }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // A bug, not the client's doing: this connection ends with a reason, and every other one goes on.
+            LogSessionFailed(exception, _connection.ConnectionId);
+            await SendConnectionErrorAsync(ErrorCode.Unknown, $"the server failed to handle this connection: {exception.GetType().Name}").ConfigureAwait(false);
+        }
     }
 
     /// <summary>
@@ -588,6 +594,9 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId} broke the protocol ({Code}): {Reason}")]
     private partial void LogProtocolViolation(string connectionId, ErrorCode code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Connection {ConnectionId} failed and was closed")]
+    private partial void LogSessionFailed(Exception exception, string connectionId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId} closed: {Reason}")]
     private partial void LogExpired(string connectionId, string reason);

@@ -71,7 +71,7 @@ internal sealed partial class Subscription : IAsyncDisposable
     }
 
     /// <summary>Starts delivering. Called once, after the Subscribe Ack has been written.</summary>
-    public void Start() => _pump = Task.Run(PumpAsync);
+    public void Start() => _pump = Task.Run(CountedPumpAsync);
 
     /// <summary>The durable consumer name, or null for an ordinary subscription.</summary>
     public string? DurableName => _durableName;
@@ -160,6 +160,20 @@ internal sealed partial class Subscription : IAsyncDisposable
         }
 
         _window.Release(count);
+    }
+
+    /// <summary>The pump, counted on its topic while it runs, so that a pump outliving its subscription can be found.</summary>
+    private async Task CountedPumpAsync()
+    {
+        _topic.PumpStarted();
+        try
+        {
+            await PumpAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _topic.PumpEnded();
+        }
     }
 
     private async Task PumpAsync()

@@ -23,6 +23,7 @@ internal sealed class Topic : IAsyncDisposable
     private readonly Lock _cursorLock = new();
     private readonly List<TopicCursor> _cursors = [];
     private long _lastTimestampMs;
+    private int _runningPumps;
 
     // What the last retention sweep found at the head of the log; only the sweep touches these.
     private long _oldestTimestampAddress = -1;
@@ -134,6 +135,25 @@ internal sealed class Topic : IAsyncDisposable
             _cursors.Remove(cursor);
         }
     }
+
+    /// <summary>Cursors open now: one per live subscription of this topic (tests count them to find leaks).</summary>
+    public int SubscriberCount
+    {
+        get
+        {
+            lock (_cursorLock)
+            {
+                return _cursors.Count;
+            }
+        }
+    }
+
+    /// <summary>Delivery pumps of this topic's subscriptions still running (tests count them to find leaks).</summary>
+    public int RunningPumps => Volatile.Read(ref _runningPumps);
+
+    public void PumpStarted() => Interlocked.Increment(ref _runningPumps);
+
+    public void PumpEnded() => Interlocked.Decrement(ref _runningPumps);
 
     /// <summary>
     /// Forgets compaction keys whose window has passed and truncates the log below the first record anyone may

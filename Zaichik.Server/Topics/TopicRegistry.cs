@@ -105,6 +105,13 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             throw new TopicException(ErrorCode.InvalidArgument, $"retentionTtlMs, compactionWindowMs and commitIntervalMs must be 0 or positive; got {settings}");
         }
 
+        // A longer one would fail in the committer's timer (or, past TimeSpan's range, in the topic's constructor)
+        // after the topic's folder was written.
+        if (settings.CommitIntervalMs > TopicSettings.MaxCommitIntervalMs)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, $"commitIntervalMs {settings.CommitIntervalMs} exceeds the longest a timer can wait, {TopicSettings.MaxCommitIntervalMs} ms");
+        }
+
         if (!Enum.IsDefined(settings.Durability))
         {
             throw new TopicException(ErrorCode.InvalidArgument, $"durability {(byte)settings.Durability} is not defined");

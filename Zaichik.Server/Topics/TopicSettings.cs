@@ -17,6 +17,12 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
 {
     public const string FileName = "topic.json";
 
+    /// <summary>
+    /// The longest commit interval, in ms: the longest delay a .NET timer takes (about 49.7 days). The committer waits
+    /// it out with <see cref="Task.Delay(TimeSpan, TimeProvider, CancellationToken)"/>, which refuses anything longer.
+    /// </summary>
+    public const long MaxCommitIntervalMs = uint.MaxValue - 1;
+
     /// <summary>What an auto-created topic gets: no retention, no compaction, the server's durability.</summary>
     public static TopicSettings Default { get; } = new(0, 0);
 

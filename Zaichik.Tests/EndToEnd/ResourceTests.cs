@@ -3,6 +3,8 @@ using Zaichik.Client;
 
 namespace Zaichik.Tests.EndToEnd;
 
+// The managed heap is process-wide: measured alone, with the other whole-process measurements.
+[Collection(Load.LoadCollection.Name)]
 public sealed class ResourceTests(ITestOutputHelper output)
 {
     [Fact]
