@@ -39,6 +39,18 @@ internal sealed class FrameSender
 
     public void Start(CancellationToken stopping) => Completion = RunAsync(stopping);
 
+    /// <summary>True while the pending buffer is under the threshold (or the sender is closed, which Write reports).</summary>
+    public bool HasRoom
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _closed is not null || _pending.WrittenCount < _threshold;
+            }
+        }
+    }
+
     /// <summary>Completes at once while the pending buffer is under the threshold, otherwise when the loop takes it.</summary>
     public ValueTask WaitForRoomAsync(CancellationToken cancellationToken)
     {

@@ -41,6 +41,19 @@ internal sealed class PendingRequests
     }
 
     /// <summary>Waits for a free slot, then registers a request under a fresh id.</summary>
+    /// <summary>Registers a request at once when a slot is free; false when the caller must wait with <see cref="BeginAsync"/>.</summary>
+    public bool TryBegin(FrameType type, string? topic, out PendingRequest request)
+    {
+        if (_slots.Wait(0))
+        {
+            request = Register(type, topic);
+            return true;
+        }
+
+        request = null!;
+        return false;
+    }
+
     public ValueTask<PendingRequest> BeginAsync(FrameType type, string? topic, CancellationToken cancellationToken) =>
         _slots.Wait(0) ? new ValueTask<PendingRequest>(Register(type, topic)) : BeginSlowAsync(type, topic, cancellationToken);
 

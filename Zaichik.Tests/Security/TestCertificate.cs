@@ -57,7 +57,9 @@ internal sealed class TestCertificate : IDisposable
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(WithKey, includeKeyIdentifier: true, includeIssuerAndSerial: false));
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7F;
-        using var issued = request.Create(WithKey, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddMonths(6), serial);
+        // Inside the issuer's validity, a day short of its end: "now + n" computed twice can cross a second and outlive it.
+        var notAfter = new DateTimeOffset(WithKey.NotAfter.ToUniversalTime()).AddDays(-1);
+        using var issued = request.Create(WithKey, DateTimeOffset.UtcNow.AddDays(-1), notAfter, serial);
         return new TestCertificate(issued.CopyWithPrivateKey(key), key, this, Folder, ownsFolder: false);
     }
 
