@@ -50,6 +50,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private long _lastActivity;
     private volatile bool _handshakeDone;
     private volatile string? _expiry;
+    private volatile string? _topicRetired;
 
     /// <param name="refusal">When set, the session answers the Hello with this Error and ends (the server is full).</param>
     public ClientSession(
@@ -87,6 +88,11 @@ internal sealed partial class ClientSession : IAsyncDisposable
             {
                 LogExpired(_connection.ConnectionId, expiry);
                 await SendConnectionErrorAsync(ErrorCode.IdleTimeout, expiry).ConfigureAwait(false);
+            }
+            else if (_topicRetired is { } retired)
+            {
+                LogExpired(_connection.ConnectionId, retired);
+                await SendConnectionErrorAsync(ErrorCode.StorageFailure, retired).ConfigureAwait(false);
             }
         }
         catch (ProtocolViolationException violation)
@@ -133,12 +139,29 @@ internal sealed partial class ClientSession : IAsyncDisposable
         _ = AbortIfStuckAsync();
     }
 
+    /// <summary>
+    /// A subscribed topic was reopened after a storage failure. Its log may have lost records after its last commit
+    /// and offsets may be reused, so the subscription cannot simply go on: the connection is closed with
+    /// StorageFailure, and the client subscribes again (a durable consumer resumes after its last Commit).
+    /// </summary>
+    private void OnTopicRetired(string topic)
+    {
+        if (_topicRetired is not null || _expiry is not null)
+        {
+            return;
+        }
+
+        _topicRetired = $"topic '{topic}' was reopened from its last commit after a storage failure; connect and subscribe again";
+        _input.CancelPendingRead();
+        _ = AbortIfStuckAsync();
+    }
+
     private async Task AbortIfStuckAsync()
     {
         try
         {
             await Task.Delay(ExpiredSessionGrace, _ended.Token).ConfigureAwait(false);
-            _connection.Abort(new ConnectionAbortedException(_expiry ?? "idle timeout"));
+            _connection.Abort(new ConnectionAbortedException(_expiry ?? _topicRetired ?? "idle timeout"));
         }
         catch (OperationCanceledException)
         {
@@ -441,6 +464,8 @@ internal sealed partial class ClientSession : IAsyncDisposable
             var subscription = subscribe.DurableName is null
                 ? new Subscription(topic, topic.StartAddress(subscribe.From), (int)subscribe.Prefetch, _window, _writer, _logger)
                 : ResumeDurableConsumer(topic, subscribe);
+            var topicName = topic.Name;
+            subscription.WhenTopicRetired(() => OnTopicRetired(topicName));
             _subscriptions.Add(subscribe.Topic, subscription);
             _subscriptionsToStart.Add(subscription);
             Reply(new AckFrame(subscribe.RequestId, null, false));
@@ -461,6 +486,14 @@ internal sealed partial class ClientSession : IAsyncDisposable
         }
 
         var committed = topic.ConsumerPositions.Get(name);
+        var tail = topic.Log.TailAddress;
+        if (committed >= tail)
+        {
+            // The log lost records after its last commit (a crash in Interval mode, a reopen after a storage failure)
+            // that this consumer had already committed. New records will reuse those addresses: deliver them.
+            return new Subscription(topic, tail, (int)subscribe.Prefetch, _window, _writer, _logger, name, skipThrough: tail - 1);
+        }
+
         var start = committed is { } offset ? Math.Max(offset, topic.Log.BeginAddress) : topic.StartAddress(subscribe.From);
         return new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, name, skipThrough: committed ?? -1);
     }
@@ -521,7 +554,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private ValueTask<Topic> ResolveTopicAsync(string name, CancellationToken cancellationToken)
     {
         // The frame reader hands out the same string instance for a repeated topic name.
-        if (_lastTopic is { } last && (ReferenceEquals(last.Name, name) || last.Name == name))
+        if (_lastTopic is { IsRetired: false } last && (ReferenceEquals(last.Name, name) || last.Name == name))
         {
             return ValueTask.FromResult(last);
         }

@@ -37,6 +37,7 @@ internal sealed partial class Subscription : IAsyncDisposable
     private readonly long _skipThrough;
     private Task _pump = Task.CompletedTask;
     private int _disposed;
+    private CancellationTokenRegistration _retirement;
 
     /// <param name="durableName">The durable consumer this subscription is, or null.</param>
     /// <param name="skipThrough">Messages at or below this offset are not delivered (a durable consumer's last commit); -1 for none.</param>
@@ -110,12 +111,18 @@ internal sealed partial class Subscription : IAsyncDisposable
         Committed(committed, last);
     }
 
+    /// <summary>Calls <paramref name="callback"/> if the topic is retired while this subscription lives.</summary>
+    public void WhenTopicRetired(Action callback) =>
+        _retirement = _topic.Retired.Register(static state => ((Action)state!)(), callback);
+
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
+
+        _retirement.Dispose();
 
         await _stop.CancelAsync().ConfigureAwait(false);
         try

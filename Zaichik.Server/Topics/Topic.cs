@@ -29,7 +29,10 @@ internal sealed class Topic : IAsyncDisposable
     private long _oldestTimestampAddress = -1;
     private long _oldestTimestampMs;
 
-    public Topic(string name, string directory, TopicSettings settings, TopicLog log, TimeProvider time, ILogger? logger = null)
+    private readonly CancellationTokenSource _retired = new();
+
+    /// <param name="onStorageRecovered">Called when the disk takes writes again after a failed commit (see <see cref="TopicCommitter"/>).</param>
+    public Topic(string name, string directory, TopicSettings settings, TopicLog log, TimeProvider time, ILogger? logger = null, Action<Topic>? onStorageRecovered = null)
     {
         Name = name;
         NameUtf8 = Encoding.UTF8.GetBytes(name);
@@ -42,10 +45,23 @@ internal sealed class Topic : IAsyncDisposable
         _committer = Settings.Durability switch
         {
             Durability.Memory => null,
-            Durability.Always => new TopicCommitter(name, log, TimeSpan.Zero, time, logger ?? NullLogger.Instance),
-            _ => new TopicCommitter(name, log, TimeSpan.FromMilliseconds(Settings.CommitIntervalMs), time, logger ?? NullLogger.Instance),
+            Durability.Always => new TopicCommitter(name, directory, log, TimeSpan.Zero, time, logger ?? NullLogger.Instance, Recovered(onStorageRecovered)),
+            _ => new TopicCommitter(name, directory, log, TimeSpan.FromMilliseconds(Settings.CommitIntervalMs), time, logger ?? NullLogger.Instance, Recovered(onStorageRecovered)),
         };
+
+        Action? Recovered(Action<Topic>? callback) => callback is null ? null : () => callback(this);
     }
+
+    /// <summary>
+    /// Cancelled when this topic object is retired: its log failed and the registry replaces it with one reopened
+    /// from the last commit. Connections subscribed to it are closed; publishes resolve the topic anew.
+    /// </summary>
+    public CancellationToken Retired => _retired.Token;
+
+    public bool IsRetired => _retired.IsCancellationRequested;
+
+    /// <summary>Marks this topic object as replaced (see <see cref="Retired"/>).</summary>
+    public void Retire() => _retired.Cancel();
 
     /// <summary>Used only when a topic is built with unresolved settings (tests); the registry always resolves them.</summary>
     private static readonly TimeSpan DefaultCommitInterval = TimeSpan.FromMilliseconds(100);

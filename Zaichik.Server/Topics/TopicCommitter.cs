@@ -14,19 +14,33 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     private static readonly TimeSpan FailureRecheckInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>How often a failed topic checks whether its disk takes writes again.</summary>
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Bytes the probe writes: two default log pages, what the log's next flush needs at least.</summary>
+    private const int ProbeSize = 128 * 1024;
+
     private readonly TopicLog _log;
     private readonly TimeSpan _delay;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly string _topic;
+    private readonly string _directory;
+    private readonly Action? _onDiskWritable;
     private readonly SemaphoreSlim _wake = new(0, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private int _dirty;
 
-    public TopicCommitter(string topic, TopicLog log, TimeSpan delay, TimeProvider time, ILogger logger)
+    /// <param name="onDiskWritable">
+    /// Called once when, after a failed commit, the topic's folder takes writes again: FasterLog stays failed after a
+    /// failed write, so the topic must be reopened from its last commit to write again.
+    /// </param>
+    public TopicCommitter(string topic, string directory, TopicLog log, TimeSpan delay, TimeProvider time, ILogger logger, Action? onDiskWritable = null)
     {
         _topic = topic;
+        _directory = directory;
+        _onDiskWritable = onDiskWritable;
         _log = log;
         _delay = delay;
         _time = time;
@@ -116,10 +130,18 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                     }
 
                     LastFailure = exception;
+                    if (_onDiskWritable is null)
+                    {
+                        // Try again soon: the disk may come back.
+                        await Task.Delay(RetryDelay, _time, cancellationToken).ConfigureAwait(false);
+                        MarkDirty();
+                        continue;
+                    }
 
-                    // Try again soon: the disk may come back.
-                    await Task.Delay(RetryDelay, _time, cancellationToken).ConfigureAwait(false);
-                    MarkDirty();
+                    await WaitForWritableDiskAsync(cancellationToken).ConfigureAwait(false);
+                    LogDiskWritable(_topic);
+                    _onDiskWritable();
+                    return;
                 }
             }
         }
@@ -127,6 +149,40 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
         {
         }
     }
+
+    /// <summary>Probes the topic's folder until a write-through write of <see cref="ProbeSize"/> bytes succeeds.</summary>
+    private async Task WaitForWritableDiskAsync(CancellationToken cancellationToken)
+    {
+        var probe = Path.Combine(_directory, ".write-probe");
+        var block = new byte[ProbeSize];
+        while (true)
+        {
+            await Task.Delay(ProbeInterval, _time, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                using (var handle = File.OpenHandle(probe, FileMode.Create, FileAccess.Write, FileShare.None, FileOptions.WriteThrough))
+                {
+                    RandomAccess.Write(handle, block, 0);
+                }
+
+                File.Delete(probe);
+                return;
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                try
+                {
+                    File.Delete(probe);
+                }
+                catch (Exception deleteFailure) when (deleteFailure is IOException or UnauthorizedAccessException)
+                {
+                }
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: the disk takes writes again; reopening the topic from its last commit")]
+    private partial void LogDiskWritable(string topic);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Commit of topic {Topic} failed; publishes waiting for it get StorageFailure until a commit succeeds")]
     private partial void LogCommitFailed(Exception exception, string topic);

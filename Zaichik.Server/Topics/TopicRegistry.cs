@@ -200,7 +200,65 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         settings.Resolve(_options.Durability, _options.CommitInterval);
 
     private Topic OpenTopic(string name, string directory, TopicSettings settings) =>
-        new(name, directory, settings, TopicLog.Open(directory, _options.Storage, inMemory: settings.Durability == Durability.Memory), _time, _loggers.CreateLogger<TopicCommitter>());
+        new(name, directory, settings, TopicLog.Open(directory, _options.Storage, inMemory: settings.Durability == Durability.Memory), _time, _loggers.CreateLogger<TopicCommitter>(),
+            onStorageRecovered: failed => _ = ReopenAsync(failed));
+
+    /// <summary>
+    /// Replaces a topic whose log failed a write, once its disk takes writes again: the old topic is retired (its
+    /// subscribers' connections are closed) and closed, and the topic is reopened from its last commit, exactly as
+    /// a restart would. Records appended after that commit are lost, as in a crash; Always publishes among them
+    /// were never acknowledged.
+    /// </summary>
+    private async Task ReopenAsync(Topic failed)
+    {
+        await _createGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (Volatile.Read(ref _disposed) != 0 || !_topics.TryGetValue(failed.Name, out var current) || !ReferenceEquals(current, failed))
+            {
+                return;
+            }
+
+            failed.Retire();
+            try
+            {
+                // A failed FasterLog may not finish closing; the reopened one does not need it to.
+                await failed.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            }
+            catch (Exception exception)
+            {
+                LogCloseFailed(exception, failed.Name);
+            }
+
+            Topic? topic = null;
+            try
+            {
+                topic = OpenTopic(failed.Name, failed.Directory, failed.Settings);
+                if (await topic.Log.CutCorruptTailAsync(CancellationToken.None).ConfigureAwait(false) is { } dropped)
+                {
+                    LogCorruptTail(failed.Name, dropped.Records, dropped.From, dropped.To);
+                }
+
+                var keys = await topic.RecoverAsync(CancellationToken.None).ConfigureAwait(false);
+                _topics[failed.Name] = topic;
+                LogReopenedAfterFailure(failed.Name, topic.Log.BeginAddress, topic.Log.TailAddress, keys);
+            }
+            catch (Exception exception)
+            {
+                _topics.TryRemove(failed.Name, out _);
+                _quarantined[failed.Name] = exception.Message;
+                LogQuarantined(exception, failed.Name, failed.Directory);
+                if (topic is not null)
+                {
+                    await topic.DisposeAsync().AsTask().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+            }
+        }
+        finally
+        {
+            _createGate.Release();
+        }
+    }
 
     private void ValidateName(string name)
     {
@@ -215,6 +273,9 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Reopened topic {Topic} ({Settings}; log {BeginAddress}..{TailAddress}; {Keys} keys in the compaction window)")]
     private partial void LogReopened(string topic, string settings, long beginAddress, long tailAddress, int keys);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic} reopened from its last commit after a storage failure (log {BeginAddress}..{TailAddress}; {Keys} keys in the compaction window); publishes are accepted again")]
+    private partial void LogReopenedAfterFailure(string topic, long beginAddress, long tailAddress, int keys);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: cut a corrupt tail at recovery; dropped {Records} recognisable records at offsets {From}..{To}")]
     private partial void LogCorruptTail(string topic, int records, long from, long to);

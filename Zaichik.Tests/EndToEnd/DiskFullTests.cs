@@ -51,6 +51,67 @@ public sealed class DiskFullTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task When_the_disk_takes_writes_again_the_topic_reopens_by_itself_and_keeps_every_acknowledged_message()
+    {
+        Assert.True(_mounted, "mounting a tmpfs needs root; CI runs as root");
+        await using var server = await TestServer.StartAsync(options => options with { DataPath = Path.Combine(_mount, "data") }, dataPath: Path.Combine(_mount, "data"));
+        var publisher = await server.ConnectAsync();
+        await publisher.CreateTopicAsync("full", new TopicOptions { Durability = Durability.Always, RetentionTtl = TimeSpan.FromHours(1) });
+        var acknowledged = new List<string> { "before the disk filled" };
+        await publisher.PublishAsync("full", acknowledged[0]);
+        var subscriber = await server.ConnectAsync();
+        var subscriberClosed = new TaskCompletionSource<ZaichikServerException>(TaskCreationOptions.RunContinuationsAsynchronously);
+        subscriber.ServerError += (_, error) => subscriberClosed.TrySetResult(error);
+        await using var live = new MessageReader(await subscriber.SubscribeAsync("full"));
+        (await live.NextAsync()).PayloadText.ShouldBe(acknowledged[0]);
+
+        var filler = Path.Combine(_mount, "filler");
+        await FillAsync(filler);
+        var refused = await Should.ThrowAsync<ZaichikServerException>(async () =>
+        {
+            for (var i = 0; i < 10_000; i++)
+            {
+                var payload = $"{i:D5}" + new string('x', 1_000);
+                await publisher.PublishAsync("full", payload);
+                acknowledged.Add(payload);
+            }
+        });
+        refused.Code.ShouldBe(ErrorCode.StorageFailure);
+
+        File.Delete(filler);
+        // The topic probes its disk every second; until it has reopened, publishes are still refused.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            try
+            {
+                await publisher.PublishAsync("full", "after the disk came back");
+                break;
+            }
+            catch (ZaichikServerException error) when (error.Code == ErrorCode.StorageFailure && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+        }
+        acknowledged.Add("after the disk came back");
+
+        // The subscriber's log position may no longer exist: its connection is closed with StorageFailure.
+        var closing = await subscriberClosed.Task.WaitAsync(MessageReader.Deadline);
+        closing.Code.ShouldBe(ErrorCode.StorageFailure);
+        closing.Message.ShouldContain("subscribe again");
+        var again = await server.ConnectAsync();
+        await using var replay = new MessageReader(await again.SubscribeAsync("full", new SubscribeOptions { Prefetch = 1000, AutoCommit = true }));
+        var replayed = new List<string>();
+        while (replayed.Count == 0 || replayed[^1] != "after the disk came back")
+        {
+            replayed.Add((await replay.NextAsync()).PayloadText);
+        }
+
+        replayed.ShouldBe(acknowledged, "every acknowledged message, once, in order, and nothing that was refused");
+        output.WriteLine($"{acknowledged.Count} acknowledged messages survived the failure and the reopen");
+    }
+
+    [Fact]
     public async Task Creating_a_topic_on_a_full_disk_is_refused_with_StorageFailure_and_the_connection_stays_open()
     {
         Assert.True(_mounted, "mounting a tmpfs needs root; CI runs as root");
