@@ -18,6 +18,11 @@ internal sealed class TopicLog : IAsyncDisposable
     private readonly List<(long From, long To)> _holes;
     private int _disposed;
 
+    // What the last commit made durable, segment files' directory entries included; see CommitAsync.
+    private long _durableUntil;
+    private long _syncedSegment = -1;
+    private TaskCompletionSource _durableAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private TopicLog(IDevice device, FasterLog log, IDisposable? commits, string directory, StorageOptions options, bool inMemory)
     {
         _device = device;
@@ -29,6 +34,14 @@ internal sealed class TopicLog : IAsyncDisposable
         _pageSizeBits = options.PageSizeBits;
         _segmentSizeBits = options.SegmentSizeBits;
         _holes = inMemory ? [] : ReadHoles(directory);
+        _durableUntil = log.CommittedUntilAddress;
+        if (!inMemory)
+        {
+            // Whatever exists now is what recovery read; its directory entries become durable once, here. A log
+            // with nothing committed has no segment file yet: its first commit creates one and flushes again.
+            Internal.DirectorySync.Flush(directory);
+            _syncedSegment = _durableUntil > log.BeginAddress ? SegmentOf(_durableUntil) : -1;
+        }
     }
 
     /// <summary>True when nothing of this log is written to disk.</summary>
@@ -42,8 +55,8 @@ internal sealed class TopicLog : IAsyncDisposable
     /// <summary>Address the next record will get.</summary>
     public long TailAddress => _log.TailAddress;
 
-    /// <summary>Records below this address are on disk and survive a restart.</summary>
-    public long CommittedUntilAddress => _log.CommittedUntilAddress;
+    /// <summary>Records below this address are on disk and survive a restart, or a power cut.</summary>
+    public long CommittedUntilAddress => Volatile.Read(ref _durableUntil);
 
     /// <summary>
     /// Opens the log in <paramref name="directory"/>, recovering from its last commit if there is one. An
@@ -243,12 +256,50 @@ internal sealed class TopicLog : IAsyncDisposable
         if (!InMemory && (_log.CommittedUntilAddress < _log.TailAddress || _log.CommittedBeginAddress < _log.BeginAddress))
         {
             await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
+            var until = _log.CommittedUntilAddress;
+
+            // FasterLog creates a segment file when it first writes to it, and the file's own write-through writes do
+            // not make the directory entry naming it durable. Before records in a new segment count as durable, the
+            // directory is flushed, so a power cut cannot take the file away with acknowledged records in it.
+            var segment = SegmentOf(until);
+            if (segment > _syncedSegment)
+            {
+                Internal.DirectorySync.Flush(_directory);
+                _syncedSegment = segment;
+                DirectorySyncs++;
+            }
+
+            if (until > Volatile.Read(ref _durableUntil))
+            {
+                Volatile.Write(ref _durableUntil, until);
+                Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            }
         }
     }
 
+    /// <summary>Directory flushes made because a commit reached a new segment file (tests count them).</summary>
+    public int DirectorySyncs { get; private set; }
+
+    /// <summary>Wakes <see cref="WaitForCommitAsync"/> callers so they look at a commit failure at once.</summary>
+    public void WakeCommitWaiters() =>
+        Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
     /// <summary>Completes when <see cref="CommittedUntilAddress"/> reaches <paramref name="address"/>; starts no commit itself.</summary>
-    public ValueTask WaitForCommitAsync(long address, CancellationToken cancellationToken) =>
-        _log.WaitForCommitAsync(address, 0, cancellationToken);
+    public async ValueTask WaitForCommitAsync(long address, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var advanced = Volatile.Read(ref _durableAdvanced);
+            if (Volatile.Read(ref _durableUntil) >= address)
+            {
+                return;
+            }
+
+            await advanced.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private long SegmentOf(long address) => address <= 0 ? -1 : (address - 1) >> _segmentSizeBits;
 
     public async ValueTask DisposeAsync()
     {

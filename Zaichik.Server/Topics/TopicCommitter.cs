@@ -130,6 +130,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                     }
 
                     LastFailure = exception;
+                    _log.WakeCommitWaiters();
                     if (_onDiskWritable is null)
                     {
                         // Try again soon: the disk may come back.

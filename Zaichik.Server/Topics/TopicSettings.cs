@@ -59,8 +59,21 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, FileName);
         var temporary = path + ".tmp";
-        File.WriteAllBytes(temporary, JsonSerializer.SerializeToUtf8Bytes(this, TopicSettingsJsonContext.Default.TopicSettings));
+        using (var file = File.Create(temporary))
+        {
+            file.Write(JsonSerializer.SerializeToUtf8Bytes(this, TopicSettingsJsonContext.Default.TopicSettings));
+            file.Flush(flushToDisk: true);
+        }
+
         File.Move(temporary, path, overwrite: true);
+
+        // The topic's folder (new on creation) and the rename must survive a power cut, or the topic's acknowledged
+        // records would be left in a folder that is not recognised as a topic.
+        Storage.Internal.DirectorySync.Flush(directory);
+        if (Path.GetDirectoryName(Path.GetFullPath(directory)) is { } parent)
+        {
+            Storage.Internal.DirectorySync.Flush(parent);
+        }
     }
 }
 

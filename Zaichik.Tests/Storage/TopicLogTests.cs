@@ -37,4 +37,33 @@ public sealed class TopicLogTests
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task Records_in_a_new_segment_count_as_committed_only_after_the_folder_is_flushed()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "zaichik-segments-" + Guid.NewGuid().ToString("N"));
+        var storage = new StorageOptions { PageSizeBits = 12, MemorySizeBits = 14, SegmentSizeBits = 16 };
+        try
+        {
+            await using var log = TopicLog.Open(directory, storage);
+            var entry = new byte[1024];
+            var segments = new HashSet<long>();
+            for (var i = 0; i < 400; i++)
+            {
+                var length = LogRecord.WriteWhole(entry, timestampMs: i, false, default, new byte[900]);
+                var address = await log.AppendAsync(entry.AsMemory(0, length), CancellationToken.None);
+                segments.Add(address >> storage.SegmentSizeBits);
+                await log.CommitAsync(CancellationToken.None);
+                log.CommittedUntilAddress.ShouldBeGreaterThan(address);
+            }
+
+            // 400 records of about 1 KiB cross several 64 KiB segments; each new one flushed the folder once.
+            segments.Count.ShouldBeGreaterThan(4);
+            log.DirectorySyncs.ShouldBe(segments.Count);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }
