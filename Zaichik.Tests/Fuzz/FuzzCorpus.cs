@@ -24,6 +24,12 @@ internal sealed record SeedFrame(string Name, byte[] Bytes)
 /// </summary>
 internal static class FuzzCorpus
 {
+    /// <summary>A current-version Hello without a token, as the load and fuzz tests open connections with.</summary>
+    public static readonly byte[] HelloBytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
+
+    /// <summary>The Close frame.</summary>
+    public static readonly byte[] CloseBytes = Encode(w => FrameWriter.Write(w, default(CloseFrame)));
+
     /// <summary>Topics the seeds name; the server fuzzer creates them up front.</summary>
     public static readonly string[] Topics = ["fuzz-a", "fuzz-b"];
 

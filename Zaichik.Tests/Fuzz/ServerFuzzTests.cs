@@ -22,8 +22,8 @@ public sealed class ServerFuzzTests(ITestOutputHelper output)
     /// <summary>How long one connection may go without the server answering or closing before it counts as hung.</summary>
     private static readonly TimeSpan HangBound = TimeSpan.FromSeconds(10);
 
-    private static readonly byte[] Hello = FuzzCorpus.Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
-    private static readonly byte[] Close = FuzzCorpus.Encode(w => FrameWriter.Write(w, default(CloseFrame)));
+    private static readonly byte[] Hello = FuzzCorpus.HelloBytes;
+    private static readonly byte[] Close = FuzzCorpus.CloseBytes;
 
     private enum Kind
     {

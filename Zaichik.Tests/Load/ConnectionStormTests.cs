@@ -35,8 +35,8 @@ public sealed class ConnectionStormTests(ITestOutputHelper output)
     private const int ThreadGrowthBound = 100;
 
     private static readonly string[] Topics = ["storm-0", "storm-1", "storm-2", "storm-3"];
-    private static readonly byte[] Hello = FuzzCorpus.Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
-    private static readonly byte[] Close = FuzzCorpus.Encode(w => FrameWriter.Write(w, default(CloseFrame)));
+    private static readonly byte[] Hello = FuzzCorpus.HelloBytes;
+    private static readonly byte[] Close = FuzzCorpus.CloseBytes;
 
     private enum Ending
     {
