@@ -618,10 +618,15 @@ internal sealed partial class ClientSession : IAsyncDisposable
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         try
         {
-            await FlushRepliesAsync(timeout.Token).ConfigureAwait(false);
+            // The last frame: a delivery still in a pump must not follow the reason the connection closes.
+            await _writer.WriteAsync(_replies.WrittenMemory, timeout.Token, last: true).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
+        }
+        finally
+        {
+            _replies.Reset();
         }
     }
 

@@ -62,6 +62,27 @@ public sealed class ProtocolErrorTests
     }
 
     [Fact]
+    public async Task The_closing_Error_is_the_last_frame_even_while_a_subscription_is_delivering()
+    {
+        await using var server = await TestServer.StartAsync();
+        var publisher = await server.ConnectAsync();
+        await publisher.CreateTopicAsync("busy", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
+        await Task.WhenAll(Enumerable.Range(0, 20_000).Select(i => publisher.PublishAsync("busy", $"m{i}").AsTask()));
+        await using var raw = await RawConnection.ConnectAsync(server.Port);
+        await raw.SendAsync(writer => FrameWriter.Write(writer, new SubscribeFrame(1, "busy", StartPosition.Retained, 10_000)));
+        (await raw.ReceiveAsync()).Type.ShouldBe(FrameType.Ack);
+        (await raw.ReceiveAsync()).Type.ShouldBe(FrameType.Message);
+
+        // While up to 10,000 deliveries stream out, a frame of unknown type ends the connection.
+        await raw.SendBytesAsync(new byte[] { 0, 0, 0, 1, 0xEE });
+
+        var frames = await raw.ReceiveUntilClosedAsync();
+        frames.ShouldNotBeEmpty();
+        frames[^1].Type.ShouldBe(FrameType.Error, $"{frames.Count} frames after the violation; the closing Error must be the last");
+        frames[^1].Error!.Value.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
     public async Task Oversized_frame_is_refused_from_its_length_alone()
     {
         await using var server = await TestServer.StartAsync(options => options with { MaxFrameSize = 64 * 1024, MaxPayloadSize = 60 * 1024 });

@@ -65,6 +65,37 @@ internal sealed class RawConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Every frame until the server closes the connection (type, and the Error when it is one); fails after 10 s.</summary>
+    public async Task<List<(FrameType Type, ErrorFrame? Error)>> ReceiveUntilClosedAsync()
+    {
+        var frames = new List<(FrameType, ErrorFrame?)>();
+        using var timeout = new CancellationTokenSource(MessageReader.Deadline);
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await _input.ReadAsync(timeout.Token);
+            }
+            catch (IOException)
+            {
+                return frames;
+            }
+
+            var buffer = result.Buffer;
+            while (_frames.TryRead(ref buffer, out var frame))
+            {
+                frames.Add((frame.Type, frame.Type == FrameType.Error ? _frames.ReadError(frame) : null));
+            }
+
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted)
+            {
+                return frames;
+            }
+        }
+    }
+
     /// <summary>Completes when the server has closed the connection; fails after 10 s.</summary>
     public async Task ShouldBeClosedByServerAsync()
     {

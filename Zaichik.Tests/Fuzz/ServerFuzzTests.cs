@@ -391,6 +391,11 @@ public sealed class ServerFuzzTests(ITestOutputHelper output)
                 // A reset can swallow the last frames: the server closed with bytes of ours still unread.
                 return reset ? null : $"expected a closing Error {closing}, the last connection-level Error is {(connectionErrors.Count == 0 ? "none" : connectionErrors[^1])}";
             }
+
+            if (!reset && (frames[^1].Type != FrameType.Error || frames[^1].Code != closing || frames[^1].RequestId is not null))
+            {
+                return $"the closing Error {closing} was followed by a {frames[^1].Type} frame; it must be the last frame";
+            }
         }
         else if (reset && !prediction.MayReset)
         {

@@ -15,8 +15,12 @@ internal sealed class ConnectionWriter(PipeWriter output)
     /// <summary>True once a flush found the peer gone; nothing more will be written.</summary>
     public bool IsClosed => _closed;
 
-    /// <summary>Writes <paramref name="frames"/> (whole encoded frames) and flushes. Returns false when the peer is gone.</summary>
-    public async ValueTask<bool> WriteAsync(ReadOnlyMemory<byte> frames, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes <paramref name="frames"/> (whole encoded frames) and flushes. Returns false when the peer is gone. With
+    /// <paramref name="last"/>, nothing is written after these frames: the closing Error of a connection stays its last
+    /// frame even while subscription pumps still try to deliver.
+    /// </summary>
+    public async ValueTask<bool> WriteAsync(ReadOnlyMemory<byte> frames, CancellationToken cancellationToken, bool last = false)
     {
         if (_closed)
         {
@@ -32,7 +36,7 @@ internal sealed class ConnectionWriter(PipeWriter output)
             }
 
             var result = await output.WriteAsync(frames, cancellationToken).ConfigureAwait(false);
-            if (result.IsCompleted || result.IsCanceled)
+            if (result.IsCompleted || result.IsCanceled || last)
             {
                 _closed = true;
             }
