@@ -14,9 +14,16 @@ internal sealed class ConsumerPositionStore
     private readonly string _directory;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, long> _committed = new(StringComparer.Ordinal);
+    private readonly bool _flushToDisk;
 
-    public ConsumerPositionStore(string topicDirectory)
+    /// <param name="flushToDisk">
+    /// Fsync each position and its folder before Save returns, so that a power cut loses no Commit (for Always topics).
+    /// Without it a position survives a crash of the process but may fall back to an older one after a power cut, and
+    /// the consumer receives those messages again.
+    /// </param>
+    public ConsumerPositionStore(string topicDirectory, bool flushToDisk = false)
     {
+        _flushToDisk = flushToDisk;
         _directory = Path.Combine(topicDirectory, "consumers");
         if (!Directory.Exists(_directory))
         {
@@ -70,9 +77,18 @@ internal sealed class ConsumerPositionStore
             using (var file = File.Create(temporary))
             {
                 file.Write(bytes);
+                if (_flushToDisk)
+                {
+                    file.Flush(flushToDisk: true);
+                }
             }
 
             File.Move(temporary, path, overwrite: true);
+            if (_flushToDisk)
+            {
+                Internal.DirectorySync.Flush(_directory);
+            }
+
             _committed[name] = offset;
         }
     }

@@ -41,7 +41,7 @@ internal sealed class Topic : IAsyncDisposable
         Log = log;
         _time = time;
         _keys = settings.HasCompaction ? new CompactionIndex(settings.CompactionWindowMs) : null;
-        ConsumerPositions = new ConsumerPositionStore(directory);
+        ConsumerPositions = new ConsumerPositionStore(directory, flushToDisk: Settings.Durability == Durability.Always);
         _committer = Settings.Durability switch
         {
             Durability.Memory => null,
