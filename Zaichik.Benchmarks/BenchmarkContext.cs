@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Zaichik.Client;
 using Zaichik.Server.Hosting;
 
@@ -20,13 +22,15 @@ internal sealed class BenchmarkContext : IAsyncDisposable
     };
 
     private readonly ZaichikServer? _server;
+    private readonly ZaichikClientOptions _clientOptions;
     private readonly string? _dataPath;
     private readonly string _runId = DateTime.UtcNow.ToString("HHmmss", System.Globalization.CultureInfo.InvariantCulture);
     private int _topics;
 
-    private BenchmarkContext(BenchmarkSettings settings, string host, int port, ZaichikServer? server, string? dataPath, TimeSpan? commitInterval)
+    private BenchmarkContext(BenchmarkSettings settings, string host, int port, ZaichikServer? server, string? dataPath, TimeSpan? commitInterval, X509Certificate2? certificate = null)
     {
         Settings = settings;
+        _clientOptions = certificate is null ? ClientOptions : ClientOptions with { Tls = new ZaichikTlsOptions { TrustedCertificate = certificate } };
         CommitInterval = commitInterval;
         Host = host;
         Port = port;
@@ -46,7 +50,9 @@ internal sealed class BenchmarkContext : IAsyncDisposable
     /// <summary>The in-process server's commit period for Interval topics; null for an external server (unknown).</summary>
     public TimeSpan? CommitInterval { get; }
 
-    public string ServerDescription => InProcess ? $"in-process server on 127.0.0.1:{Port} (data in {_dataPath})" : $"external server at {Host}:{Port}";
+    public string ServerDescription =>
+        (InProcess ? $"in-process server on 127.0.0.1:{Port} (data in {_dataPath})" : $"external server at {Host}:{Port}")
+        + (_clientOptions.Tls is null ? "" : ", TLS with a self-signed ECDSA P-256 certificate");
 
     public static async Task<BenchmarkContext> CreateAsync(BenchmarkSettings settings)
     {
@@ -57,12 +63,35 @@ internal sealed class BenchmarkContext : IAsyncDisposable
 
         var dataPath = Path.Combine(Path.GetTempPath(), $"zaichik-bench-{Guid.NewGuid():N}");
         var options = new ZaichikServerOptions { Host = "127.0.0.1", Port = 0, DataPath = dataPath };
+        X509Certificate2? certificate = null;
+        if (settings.Tls)
+        {
+            Directory.CreateDirectory(dataPath);
+            var pfx = Path.Combine(dataPath, "benchmark.pfx");
+            certificate = WriteSelfSignedCertificate(pfx);
+            options = options with { Tls = new ZaichikServerTlsOptions { CertificatePath = pfx } };
+        }
+
         var server = await ZaichikServer.StartAsync(options, timeProvider: null);
-        return new BenchmarkContext(settings, "127.0.0.1", server.Port, server, dataPath, options.CommitInterval);
+        return new BenchmarkContext(settings, "127.0.0.1", server.Port, server, dataPath, options.CommitInterval, certificate);
     }
 
     public ValueTask<ZaichikClient> ConnectAsync(CancellationToken cancellationToken) =>
-        ZaichikClient.ConnectAsync(Host, Port, ClientOptions, cancellationToken);
+        ZaichikClient.ConnectAsync(Host, Port, _clientOptions, cancellationToken);
+
+    /// <summary>A certificate for 127.0.0.1, written as a PFX for the server; the public part is what the client trusts.</summary>
+    private static X509Certificate2 WriteSelfSignedCertificate(string path)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(System.Net.IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        File.WriteAllBytes(path, certificate.Export(X509ContentType.Pfx));
+        return X509CertificateLoader.LoadCertificate(certificate.Export(X509ContentType.Cert));
+    }
 
     /// <summary>A topic name no earlier run or workload used, so every workload starts from an empty topic.</summary>
     public string NewTopicName(string workload) => $"bench-{workload}-{_runId}-{Environment.ProcessId}-{Interlocked.Increment(ref _topics)}";

@@ -23,6 +23,7 @@ internal sealed record BenchmarkSettings
           --seconds S         w3 duration in seconds (default 5)
           --timeout S         a workload running longer than this aborts as "timed out" (default 120)
           --quick             small smoke run: 50,000 messages, w3 for 1 s
+          --tls               the in-process server serves TLS with a self-signed certificate made for the run
           --allocations       after each workload, print the types it allocated most (sampled by the runtime)
         """;
 
@@ -42,6 +43,9 @@ internal sealed record BenchmarkSettings
     public bool Quick { get; init; }
 
     public bool SampleAllocations { get; init; }
+
+    /// <summary>Serve and connect with TLS (in-process server only).</summary>
+    public bool Tls { get; init; }
 
     public IReadOnlyList<string> Workloads { get; init; } = ["w1", "w2", "w3", "w4", "w5"];
 
@@ -68,6 +72,9 @@ internal sealed record BenchmarkSettings
                     break;
                 case "--quick":
                     settings = settings with { Quick = true };
+                    break;
+                case "--tls":
+                    settings = settings with { Tls = true };
                     break;
                 case "--allocations":
                     settings = settings with { SampleAllocations = true };
@@ -98,6 +105,11 @@ internal sealed record BenchmarkSettings
         if (settings.Host is not null && settings.Port == 0)
         {
             throw new ArgumentException("--host needs --port");
+        }
+
+        if (settings.Host is not null && settings.Tls)
+        {
+            throw new ArgumentException("--tls works with the in-process server only (it makes its own certificate)");
         }
 
         if (settings.Host is null && settings.Port != 0)
