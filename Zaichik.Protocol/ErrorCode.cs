@@ -34,6 +34,12 @@ public enum ErrorCode : ushort
     StorageFailure = 20,
     /// <summary>The server is stopping and accepts no new work.</summary>
     ServerShuttingDown = 21,
+    /// <summary>
+    /// A durable consumer's stored position cannot be read (a damaged file; the server log names it). Rather than guess
+    /// where the consumer was, and redeliver or skip messages, the server refuses the Subscribe unless its start position
+    /// is a sequence or a time, which then sets where the consumer resumes. The connection stays open.
+    /// </summary>
+    ConsumerPositionLost = 22,
     /// <summary>The server serves its maximum number of connections. Sent instead of Hello; the connection is closed.</summary>
     TooManyConnections = 30,
     /// <summary>The connection holds the maximum number of subscriptions; the Subscribe is refused.</summary>

@@ -49,21 +49,22 @@ public static class FrameWriter
     /// Writes a Message frame from spans, for senders whose message bytes are not in managed memory
     /// (the server delivering straight from its log). The topic is given already UTF-8 encoded.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="sequence"/> is negative: a sequence is encoded as a <c>u64</c>.</exception>
     public static void WriteMessage(
         IBufferWriter<byte> output,
         ReadOnlySpan<byte> topicUtf8,
-        long offset,
+        long sequence,
         long timestampMs,
         bool hasKey,
         ReadOnlySpan<byte> key,
         ReadOnlySpan<byte> payload)
     {
-        var fieldsSize = FieldSize.UInt16 + topicUtf8.Length + FieldSize.Int64 + FieldSize.Int64
+        var fieldsSize = FieldSize.UInt16 + topicUtf8.Length + FieldSize.Sequence(sequence, nameof(sequence)) + FieldSize.Int64
             + FieldSize.OptionalKey(hasKey, key.Length) + FieldSize.Bytes(payload.Length);
         var span = BeginFrame(output, FrameType.Message, fieldsSize);
         var writer = new FieldWriter(span);
         writer.WriteUtf8(topicUtf8);
-        writer.WriteInt64(offset);
+        writer.WriteSequence(sequence);
         writer.WriteInt64(timestampMs);
         writer.WriteOptionalKey(hasKey, key);
         writer.WriteBytes(payload);

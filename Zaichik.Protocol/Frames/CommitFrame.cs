@@ -4,12 +4,12 @@ namespace Zaichik.Protocol;
 
 /// <summary>
 /// Acknowledges delivered messages. Without a topic it acknowledges everything delivered on the connection
-/// so far; with a topic and offset it acknowledges that topic's deliveries up to and including the offset.
+/// so far; with a topic and sequence it acknowledges that topic's deliveries up to and including the sequence.
 /// Commit has no request id and no Ack; a Commit that names no subscription is answered with an Error.
 /// </summary>
 /// <param name="Topic">The topic, or null for a bare Commit.</param>
-/// <param name="Offset">The last offset acknowledged; ignored for a bare Commit.</param>
-public readonly record struct CommitFrame(string? Topic, long Offset) : IFrameCodec<CommitFrame>
+/// <param name="Sequence">The last sequence acknowledged; ignored for a bare Commit. Encoded as a <c>u64</c>, so it must not be negative.</param>
+public readonly record struct CommitFrame(string? Topic, long Sequence) : IFrameCodec<CommitFrame>
 {
     /// <summary>A bare Commit: acknowledges everything delivered on the connection.</summary>
     public static CommitFrame All => new(null, 0);
@@ -17,7 +17,7 @@ public readonly record struct CommitFrame(string? Topic, long Offset) : IFrameCo
     static FrameType IFrameCodec<CommitFrame>.Type => FrameType.Commit;
 
     int IFrameCodec<CommitFrame>.GetFieldsSize() =>
-        FieldSize.Byte + (Topic is null ? 0 : FieldSize.String(Topic) + FieldSize.Int64);
+        FieldSize.Byte + (Topic is null ? 0 : FieldSize.String(Topic) + FieldSize.Sequence(Sequence, nameof(Sequence)));
 
     void IFrameCodec<CommitFrame>.WriteFields(ref FieldWriter writer)
     {
@@ -25,10 +25,10 @@ public readonly record struct CommitFrame(string? Topic, long Offset) : IFrameCo
         if (Topic is not null)
         {
             writer.WriteString(Topic);
-            writer.WriteInt64(Offset);
+            writer.WriteSequence(Sequence);
         }
     }
 
     static CommitFrame IFrameCodec<CommitFrame>.ReadFields(ref FieldReader reader) =>
-        reader.ReadBool() ? new(reader.ReadString(), reader.ReadInt64()) : All;
+        reader.ReadBool() ? new(reader.ReadString(), reader.ReadSequence()) : All;
 }

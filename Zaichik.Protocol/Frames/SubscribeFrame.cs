@@ -5,11 +5,14 @@ namespace Zaichik.Protocol;
 /// <summary>Starts delivery of a topic to this connection.</summary>
 /// <param name="RequestId">Echoed in the Ack or Error.</param>
 /// <param name="Topic">The topic to subscribe to.</param>
-/// <param name="From">Start with the retained messages or only with new ones.</param>
+/// <param name="From">
+/// Where to start: the retained messages, only new ones, a sequence or a time. On the wire its kind is the <c>from</c> byte
+/// and its value the <c>position</c> field; the codec carries any value, and the server refuses those out of range.
+/// </param>
 /// <param name="Prefetch">How many delivered messages may await Commit before the server pauses (at least 1).</param>
 /// <param name="DurableName">
-/// Names a durable consumer: the server keeps its committed offset, and a later Subscribe with the same name resumes
-/// after it (and ignores <paramref name="From"/>). Null for an ordinary subscription.
+/// Names a durable consumer: the server keeps its last committed sequence, and a later Subscribe with the same name resumes
+/// after it (and ignores <paramref name="From"/>, unless the stored position is lost). Null for an ordinary subscription.
 /// </param>
 public readonly record struct SubscribeFrame(ulong RequestId, string Topic, StartPosition From, uint Prefetch, string? DurableName = null)
     : IFrameCodec<SubscribeFrame>
@@ -17,13 +20,15 @@ public readonly record struct SubscribeFrame(ulong RequestId, string Topic, Star
     static FrameType IFrameCodec<SubscribeFrame>.Type => FrameType.Subscribe;
 
     int IFrameCodec<SubscribeFrame>.GetFieldsSize() =>
-        FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Byte + FieldSize.UInt32 + FieldSize.Byte + (DurableName is null ? 0 : FieldSize.String(DurableName));
+        FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Byte + FieldSize.Int64 + FieldSize.UInt32 + FieldSize.Byte
+        + (DurableName is null ? 0 : FieldSize.String(DurableName));
 
     void IFrameCodec<SubscribeFrame>.WriteFields(ref FieldWriter writer)
     {
         writer.WriteUInt64(RequestId);
         writer.WriteString(Topic);
-        writer.WriteByte((byte)From);
+        writer.WriteByte((byte)From.Kind);
+        writer.WriteInt64(From.Value);
         writer.WriteUInt32(Prefetch);
         writer.WriteBool(DurableName is not null);
         if (DurableName is not null)
@@ -37,13 +42,14 @@ public readonly record struct SubscribeFrame(ulong RequestId, string Topic, Star
         var requestId = reader.ReadUInt64();
         var topic = reader.ReadString();
         var from = reader.ReadByte();
-        if (from > (byte)StartPosition.Latest)
+        if (from > (byte)StartPositionKind.Time)
         {
             throw new ProtocolViolationException(ErrorCode.MalformedFrame, $"Subscribe start position {from} is not defined");
         }
 
+        var position = reader.ReadInt64();
         var prefetch = reader.ReadUInt32();
         var durableName = reader.ReadBool() ? reader.ReadString() : null;
-        return new(requestId, topic, (StartPosition)from, prefetch, durableName);
+        return new(requestId, topic, new StartPosition((StartPositionKind)from, position), prefetch, durableName);
     }
 }

@@ -70,6 +70,21 @@ internal ref struct FieldReader
         return value;
     }
 
+    /// <summary>
+    /// A <c>u64</c> sequence as a long. Sequences start at 1 and never come near 2^63, so a larger value is not one
+    /// that any topic can hold: it is malformed rather than read back as a negative number.
+    /// </summary>
+    public long ReadSequence()
+    {
+        var value = ReadUInt64();
+        if (value > long.MaxValue)
+        {
+            throw Malformed($"sequence {value} exceeds the largest sequence, 2^63 - 1");
+        }
+
+        return (long)value;
+    }
+
     public string ReadString()
     {
         int length = ReadUInt16();

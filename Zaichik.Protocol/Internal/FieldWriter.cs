@@ -45,6 +45,9 @@ internal ref struct FieldWriter
         _position += sizeof(ulong);
     }
 
+    /// <summary>Writes a sequence as a <c>u64</c>; <see cref="FieldSize.Sequence"/> has already refused a negative one.</summary>
+    public void WriteSequence(long value) => WriteUInt64((ulong)value);
+
     public void WriteString(string value)
     {
         var length = Encoding.UTF8.GetBytes(value, _destination[(_position + sizeof(ushort))..]);
@@ -85,6 +88,20 @@ internal static class FieldSize
     public const int UInt16 = 2;
     public const int UInt32 = 4;
     public const int Int64 = 8;
+
+    /// <summary>
+    /// The size of a <c>u64</c> sequence field. A negative sequence has no encoding (the field is unsigned), so it is
+    /// refused here, before any byte of the frame is written.
+    /// </summary>
+    public static int Sequence(long value, string paramName)
+    {
+        if (value < 0)
+        {
+            throw new ArgumentOutOfRangeException(paramName, value, "a sequence is encoded as a u64 and must not be negative");
+        }
+
+        return Int64;
+    }
 
     public static int String(string value)
     {

@@ -174,7 +174,7 @@ internal static class FuzzCorpus
         switch (frame.Type)
         {
             case FrameType.Hello:
-                var version = Pick(random, [(ushort)0, (ushort)1, ProtocolVersion.Current, (ushort)3, ushort.MaxValue]);
+                var version = Pick(random, [(ushort)0, (ushort)1, (ushort)2, (ushort)3, ProtocolVersion.Current, ushort.MaxValue]);
                 description = $"Hello version {version}";
                 return Encode(w => FrameWriter.Write(w, new HelloFrame(version)));
 
@@ -222,7 +222,7 @@ internal static class FuzzCorpus
                     subscribe = field switch
                     {
                         0 => subscribe with { Topic = EdgeTopic(random) },
-                        1 => subscribe with { From = random.Next(2) == 0 ? StartPosition.Retained : StartPosition.Latest },
+                        1 => subscribe with { From = EdgeStart(random) },
                         2 or 3 => subscribe with { Prefetch = Pick(random, [0u, 1u, 2u, 512u, 513u, 10_000u, 10_001u, (uint)int.MaxValue, uint.MaxValue]) },
                         _ => subscribe with { DurableName = Pick<string?>(random, [null, string.Empty, "billing", "audit", new string('d', 64), new string('d', 65), "bad name", "ü", "../x"]) },
                     };
@@ -237,7 +237,7 @@ internal static class FuzzCorpus
                 return Encode(w => FrameWriter.Write(w, unsubscribe));
 
             case FrameType.Commit:
-                var commit = random.Next(2) == 0 ? new CommitFrame(EdgeTopic(random), 0) : new CommitFrame(Topics[random.Next(Topics.Length)], EdgeLong(random));
+                var commit = random.Next(2) == 0 ? new CommitFrame(EdgeTopic(random), 0) : new CommitFrame(Topics[random.Next(Topics.Length)], EdgeSequence(random));
                 description = $"{commit}";
                 return Encode(w => FrameWriter.Write(w, commit));
 
@@ -252,6 +252,25 @@ internal static class FuzzCorpus
         0, 1, -1, long.MinValue, long.MaxValue, int.MaxValue, uint.MaxValue - 1, uint.MaxValue, 1L << 53,
         (long)TimeSpan.MaxValue.TotalMilliseconds, (long)TimeSpan.MaxValue.TotalMilliseconds + 1, random.NextInt64(long.MinValue, long.MaxValue),
     ]);
+
+    /// <summary>Sequences at the edges of what the u64 field carries and a long holds (a negative one has no encoding).</summary>
+    private static long EdgeSequence(Random random) => Pick(random,
+    [
+        0, 1, 2, 63, 64, int.MaxValue, uint.MaxValue, 1L << 53, long.MaxValue - 1, long.MaxValue, random.NextInt64(long.MaxValue),
+    ]);
+
+    /// <summary>
+    /// Every kind of start, mostly as a client builds it and sometimes with a position the server must refuse or ignore
+    /// (a Sequence below 1, a negative Time, a Retained or Latest with a position), which only the codec lets through.
+    /// </summary>
+    private static StartPosition EdgeStart(Random random) => random.Next(6) switch
+    {
+        0 => StartPosition.Retained,
+        1 => StartPosition.Latest,
+        2 => StartPosition.Sequence(Math.Max(1, EdgeSequence(random))),
+        3 => StartPosition.Time(Pick(random, [0, 1_700_000_000_000, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), long.MaxValue])),
+        _ => new StartPosition((StartPositionKind)random.Next(4), EdgeLong(random)),
+    };
 
     /// <summary>Names that break each naming rule, the longest allowed, and fresh valid ones (see FreshTopic).</summary>
     private static string EdgeTopic(Random random) => Pick(random,
@@ -434,6 +453,7 @@ internal static class FuzzCorpus
 
         Add("Hello current", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
         Add("Hello current with token", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, 0, "fuzz-token-000001")));
+        Add("Hello v3", w => FrameWriter.Write(w, new HelloFrame(3)));
         Add("Hello v2", w => FrameWriter.Write(w, new HelloFrame(2)));
         Add("Hello v1", w => FrameWriter.Write(w, new HelloFrame(1)));
         Add("Hello v65535", w => FrameWriter.Write(w, new HelloFrame(ushort.MaxValue)));
@@ -452,6 +472,8 @@ internal static class FuzzCorpus
         Add("Subscribe Retained", w => FrameWriter.Write(w, new SubscribeFrame(20, "fuzz-a", StartPosition.Retained, 1)));
         Add("Subscribe Latest prefetch 10000", w => FrameWriter.Write(w, new SubscribeFrame(21, "fuzz-b", StartPosition.Latest, 10_000)));
         Add("Subscribe durable", w => FrameWriter.Write(w, new SubscribeFrame(22, "fuzz-b", StartPosition.Retained, 5, "billing")));
+        Add("Subscribe Sequence", w => FrameWriter.Write(w, new SubscribeFrame(23, "fuzz-b", StartPosition.Sequence(2), 10)));
+        Add("Subscribe Time durable", w => FrameWriter.Write(w, new SubscribeFrame(24, "fuzz-a", StartPosition.Time(1_700_000_000_000), 1, "audit")));
 
         Add("Unsubscribe", w => FrameWriter.Write(w, new UnsubscribeFrame(30, "fuzz-a")));
         Add("Commit bare", w => FrameWriter.Write(w, CommitFrame.All));
@@ -465,7 +487,8 @@ internal static class FuzzCorpus
         Add("Message 100 KiB", w => FrameWriter.Write(w, new MessageFrame("fuzz-b", 128, 1, null, large)));
         Add("Ack publish", w => FrameWriter.Write(w, new AckFrame(10, 64, false, true)));
         Add("Ack duplicate", w => FrameWriter.Write(w, new AckFrame(11, 64, true)));
-        Add("Ack no offset", w => FrameWriter.Write(w, new AckFrame(20, null, false)));
+        Add("Ack subscribe", w => FrameWriter.Write(w, new AckFrame(20, 1, false)));
+        Add("Ack no sequence", w => FrameWriter.Write(w, new AckFrame(30, null, false)));
         Add("Error with request", w => FrameWriter.Write(w, new ErrorFrame(12, ErrorCode.InvalidTopicName, "bad name")));
         Add("Error connection, multi-byte text", w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.MalformedFrame, "🐇ж broke")));
 

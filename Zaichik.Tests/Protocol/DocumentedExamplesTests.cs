@@ -15,9 +15,10 @@ public sealed partial class DocumentedExamplesTests
         ("Ping", Encode(w => FrameWriter.Write(w, new PingFrame(1)))),
         ("CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "orders", 86_400_000, 0, Durability.Interval, 500)))),
         ("Publish", Encode(w => FrameWriter.Write(w, new PublishFrame(7, "orders", "a1"u8.ToArray(), "hello"u8.ToArray())))),
-        ("Ack of the Publish", Encode(w => FrameWriter.Write(w, new AckFrame(7, 64, Duplicate: false, Durable: true)))),
+        ("Ack of the Publish", Encode(w => FrameWriter.Write(w, new AckFrame(7, 1, Duplicate: false, Durable: true)))),
         ("Subscribe", Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "orders", StartPosition.Retained, 10, "billing")))),
-        ("Ack of the Subscribe", Encode(w => FrameWriter.Write(w, new AckFrame(2, null, Duplicate: false)))),
+        ("Ack of the Subscribe", Encode(w => FrameWriter.Write(w, new AckFrame(2, 1, Duplicate: false)))),
+        ("Subscribe from a sequence", Encode(w => FrameWriter.Write(w, new SubscribeFrame(3, "orders", StartPosition.Sequence(42), 1)))),
         ("Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.UnsupportedVersion, "v2")))),
     ];
 
@@ -35,6 +36,41 @@ public sealed partial class DocumentedExamplesTests
         var document = string.Join('\n', ReadDocument());
 
         document.ShouldContain($"This document is version `{ProtocolVersion.Current}`.");
+    }
+
+    [Fact]
+    public void Error_code_table_lists_every_code_with_its_number_and_nothing_else()
+    {
+        var documented = ReadSection("## Error codes")
+            .Select(line => ErrorCodeRow().Match(line))
+            .Where(match => match.Success && match.Groups[2].Value != "(retired)")
+            .Select(match => $"{match.Groups[1].Value} {match.Groups[2].Value}")
+            .ToList();
+
+        documented.ShouldBe(
+            Enum.GetValues<ErrorCode>().Select(code => $"{(ushort)code} {code}").ToList(),
+            "the error code table must list every ErrorCode, in order, with its wire value");
+    }
+
+    [Fact]
+    public void Version_history_has_a_line_for_the_current_version()
+    {
+        var history = ReadSection("## Version history");
+
+        history.ShouldContain(
+            line => line.StartsWith($"| {ProtocolVersion.Current} ", StringComparison.Ordinal),
+            $"the version history must say what version {ProtocolVersion.Current} changed");
+    }
+
+    [Fact]
+    public void Document_no_longer_speaks_of_offsets_outside_the_version_history()
+    {
+        var lines = ReadDocument();
+        var history = Array.IndexOf(lines, "## Version history");
+
+        var mentions = lines.Take(history).Where(line => line.Contains("offset", StringComparison.OrdinalIgnoreCase)).ToList();
+
+        mentions.ShouldBeEmpty("messages are addressed by sequence since version 4; only the history may name offsets");
     }
 
     [Fact]
@@ -122,6 +158,15 @@ public sealed partial class DocumentedExamplesTests
         return examples;
     }
 
+    /// <summary>The lines after <paramref name="heading"/> up to the next heading of the same level.</summary>
+    private static List<string> ReadSection(string heading)
+    {
+        var lines = ReadDocument();
+        var start = Array.IndexOf(lines, heading);
+        start.ShouldBeGreaterThan(0, $"the document must have a '{heading}' section");
+        return [.. lines.Skip(start + 1).TakeWhile(l => !l.StartsWith("## ", StringComparison.Ordinal))];
+    }
+
     private static string[] ReadDocument()
     {
         for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
@@ -144,4 +189,7 @@ public sealed partial class DocumentedExamplesTests
 
     [GeneratedRegex(@"^\*\*(.+?)\*\*")]
     private static partial Regex BoldTitle();
+
+    [GeneratedRegex(@"^\|\s*(\d+)\s*\|\s*(\S+)\s*\|")]
+    private static partial Regex ErrorCodeRow();
 }

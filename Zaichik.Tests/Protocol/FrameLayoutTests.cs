@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Zaichik.Protocol;
 using static Zaichik.Tests.Protocol.CodecTestHelpers;
@@ -12,7 +13,7 @@ public sealed class FrameLayoutTests
     {
         var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs: 60_000)));
 
-        Hex(bytes).ShouldBe("00 00 00 08 01 00 03 00 00 EA 60 00");
+        Hex(bytes).ShouldBe("00 00 00 08 01 00 04 00 00 EA 60 00");
     }
 
     [Fact]
@@ -23,6 +24,17 @@ public sealed class FrameLayoutTests
         var hello = reader.ReadHello(ReadSingle(reader, [0, 0, 0, 3, 0x01, 0, 2]));
 
         hello.ShouldBe(new HelloFrame(2));
+    }
+
+    [Fact]
+    public void Version_3_Hello_decodes_to_its_version_alone_although_its_layout_is_unchanged()
+    {
+        var version3 = WireBuilder.Frame(FrameType.Hello).U16(3).U32(0).U8(1).Str("a-token").Build();
+        var reader = new FrameReader();
+
+        var hello = reader.ReadHello(ReadSingle(reader, version3));
+
+        hello.ShouldBe(new HelloFrame(3), "a version 3 client must be answered UnsupportedVersion, so its token is not even read");
     }
 
     [Fact]
@@ -67,9 +79,9 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Ack_frame_encodes_to_the_documented_example_bytes()
     {
-        var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(7, 64, Duplicate: false, Durable: true)));
+        var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(7, 1, Duplicate: false, Durable: true)));
 
-        Hex(bytes).ShouldBe("00 00 00 14 11 00 00 00 00 00 00 00 07 01 00 00 00 00 00 00 00 40 00 01");
+        Hex(bytes).ShouldBe("00 00 00 14 11 00 00 00 00 00 00 00 07 01 00 00 00 00 00 00 00 01 00 01");
     }
 
     [Fact]
@@ -80,7 +92,19 @@ public sealed class FrameLayoutTests
         var bytes = Encode(w => FrameWriter.Write(w, frame));
 
         Hex(bytes).ShouldBe(
-            "00 00 00 20 04 00 00 00 00 00 00 00 02 00 06 6F 72 64 65 72 73 00 00 00 00 0A 01 00 07 62 69 6C 6C 69 6E 67");
+            "00 00 00 28 04 00 00 00 00 00 00 00 02 00 06 6F 72 64 65 72 73 00 00 00 00 00 00 00 00 00 00 00 00 0A "
+            + "01 00 07 62 69 6C 6C 69 6E 67");
+    }
+
+    [Fact]
+    public void Subscribe_from_a_sequence_encodes_to_the_documented_example_bytes()
+    {
+        var frame = new SubscribeFrame(3, "orders", StartPosition.Sequence(42), 1);
+
+        var bytes = Encode(w => FrameWriter.Write(w, frame));
+
+        Hex(bytes).ShouldBe(
+            "00 00 00 1F 04 00 00 00 00 00 00 00 03 00 06 6F 72 64 65 72 73 02 00 00 00 00 00 00 00 2A 00 00 00 01 00");
     }
 
     [Fact]
@@ -136,19 +160,48 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Subscribe_fields_are_request_id_topic_start_position_byte_prefetch_then_durable_name()
+    public void Subscribe_fields_are_request_id_topic_from_position_prefetch_then_durable_name()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).U32(10).U8(1).Str("audit-1").Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(2).I64(1_000_000).U32(10).U8(1).Str("audit-1").Build();
 
-        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Latest, 10, "audit-1")));
+        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Sequence(1_000_000), 10, "audit-1")));
 
         Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    public static TheoryData<string, byte, long> StartPositionsOnTheWire() => new()
+    {
+        { "Retained", 0, 0 },
+        { "Latest", 1, 0 },
+        { "Sequence 1", 2, 1 },
+        { "Sequence 42", 2, 42 },
+        { "Sequence max", 2, long.MaxValue },
+        { "Time epoch", 3, 0 },
+        { "Time 2026-11-27T10:00:00Z", 3, 1_795_773_600_000 },
+    };
+
+    [Theory]
+    [MemberData(nameof(StartPositionsOnTheWire))]
+    public void Subscribe_writes_the_start_position_kind_as_the_from_byte_and_its_value_as_the_position(string name, byte from, long position)
+    {
+        var start = name switch
+        {
+            "Retained" => StartPosition.Retained,
+            "Latest" => StartPosition.Latest,
+            _ when from == 2 => StartPosition.Sequence(position),
+            _ => StartPosition.Time(position),
+        };
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(from).I64(position).U32(1).U8(0).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", start, 1)));
+
+        Hex(bytes).ShouldBe(Hex(expected), name);
     }
 
     [Fact]
     public void Subscribe_without_durable_name_ends_with_a_zero_flag_and_no_name_length()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).U32(10).U8(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).I64(0).U32(10).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Latest, 10)));
 
@@ -158,7 +211,7 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Subscribe_with_an_empty_durable_name_writes_a_present_flag_and_a_zero_length()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(0).U32(1).U8(1).U16(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(0).I64(0).U32(1).U8(1).U16(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Retained, 1, string.Empty)));
 
@@ -176,7 +229,7 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Bare_commit_is_a_single_zero_flag_byte_and_carries_no_offset()
+    public void Bare_commit_is_a_single_zero_flag_byte_and_carries_no_sequence()
     {
         var expected = WireBuilder.Frame(FrameType.Commit).U8(0).Build();
 
@@ -186,9 +239,9 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Commit_with_topic_is_flag_topic_then_offset()
+    public void Commit_with_topic_is_flag_topic_then_sequence_as_u64()
     {
-        var expected = WireBuilder.Frame(FrameType.Commit).U8(1).Str("t").I64(500).Build();
+        var expected = WireBuilder.Frame(FrameType.Commit).U8(1).Str("t").U64(500).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new CommitFrame("t", 500)));
 
@@ -204,10 +257,10 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Message_fields_are_topic_offset_timestamp_key_then_payload()
+    public void Message_fields_are_topic_sequence_timestamp_key_then_payload()
     {
         var expected = WireBuilder.Frame(FrameType.Message)
-            .Str("t").I64(4096).I64(1_700_000_000_000).U8(1).U16(1).Raw(0x6B).Bytes([0x01, 0x02]).Build();
+            .Str("t").U64(4096).I64(1_700_000_000_000).U8(1).U16(1).Raw(0x6B).Bytes([0x01, 0x02]).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new MessageFrame("t", 4096, 1_700_000_000_000, new byte[] { 0x6B }, new byte[] { 1, 2 })));
 
@@ -215,9 +268,9 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Ack_with_offset_is_request_id_flag_offset_duplicate_then_durable()
+    public void Ack_with_sequence_is_request_id_flag_sequence_duplicate_then_durable()
     {
-        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).I64(128).U8(1).U8(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).U64(128).U8(1).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(4, 128, Duplicate: true)));
 
@@ -231,7 +284,7 @@ public sealed class FrameLayoutTests
     [InlineData(true, true)]
     public void Ack_durable_flag_is_the_last_byte_after_the_duplicate_flag(bool duplicate, bool durable)
     {
-        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).I64(128).U8(duplicate ? (byte)1 : (byte)0).U8(durable ? (byte)1 : (byte)0).Build();
+        var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).U64(128).U8(duplicate ? (byte)1 : (byte)0).U8(durable ? (byte)1 : (byte)0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(4, 128, duplicate, durable)));
 
@@ -239,13 +292,45 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Ack_without_offset_omits_the_offset_after_a_zero_flag()
+    public void Ack_without_sequence_omits_the_sequence_after_a_zero_flag()
     {
         var expected = WireBuilder.Frame(FrameType.Ack).U64(4).U8(0).U8(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new AckFrame(4, null, Duplicate: false)));
 
         Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Sequences_up_to_the_largest_long_are_written_as_u64()
+    {
+        var ack = Encode(w => FrameWriter.Write(w, new AckFrame(4, long.MaxValue, Duplicate: false)));
+        var message = Encode(w => FrameWriter.Write(w, new MessageFrame("t", long.MaxValue, 0, null, ReadOnlyMemory<byte>.Empty)));
+        var commit = Encode(w => FrameWriter.Write(w, new CommitFrame("t", long.MaxValue)));
+
+        Hex(ack).ShouldBe(Hex(WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).U64(long.MaxValue).U8(0).U8(0).Build()));
+        Hex(message).ShouldBe(Hex(WireBuilder.Frame(FrameType.Message).Str("t").U64(long.MaxValue).I64(0).U8(0).Bytes([]).Build()));
+        Hex(commit).ShouldBe(Hex(WireBuilder.Frame(FrameType.Commit).U8(1).Str("t").U64(long.MaxValue).Build()));
+    }
+
+    public static TheoryData<string, Action<IBufferWriter<byte>>> FramesWithANegativeSequence() => new()
+    {
+        { "Ack", w => FrameWriter.Write(w, new AckFrame(1, -1, Duplicate: false)) },
+        { "Message", w => FrameWriter.Write(w, new MessageFrame("t", -1, 0, null, ReadOnlyMemory<byte>.Empty)) },
+        { "Message from spans", w => FrameWriter.WriteMessage(w, "t"u8, long.MinValue, 0, hasKey: false, default, default) },
+        { "Commit", w => FrameWriter.Write(w, new CommitFrame("t", -1)) },
+    };
+
+    [Theory]
+    [MemberData(nameof(FramesWithANegativeSequence))]
+    public void Negative_sequence_is_refused_before_a_byte_is_written_because_the_field_is_unsigned(
+        string name, Action<IBufferWriter<byte>> write)
+    {
+        var output = new ArrayBufferWriter<byte>();
+
+        Should.Throw<ArgumentOutOfRangeException>(() => write(output), $"{name} with a negative sequence");
+
+        output.WrittenCount.ShouldBe(0, $"{name}: nothing of a refused frame may reach the output");
     }
 
     [Fact]

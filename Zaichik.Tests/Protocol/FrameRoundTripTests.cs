@@ -107,29 +107,54 @@ public sealed class FrameRoundTripTests
     }
 
     [Theory]
-    [InlineData(StartPosition.Retained, 1U)]
-    [InlineData(StartPosition.Latest, 100U)]
-    [InlineData(StartPosition.Latest, uint.MaxValue)]
-    [InlineData(StartPosition.Retained, 0U)]
-    public async Task Subscribe_round_trips_start_position_and_prefetch(StartPosition from, uint prefetch)
+    [InlineData(StartPositionKind.Retained, 0L, 1U)]
+    [InlineData(StartPositionKind.Latest, 0L, 100U)]
+    [InlineData(StartPositionKind.Latest, 0L, uint.MaxValue)]
+    [InlineData(StartPositionKind.Retained, 0L, 0U)]
+    [InlineData(StartPositionKind.Sequence, 1L, 1U)]
+    [InlineData(StartPositionKind.Sequence, 42L, 10U)]
+    [InlineData(StartPositionKind.Sequence, long.MaxValue, 1U)]
+    [InlineData(StartPositionKind.Time, 0L, 1U)]
+    [InlineData(StartPositionKind.Time, 1_795_773_600_000L, 500U)]
+    [InlineData(StartPositionKind.Time, long.MaxValue, 1U)]
+    public async Task Subscribe_round_trips_every_kind_of_start_position_and_the_prefetch(StartPositionKind kind, long value, uint prefetch)
     {
-        var sent = new SubscribeFrame(ulong.MaxValue, "sensor-17", from, prefetch);
+        var sent = new SubscribeFrame(ulong.MaxValue, "sensor-17", Start(kind, value), prefetch);
 
         var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
 
         received.ShouldBe(sent);
+        received.From.Kind.ShouldBe(kind);
+        received.From.Value.ShouldBe(value);
         received.DurableName.ShouldBeNull("an ordinary subscription must not become a durable consumer on the way");
     }
 
     [Theory]
-    [InlineData("billing", StartPosition.Retained, 1U)]
-    [InlineData("a", StartPosition.Latest, 100U)]
-    [InlineData("audit.eu-west_1", StartPosition.Latest, uint.MaxValue)]
-    [InlineData("0123456789012345678901234567890123456789012345678901234567890123", StartPosition.Retained, 10U)]
-    [InlineData("потребитель-🐇", StartPosition.Retained, 1U)]
-    public async Task Subscribe_round_trips_a_durable_name(string durableName, StartPosition from, uint prefetch)
+    [InlineData(StartPositionKind.Retained, 5L)]
+    [InlineData(StartPositionKind.Latest, -1L)]
+    [InlineData(StartPositionKind.Sequence, 0L)]
+    [InlineData(StartPositionKind.Sequence, long.MinValue)]
+    [InlineData(StartPositionKind.Time, -1L)]
+    public async Task Subscribe_decodes_a_position_the_factories_refuse_unchanged_so_the_server_can_answer_it(StartPositionKind kind, long value)
     {
-        var sent = new SubscribeFrame(17, "sensor-17", from, prefetch, durableName);
+        // No correct client sends these; the codec passes them on and the server answers InvalidArgument (or ignores them).
+        var sent = new SubscribeFrame(1, "sensor-17", new StartPosition(kind, value), 1);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
+
+        received.From.Kind.ShouldBe(kind);
+        received.From.Value.ShouldBe(value, "the codec does not validate the position");
+    }
+
+    [Theory]
+    [InlineData("billing", StartPositionKind.Retained, 0L, 1U)]
+    [InlineData("a", StartPositionKind.Latest, 0L, 100U)]
+    [InlineData("audit.eu-west_1", StartPositionKind.Sequence, 7L, uint.MaxValue)]
+    [InlineData("0123456789012345678901234567890123456789012345678901234567890123", StartPositionKind.Time, 1_700_000_000_000L, 10U)]
+    [InlineData("потребитель-🐇", StartPositionKind.Retained, 0L, 1U)]
+    public async Task Subscribe_round_trips_a_durable_name(string durableName, StartPositionKind kind, long value, uint prefetch)
+    {
+        var sent = new SubscribeFrame(17, "sensor-17", Start(kind, value), prefetch, durableName);
 
         var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
 
@@ -170,11 +195,11 @@ public sealed class FrameRoundTripTests
 
     [Theory]
     [InlineData(0L)]
+    [InlineData(1L)]
     [InlineData(long.MaxValue)]
-    [InlineData(-5L)]
-    public async Task Commit_with_topic_round_trips_topic_and_offset(long offset)
+    public async Task Commit_with_topic_round_trips_topic_and_sequence(long sequence)
     {
-        var sent = new CommitFrame("orders", offset);
+        var sent = new CommitFrame("orders", sequence);
 
         var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCommit(f));
 
@@ -215,10 +240,10 @@ public sealed class FrameRoundTripTests
 
         var received = await RoundTripAsync(
             w => FrameWriter.Write(w, sent),
-            (r, f) => { var m = r.ReadMessage(f); return (m.Topic, m.Offset, m.TimestampMs, Key: m.Key?.ToArray(), Payload: m.Payload.ToArray()); });
+            (r, f) => { var m = r.ReadMessage(f); return (m.Topic, m.Sequence, m.TimestampMs, Key: m.Key?.ToArray(), Payload: m.Payload.ToArray()); });
 
         received.Topic.ShouldBe("prices");
-        received.Offset.ShouldBe(long.MaxValue);
+        received.Sequence.ShouldBe(long.MaxValue);
         received.TimestampMs.ShouldBe(-1_700_000_000_000);
         if (hasKey)
         {
@@ -238,12 +263,12 @@ public sealed class FrameRoundTripTests
     [InlineData(ulong.MaxValue, 0L, false, true)]
     [InlineData(5UL, long.MaxValue, true, false)]
     [InlineData(5UL, long.MaxValue, true, true)]
-    [InlineData(5UL, long.MinValue, false, true)]
+    [InlineData(5UL, 1L, false, true)]
     [InlineData(9UL, null, true, false)]
     [InlineData(9UL, null, false, true)]
-    public async Task Ack_round_trips_offset_present_or_absent_duplicate_and_durable_flags(ulong requestId, long? offset, bool duplicate, bool durable)
+    public async Task Ack_round_trips_sequence_present_or_absent_duplicate_and_durable_flags(ulong requestId, long? sequence, bool duplicate, bool durable)
     {
-        var sent = new AckFrame(requestId, offset, duplicate, durable);
+        var sent = new AckFrame(requestId, sequence, duplicate, durable);
 
         var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadAck(f));
 
@@ -276,6 +301,16 @@ public sealed class FrameRoundTripTests
     }
 
     [Fact]
+    public async Task Ack_of_a_Subscribe_round_trips_its_start_sequence()
+    {
+        var sent = new AckFrame(2, 43, Duplicate: false);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadAck(f));
+
+        received.Sequence.ShouldBe(43, "the Ack of a Subscribe carries the sequence the subscription starts at");
+    }
+
+    [Fact]
     public void Decoding_a_frame_as_another_type_is_a_programming_error()
     {
         var reader = new FrameReader();
@@ -289,4 +324,13 @@ public sealed class FrameRoundTripTests
     {
         Should.Throw<ArgumentOutOfRangeException>(() => new FrameReader(maxFrameSize: 15));
     }
+
+    /// <summary>The position a client builds for this kind and value, through the public members.</summary>
+    private static StartPosition Start(StartPositionKind kind, long value) => kind switch
+    {
+        StartPositionKind.Retained => StartPosition.Retained,
+        StartPositionKind.Latest => StartPosition.Latest,
+        StartPositionKind.Sequence => StartPosition.Sequence(value),
+        _ => StartPosition.Time(value),
+    };
 }

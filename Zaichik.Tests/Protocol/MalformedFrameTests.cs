@@ -25,13 +25,15 @@ public sealed class MalformedFrameTests
         { "Subscribe durable", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3, "billing"))) },
         { "Subscribe durable empty name", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3, string.Empty))) },
         { "Subscribe without durable name", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3))) },
+        { "Subscribe from a sequence", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Sequence(42), 3, "billing"))) },
+        { "Subscribe from a time", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Time(1_700_000_000_000), 3))) },
         { "Unsubscribe", Encode(w => FrameWriter.Write(w, new UnsubscribeFrame(1, "t"))) },
         { "Commit bare", Encode(w => FrameWriter.Write(w, CommitFrame.All)) },
         { "Commit with topic", Encode(w => FrameWriter.Write(w, new CommitFrame("t", 5))) },
         { "Message", Encode(w => FrameWriter.Write(w, new MessageFrame("t", 1, 2, new byte[] { 1 }, new byte[] { 2 }))) },
         { "Ack", Encode(w => FrameWriter.Write(w, new AckFrame(1, 2, true, Durable: true))) },
         { "Ack durable only", Encode(w => FrameWriter.Write(w, new AckFrame(1, 2, false, Durable: true))) },
-        { "Ack without offset", Encode(w => FrameWriter.Write(w, new AckFrame(1, null, false))) },
+        { "Ack without sequence", Encode(w => FrameWriter.Write(w, new AckFrame(1, null, false))) },
         { "Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(1, ErrorCode.NotSubscribed, "no"))) },
         { "Error without request id", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.Unknown, "x"))) },
     };
@@ -147,14 +149,14 @@ public sealed class MalformedFrameTests
     public static TheoryData<string, byte[]> FramesWithBadFlag() => new()
     {
         { "Publish key flag", WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(2).Bytes([]).Build() },
-        { "Message key flag", WireBuilder.Frame(FrameType.Message).Str("t").I64(1).I64(2).U8(2).Bytes([]).Build() },
+        { "Message key flag", WireBuilder.Frame(FrameType.Message).Str("t").U64(1).I64(2).U8(2).Bytes([]).Build() },
         { "Commit topic flag", WireBuilder.Frame(FrameType.Commit).U8(2).Build() },
-        { "Ack offset flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(2).U8(0).U8(0).Build() },
+        { "Ack sequence flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(2).U8(0).U8(0).Build() },
         { "Ack duplicate flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(2).U8(0).Build() },
-        { "Ack durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).I64(64).U8(0).U8(2).Build() },
-        { "Ack durable flag without offset", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(0).U8(2).Build() },
-        { "Subscribe durable name flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).U32(1).U8(2).Build() },
-        { "Subscribe durable name flag with a name after it", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).U32(1).U8(2).Str("d").Build() },
+        { "Ack durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).U64(64).U8(0).U8(2).Build() },
+        { "Ack durable flag without sequence", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(0).U8(2).Build() },
+        { "Subscribe durable name flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).I64(0).U32(1).U8(2).Build() },
+        { "Subscribe durable name flag with a name after it", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).I64(0).U32(1).U8(2).Str("d").Build() },
         { "Error request id flag", WireBuilder.Frame(FrameType.Error).U8(2).U16(0).Str("x").Build() },
     };
 
@@ -222,7 +224,7 @@ public sealed class MalformedFrameTests
     [Fact]
     public void Key_length_pointing_past_the_frame_end_is_malformed()
     {
-        var bytes = WireBuilder.Frame(FrameType.Message).Str("t").I64(1).I64(2).U8(1).U16(500).Raw(0x01).Build();
+        var bytes = WireBuilder.Frame(FrameType.Message).Str("t").U64(1).I64(2).U8(1).U16(500).Raw(0x01).Build();
 
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
 
@@ -240,15 +242,66 @@ public sealed class MalformedFrameTests
     }
 
     [Theory]
-    [InlineData((byte)2)]
+    [InlineData((byte)4)]
+    [InlineData((byte)0x80)]
     [InlineData((byte)0xFF)]
     public void Undefined_start_position_is_malformed(byte from)
     {
-        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(from).U32(1).U8(0).Build();
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(from).I64(1).U32(1).U8(0).Build();
 
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
 
         thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+        thrown.Message.ShouldContain($"start position {from}");
+    }
+
+    [Theory]
+    [InlineData((byte)0, StartPositionKind.Retained, 0L)]
+    [InlineData((byte)1, StartPositionKind.Latest, 0L)]
+    [InlineData((byte)2, StartPositionKind.Sequence, 42L)]
+    [InlineData((byte)3, StartPositionKind.Time, 1_795_773_600_000L)]
+    public void Every_defined_start_position_byte_decodes_with_its_position(byte wire, StartPositionKind expected, long position)
+    {
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(wire).I64(position).U32(1).U8(0).Build();
+
+        var subscribe = (SubscribeFrame)ReadAndDecode(bytes);
+
+        subscribe.From.Kind.ShouldBe(expected);
+        subscribe.From.Value.ShouldBe(position);
+    }
+
+    /// <summary>Subscribes that end at <c>from</c> or inside <c>position</c>, as a version 3 client's might.</summary>
+    public static TheoryData<string, byte[]> SubscribesEndingBeforePosition() => new()
+    {
+        { "right after from", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(2).Build() },
+        { "inside position", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(2).Raw(0, 0, 0, 0).Build() },
+        { "version 3 layout, no position", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).U32(3).U8(0).Build() },
+    };
+
+    [Theory]
+    [MemberData(nameof(SubscribesEndingBeforePosition))]
+    public void Subscribe_ending_before_its_position_is_malformed(string name, byte[] frame)
+    {
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(frame), name);
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame, name);
+    }
+
+    /// <summary>Each frame carries the u64 sequence 2^63, one above the largest a long (and so a topic) holds.</summary>
+    public static TheoryData<string, byte[]> FramesWithASequenceAboveTheLargestLong() => new()
+    {
+        { "Ack", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).U64(1UL << 63).U8(0).U8(0).Build() },
+        { "Message", WireBuilder.Frame(FrameType.Message).Str("t").U64(1UL << 63).I64(0).U8(0).Bytes([]).Build() },
+        { "Commit", WireBuilder.Frame(FrameType.Commit).U8(1).Str("t").U64(ulong.MaxValue).Build() },
+    };
+
+    [Theory]
+    [MemberData(nameof(FramesWithASequenceAboveTheLargestLong))]
+    public void Sequence_above_the_largest_long_is_malformed_not_read_as_negative(string name, byte[] frame)
+    {
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(frame), name);
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame, name);
     }
 
     [Theory]
@@ -278,15 +331,15 @@ public sealed class MalformedFrameTests
         createTopic.ShouldBe(new CreateTopicFrame(1, "t", 10, 20, expected, 100));
     }
 
-    /// <summary>Frames that end where version 1 ended them, or partway through a field version 2 appended.</summary>
+    /// <summary>Frames that end where version 1 ended them, or partway through a field version 2 appended (in version 4's layout otherwise).</summary>
     public static TheoryData<string, byte[]> FramesMissingVersion2Fields() => new()
     {
         { "CreateTopic without durability and commit interval", WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).Build() },
         { "CreateTopic with durability but without commit interval", WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(1).Build() },
-        { "Subscribe without durable name flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).U32(3).Build() },
-        { "Subscribe with durable name flag but no name", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).U32(3).U8(1).Build() },
-        { "Ack without durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).I64(64).U8(0).Build() },
-        { "Ack without offset and without durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(0).Build() },
+        { "Subscribe without durable name flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(3).Build() },
+        { "Subscribe with durable name flag but no name", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(3).U8(1).Build() },
+        { "Ack without durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).U64(64).U8(0).Build() },
+        { "Ack without sequence and without durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(0).Build() },
     };
 
     [Theory]
@@ -301,7 +354,7 @@ public sealed class MalformedFrameTests
     [Fact]
     public void Durable_name_length_pointing_past_the_frame_end_is_malformed()
     {
-        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).U32(1).U8(1).U16(8).Raw(0x64).Build();
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).I64(0).U32(1).U8(1).U16(8).Raw(0x64).Build();
 
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
 
@@ -311,7 +364,7 @@ public sealed class MalformedFrameTests
     [Fact]
     public void Invalid_utf8_in_a_durable_name_is_malformed()
     {
-        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).U32(1).U8(1).Utf8([0x64, 0xFF]).Build();
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).I64(0).U32(1).U8(1).Utf8([0x64, 0xFF]).Build();
 
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
 

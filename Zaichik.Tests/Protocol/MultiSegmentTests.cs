@@ -9,7 +9,7 @@ public sealed class MultiSegmentTests
 {
     private static readonly byte[] Key = [0x01, 0x02, 0x03];
     private static readonly byte[] Payload = [.. Enumerable.Range(0, 40).Select(i => (byte)i)];
-    private static readonly MessageFrame Message = new("straddle", -7, 1_700_000_000_123, Key, Payload);
+    private static readonly MessageFrame Message = new("straddle", 0x0102_0304_0506_0708, 1_700_000_000_123, Key, Payload);
     private static readonly byte[] MessageBytes = Encode(w => FrameWriter.Write(w, Message));
 
     public static TheoryData<int> EverySplitPoint() => [.. Enumerable.Range(1, MessageBytes.Length - 1)];
@@ -111,16 +111,20 @@ public sealed class MultiSegmentTests
         buffer.Length.ShouldBe(before.Length);
     }
 
-    public static TheoryData<string, byte[]> Version2Requests() => new()
+    /// <summary>Frames with the fields versions 2 and 4 added or changed.</summary>
+    public static TheoryData<string, byte[]> LaterVersionFrames() => new()
     {
         { "CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(5, "straddle", 60_000, 250, Durability.Interval, 500))) },
         { "Subscribe", Encode(w => FrameWriter.Write(w, new SubscribeFrame(6, "straddle", StartPosition.Retained, 10, "billing"))) },
+        { "Subscribe from a sequence", Encode(w => FrameWriter.Write(w, new SubscribeFrame(6, "straddle", StartPosition.Sequence(0x0102_0304_0506), 10, "billing"))) },
+        { "Subscribe from a time", Encode(w => FrameWriter.Write(w, new SubscribeFrame(6, "straddle", StartPosition.Time(1_700_000_000_123), 10))) },
         { "Ack", Encode(w => FrameWriter.Write(w, new AckFrame(7, 4096, false, Durable: true))) },
+        { "Commit", Encode(w => FrameWriter.Write(w, new CommitFrame("straddle", long.MaxValue))) },
     };
 
     [Theory]
-    [MemberData(nameof(Version2Requests))]
-    public void Version_2_fields_straddling_segments_decode_like_contiguous_ones(string name, byte[] bytes)
+    [MemberData(nameof(LaterVersionFrames))]
+    public void Fields_of_versions_2_and_4_straddling_segments_decode_like_contiguous_ones(string name, byte[] bytes)
     {
         var expected = Decode(new FrameReader(), ReadSingle(new FrameReader(), bytes));
 
@@ -135,7 +139,7 @@ public sealed class MultiSegmentTests
     private static void AssertIsTheMessage(MessageFrame message)
     {
         message.Topic.ShouldBe(Message.Topic);
-        message.Offset.ShouldBe(Message.Offset);
+        message.Sequence.ShouldBe(Message.Sequence);
         message.TimestampMs.ShouldBe(Message.TimestampMs);
         message.Key.ShouldNotBeNull();
         message.Key.Value.ToArray().ShouldBe(Key);
