@@ -543,7 +543,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
         if (_subscriptions.TryGetValue(commit.Topic, out var target))
         {
-            target.CommitUpTo(commit.Offset);
+            target.CommitUpTo(commit.Sequence);
         }
         else
         {

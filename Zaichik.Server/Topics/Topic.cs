@@ -106,9 +106,9 @@ internal sealed class Topic : IAsyncDisposable
     /// <summary>Scratch bytes <see cref="PublishAsync"/> needs for a message of these sizes.</summary>
     public int RecordSize(int keyLength, int payloadLength) => Math.Min(LogRecord.SizeOf(keyLength, payloadLength), Log.MaxRecordSize);
 
-    /// <summary>The address a new subscription starts from.</summary>
+    /// <summary>The address a new subscription starts from. Sequence and Time start like Retained until the log assigns sequences.</summary>
     public long StartAddress(StartPosition from) =>
-        from == StartPosition.Retained && Settings.HasRetention ? Log.BeginAddress : Log.TailAddress;
+        (from.Kind is StartPositionKind.Retained or StartPositionKind.Sequence or StartPositionKind.Time) && Settings.HasRetention ? Log.BeginAddress : Log.TailAddress;
 
     /// <summary>True when a record stamped <paramref name="timestampMs"/> must no longer be delivered.</summary>
     public bool IsExpired(long timestampMs, long nowMs) =>
