@@ -5,7 +5,7 @@ namespace Zaichik.Benchmarks;
 
 /// <summary>
 /// Reads a subscription until an expected number of messages arrived, committing in batches, checking that
-/// offsets only increase, and optionally waiting a quiet period to prove nothing more arrives.
+/// sequences only increase, and optionally waiting a quiet period to prove nothing more arrives.
 /// </summary>
 internal static class SubscriptionReader
 {
@@ -22,16 +22,16 @@ internal static class SubscriptionReader
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         long received = 0;
         long outOfOrder = 0;
-        long lastOffset = -1;
+        long lastSequence = -1;
         long completedAt = 0;
         await foreach (var message in subscription.WithCancellation(stop.Token))
         {
-            if (message.Offset <= lastOffset)
+            if (message.Sequence <= lastSequence)
             {
                 outOfOrder++;
             }
 
-            lastOffset = message.Offset;
+            lastSequence = message.Sequence;
             received++;
             if (received % commitEvery == 0 || received == expected)
             {

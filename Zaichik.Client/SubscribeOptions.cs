@@ -10,7 +10,9 @@ public sealed record SubscribeOptions
 
     /// <summary>
     /// <see cref="StartPosition.Retained"/> (the default) delivers every retained, unexpired message first;
-    /// <see cref="StartPosition.Latest"/> only messages published after the subscription was acknowledged.
+    /// <see cref="StartPosition.Latest"/> only messages published after the subscription was acknowledged;
+    /// <see cref="StartPosition.Sequence(long)"/> starts at the first stored message with that sequence or a later one, and
+    /// <see cref="StartPosition.Time(DateTimeOffset)"/> at the first one accepted at or after that time.
     /// </summary>
     public StartPosition From { get; init; } = StartPosition.Retained;
 
@@ -18,24 +20,26 @@ public sealed record SubscribeOptions
     public int Prefetch { get; init; } = 1;
 
     /// <summary>
-    /// When true, the subscription commits each message (by topic and offset) when the consumer asks for the
+    /// When true, the subscription commits each message (by topic and sequence) when the consumer asks for the
     /// next one. When false (the default) the application calls <see cref="ZaichikClient.CommitAsync(ZaichikMessage, CancellationToken)"/>.
     /// </summary>
     public bool AutoCommit { get; init; }
 
     /// <summary>
-    /// Makes this a durable consumer: the server keeps the offset it last committed on this topic under this name, and a
+    /// Makes this a durable consumer: the server keeps the sequence it last committed on this topic under this name, and a
     /// later subscription with the same name resumes right after it (ignoring <see cref="From"/>), receiving again every
     /// message it had not committed. Null (the default) for an ordinary subscription. 1 to 64 ASCII letters, digits,
-    /// '.', '-' or '_'.
+    /// '.', '-' or '_'. When the server cannot read the stored position (a damaged file), it refuses the subscription with
+    /// <see cref="ErrorCode.ConsumerPositionLost"/> unless <see cref="From"/> is a sequence or a time, which then says
+    /// where the consumer resumes.
     /// </summary>
     public string? DurableName { get; init; }
 
     internal void Validate()
     {
-        if (!Enum.IsDefined(From))
+        if (!Enum.IsDefined(From.Kind))
         {
-            throw new ArgumentOutOfRangeException(nameof(From), From, "From must be Retained or Latest");
+            throw new ArgumentOutOfRangeException(nameof(From), From, "From must be Retained, Latest, a Sequence or a Time");
         }
 
         if (Prefetch < 1)

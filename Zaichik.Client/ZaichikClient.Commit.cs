@@ -14,18 +14,20 @@ public sealed partial class ZaichikClient
     public ValueTask CommitAsync(ZaichikMessage message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
-        return CommitAsync(message.Topic, message.Offset, cancellationToken);
+        return CommitAsync(message.Topic, message.Sequence, cancellationToken);
     }
 
     /// <summary>
-    /// Acknowledges the deliveries of <paramref name="topic"/> up to and including <paramref name="offset"/>.
-    /// A commit naming a topic this connection does not subscribe to is reported through <see cref="ServerError"/>.
+    /// Acknowledges the deliveries of <paramref name="topic"/> up to and including <paramref name="sequence"/>. For a durable
+    /// consumer this is also the position the server stores. A commit naming a topic this connection does not subscribe
+    /// to is reported through <see cref="ServerError"/>.
     /// </summary>
-    public ValueTask CommitAsync(string topic, long offset, CancellationToken cancellationToken = default)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="sequence"/> is less than 1 (sequences start at 1).</exception>
+    public ValueTask CommitAsync(string topic, long sequence, CancellationToken cancellationToken = default)
     {
         ValidateTopic(topic);
-        ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        return SendCommitAsync(new CommitFrame(topic, offset), cancellationToken);
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequence, 1);
+        return SendCommitAsync(new CommitFrame(topic, sequence), cancellationToken);
     }
 
     private async ValueTask SendCommitAsync(CommitFrame frame, CancellationToken cancellationToken)

@@ -15,7 +15,9 @@ public sealed partial class ZaichikClient
     /// <exception cref="ArgumentException">The topic name or an option is invalid.</exception>
     /// <exception cref="ZaichikServerException">
     /// The server refused, for example <see cref="ErrorCode.TopicNotFound"/>, or
-    /// <see cref="ErrorCode.AlreadySubscribed"/> when this connection already subscribes to the topic.
+    /// <see cref="ErrorCode.AlreadySubscribed"/> when this connection already subscribes to the topic, or
+    /// <see cref="ErrorCode.ConsumerPositionLost"/> when the server cannot read a durable consumer's stored position and
+    /// <see cref="SubscribeOptions.From"/> is neither a sequence nor a time.
     /// </exception>
     public async ValueTask<ZaichikSubscription> SubscribeAsync(string topic, SubscribeOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -34,7 +36,7 @@ public sealed partial class ZaichikClient
         try
         {
             var frame = new SubscribeFrame(0, topic, options.From, (uint)options.Prefetch, options.DurableName);
-            await RequestAsync(
+            var ack = await RequestAsync(
                     FrameType.Subscribe,
                     topic,
                     (frame, subscription),
@@ -45,6 +47,7 @@ public sealed partial class ZaichikClient
                     },
                     cancellationToken)
                 .ConfigureAwait(false);
+            subscription.Acknowledged(ack);
             return subscription;
         }
         catch (Exception e)

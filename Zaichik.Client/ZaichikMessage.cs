@@ -7,10 +7,10 @@ namespace Zaichik.Client;
 public sealed class ZaichikMessage
 {
     /// <summary>Creates a message; the client does so for every delivery (useful for tests of consumer code).</summary>
-    public ZaichikMessage(string topic, long offset, DateTimeOffset timestamp, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload)
+    public ZaichikMessage(string topic, long sequence, DateTimeOffset timestamp, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload)
     {
         Topic = topic;
-        Offset = offset;
+        Sequence = sequence;
         Timestamp = timestamp;
         Key = key;
         Payload = payload;
@@ -19,8 +19,12 @@ public sealed class ZaichikMessage
     /// <summary>The topic it was published to.</summary>
     public string Topic { get; }
 
-    /// <summary>Its position in the topic; increases with publish order. Commit with it.</summary>
-    public long Offset { get; }
+    /// <summary>
+    /// Its sequence in the topic: 1 for the topic's first message and one more for each message stored after it, never
+    /// reused. Sequences have gaps only where the server lost messages to damaged storage, so the topic's last sequence
+    /// minus the one committed is the consumer's lag in messages. Commit with it.
+    /// </summary>
+    public long Sequence { get; }
 
     /// <summary>When the server accepted it.</summary>
     public DateTimeOffset Timestamp { get; }
@@ -38,7 +42,7 @@ public sealed class ZaichikMessage
     public string PayloadText => Encoding.UTF8.GetString(Payload.Span);
 
     /// <inheritdoc />
-    public override string ToString() => $"{Topic}@{Offset}";
+    public override string ToString() => $"{Topic}@{Sequence}";
 
     /// <summary>Copies a decoded frame out of the read buffer, key and payload sharing one array.</summary>
     internal static ZaichikMessage CopyOf(in MessageFrame frame)
@@ -54,6 +58,6 @@ public sealed class ZaichikMessage
 
         frame.Payload.Span.CopyTo(bytes.AsSpan(keyLength));
         var timestamp = DateTimeOffset.FromUnixTimeMilliseconds(frame.TimestampMs);
-        return new ZaichikMessage(frame.Topic, frame.Offset, timestamp, key, bytes.AsMemory(keyLength));
+        return new ZaichikMessage(frame.Topic, frame.Sequence, timestamp, key, bytes.AsMemory(keyLength));
     }
 }

@@ -1,9 +1,10 @@
 using System.Threading.Channels;
+using Zaichik.Protocol;
 
 namespace Zaichik.Client;
 
 /// <summary>
-/// A live subscription to one topic. Enumerate it (<c>await foreach</c>) to receive its messages in offset order;
+/// A live subscription to one topic. Enumerate it (<c>await foreach</c>) to receive its messages in sequence order;
 /// dispose it to unsubscribe. Enumeration ends when the subscription is unsubscribed or the client disposed,
 /// ends quietly when the enumeration's cancellation token fires, and throws <see cref="ZaichikConnectionException"/>
 /// (after the messages already received) when the connection is lost. Enumerate it from one consumer at a time.
@@ -30,6 +31,16 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
 
     /// <summary>The options it was created with.</summary>
     public SubscribeOptions Options { get; }
+
+    /// <summary>
+    /// The sequence this subscription starts at, as the server's Subscribe Ack reported it: that of the first message it
+    /// can deliver. For <see cref="StartPosition.Latest"/>, and whenever nothing is stored yet at or after the
+    /// start point, it is the next sequence the topic will assign, so that message may not exist yet; otherwise it is the
+    /// first stored message at or after the start point (for a durable consumer that resumes, the first after its last
+    /// commit). A first delivery with a higher sequence means the messages in between expired or were lost before they
+    /// could be sent. -1 if the Ack carried no sequence.
+    /// </summary>
+    public long StartSequence { get; private set; } = -1;
 
     internal bool WasSent => _sent;
 
@@ -74,6 +85,9 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
     public override string ToString() => $"subscription to {Topic}";
 
     internal void MarkSent() => _sent = true;
+
+    /// <summary>Records the Subscribe Ack's sequence; called before the subscription is handed to the caller.</summary>
+    internal void Acknowledged(in AckFrame ack) => StartSequence = ack.Sequence ?? -1;
 
     internal void Deliver(ZaichikMessage message) => _messages.Writer.TryWrite(message);
 

@@ -69,12 +69,12 @@ await using (client)
     await client.CreateTopicAsync(topic);
     await using var subscription = await client.SubscribeAsync(topic, new SubscribeOptions { From = StartPosition.Latest });
     var published = await client.PublishAsync(topic, "Hello from the packed Zaichik.Client!");
-    Console.WriteLine($"published to {topic} at offset {published.Offset}");
+    Console.WriteLine($"published to {topic} at sequence {published.Sequence}");
 
     using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
     await foreach (var message in subscription.WithCancellation(timeout.Token))
     {
-        Console.WriteLine($"received \"{message.PayloadText}\" at offset {message.Offset}");
+        Console.WriteLine($"received \"{message.PayloadText}\" at sequence {message.Sequence}");
         await client.CommitAsync(message);
         return 0;
     }

@@ -194,17 +194,17 @@ internal sealed class FanOutWorkload : IWorkload
 
         private async Task ReadAsync(CancellationToken stop)
         {
-            var lastOffset = -1L;
+            var lastSequence = -1L;
             await foreach (var message in _subscription!.WithCancellation(stop))
             {
                 var now = Stopwatch.GetTimestamp();
                 Latencies.Record(now - BinaryPrimitives.ReadInt64LittleEndian(message.Payload.Span));
-                if (message.Offset <= lastOffset)
+                if (message.Sequence <= lastSequence)
                 {
                     OutOfOrder++;
                 }
 
-                lastOffset = message.Offset;
+                lastSequence = message.Sequence;
                 var received = _received + 1;
                 Volatile.Write(ref _received, received);
                 if (received % CommitEvery == 0)

@@ -94,7 +94,7 @@ internal sealed class PendingRequest : IValueTaskSource<AckFrame>, IValueTaskSou
     PublishResult IValueTaskSource<PublishResult>.GetResult(short token)
     {
         var ack = GetResult(token);
-        return new PublishResult(ack.Offset ?? -1, ack.Duplicate, ack.Durable);
+        return new PublishResult(ack.Sequence ?? -1, ack.Duplicate, ack.Durable);
     }
 
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>

@@ -63,7 +63,7 @@ namespace Zaichik.Examples.Compaction
                 await foreach (var message in subscription.WithCancellation(timeout.Token))
                 {
                     received.Add(message);
-                    output.WriteLine($"Received key={message.KeyText} \"{message.PayloadText}\" at offset {message.Offset}");
+                    output.WriteLine($"Received key={message.KeyText} \"{message.PayloadText}\" at sequence {message.Sequence}");
                     if (received.Count == 2)
                     {
                         output.WriteLine($"Waiting {GracePeriod.TotalMilliseconds:0} ms to make sure no third message arrives");

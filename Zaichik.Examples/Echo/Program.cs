@@ -39,13 +39,13 @@ namespace Zaichik.Examples.Echo
                 output.WriteLine($"Subscribed to {topic}");
 
                 var published = await client.PublishAsync(topic, Greeting, cancellationToken: cancellationToken);
-                output.WriteLine($"Published \"{Greeting}\" at offset {published.Offset}");
+                output.WriteLine($"Published \"{Greeting}\" at sequence {published.Sequence}");
 
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 timeout.CancelAfter(ReceiveTimeout);
                 await foreach (var message in subscription.WithCancellation(timeout.Token))
                 {
-                    output.WriteLine($"Received \"{message.PayloadText}\" from {message.Topic} at offset {message.Offset}");
+                    output.WriteLine($"Received \"{message.PayloadText}\" from {message.Topic} at sequence {message.Sequence}");
                     await client.CommitAsync(message, cancellationToken);
                     if (message.PayloadText != Greeting)
                     {

@@ -39,7 +39,7 @@ namespace Zaichik.Examples.Retention
                     await publisher.CreateTopicAsync(topic, new TopicOptions { RetentionTtl = TimeSpan.FromSeconds(10) }, cancellationToken);
                     output.WriteLine($"Publisher: created {topic}, retaining messages for 10 s");
                     var published = await publisher.PublishAsync(topic, text, cancellationToken: cancellationToken);
-                    output.WriteLine($"Publisher: published \"{text}\" at offset {published.Offset}, disconnecting");
+                    output.WriteLine($"Publisher: published \"{text}\" at sequence {published.Sequence}, disconnecting");
                 }
 
                 output.WriteLine("Subscriber: connecting");
@@ -55,7 +55,7 @@ namespace Zaichik.Examples.Retention
                 timeout.CancelAfter(ReceiveTimeout);
                 await foreach (var message in subscription.WithCancellation(timeout.Token))
                 {
-                    output.WriteLine($"Subscriber: received \"{message.PayloadText}\" (offset {message.Offset}, published {message.Timestamp:HH:mm:ss.fff})");
+                    output.WriteLine($"Subscriber: received \"{message.PayloadText}\" (sequence {message.Sequence}, published {message.Timestamp:HH:mm:ss.fff})");
                     await subscriber.CommitAsync(message, cancellationToken);
                     if (message.PayloadText != text)
                     {

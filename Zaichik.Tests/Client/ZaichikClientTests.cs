@@ -39,7 +39,7 @@ public sealed class ZaichikClientTests
     }
 
     [Fact]
-    public async Task Publish_returns_the_offset_and_duplicate_flag_of_its_Ack()
+    public async Task Publish_returns_the_sequence_and_duplicate_flag_of_its_Ack()
     {
         await using var server = new FakeServer();
         await using var pair = await ConnectedPair.StartAsync(server);
@@ -88,7 +88,7 @@ public sealed class ZaichikClientTests
             frames.Add(await pair.Server.ReceiveAsync<PublishFrame>());
         }
 
-        // Answer newest first, the offset telling which payload the ack belongs to.
+        // Answer newest first, the sequence telling which payload the ack belongs to.
         frames.Reverse();
         await pair.Server.SendAsync(frames.Select(f => new AckFrame(f.RequestId, 1_000_000 + long.Parse(Encoding.UTF8.GetString(f.Payload.Span), CultureInfo.InvariantCulture), false)));
 
@@ -96,7 +96,7 @@ public sealed class ZaichikClientTests
         frames.Select(f => f.RequestId).Distinct().Count().ShouldBe(Count, "every publish needs its own request id");
         foreach (var (index, result) in results)
         {
-            result.Offset.ShouldBe(1_000_000 + index, $"publish {index} got another publish's ack");
+            result.Sequence.ShouldBe(1_000_000 + index, $"publish {index} got another publish's ack");
         }
     }
 
@@ -151,7 +151,7 @@ public sealed class ZaichikClientTests
         var thirdFrame = await pair.Server.ReceiveAsync<PublishFrame>();
         await pair.Server.SendAsync([new AckFrame(secondFrame.RequestId, 2, false), new AckFrame(thirdFrame.RequestId, 3, false)]);
 
-        (await Task.WhenAll(first, second, third).WaitAsync(Patience)).Select(r => r.Offset).ShouldBe([1L, 2L, 3L]);
+        (await Task.WhenAll(first, second, third).WaitAsync(Patience)).Select(r => r.Sequence).ShouldBe([1L, 2L, 3L]);
     }
 
     [Fact]
@@ -193,7 +193,7 @@ public sealed class ZaichikClientTests
 
         var received = await TakeAsync(subscription, 2);
 
-        received.Select(m => (m.Topic, m.Offset, m.KeyText, m.PayloadText)).ShouldBe([("news", 100L, "k", "first"), ("news", 200L, null, "second")]);
+        received.Select(m => (m.Topic, m.Sequence, m.KeyText, m.PayloadText)).ShouldBe([("news", 100L, "k", "first"), ("news", 200L, null, "second")]);
         received[0].Timestamp.ShouldBe(timestamp);
     }
 
@@ -211,6 +211,93 @@ public sealed class ZaichikClientTests
         var subscription = await subscribing.WaitAsync(Patience);
         subscription.Topic.ShouldBe("news");
         subscribe.ShouldBe(new SubscribeFrame(subscribe.RequestId, "news", StartPosition.Latest, 7));
+    }
+
+    public static TheoryData<string> StartPositions() => ["Retained", "Latest", "Sequence(42)", "Time(2026-11-27T10:00:00.000Z)"];
+
+    [Theory]
+    [MemberData(nameof(StartPositions))]
+    public async Task Subscribe_sends_the_start_position_of_its_options_kind_and_value(string text)
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+        var from = text switch
+        {
+            "Retained" => StartPosition.Retained,
+            "Latest" => StartPosition.Latest,
+            "Sequence(42)" => StartPosition.Sequence(42),
+            _ => StartPosition.Time(new DateTimeOffset(2026, 11, 27, 10, 0, 0, TimeSpan.Zero)),
+        };
+
+        var subscribing = pair.Client.SubscribeAsync("news", new SubscribeOptions { From = from }).AsTask();
+        var subscribe = await pair.Server.ReceiveAsync<SubscribeFrame>();
+        await pair.Server.SendAsync(new AckFrame(subscribe.RequestId, 1, false));
+        await subscribing.WaitAsync(Patience);
+
+        subscribe.From.ShouldBe(from, $"the Subscribe frame should start at {text}");
+        subscribe.From.ToString().ShouldBe(text);
+    }
+
+    [Fact]
+    public async Task Subscribe_Ack_sequence_becomes_the_subscription_StartSequence()
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+
+        var subscribing = pair.Client.SubscribeAsync("news", new SubscribeOptions { From = StartPosition.Sequence(42) }).AsTask();
+        var subscribe = await pair.Server.ReceiveAsync<SubscribeFrame>();
+        // 42 to 56 have expired: the first message the subscription can deliver is 57.
+        await pair.Server.SendAsync(new AckFrame(subscribe.RequestId, 57, false));
+
+        var subscription = await subscribing.WaitAsync(Patience);
+        subscription.StartSequence.ShouldBe(57, "StartSequence is what the server's Ack says the subscription starts at, not what it asked for");
+    }
+
+    [Fact]
+    public async Task Subscribe_Ack_without_a_sequence_leaves_StartSequence_at_minus_1()
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+
+        var subscribing = pair.Client.SubscribeAsync("news").AsTask();
+        var subscribe = await pair.Server.ReceiveAsync<SubscribeFrame>();
+        await pair.Server.SendAsync(new AckFrame(subscribe.RequestId, null, false));
+
+        var subscription = await subscribing.WaitAsync(Patience);
+        subscription.StartSequence.ShouldBe(-1, "an Ack without a sequence must not pass for sequence 0 or 1");
+    }
+
+    [Fact]
+    public async Task Subscribe_with_an_undefined_start_position_kind_throws_without_sending_anything()
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+        var options = new SubscribeOptions { From = new StartPosition((StartPositionKind)4, 0) };
+
+        var error = await Should.ThrowAsync<ArgumentOutOfRangeException>(async () => await pair.Client.SubscribeAsync("news", options));
+
+        error.ParamName.ShouldBe("From");
+        (await pair.Server.SendsNothingWithinAsync(TimeSpan.FromMilliseconds(100))).ShouldBeTrue("a Subscribe the server would find malformed must not be sent");
+    }
+
+    [Fact]
+    public async Task Durable_subscription_refused_with_ConsumerPositionLost_throws_that_code_and_keeps_the_connection()
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+
+        var subscribing = pair.Client.SubscribeAsync("payments", new SubscribeOptions { DurableName = "billing" }).AsTask();
+        var subscribe = await pair.Server.ReceiveAsync<SubscribeFrame>();
+        await pair.Server.SendAsync(new ErrorFrame(subscribe.RequestId, ErrorCode.ConsumerPositionLost, "the stored position of 'billing' cannot be read"));
+
+        var error = await Should.ThrowAsync<ZaichikServerException>(subscribing.WaitAsync(Patience));
+        error.Code.ShouldBe(ErrorCode.ConsumerPositionLost);
+        pair.Client.IsConnected.ShouldBeTrue("ConsumerPositionLost refuses the Subscribe, not the connection");
+        var retrying = pair.Client.SubscribeAsync("payments", new SubscribeOptions { DurableName = "billing", From = StartPosition.Sequence(100) }).AsTask();
+        var retry = await pair.Server.ReceiveAsync<SubscribeFrame>();
+        retry.From.ShouldBe(StartPosition.Sequence(100), "the retry says where the consumer resumes");
+        await pair.Server.SendAsync(new AckFrame(retry.RequestId, 100, false));
+        (await retrying.WaitAsync(Patience)).StartSequence.ShouldBe(100);
     }
 
     [Fact]
@@ -300,11 +387,11 @@ public sealed class ZaichikClientTests
         (await pair.Server.ReceiveAsync<CommitFrame>()).ShouldBe(new CommitFrame("jobs", 10));
         await pair.Server.SendAsync(new MessageFrame("jobs", 11, 0, null, Encoding.UTF8.GetBytes("b")));
         (await next.WaitAsync(Patience)).ShouldBeTrue();
-        messages.Current.Offset.ShouldBe(11);
+        messages.Current.Sequence.ShouldBe(11);
     }
 
     [Fact]
-    public async Task Commit_sends_a_bare_commit_or_the_message_topic_and_offset()
+    public async Task Commit_sends_a_bare_commit_or_the_message_topic_and_sequence()
     {
         await using var server = new FakeServer();
         await using var pair = await ConnectedPair.StartAsync(server);
@@ -315,6 +402,28 @@ public sealed class ZaichikClientTests
 
         (await pair.Server.ReceiveAsync<CommitFrame>()).ShouldBe(CommitFrame.All);
         (await pair.Server.ReceiveAsync<CommitFrame>()).ShouldBe(new CommitFrame("jobs", 77));
+    }
+
+    [Theory]
+    [InlineData(0L)]
+    [InlineData(-1L)]
+    public async Task Commit_of_a_sequence_below_1_throws_without_sending_anything(long sequence)
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+
+        var error = await Should.ThrowAsync<ArgumentOutOfRangeException>(async () => await pair.Client.CommitAsync("jobs", sequence));
+
+        error.ParamName.ShouldBe("sequence");
+        (await pair.Server.SendsNothingWithinAsync(TimeSpan.FromMilliseconds(100))).ShouldBeTrue("sequences start at 1, so no Commit may go out");
+    }
+
+    [Fact]
+    public void Message_text_names_its_topic_and_sequence()
+    {
+        var message = new ZaichikMessage("jobs", 77, DateTimeOffset.UnixEpoch, null, Array.Empty<byte>());
+
+        message.ToString().ShouldBe("jobs@77");
     }
 
     [Fact]
@@ -402,7 +511,7 @@ public sealed class ZaichikClientTests
         pair.Server.Drop();
         await disposing.WaitAsync(Patience);
 
-        (await publishing.WaitAsync(Patience)).Offset.ShouldBe(5);
+        (await publishing.WaitAsync(Patience)).Sequence.ShouldBe(5);
     }
 
     [Fact]
