@@ -209,7 +209,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : IDisposable
         var read = new List<RecoveredMessage>();
         await foreach (var message in subscription.WithCancellation(deadline.Token))
         {
-            read.Add(new RecoveredMessage(message.Offset, message.PayloadText));
+            read.Add(new RecoveredMessage(message.Sequence, message.PayloadText));
             if (message.PayloadText == sentinel)
             {
                 return read;
@@ -219,8 +219,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : IDisposable
         var last = read.Count > 0 ? $"'{read[^1].Payload}' at offset {read[^1].Offset}" : "none";
         throw new ShouldAssertException(
             deadline.IsCancellationRequested
-                ? $"'{sentinel}' (offset {published.Offset}) did not arrive within {ReadDeadline.TotalSeconds} s; read {read.Count:N0} messages, the last {last}"
-                : $"the subscription ended before '{sentinel}' (offset {published.Offset}) arrived; read {read.Count:N0} messages, the last {last}");
+                ? $"'{sentinel}' (offset {published.Sequence}) did not arrive within {ReadDeadline.TotalSeconds} s; read {read.Count:N0} messages, the last {last}"
+                : $"the subscription ended before '{sentinel}' (offset {published.Sequence}) arrived; read {read.Count:N0} messages, the last {last}");
     }
 
     private static async Task<ZaichikClient> ConnectAsync(BrokerProcess broker) =>

@@ -23,7 +23,7 @@ public sealed class CompactionTests
         await using var reader = new MessageReader(await client.SubscribeAsync("compacted", new SubscribeOptions { Prefetch = 100, AutoCommit = true }));
 
         results.Count(r => r.Duplicate).ShouldBe(99);
-        results.Where(r => r.Duplicate).ShouldAllBe(r => r.Offset == results[0].Offset);
+        results.Where(r => r.Duplicate).ShouldAllBe(r => r.Sequence == results[0].Sequence);
         (await reader.NextAsync(3)).Select(m => m.PayloadText).ShouldBe(["key1-0", "key2-0", "end"]);
     }
 
@@ -59,6 +59,6 @@ public sealed class CompactionTests
         }
 
         results.ShouldAllBe(r => !r.Duplicate);
-        results.Select(r => r.Offset).Distinct().Count().ShouldBe(20);
+        results.Select(r => r.Sequence).Distinct().Count().ShouldBe(20);
     }
 }

@@ -19,12 +19,12 @@ public sealed class ConnectionTests
             acks[i] = publisher.PublishAsync("ordered", $"{i}").AsTask();
         }
 
-        var offsets = (await Task.WhenAll(acks)).Select(r => r.Offset).ToList();
+        var sequences = (await Task.WhenAll(acks)).Select(r => r.Sequence).ToList();
         var received = await reader.NextAsync(total);
 
-        offsets.ShouldBeInOrder(SortDirection.Ascending);
+        sequences.ShouldBeInOrder(SortDirection.Ascending);
         received.Select(m => int.Parse(m.PayloadText)).ShouldBe(Enumerable.Range(0, total));
-        received.Select(m => m.Offset).ShouldBe(offsets);
+        received.Select(m => m.Sequence).ShouldBe(sequences);
     }
 
     [Fact]
@@ -107,10 +107,10 @@ public sealed class ConnectionTests
         await using var server = await TestServer.StartAsync();
         var client = await server.ConnectAsync();
         await client.CreateTopicAsync("durable", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
-        var offsets = new List<long>();
+        var sequences = new List<long>();
         for (var i = 0; i < 100; i++)
         {
-            offsets.Add((await client.PublishAsync("durable", $"m{i}")).Offset);
+            sequences.Add((await client.PublishAsync("durable", $"m{i}")).Sequence);
         }
 
         await server.RestartAsync();
@@ -120,7 +120,7 @@ public sealed class ConnectionTests
         var next = await consumer.PublishAsync("durable", "after-restart");
 
         replayed.Select(m => m.PayloadText).ShouldBe(Enumerable.Range(0, 100).Select(i => $"m{i}"));
-        replayed.Select(m => m.Offset).ShouldBe(offsets);
-        next.Offset.ShouldBeGreaterThan(offsets[^1]);
+        replayed.Select(m => m.Sequence).ShouldBe(sequences);
+        next.Sequence.ShouldBeGreaterThan(sequences[^1]);
     }
 }

@@ -18,7 +18,7 @@ public sealed class DurabilityTests
         for (var i = 0; i < 20; i++)
         {
             var result = await client.PublishAsync("always", $"m{i}");
-            topic.Log.CommittedUntilAddress.ShouldBeGreaterThan(result.Offset, "the Ack arrived before the record was committed");
+            topic.Log.CommittedUntilAddress.ShouldBeGreaterThan(result.Sequence, "the Ack arrived before the record was committed");
             results.Add(result);
         }
 
@@ -37,8 +37,8 @@ public sealed class DurabilityTests
         var results = await Task.WhenAll(publishes).WaitAsync(TimeSpan.FromSeconds(30));
 
         results.ShouldAllBe(r => r.Durable);
-        results.Select(r => r.Offset).Distinct().Count().ShouldBe(2_000);
-        topic.Log.CommittedUntilAddress.ShouldBeGreaterThan(results.Max(r => r.Offset));
+        results.Select(r => r.Sequence).Distinct().Count().ShouldBe(2_000);
+        topic.Log.CommittedUntilAddress.ShouldBeGreaterThan(results.Max(r => r.Sequence));
     }
 
     [Fact]
@@ -52,10 +52,10 @@ public sealed class DurabilityTests
 
         var result = await client.PublishAsync("interval", "m");
         result.Durable.ShouldBeFalse();
-        topic.Log.CommittedUntilAddress.ShouldBeLessThanOrEqualTo(result.Offset);
+        topic.Log.CommittedUntilAddress.ShouldBeLessThanOrEqualTo(result.Sequence);
 
         time.Advance(TimeSpan.FromSeconds(5));
-        await TestServer.EventuallyAsync(() => topic.Log.CommittedUntilAddress > result.Offset, "the interval commit should have run");
+        await TestServer.EventuallyAsync(() => topic.Log.CommittedUntilAddress > result.Sequence, "the interval commit should have run");
     }
 
     [Fact]

@@ -90,6 +90,6 @@ public sealed class HeartbeatTests
         }
 
         client.IsConnected.ShouldBeTrue();
-        (await client.PublishAsync("after-90-quiet-seconds", "x")).Offset.ShouldBeGreaterThanOrEqualTo(0);
+        (await client.PublishAsync("after-90-quiet-seconds", "x")).Sequence.ShouldBeGreaterThanOrEqualTo(0);
     }
 }

@@ -25,7 +25,7 @@ public sealed class LargeMessageTests
         await using var reader = new MessageReader(await client.SubscribeAsync("large", new SubscribeOptions { Prefetch = 10, AutoCommit = true }));
         var received = await reader.NextAsync(3);
 
-        received.Select(m => m.Offset).ShouldBe([before.Offset, big.Offset, after.Offset]);
+        received.Select(m => m.Sequence).ShouldBe([before.Sequence, big.Sequence, after.Sequence]);
         received[0].PayloadText.ShouldBe("before");
         received[1].Payload.ToArray().ShouldBe(large);
         received[1].Key!.Value.ToArray().ShouldBe(new byte[] { 1, 2, 3 });

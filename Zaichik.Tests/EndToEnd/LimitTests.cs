@@ -17,12 +17,12 @@ public sealed class LimitTests
 
         refused.Code.ShouldBe(ErrorCode.TooManyConnections);
         refused.Message.ShouldContain("2 connections");
-        (await first.PublishAsync("limits", "still served")).Offset.ShouldBeGreaterThanOrEqualTo(0);
+        (await first.PublishAsync("limits", "still served")).Sequence.ShouldBeGreaterThanOrEqualTo(0);
 
         await second.DisposeAsync();
         await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 1, "the closed connection should free its slot");
         await using var third = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port);
-        (await third.PublishAsync("limits", "in the freed slot")).Offset.ShouldBeGreaterThan(0);
+        (await third.PublishAsync("limits", "in the freed slot")).Sequence.ShouldBeGreaterThan(0);
     }
 
     [Fact]

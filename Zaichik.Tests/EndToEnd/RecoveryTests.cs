@@ -45,7 +45,7 @@ public sealed class RecoveryTests : IDisposable
         var kept = received.Count - 1;
         kept.ShouldBeInRange(150, 199, "the records before the damage are served, the damaged ones are not");
         received.Take(kept).ShouldBe(Enumerable.Range(0, kept).Select(i => $"m{i:D4}"));
-        after.Offset.ShouldBeGreaterThan(0);
+        after.Sequence.ShouldBeGreaterThan(0);
         logs.Lines.ShouldContain(line => line.Contains("Topic damaged: cut a corrupt tail") && line.Contains("offsets"));
     }
 

@@ -21,7 +21,7 @@ public sealed class RestartTests
         var duplicate = await again.PublishAsync("dedup", "v2", key: "k");
 
         duplicate.Duplicate.ShouldBeTrue();
-        duplicate.Offset.ShouldBe(original.Offset);
+        duplicate.Sequence.ShouldBe(original.Sequence);
     }
 
     [Fact]
@@ -63,7 +63,7 @@ public sealed class RestartTests
         server.Registry.TryGet("expiry-restart", out var topic).ShouldBeTrue();
 
         (await reader.NextAsync()).PayloadText.ShouldBe("kept");
-        topic.Log.BeginAddress.ShouldBe(kept.Offset);
+        topic.Log.BeginAddress.ShouldBe(kept.Sequence);
     }
 
     [Fact]

@@ -36,7 +36,7 @@ public sealed class RetentionTests
         await publishing;
 
         received.Select(m => int.Parse(m.PayloadText)).ShouldBe(Enumerable.Range(0, total));
-        received.Select(m => m.Offset).ShouldBeInOrder(SortDirection.Ascending);
+        received.Select(m => m.Sequence).ShouldBeInOrder(SortDirection.Ascending);
     }
 
     [Fact]
@@ -145,7 +145,7 @@ public sealed class RetentionTests
         await server.Maintenance.SweepAllAsync(CancellationToken.None);
         await topic.Log.CommitAsync(CancellationToken.None);
 
-        topic.Log.BeginAddress.ShouldBe(kept.Offset);
+        topic.Log.BeginAddress.ShouldBe(kept.Sequence);
         await TestServer.EventuallyAsync(() => SegmentFiles(topic.Directory) < segmentsBefore, $"segment files should be deleted (were {segmentsBefore})");
     }
 

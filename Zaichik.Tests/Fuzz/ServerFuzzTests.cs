@@ -116,7 +116,7 @@ public sealed class ServerFuzzTests(ITestOutputHelper output)
         await using var reader = new MessageReader(await client.SubscribeAsync("after-fuzz"));
         var ack = await client.PublishAsync("after-fuzz", "still serving");
         var message = await reader.NextAsync();
-        message.Offset.ShouldBe(ack.Offset);
+        message.Sequence.ShouldBe(ack.Sequence);
         message.PayloadText.ShouldBe("still serving");
     }
 

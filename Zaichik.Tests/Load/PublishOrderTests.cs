@@ -24,7 +24,7 @@ public sealed class PublishOrderTests
 
         var acks = await Task.WhenAll(payloads.Select(payload => client.PublishAsync("in-call-order", payload).AsTask()));
 
-        var overtaken = Enumerable.Range(1, acks.Length - 1).Count(i => acks[i].Offset < acks[i - 1].Offset);
+        var overtaken = Enumerable.Range(1, acks.Length - 1).Count(i => acks[i].Sequence < acks[i - 1].Sequence);
         overtaken.ShouldBe(0, $"{overtaken} of {acks.Length} publishes were stored before one issued earlier");
     }
 
@@ -36,7 +36,7 @@ public sealed class PublishOrderTests
 
         var acks = await Task.WhenAll(Enumerable.Range(0, 2_000).Select(i => client.PublishAsync("slots-in-call-order", $"m{i}").AsTask()));
 
-        var overtaken = Enumerable.Range(1, acks.Length - 1).Count(i => acks[i].Offset < acks[i - 1].Offset);
+        var overtaken = Enumerable.Range(1, acks.Length - 1).Count(i => acks[i].Sequence < acks[i - 1].Sequence);
         overtaken.ShouldBe(0, $"{overtaken} of {acks.Length} publishes were stored before one issued earlier");
     }
 }

@@ -123,8 +123,8 @@ public sealed class SlowConsumerTests(ITestOutputHelper output)
             var results = await Task.WhenAll(acks);
             for (var i = 0; i < PublishWindow; i++)
             {
-                storedAt[start + i] = results[i].Offset;
-                overtaken += i > 0 && results[i].Offset < results[i - 1].Offset ? 1 : 0;
+                storedAt[start + i] = results[i].Sequence;
+                overtaken += i > 0 && results[i].Sequence < results[i - 1].Sequence ? 1 : 0;
             }
         }
 
@@ -138,13 +138,13 @@ public sealed class SlowConsumerTests(ITestOutputHelper output)
         var lastOffset = -1L;
         await foreach (var message in subscription)
         {
-            if (message.Offset <= lastOffset || message.Payload.Length != PayloadSize)
+            if (message.Sequence <= lastOffset || message.Payload.Length != PayloadSize)
             {
-                throw new ShouldAssertException($"message {count} at offset {message.Offset} ({message.Payload.Length} bytes) follows offset {lastOffset}");
+                throw new ShouldAssertException($"message {count} at offset {message.Sequence} ({message.Payload.Length} bytes) follows offset {lastOffset}");
             }
 
             received.Sequences[count] = BinaryPrimitives.ReadInt32BigEndian(message.Payload.Span);
-            received.Offsets[count] = lastOffset = message.Offset;
+            received.Offsets[count] = lastOffset = message.Sequence;
             if (++count % CommitEvery == 0)
             {
                 await consumer.CommitAsync(message);

@@ -45,7 +45,7 @@ public sealed class AuthenticationTests
         await using var server = await StartAsync();
         await using var writer = await ConnectAsync(server, WriterSecret);
 
-        (await writer.PublishAsync("orders.eu", "allowed")).Offset.ShouldBeGreaterThanOrEqualTo(0);
+        (await writer.PublishAsync("orders.eu", "allowed")).Sequence.ShouldBeGreaterThanOrEqualTo(0);
         var outside = await Should.ThrowAsync<ZaichikServerException>(async () => await writer.PublishAsync("payments.eu", "not allowed"));
         var deeper = await Should.ThrowAsync<ZaichikServerException>(async () => await writer.PublishAsync("orders.eu.paid", "not allowed"));
         var create = await Should.ThrowAsync<ZaichikServerException>(async () => await writer.CreateTopicAsync("payments"));
@@ -57,7 +57,7 @@ public sealed class AuthenticationTests
         create.Code.ShouldBe(ErrorCode.NotAuthorized);
         subscribe.Code.ShouldBe(ErrorCode.NotAuthorized);
         writer.IsConnected.ShouldBeTrue();
-        (await writer.PublishAsync("orders.us", "still allowed after refusals")).Offset.ShouldBeGreaterThanOrEqualTo(0);
+        (await writer.PublishAsync("orders.us", "still allowed after refusals")).Sequence.ShouldBeGreaterThanOrEqualTo(0);
         server.Registry.TryGet("payments.eu", out _).ShouldBeFalse("a refused publish must not auto-create its topic");
     }
 
@@ -109,8 +109,8 @@ public sealed class AuthenticationTests
         await using var anonymous = await ConnectAsync(server, null);
         await using var withToken = await ConnectAsync(server, "any-token-is-ignored-here");
 
-        (await anonymous.PublishAsync("open.topic", "a")).Offset.ShouldBeGreaterThanOrEqualTo(0);
-        (await withToken.PublishAsync("open.topic", "b")).Offset.ShouldBeGreaterThan(0);
+        (await anonymous.PublishAsync("open.topic", "a")).Sequence.ShouldBeGreaterThanOrEqualTo(0);
+        (await withToken.PublishAsync("open.topic", "b")).Sequence.ShouldBeGreaterThan(0);
     }
 
     [Fact]

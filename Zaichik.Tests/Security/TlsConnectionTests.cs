@@ -236,9 +236,9 @@ public sealed class TlsConnectionTests
 
         received.PayloadText.ShouldBe("over TLS");
         received.KeyText.ShouldBe("k1");
-        received.Offset.ShouldBe(first.Offset);
+        received.Sequence.ShouldBe(first.Sequence);
         receivedLarge.PayloadText.ShouldBe(large);
-        receivedLarge.Offset.ShouldBe(second.Offset);
+        receivedLarge.Sequence.ShouldBe(second.Sequence);
     }
 
     private static bool ChainsTo(X509Certificate2 root, X509Certificate? presented, X509Chain? built)
