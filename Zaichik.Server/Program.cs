@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Options;
 using Serilog;
 using Zaichik.Server.Hosting;
@@ -38,7 +39,17 @@ if (problems.Count > 0)
 
 try
 {
-    var app = ZaichikServer.Build(options, TimeProvider.System, logging => logging.AddSerilog(serilog));
+    WebApplication app;
+    try
+    {
+        app = ZaichikServer.Build(options, TimeProvider.System, logging => logging.AddSerilog(serilog));
+    }
+    catch (Zaichik.Server.Storage.DataFolderInUseException inUse)
+    {
+        Console.Error.WriteLine($"Zaichik cannot start: {inUse.Message}");
+        return 3;
+    }
+
     await using (app.ConfigureAwait(false))
     {
         // Said only once the listener is bound, so whoever waits for this line can connect at once.

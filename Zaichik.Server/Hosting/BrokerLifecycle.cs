@@ -1,14 +1,15 @@
 using Microsoft.Extensions.Hosting;
+using Zaichik.Server.Storage;
 using Zaichik.Server.Topics;
 
 namespace Zaichik.Server.Hosting;
 
 /// <summary>
-/// Opens the topics before the listener accepts anyone, and closes them (committing every log) only after
-/// the listener and all connections have stopped: <see cref="StoppedAsync"/> runs after every hosted
-/// service's StopAsync, Kestrel's included.
+/// Reads the topic catalog before the listener accepts anyone, and closes the topics (committing every open log) only
+/// after the listener and all connections have stopped: <see cref="StoppedAsync"/> runs after every hosted service's
+/// StopAsync, Kestrel's included. The data folder's lock is released last.
 /// </summary>
-internal sealed class BrokerLifecycle(TopicRegistry registry) : IHostedLifecycleService
+internal sealed class BrokerLifecycle(TopicRegistry registry, DataFolderLock folderLock) : IHostedLifecycleService
 {
     public async Task StartingAsync(CancellationToken cancellationToken) =>
         await registry.OpenExistingAsync(cancellationToken).ConfigureAwait(false);
@@ -21,5 +22,15 @@ internal sealed class BrokerLifecycle(TopicRegistry registry) : IHostedLifecycle
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public async Task StoppedAsync(CancellationToken cancellationToken) => await registry.DisposeAsync().ConfigureAwait(false);
+    public async Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await registry.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            folderLock.Dispose();
+        }
+    }
 }

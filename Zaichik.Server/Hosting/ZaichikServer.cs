@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Zaichik.Server.Hosting.Internal;
 using Zaichik.Server.Networking;
+using Zaichik.Server.Storage;
 using Zaichik.Server.Topics;
 
 namespace Zaichik.Server.Hosting;
@@ -55,6 +56,7 @@ public sealed class ZaichikServer : IAsyncDisposable
         catch
         {
             await app.DisposeAsync().ConfigureAwait(false);
+            app.Services.GetRequiredService<DataFolderLock>().Dispose();
             throw;
         }
 
@@ -70,8 +72,27 @@ public sealed class ZaichikServer : IAsyncDisposable
             throw new OptionsValidationException(ZaichikServerOptions.SectionName, typeof(ZaichikServerOptions), problems);
         }
 
+        // One broker per data folder: a second one fails here, before it touches anything.
+        var folderLock = DataFolderLock.Acquire(options.DataPath);
+
         // Every connection's handshake uses this one copy; it is released when the broker stops.
-        var certificate = options.Tls is null ? null : ServerCertificate.Load(options.Tls);
+        ServerCertificate? certificate;
+        try
+        {
+            certificate = options.Tls is null ? null : ServerCertificate.Load(options.Tls);
+        }
+        catch
+        {
+            folderLock.Dispose();
+            throw;
+        }
+
+        // Descriptors: storage gets a budget well inside the process's limit, and connections what is left of it, so
+        // neither can run the process out of descriptors (the runtime aborts when it cannot load what it needs).
+        var openFileLimit = FileBudget.ProcessOpenFileLimit();
+        var reserve = 128 + (int)Math.Min(options.MaxConnections, openFileLimit / 4);
+        var files = new FileBudget(options.Storage.MaxOpenFiles > 0 ? options.Storage.MaxOpenFiles : FileBudget.DefaultLimit(reserve));
+        var connectionRoom = Math.Max(16, openFileLimit - files.Limit - 128);
 
         ThreadPool.GetMinThreads(out var workers, out var completionPorts);
         ThreadPool.SetMinThreads(Math.Max(workers, options.MinThreadPoolThreads), completionPorts);
@@ -82,6 +103,8 @@ public sealed class ZaichikServer : IAsyncDisposable
 
         builder.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(options));
         builder.Services.AddSingleton(timeProvider);
+        builder.Services.AddSingleton(files);
+        builder.Services.AddSingleton(folderLock);
         builder.Services.AddSingleton<TopicRegistry>();
         builder.Services.AddSingleton<ZaichikConnectionHandler>();
         builder.Services.AddSingleton<Security.TokenAuthenticator>();
@@ -95,7 +118,7 @@ public sealed class ZaichikServer : IAsyncDisposable
         {
             kestrel.AddServerHeader = false;
             // Up to MaxConnections more are accepted only to be told TooManyConnections; past that Kestrel drops them.
-            kestrel.Limits.MaxConcurrentConnections = 2L * options.MaxConnections;
+            kestrel.Limits.MaxConcurrentConnections = Math.Min(2L * options.MaxConnections, connectionRoom);
             kestrel.Listen(ListenAddress(options.Host), options.Port, listen =>
             {
                 if (certificate is not null)
@@ -108,7 +131,17 @@ public sealed class ZaichikServer : IAsyncDisposable
             });
         });
 
-        var app = builder.Build();
+        WebApplication app;
+        try
+        {
+            app = builder.Build();
+        }
+        catch
+        {
+            folderLock.Dispose();
+            throw;
+        }
+
         if (certificate is not null)
         {
             certificate.LogUse(app.Services.GetRequiredService<ILogger<ZaichikServer>>(), timeProvider.GetUtcNow());

@@ -51,8 +51,24 @@ public sealed record ZaichikServerOptions
     /// <summary>Most subscriptions one connection may hold. Default 1,000.</summary>
     public int MaxSubscriptionsPerConnection { get; init; } = 1_000;
 
-    /// <summary>Most topics the server holds; auto-create and CreateTopic fail beyond it. Default 100,000.</summary>
+    /// <summary>
+    /// Most topics the server holds; auto-create and CreateTopic fail beyond it. A closed topic costs a few hundred bytes
+    /// of memory and no descriptor, so the default of 100,000 fits in well under a GiB. Default 100,000.
+    /// </summary>
     public int MaxTopics { get; init; } = 100_000;
+
+    /// <summary>
+    /// Most topics whose log is open at once: each holds at least two log pages of memory and a few descriptors. Opening
+    /// one more first closes the least recently used idle ones; when every open topic is read by someone, the request
+    /// gets StorageFailure. Default 4,096.
+    /// </summary>
+    public int MaxOpenTopics { get; init; } = 4_096;
+
+    /// <summary>
+    /// A topic nobody subscribes to and nothing was published to, committed on or subscribed to for this long is closed:
+    /// it then holds no file and almost no memory, and reopens on its next use. Default 30 s.
+    /// </summary>
+    public TimeSpan TopicIdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Most publishes one connection may have read by the server but not yet answered (Always-durability publishes
@@ -120,6 +136,8 @@ public sealed record ZaichikServerOptions
         Check(MaxConnections >= 1, $"MaxConnections is {MaxConnections}; it must be positive");
         Check(MaxSubscriptionsPerConnection >= 1, $"MaxSubscriptionsPerConnection is {MaxSubscriptionsPerConnection}; it must be positive");
         Check(MaxTopics >= 1, $"MaxTopics is {MaxTopics}; it must be positive");
+        Check(MaxOpenTopics >= 1, $"MaxOpenTopics is {MaxOpenTopics}; it must be positive");
+        Check(TopicIdleTimeout >= TimeSpan.Zero, $"TopicIdleTimeout is {TopicIdleTimeout}; it must not be negative");
         Check(MaxPublishesInFlight >= 1, $"MaxPublishesInFlight is {MaxPublishesInFlight}; it must be positive");
         Check(IdleTimeout >= TimeSpan.Zero && IdleTimeout.TotalMilliseconds <= uint.MaxValue, $"IdleTimeout is {IdleTimeout}; it must be zero (off) or positive");
         Check(HandshakeTimeout >= TimeSpan.Zero, $"HandshakeTimeout is {HandshakeTimeout}; it must be zero (off) or positive");

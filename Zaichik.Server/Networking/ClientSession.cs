@@ -41,7 +41,6 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private readonly List<Subscription> _subscriptionsToStart = [];
     private readonly List<DurableAck> _awaitingCommit = [];
     private Task _commitAcknowledgements = Task.CompletedTask;
-    private byte[] _recordScratch = new byte[1024];
     private readonly CancellationTokenSource _ended = new();
     private Topic? _lastTopic;
     private string? _lastPublishAllowed;
@@ -301,16 +300,16 @@ internal sealed partial class ClientSession : IAsyncDisposable
         using var replies = new PooledBufferWriter();
         try
         {
-            foreach (var group in batch.GroupBy(ack => ack.Topic))
+            foreach (var group in batch.GroupBy(ack => ack.Outcome.Storage))
             {
                 try
                 {
-                    await group.Key.WhenDurableAsync(group.Max(ack => ack.DurableAt), cancellationToken).ConfigureAwait(false);
+                    var last = group.MaxBy(ack => ack.Outcome.Sequence);
+                    await Topic.WhenDurableAsync(last.Outcome, cancellationToken).ConfigureAwait(false);
                     foreach (var ack in group)
                     {
                         FrameWriter.Write(replies, ack.Ack);
                     }
-
                 }
                 catch (IOException failure)
                 {
@@ -334,8 +333,8 @@ internal sealed partial class ClientSession : IAsyncDisposable
         }
     }
 
-    /// <summary>An Ack held back until its topic's log is committed past <see cref="DurableAt"/>.</summary>
-    private readonly record struct DurableAck(Topic Topic, AckFrame Ack, long DurableAt);
+    /// <summary>An Ack held back until the message it names (for a duplicate, the original) is on disk.</summary>
+    private readonly record struct DurableAck(PublishOutcome Outcome, AckFrame Ack);
 
     /// <summary>Handles one frame; false when the client asked to close.</summary>
     private async ValueTask<bool> HandleAsync(RawFrame frame, CancellationToken cancellationToken)
@@ -408,16 +407,15 @@ internal sealed partial class ClientSession : IAsyncDisposable
             }
 
             var topic = await ResolveTopicAsync(publish.Topic, cancellationToken).ConfigureAwait(false);
-            var scratch = RecordScratch(topic.RecordSize(publish.Key?.Length ?? 0, publish.Payload.Length));
-            var outcome = await topic.PublishAsync(publish.Key, publish.Payload, scratch, cancellationToken).ConfigureAwait(false);
-            var durable = topic.IsDurable(outcome.DurableAt);
+            var outcome = await topic.PublishAsync(publish.Key, publish.Payload, cancellationToken).ConfigureAwait(false);
+            var durable = Topic.IsDurable(outcome);
             if (!durable && topic.Settings.Durability == Durability.Always)
             {
-                _awaitingCommit.Add(new DurableAck(topic, new AckFrame(publish.RequestId, outcome.Offset, outcome.Duplicate, Durable: true), outcome.DurableAt));
+                _awaitingCommit.Add(new DurableAck(outcome, new AckFrame(publish.RequestId, outcome.Sequence, outcome.Duplicate, Durable: true)));
             }
             else
             {
-                Reply(new AckFrame(publish.RequestId, outcome.Offset, outcome.Duplicate, durable));
+                Reply(new AckFrame(publish.RequestId, outcome.Sequence, outcome.Duplicate, durable));
             }
         }
         catch (TopicException failure)
@@ -461,41 +459,18 @@ internal sealed partial class ClientSession : IAsyncDisposable
             }
 
             var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
-            var subscription = subscribe.DurableName is null
-                ? new Subscription(topic, topic.StartAddress(subscribe.From), (int)subscribe.Prefetch, _window, _writer, _logger)
-                : ResumeDurableConsumer(topic, subscribe);
+            var start = await topic.SubscribeAsync(subscribe.From, subscribe.DurableName, cancellationToken).ConfigureAwait(false);
+            var subscription = new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, subscribe.DurableName);
             var topicName = topic.Name;
             subscription.WhenTopicRetired(() => OnTopicRetired(topicName));
             _subscriptions.Add(subscribe.Topic, subscription);
             _subscriptionsToStart.Add(subscription);
-            Reply(new AckFrame(subscribe.RequestId, null, false));
+            Reply(new AckFrame(subscribe.RequestId, subscription.StartSequence, false));
         }
         catch (TopicException failure)
         {
             Reply(new ErrorFrame(subscribe.RequestId, failure.Code, failure.Message));
         }
-    }
-
-    /// <summary>A durable consumer resumes right after its last commit, or starts like any subscription if it never committed.</summary>
-    private Subscription ResumeDurableConsumer(Topic topic, in SubscribeFrame subscribe)
-    {
-        var name = subscribe.DurableName!;
-        if (!topic.TryClaimConsumer(name))
-        {
-            throw new TopicException(ErrorCode.AlreadySubscribed, $"durable consumer '{name}' of '{topic.Name}' is connected elsewhere");
-        }
-
-        var committed = topic.ConsumerPositions.Get(name);
-        var tail = topic.Log.TailAddress;
-        if (committed >= tail)
-        {
-            // The log lost records after its last commit (a crash in Interval mode, a reopen after a storage failure)
-            // that this consumer had already committed. New records will reuse those addresses: deliver them.
-            return new Subscription(topic, tail, (int)subscribe.Prefetch, _window, _writer, _logger, name, skipThrough: tail - 1);
-        }
-
-        var start = committed is { } offset ? Math.Max(offset, topic.Log.BeginAddress) : topic.StartAddress(subscribe.From);
-        return new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, name, skipThrough: committed ?? -1);
     }
 
     private async ValueTask HandleUnsubscribeAsync(UnsubscribeFrame unsubscribe)
@@ -554,7 +529,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private ValueTask<Topic> ResolveTopicAsync(string name, CancellationToken cancellationToken)
     {
         // The frame reader hands out the same string instance for a repeated topic name.
-        if (_lastTopic is { IsRetired: false } last && (ReferenceEquals(last.Name, name) || last.Name == name))
+        if (_lastTopic is { } last && (ReferenceEquals(last.Name, name) || last.Name == name))
         {
             return ValueTask.FromResult(last);
         }
@@ -567,16 +542,6 @@ internal sealed partial class ClientSession : IAsyncDisposable
         var topic = await _registry.GetForUseAsync(name, cancellationToken).ConfigureAwait(false);
         _lastTopic = topic;
         return topic;
-    }
-
-    private byte[] RecordScratch(int needed)
-    {
-        if (_recordScratch.Length < needed)
-        {
-            _recordScratch = new byte[Math.Max(needed, Math.Min(_recordScratch.Length * 2, _options.Storage.MaxRecordSize))];
-        }
-
-        return _recordScratch;
     }
 
     private void StartNewSubscriptions()

@@ -1,95 +1,296 @@
 using System.Buffers.Binary;
 using Zaichik.Protocol;
+using Zaichik.Server.Storage.Internal;
 
 namespace Zaichik.Server.Storage;
 
 /// <summary>
-/// The committed offsets of a topic's durable consumers, one small file each under <c>consumers/</c> beside the
-/// topic's log. A file is replaced atomically (write aside, then rename) on every commit, so a killed process
-/// leaves either the old offset or the new one, never a torn file.
+/// The committed sequences of a topic's durable consumers, one small file each under <c>consumers/</c> beside the
+/// log: <c>&lt;name&gt;.position</c>, a <see cref="SlotFile"/> of two checksummed slots written in turn, so a write torn
+/// by a crash leaves the one before it. A Commit only records the new sequence in memory; <see cref="Flush"/> writes
+/// what changed, and the topic's committer calls it on every flush (fsynced on Always topics, with the log's own group
+/// flush), so a Commit frame never waits for the disk on the connection's read loop.
 /// </summary>
-internal sealed class ConsumerPositionStore
+/// <remarks>
+/// A position file that exists but cannot be read (no valid slot, all zeros, not a regular file) is never taken as
+/// "never committed": the consumer is <see cref="PositionState.Lost"/> and refused until it names where to resume.
+/// </remarks>
+internal sealed class ConsumerPositionStore : IDisposable
 {
-    private const string Extension = ".offset";
-    private readonly string _directory;
-    private readonly Lock _lock = new();
-    private readonly Dictionary<string, long> _committed = new(StringComparer.Ordinal);
-    private readonly bool _flushToDisk;
+    public const string FolderName = "consumers";
 
-    /// <param name="flushToDisk">
-    /// Fsync each position and its folder before Save returns, so that a power cut loses no Commit (for Always topics).
-    /// Without it a position survives a crash of the process but may fall back to an older one after a power cut, and
-    /// the consumer receives those messages again.
-    /// </param>
-    public ConsumerPositionStore(string topicDirectory, bool flushToDisk = false)
+    private const string Extension = ".position";
+    private const int SlotSize = 64;
+
+    private readonly string _directory;
+    private readonly FileBudget _budget;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+
+    public ConsumerPositionStore(string topicDirectory, FileBudget budget)
     {
-        _flushToDisk = flushToDisk;
-        _directory = Path.Combine(topicDirectory, "consumers");
+        _directory = Path.Combine(topicDirectory, FolderName);
+        _budget = budget;
         if (!Directory.Exists(_directory))
         {
             return;
         }
 
-        foreach (var file in Directory.EnumerateFiles(_directory, "*" + Extension))
+        foreach (var path in Directory.EnumerateFileSystemEntries(_directory, "*" + Extension))
         {
-            var name = Path.GetFileNameWithoutExtension(file);
-            var bytes = File.ReadAllBytes(file);
-            if (ConsumerName.Validate(name) is null && bytes.Length == sizeof(long))
+            var name = Path.GetFileNameWithoutExtension(path);
+            if (ConsumerName.Validate(name) is null)
             {
-                _committed[name] = BinaryPrimitives.ReadInt64LittleEndian(bytes);
+                _entries[name] = Load(path);
             }
         }
     }
 
-    /// <summary>The last offset <paramref name="name"/> committed, or null if it never did.</summary>
-    public long? Get(string name)
+    /// <summary>Names of consumers whose stored position could not be read (reported by the topic when it opens).</summary>
+    public IReadOnlyList<(string Name, string Reason)> Lost
     {
-        lock (_lock)
+        get
         {
-            return _committed.TryGetValue(name, out var offset) ? offset : null;
+            lock (_lock)
+            {
+                return _entries.Where(entry => entry.Value.Reason is not null).Select(entry => (entry.Key, entry.Value.Reason!)).ToArray();
+            }
         }
     }
 
-    /// <summary>The smallest committed offset of any durable consumer, or null when there are none.</summary>
+    /// <summary>What is stored for <paramref name="name"/>.</summary>
+    public PositionState Get(string name, out long sequence, out string? reason)
+    {
+        lock (_lock)
+        {
+            sequence = 0;
+            reason = null;
+            if (!_entries.TryGetValue(name, out var entry))
+            {
+                return PositionState.None;
+            }
+
+            if (entry.Reason is not null)
+            {
+                reason = entry.Reason;
+                return PositionState.Lost;
+            }
+
+            sequence = entry.Sequence;
+            return PositionState.Committed;
+        }
+    }
+
+    /// <summary>The smallest committed sequence of any durable consumer; 0 while any position is lost (keep everything).</summary>
     public long? Lowest()
     {
         lock (_lock)
         {
-            return _committed.Count == 0 ? null : _committed.Values.Min();
+            if (_entries.Count == 0)
+            {
+                return null;
+            }
+
+            return _entries.Values.Any(entry => entry.Reason is not null) ? 0 : _entries.Values.Min(entry => entry.Sequence);
         }
     }
 
-    /// <summary>Records that <paramref name="name"/> committed up to <paramref name="offset"/>.</summary>
-    public void Save(string name, long offset)
+    /// <summary>Every durable consumer with its committed sequence (lost ones as 0).</summary>
+    public IReadOnlyList<(string Name, long Sequence, bool Lost)> All()
     {
-        Span<byte> bytes = stackalloc byte[sizeof(long)];
-        BinaryPrimitives.WriteInt64LittleEndian(bytes, offset);
         lock (_lock)
         {
-            if (_committed.TryGetValue(name, out var previous) && previous >= offset)
+            return _entries.Select(entry => (entry.Key, entry.Value.Sequence, entry.Value.Reason is not null)).ToArray();
+        }
+    }
+
+    /// <summary>Records that <paramref name="name"/> committed up to <paramref name="sequence"/>; written by the next <see cref="Flush"/>.</summary>
+    public void Commit(string name, long sequence)
+    {
+        lock (_lock)
+        {
+            if (!_entries.TryGetValue(name, out var entry))
+            {
+                entry = new Entry();
+                _entries[name] = entry;
+            }
+
+            if (entry.Reason is null && entry.Sequence >= sequence)
             {
                 return;
             }
 
-            Directory.CreateDirectory(_directory);
-            var path = Path.Combine(_directory, name + Extension);
-            var temporary = path + ".tmp";
-            using (var file = File.Create(temporary))
+            entry.Sequence = sequence;
+            entry.Reason = null;
+            entry.Dirty = true;
+        }
+    }
+
+    /// <summary>
+    /// Sets <paramref name="name"/>'s position to <paramref name="sequence"/> whatever it was (a consumer whose position was
+    /// lost, resuming where it said), and writes it at once.
+    /// </summary>
+    public void Reset(string name, long sequence, bool flushToDisk)
+    {
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(name, out var old))
             {
-                file.Write(bytes);
-                if (_flushToDisk)
+                old.File?.Dispose();
+                old.File = null;
+            }
+
+            var path = PathOf(name);
+            if (FileKinds.Of(path) is not (FileKind.File or FileKind.Missing))
+            {
+                throw new WrongFileKindException(path, FileKinds.Of(path));
+            }
+
+            File.Delete(path);
+            _entries[name] = new Entry { Sequence = sequence, Dirty = true };
+            WriteLocked(name, _entries[name], flushToDisk);
+        }
+    }
+
+    /// <summary>True when some position changed since the last <see cref="Flush"/>.</summary>
+    public bool IsDirty
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _entries.Values.Any(entry => entry.Dirty);
+            }
+        }
+    }
+
+    /// <summary>Writes every changed position; with <paramref name="flushToDisk"/> each is fsynced, so it survives a power cut.</summary>
+    public void Flush(bool flushToDisk)
+    {
+        lock (_lock)
+        {
+            foreach (var (name, entry) in _entries)
+            {
+                if (entry.Dirty)
                 {
-                    file.Flush(flushToDisk: true);
+                    WriteLocked(name, entry, flushToDisk);
+                }
+            }
+        }
+    }
+
+    /// <summary>Closes the file of a consumer that left (after writing it if it changed); it reopens on its next commit.</summary>
+    public void Release(string name, bool flushToDisk)
+    {
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(name, out var entry))
+            {
+                if (entry.Dirty)
+                {
+                    WriteLocked(name, entry, flushToDisk);
+                }
+
+                entry.File?.Dispose();
+                entry.File = null;
+            }
+        }
+    }
+
+    /// <summary>Descriptors open now (one per consumer that committed since it connected).</summary>
+    public int OpenFiles
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _entries.Values.Count(entry => entry.File is not null);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (var entry in _entries.Values)
+            {
+                entry.File?.Dispose();
+                entry.File = null;
+            }
+        }
+    }
+
+    private void WriteLocked(string name, Entry entry, bool flushToDisk)
+    {
+        if (entry.File is null)
+        {
+            if (!Directory.Exists(_directory))
+            {
+                Directory.CreateDirectory(_directory);
+                if (flushToDisk)
+                {
+                    DirectorySync.Flush(Path.GetDirectoryName(_directory)!);
                 }
             }
 
-            File.Move(temporary, path, overwrite: true);
-            if (_flushToDisk)
+            entry.File = new SlotFile(PathOf(name), SlotSize, _budget);
+            entry.Generation = Math.Max(entry.Generation, entry.File.NewestGeneration);
+        }
+
+        Span<byte> payload = stackalloc byte[sizeof(long)];
+        BinaryPrimitives.WriteInt64LittleEndian(payload, entry.Sequence);
+        entry.File.Write(++entry.Generation, payload, flushToDisk);
+        entry.Dirty = false;
+    }
+
+    private string PathOf(string name) => Path.Combine(_directory, name + Extension);
+
+    private Entry Load(string path)
+    {
+        try
+        {
+            using var file = new SlotFile(path, SlotSize, _budget);
+            if (file.ReadNewest(out var generation) is { Length: sizeof(long) } payload && BinaryPrimitives.ReadInt64LittleEndian(payload) >= 0)
             {
-                Internal.DirectorySync.Flush(_directory);
+                return new Entry { Sequence = BinaryPrimitives.ReadInt64LittleEndian(payload), Generation = generation };
             }
 
-            _committed[name] = offset;
+            return new Entry
+            {
+                Reason = file.State == SlotFileState.Empty ? $"'{path}' holds only zeros" : $"'{path}' holds no valid position (checksum mismatch)",
+            };
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException && exception is not StorageExhaustedException)
+        {
+            return new Entry { Reason = $"'{path}' cannot be read: {exception.Message}" };
         }
     }
+
+    private sealed class Entry
+    {
+        public long Sequence { get; set; }
+
+        public long Generation { get; set; }
+
+        public bool Dirty { get; set; }
+
+        /// <summary>Why the stored position cannot be used, or null.</summary>
+        public string? Reason { get; set; }
+
+        public SlotFile? File { get; set; }
+    }
+}
+
+/// <summary>What a durable consumer has stored.</summary>
+internal enum PositionState
+{
+    /// <summary>It never committed (or its file was removed): it starts where its Subscribe says.</summary>
+    None,
+
+    /// <summary>It committed up to a sequence and resumes after it.</summary>
+    Committed,
+
+    /// <summary>Its stored position exists but cannot be read: it is refused until it names where to resume.</summary>
+    Lost,
 }

@@ -4,34 +4,40 @@ using System.Numerics;
 namespace Zaichik.Server.Storage;
 
 /// <summary>
-/// The layout of one entry in a topic's log: <c>[crc32c u32][timestamp i64][flags u8][key length u16][key][body]</c>,
-/// little-endian; FasterLog keeps the entry's length. The CRC covers everything after it, so a torn or corrupted
-/// entry is recognised wherever it is read from (FasterLog verifies its own checksums only on pages it reads back
-/// from disk, not on the tail page it reloads at recovery). A message that fits in one log page is one
-/// <see cref="LogRecordKind.Whole"/> entry whose body is the payload. A larger message is split into consecutive
-/// entries: a <see cref="LogRecordKind.First"/> entry whose body is <c>[whole payload length u32][first part]</c>,
-/// then <see cref="LogRecordKind.Continuation"/> entries (no key) carrying the rest. Every fragment carries the
-/// message's timestamp, so expiry treats them alike. This format is on disk: change it only with a new flag.
+/// The layout of one entry in a topic's log (storage format 2), little-endian:
+/// <c>[crc32c u32][format u8 = 2][flags u8][key length u16][sequence i64][timestamp i64][key][body]</c>. FasterLog keeps
+/// the entry's length. The CRC covers everything after it, so a torn or corrupted entry is recognised wherever it is
+/// read from, and the sequence, which only grows along the log, tells a stale or misplaced entry from a real one.
+/// A message that fits in one log page is one <see cref="LogRecordKind.Whole"/> entry whose body is the payload. A
+/// larger message is split into consecutive entries that all carry its sequence and timestamp: a
+/// <see cref="LogRecordKind.First"/> entry whose body is <c>[whole payload length u32][first part]</c>, then
+/// <see cref="LogRecordKind.Continuation"/> entries (no key) carrying the rest. This format is on disk: change it only
+/// with a new format byte.
 /// </summary>
 internal readonly ref struct LogRecord
 {
-    public const int HeaderSize = ChecksumSize + sizeof(long) + sizeof(byte) + sizeof(ushort);
+    public const byte Format = 2;
 
-    private const int ChecksumSize = sizeof(uint);
-    private const int TimestampAt = ChecksumSize;
-    private const int FlagsAt = TimestampAt + sizeof(long);
-    private const int KeyLengthAt = FlagsAt + sizeof(byte);
+    public const int HeaderSize = ChecksumSize + sizeof(byte) + sizeof(byte) + sizeof(ushort) + sizeof(long) + sizeof(long);
 
     /// <summary>Bytes a First fragment adds after the key: the length of the whole payload.</summary>
     public const int FirstFragmentExtra = sizeof(int);
+
+    private const int ChecksumSize = sizeof(uint);
+    private const int FormatAt = ChecksumSize;
+    private const int FlagsAt = FormatAt + 1;
+    private const int KeyLengthAt = FlagsAt + 1;
+    private const int SequenceAt = KeyLengthAt + sizeof(ushort);
+    private const int TimestampAt = SequenceAt + sizeof(long);
 
     private const byte HasKeyFlag = 0x01;
     private const byte FirstFragmentFlag = 0x02;
     private const byte ContinuationFlag = 0x04;
 
-    private LogRecord(LogRecordKind kind, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> part)
+    private LogRecord(LogRecordKind kind, long sequence, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> part)
     {
         Kind = kind;
+        Sequence = sequence;
         TimestampMs = timestampMs;
         HasKey = hasKey;
         Key = key;
@@ -40,6 +46,9 @@ internal readonly ref struct LogRecord
     }
 
     public LogRecordKind Kind { get; }
+
+    /// <summary>The message's sequence (a fragment carries its message's).</summary>
+    public long Sequence { get; }
 
     public long TimestampMs { get; }
 
@@ -57,17 +66,17 @@ internal readonly ref struct LogRecord
     public static int SizeOf(int keyLength, int payloadLength) => HeaderSize + keyLength + payloadLength;
 
     /// <summary>Writes a Whole record and returns the bytes written.</summary>
-    public static int WriteWhole(Span<byte> destination, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, ReadOnlySpan<byte> payload)
+    public static int WriteWhole(Span<byte> destination, long sequence, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, ReadOnlySpan<byte> payload)
     {
-        var position = WriteHeader(destination, timestampMs, hasKey ? HasKeyFlag : (byte)0, key);
+        var position = WriteHeader(destination, sequence, timestampMs, hasKey ? HasKeyFlag : (byte)0, key);
         payload.CopyTo(destination[position..]);
         return Seal(destination, position + payload.Length);
     }
 
     /// <summary>Writes the First fragment of a message of <paramref name="payloadLength"/> bytes; returns the bytes written.</summary>
-    public static int WriteFirst(Span<byte> destination, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> part)
+    public static int WriteFirst(Span<byte> destination, long sequence, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> part)
     {
-        var position = WriteHeader(destination, timestampMs, (byte)(FirstFragmentFlag | (hasKey ? HasKeyFlag : 0)), key);
+        var position = WriteHeader(destination, sequence, timestampMs, (byte)(FirstFragmentFlag | (hasKey ? HasKeyFlag : 0)), key);
         BinaryPrimitives.WriteInt32LittleEndian(destination[position..], payloadLength);
         position += FirstFragmentExtra;
         part.CopyTo(destination[position..]);
@@ -75,43 +84,31 @@ internal readonly ref struct LogRecord
     }
 
     /// <summary>Writes a Continuation fragment; returns the bytes written.</summary>
-    public static int WriteContinuation(Span<byte> destination, long timestampMs, ReadOnlySpan<byte> part)
+    public static int WriteContinuation(Span<byte> destination, long sequence, long timestampMs, ReadOnlySpan<byte> part)
     {
-        var position = WriteHeader(destination, timestampMs, ContinuationFlag, default);
+        var position = WriteHeader(destination, sequence, timestampMs, ContinuationFlag, default);
         part.CopyTo(destination[position..]);
         return Seal(destination, position + part.Length);
     }
 
-    /// <summary>Reads only the timestamp, for the retention sweep.</summary>
-    public static bool TryReadTimestamp(ReadOnlySpan<byte> entry, out long timestampMs)
-    {
-        if (entry.Length < HeaderSize)
-        {
-            timestampMs = 0;
-            return false;
-        }
-
-        timestampMs = BinaryPrimitives.ReadInt64LittleEndian(entry[TimestampAt..]);
-        return true;
-    }
-
     /// <summary>
-    /// Parses an entry; false when its checksum does not match, it is too short, its flags are unknown, or a length
-    /// runs past its end.
+    /// Parses an entry; false when its checksum does not match, it is too short, its format or flags are unknown, its
+    /// sequence is not positive, or a length runs past its end.
     /// </summary>
     public static bool TryRead(ReadOnlySpan<byte> entry, out LogRecord record)
     {
         record = default;
-        if (entry.Length < HeaderSize || BinaryPrimitives.ReadUInt32LittleEndian(entry) != Checksum(entry[ChecksumSize..]))
+        if (entry.Length < HeaderSize || entry[FormatAt] != Format || BinaryPrimitives.ReadUInt32LittleEndian(entry) != Checksum(entry[ChecksumSize..]))
         {
             return false;
         }
 
+        var sequence = BinaryPrimitives.ReadInt64LittleEndian(entry[SequenceAt..]);
         var timestamp = BinaryPrimitives.ReadInt64LittleEndian(entry[TimestampAt..]);
         var flags = entry[FlagsAt];
         var hasKey = (flags & HasKeyFlag) != 0;
         int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(entry[KeyLengthAt..]);
-        if (HeaderSize + keyLength > entry.Length)
+        if (sequence < 1 || HeaderSize + keyLength > entry.Length || (!hasKey && keyLength != 0))
         {
             return false;
         }
@@ -121,7 +118,7 @@ internal readonly ref struct LogRecord
         switch (flags & ~HasKeyFlag)
         {
             case 0:
-                record = new LogRecord(LogRecordKind.Whole, timestamp, hasKey, key, body.Length, body);
+                record = new LogRecord(LogRecordKind.Whole, sequence, timestamp, hasKey, key, body.Length, body);
                 return true;
             case FirstFragmentFlag when body.Length >= FirstFragmentExtra:
                 var payloadLength = BinaryPrimitives.ReadInt32LittleEndian(body);
@@ -131,21 +128,23 @@ internal readonly ref struct LogRecord
                     return false;
                 }
 
-                record = new LogRecord(LogRecordKind.First, timestamp, hasKey, key, payloadLength, part);
+                record = new LogRecord(LogRecordKind.First, sequence, timestamp, hasKey, key, payloadLength, part);
                 return true;
-            case ContinuationFlag when !hasKey && keyLength == 0:
-                record = new LogRecord(LogRecordKind.Continuation, timestamp, false, default, 0, body);
+            case ContinuationFlag when !hasKey:
+                record = new LogRecord(LogRecordKind.Continuation, sequence, timestamp, false, default, 0, body);
                 return true;
             default:
                 return false;
         }
     }
 
-    private static int WriteHeader(Span<byte> destination, long timestampMs, byte flags, ReadOnlySpan<byte> key)
+    private static int WriteHeader(Span<byte> destination, long sequence, long timestampMs, byte flags, ReadOnlySpan<byte> key)
     {
-        BinaryPrimitives.WriteInt64LittleEndian(destination[TimestampAt..], timestampMs);
+        destination[FormatAt] = Format;
         destination[FlagsAt] = flags;
         BinaryPrimitives.WriteUInt16LittleEndian(destination[KeyLengthAt..], (ushort)key.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[SequenceAt..], sequence);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[TimestampAt..], timestampMs);
         key.CopyTo(destination[HeaderSize..]);
         return HeaderSize + key.Length;
     }

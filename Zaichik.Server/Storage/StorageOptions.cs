@@ -15,6 +15,14 @@ public sealed record StorageOptions
     /// <summary>Segment file size as a power of two; disk is freed a whole segment at a time. Default 22 (4 MiB).</summary>
     public int SegmentSizeBits { get; init; } = 22;
 
+    /// <summary>
+    /// Most file descriptors the storage layer holds at once, across all topics (segment files, commit records, consumer
+    /// positions). 0 (the default) takes half of what the process may open (<c>ulimit -n</c>) beyond a reserve for
+    /// connections and the runtime. Past it, idle topics are closed to make room, and a request that still finds none gets
+    /// StorageFailure instead of the process running out of descriptors.
+    /// </summary>
+    public int MaxOpenFiles { get; init; }
+
     /// <summary>Bytes of the largest record (headers included) a log page can take.</summary>
     internal int MaxRecordSize => (1 << PageSizeBits) - 64;
 
@@ -28,6 +36,11 @@ public sealed record StorageOptions
         if (MemorySizeBits < PageSizeBits + 1 || MemorySizeBits > 34)
         {
             yield return $"Storage:MemorySizeBits is {MemorySizeBits}; it must hold at least two pages (>= PageSizeBits + 1) and be at most 34";
+        }
+
+        if (MaxOpenFiles < 0)
+        {
+            yield return $"Storage:MaxOpenFiles is {MaxOpenFiles}; it must be 0 (automatic) or positive";
         }
 
         if (SegmentSizeBits < PageSizeBits || SegmentSizeBits > 34)

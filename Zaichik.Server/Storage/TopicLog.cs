@@ -1,53 +1,104 @@
+using System.Buffers.Binary;
 using FASTER.core;
+using Microsoft.Extensions.Logging;
+using Zaichik.Server.Storage.Internal;
 
 namespace Zaichik.Server.Storage;
 
 /// <summary>
-/// One topic's FasterLog and its device. Appends are visible to tailing iterators as soon as they are
-/// enqueued (uncommitted scanning); <see cref="CommitAsync"/> makes them durable.
+/// One topic's log: a FasterLog over the topic's segment files, seen from above as a sequence of messages numbered
+/// 1, 2, 3... (<see cref="FirstSequence"/>..<see cref="LastSequence"/>), contiguous except where damaged storage
+/// lost some (<see cref="Holes"/>), never reusing a number. Appends are visible to readers as soon as they are made;
+/// <see cref="CommitAsync"/> makes them durable. This is the only type above the storage internals that knows FASTER.
 /// </summary>
-internal sealed class TopicLog : IAsyncDisposable
+/// <remarks>
+/// Appends must come from one caller at a time (the topic serialises them). Opening recovers the log from its files
+/// (<see cref="LogRecovery"/>); closing commits it and marks it clean, so the next open checks only its last page.
+/// </remarks>
+internal sealed partial class TopicLog : IAsyncDisposable
 {
+    private const string MemorySequenceFile = "sequence";
+
+    private readonly string _topic;
+    private readonly ILogger _logger;
     private readonly IDevice _device;
+    private readonly SegmentFiles? _files;
+    private readonly ILogCommitManager _commits;
+    private readonly SlotFile? _memorySequence;
     private readonly FasterLog _log;
-    private readonly IDisposable? _commits;
-    private const string HolesFile = "holes";
+    private readonly HoleList _holes;
+    private readonly SequenceReservation _reservation;
     private readonly int _pageSizeBits;
     private readonly int _segmentSizeBits;
-    private readonly string _directory;
-    private readonly List<(long From, long To)> _holes;
-    private int _disposed;
+    private readonly Lock _commitLock = new();
+    private long _nextSequence;
+    private long _firstSequence;
+    private long _durableSequence;
+    private long _lastTimestampMs;
+    private long _committedBegin;
+    private long _committedReservation;
+    private long _memorySequenceGeneration;
 
-    // What the last commit made durable, segment files' directory entries included; see CommitAsync.
-    private long _durableUntil;
-    private long _syncedSegment = -1;
+    // True while the newest commit record on disk says the log is closed and matches it: closing again need not commit.
+    private bool _cleanOnDisk;
     private TaskCompletionSource _durableAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _disposed;
+    private int _readers;
 
-    private TopicLog(IDevice device, FasterLog log, IDisposable? commits, string directory, StorageOptions options, bool inMemory)
+    private TopicLog(string topic, string directory, ILogger logger, StorageOptions options, IDevice device, SegmentFiles? files, ILogCommitManager commits,
+        SlotFile? memorySequence, FasterLog log, HoleList holes, long firstSequence, long nextSequence, long lastTimestampMs, TimeProvider time)
     {
+        _topic = topic;
+        Directory = directory;
+        _logger = logger;
         _device = device;
-        _log = log;
+        _files = files;
         _commits = commits;
-        _directory = directory;
-        MaxRecordSize = options.MaxRecordSize;
-        InMemory = inMemory;
+        _memorySequence = memorySequence;
+        _log = log;
+        _holes = holes;
         _pageSizeBits = options.PageSizeBits;
         _segmentSizeBits = options.SegmentSizeBits;
-        _holes = inMemory ? [] : ReadHoles(directory);
-        _durableUntil = log.CommittedUntilAddress;
-        if (!inMemory)
-        {
-            // Whatever exists now is what recovery read; its directory entries become durable once, here. A log
-            // with nothing committed has no segment file yet: its first commit creates one and flushes again.
-            Internal.DirectorySync.Flush(directory);
-            _syncedSegment = _durableUntil > log.BeginAddress ? SegmentOf(_durableUntil) : -1;
-        }
+        MaxRecordSize = options.MaxRecordSize;
+        _firstSequence = firstSequence;
+        _nextSequence = nextSequence;
+        _durableSequence = files is null ? 0 : nextSequence - 1;
+        _lastTimestampMs = lastTimestampMs;
+        _committedBegin = log.BeginAddress;
+
+        // Nothing is reserved until the first append asks: that first reservation is also the commit that marks the log
+        // as open, so that a crash from then on is recovered by checking the log rather than trusting its last commit.
+        _reservation = new SequenceReservation(nextSequence, PersistReservationAsync, time);
+        _committedReservation = nextSequence;
     }
 
-    /// <summary>True when nothing of this log is written to disk.</summary>
-    public bool InMemory { get; }
+    public string Directory { get; }
 
+    /// <summary>True when nothing of this log is written to disk (a Memory topic).</summary>
+    public bool InMemory => _files is null;
+
+    /// <summary>Bytes of the largest entry a page takes; larger messages are split.</summary>
     public int MaxRecordSize { get; }
+
+    /// <summary>The sequence of the oldest message still in the log (the next one when it is empty).</summary>
+    public long FirstSequence => Volatile.Read(ref _firstSequence);
+
+    /// <summary>The sequence the next appended message gets.</summary>
+    public long NextSequence => Volatile.Read(ref _nextSequence);
+
+    /// <summary>The sequence of the newest message, or <see cref="FirstSequence"/> - 1 when there is none.</summary>
+    public long LastSequence => NextSequence - 1;
+
+    /// <summary>Messages up to this sequence are on disk and survive a crash or a power cut.</summary>
+    public long DurableSequence => Volatile.Read(ref _durableSequence);
+
+    /// <summary>The newest message's timestamp (never decreasing along the log), or 0.</summary>
+    public long LastTimestampMs => Volatile.Read(ref _lastTimestampMs);
+
+    /// <summary>Sequences lost to damaged storage, reported once each.</summary>
+    public IReadOnlyList<LogHole> Holes => _holes.Holes;
+
+    internal HoleList HoleList => _holes;
 
     /// <summary>Address of the oldest record still in the log.</summary>
     public long BeginAddress => _log.BeginAddress;
@@ -55,162 +106,342 @@ internal sealed class TopicLog : IAsyncDisposable
     /// <summary>Address the next record will get.</summary>
     public long TailAddress => _log.TailAddress;
 
-    /// <summary>Records below this address are on disk and survive a restart, or a power cut.</summary>
-    public long CommittedUntilAddress => Volatile.Read(ref _durableUntil);
+    /// <summary>Records below this address are no longer in memory and are read from the segment files.</summary>
+    internal long HeadAddress => FasterLogInternals.HeadAddress(_log);
+
+    internal int PageSizeBits => _pageSizeBits;
+
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>Descriptors this log holds now (tests count them).</summary>
+    public int OpenFiles => (_files?.OpenHandles ?? 0) + (_commits is CommitSlots ? 1 : 0) + (_memorySequence is null ? 0 : 1);
+
+    /// <summary>What recovery found when this log was opened.</summary>
+    public RecoveredLog? Recovery { get; private init; }
 
     /// <summary>
-    /// Opens the log in <paramref name="directory"/>, recovering from its last commit if there is one. An
-    /// <paramref name="inMemory"/> log writes nothing to disk: pages leaving memory are dropped, and readers that
-    /// fall behind skip past them.
+    /// Opens the log in <paramref name="directory"/>, recovering it from its files. An <paramref name="inMemory"/> log
+    /// writes nothing to disk but its sequence bound: pages leaving memory are dropped, and readers that fall behind
+    /// skip past them.
     /// </summary>
-    public static TopicLog Open(string directory, StorageOptions options, bool inMemory = false)
+    /// <exception cref="WrongFileKindException">A file of the log is not a regular file: the topic cannot be served.</exception>
+    /// <exception cref="StorageExhaustedException">No file descriptor is left: try again later.</exception>
+    /// <exception cref="IOException">The log could not be read or recovered.</exception>
+    public static TopicLog Open(string topic, string directory, StorageOptions options, FileBudget budget, TimeProvider time, ILogger logger, bool inMemory = false)
     {
-        Directory.CreateDirectory(directory);
-        IDevice device = inMemory
-            ? new NullDevice()
-            : Devices.CreateLogDevice(Path.Combine(directory, "log"), preallocateFile: false, recoverDevice: true);
-        ILogCommitManager? commits = null;
+        System.IO.Directory.CreateDirectory(directory);
+        return inMemory ? OpenInMemory(topic, directory, options, budget, time, logger) : OpenOnDisk(topic, directory, options, budget, time, logger);
+    }
+
+    private static TopicLog OpenOnDisk(string topic, string directory, StorageOptions options, FileBudget budget, TimeProvider time, ILogger logger)
+    {
+        FileKinds.RequireFileOrMissing(Path.Combine(directory, CommitSlots.FileName));
+        FileKinds.RequireFileOrMissing(Path.Combine(directory, HoleList.FileName));
+        var files = new SegmentFiles(directory, budget);
+        CommitSlots? commits = null;
+        FasterLog? log = null;
         try
         {
-            commits = inMemory ? new Internal.MemoryCommits() : CommitManagerFor(directory);
-            var settings = new FasterLogSettings
+            commits = CommitSlots.Open(directory, budget, files.Flush);
+            var latest = commits.Latest;
+            var recovered = LogRecovery.Run(files, latest?.Info, options.PageSizeBits, options.SegmentSizeBits);
+            var commitLost = latest is null && SegmentFiles.List(directory).Count > 0 ? commits.State : (SlotFileState?)null;
+            // A clean log ends where its commit says (whatever follows is sector padding); any other is cut at its last valid record.
+            var cut = recovered.Clean ? 0 : Cut(files, recovered, options);
+            if (!recovered.Clean)
             {
-                LogDevice = device,
-                LogCommitManager = commits,
-                LogCommitDir = Path.Combine(directory, "commits"),
-                PageSizeBits = options.PageSizeBits,
-                MemorySizeBits = options.MemorySizeBits,
-                SegmentSizeBits = options.SegmentSizeBits,
-                AutoRefreshSafeTailAddress = true,
-                TryRecoverLatest = !inMemory,
-                RemoveOutdatedCommits = true,
+                // What recovery kept may sit only in the page cache (written after the last commit): make it durable.
+                for (var segment = (int)(Math.Max(recovered.TailAddress - 1, 0) >> options.SegmentSizeBits); segment >= 0 && ((long)segment + 1) << options.SegmentSizeBits > recovered.BeginAddress; segment--)
+                {
+                    files.Sync(segment);
+                    if (((long)segment << options.SegmentSizeBits) <= (latest?.Info.UntilAddress ?? 0))
+                    {
+                        break;
+                    }
+                }
+            }
 
-                // Records carry their own CRC (LogRecord), checked on every read; FasterLog's checksums are checked only
-                // on pages read back from disk, and a mismatch there throws out of the iterator mid-delivery.
-                LogChecksum = LogChecksumType.None,
+            var holes = new HoleList(directory);
+            var device = new SegmentDevice(files);
+            log = new FasterLog(Settings(device, commits, options));
+            if (recovered.TailAddress > LogRecovery.FirstAddress || recovered.BeginAddress > LogRecovery.FirstAddress)
+            {
+                commits.OfferForRecovery(new FasterLogRecoveryInfo
+                {
+                    BeginAddress = recovered.BeginAddress,
+                    UntilAddress = recovered.TailAddress,
+                    CommitNum = recovered.CommitNum,
+                    Cookie = new CommitCookie(false, recovered.FirstSequence, recovered.NextSequence - 1, recovered.NextSequence).ToBytes(),
+                });
+                log.Recover(recovered.CommitNum);
+                commits.OnRecovery(recovered.CommitNum);
+                if (log.TailAddress != recovered.TailAddress || log.BeginAddress != recovered.BeginAddress)
+                {
+                    throw new InvalidDataException(
+                        $"the log recovered to {log.BeginAddress}..{log.TailAddress} instead of {recovered.BeginAddress}..{recovered.TailAddress}");
+                }
+            }
+
+            // Recovery read what it needed; readers reopen what they need.
+            files.ReleaseReadHandles();
+            var opened = new TopicLog(topic, directory, logger, options, device, files, commits, null, log, holes,
+                recovered.FirstSequence, recovered.NextSequence, recovered.LastTimestampMs, time)
+            {
+                Recovery = recovered,
+                _cleanOnDisk = recovered.Clean && cut == 0,
             };
-            var log = new FasterLog(settings);
-            return new TopicLog(device, log, commits, directory, options, inMemory);
+            opened.ReportRecovery(recovered, commitLost, cut);
+            return opened;
         }
         catch
         {
+            log?.Dispose();
             commits?.Dispose();
-            device.Dispose();
+            files.Dispose();
             throw;
         }
     }
 
-    /// <summary>
-    /// The commit slots file, except for a log written before it existed: that one keeps FasterLog's own commit files
-    /// (null here), so that it recovers from them.
-    /// </summary>
-    private static Internal.CommitSlots? CommitManagerFor(string directory)
+    private static TopicLog OpenInMemory(string topic, string directory, StorageOptions options, FileBudget budget, TimeProvider time, ILogger logger)
     {
-        var legacy = Path.Combine(directory, "commits");
-        var hasLegacyCommits = Directory.Exists(legacy) && Directory.EnumerateFiles(legacy, "*", SearchOption.AllDirectories).Any();
-        return hasLegacyCommits && !File.Exists(Path.Combine(directory, Internal.CommitSlots.FileName)) ? null : new Internal.CommitSlots(directory);
+        FileKinds.RequireFileOrMissing(Path.Combine(directory, MemorySequenceFile));
+        var sequence = new SlotFile(Path.Combine(directory, MemorySequenceFile), 64, budget);
+        try
+        {
+            // Every message of a Memory topic is gone after a restart; their sequences are not given again.
+            var next = sequence.ReadNewest(out var generation) is { Length: sizeof(long) } bound ? Math.Max(1, BinaryPrimitives.ReadInt64LittleEndian(bound)) : 1;
+            var device = new NullDevice();
+            var commits = new MemoryCommits();
+            var log = new FasterLog(Settings(device, commits, options));
+            return new TopicLog(topic, directory, logger, options, device, null, commits, sequence, log, new HoleList(null), next, next, 0, time)
+            {
+                _memorySequenceGeneration = Math.Max(generation, 0),
+            };
+        }
+        catch
+        {
+            sequence.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>Appends without waiting; false when the in-memory tail is full and must first flush.</summary>
-    public bool TryAppend(ReadOnlySpan<byte> record, out long address) => _log.TryEnqueue(record, out address);
-
-    /// <summary>Appends, waiting for the in-memory tail to flush if it is full.</summary>
-    public ValueTask<long> AppendAsync(ReadOnlyMemory<byte> record, CancellationToken cancellationToken) =>
-        _log.EnqueueAsync(record, cancellationToken);
-
-    /// <summary>A scanner from <paramref name="beginAddress"/> that follows the tail, including uncommitted records.</summary>
-    public LogScanner Tail(long beginAddress) => new(this, _log, beginAddress, long.MaxValue);
-
-    /// <summary>A scanner over <c>[beginAddress, endAddress)</c>, including uncommitted records.</summary>
-    public LogScanner Range(long beginAddress, long endAddress) => new(this, _log, beginAddress, endAddress);
-
-    /// <summary>True once recovery has cut a corrupt tail out of this log.</summary>
-    public bool HasHoles => _holes.Count > 0;
-
-    /// <summary><paramref name="address"/>, or the end of the hole it falls in.</summary>
-    public long StepOverHole(long address)
+    private static FasterLogSettings Settings(IDevice device, ILogCommitManager commits, StorageOptions options) => new()
     {
-        foreach (var (from, to) in _holes)
+        LogDevice = device,
+        LogCommitManager = commits,
+        PageSizeBits = options.PageSizeBits,
+        MemorySizeBits = options.MemorySizeBits,
+        SegmentSizeBits = options.SegmentSizeBits,
+        AutoRefreshSafeTailAddress = true,
+        TryRecoverLatest = false,
+        RemoveOutdatedCommits = false,
+
+        // Records carry their own CRC (LogRecord), checked on every read; FasterLog's checksums are checked only on
+        // pages read back from disk, and a mismatch there throws out of the iterator mid-delivery.
+        LogChecksum = LogChecksumType.None,
+    };
+
+    /// <summary>
+    /// Removes what lies beyond the recovered tail, as Kafka truncates a log at its last valid record: zeros in the
+    /// rest of the tail page (FasterLog reloads that page and appends after the tail), the rest of the tail segment,
+    /// and later segments. None of it holds a valid message: recovery read all of it. Returns the bytes removed.
+    /// </summary>
+    private static long Cut(SegmentFiles files, RecoveredLog recovered, StorageOptions options)
+    {
+        if (recovered.PhysicalEnd <= recovered.TailAddress)
         {
-            if (address >= from && address < to)
+            return 0;
+        }
+
+        var pageSize = 1 << options.PageSizeBits;
+        var tail = recovered.TailAddress;
+        var segment = (int)(tail >> options.SegmentSizeBits);
+        var segmentStart = (long)segment << options.SegmentSizeBits;
+        var pageEnd = ((tail >> options.PageSizeBits) + 1) << options.PageSizeBits;
+        var removed = recovered.PhysicalEnd - tail;
+        if (tail % pageSize != 0)
+        {
+            var rest = new byte[(int)(pageEnd - tail)];
+            var read = files.Read(segment, tail - segmentStart, rest);
+            if (read > 0 && rest.AsSpan(0, read).ContainsAnyExcept((byte)0))
             {
-                return to;
+                files.Write(segment, tail - segmentStart, new byte[read]);
             }
         }
 
-        return address;
-    }
-
-    /// <summary>
-    /// Checks the records of the last segment (where a crash or a damaged disk tears a log) and cuts the log back
-    /// to its last valid record: from there to the tail becomes a hole that readers step over, recorded beside the
-    /// log so it is remembered. New records go after the old tail. Returns what was dropped, or null.
-    /// </summary>
-    public async ValueTask<DroppedTail?> CutCorruptTailAsync(CancellationToken cancellationToken)
-    {
-        var tail = _log.TailAddress;
-        var lastSegment = ((tail - 1) >> _segmentSizeBits) << _segmentSizeBits;
-        var from = Math.Max(Math.Max(_log.BeginAddress, lastSegment), _holes.Count > 0 ? _holes[^1].To : 0);
-        if (from >= tail)
+        var keep = tail % pageSize == 0 ? tail - segmentStart : pageEnd - segmentStart;
+        files.Truncate(segment, keep);
+        foreach (var later in SegmentFiles.List(files.Directory).Where(later => later > segment))
         {
-            return null;
+            files.Delete(later);
         }
 
-        long validUntil = from;
-        long? firstBad = null;
-        var dropped = 0;
-        using (var scanner = Range(from, tail))
-        {
-            while (true)
-            {
-                while (scanner.GetNext(out var entry, out var length, out var address))
-                {
-                    if (firstBad is null && LogRecord.TryRead(entry.AsSpan(0, length), out _))
-                    {
-                        validUntil = scanner.NextAddress;
-                    }
-                    else
-                    {
-                        firstBad ??= address;
-                        dropped++;
-                    }
-                }
+        files.Flush();
+        return removed;
+    }
 
-                if (scanner.NextAddress >= tail || !await scanner.WaitAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    break;
-                }
+    private void ReportRecovery(RecoveredLog recovered, SlotFileState? commitLost, long cut)
+    {
+        if (commitLost is { } state)
+        {
+            LogCommitLost(_topic, state == SlotFileState.Damaged ? "damaged" : "missing or zeroed", recovered.ScannedBytes);
+        }
+
+        if (_holes.WasDamaged)
+        {
+            LogHolesFileDamaged(_topic);
+        }
+
+        foreach (var (hole, reason) in recovered.Holes)
+        {
+            if (_holes.Add(hole))
+            {
+                LogHole(_topic, hole.FirstSequence, hole.LastSequence, hole.Count, reason);
             }
         }
 
-        if (validUntil >= tail)
+        if (cut > 0)
         {
-            return null;
+            LogCut(_topic, cut, recovered.TailAddress);
         }
 
-        _holes.Add((validUntil, tail));
-        WriteHoles();
-        return new DroppedTail(validUntil, tail, dropped);
+        if (!recovered.Clean || recovered.Holes.Count > 0)
+        {
+            LogRecovered(_topic, recovered.Mode, recovered.FirstSequence, recovered.NextSequence - 1, recovered.ScannedBytes);
+        }
     }
 
     /// <summary>
-    /// An address from which a scan meets every record whose timestamp is at or after <paramref name="timestampMs"/>,
-    /// found by a binary search over log pages (records never span pages and timestamps never decrease along the
-    /// log), so only a handful of pages are read however long the log is.
+    /// Appends one message without waiting and gives its sequence; false when it must take the slow path
+    /// (<see cref="AppendAsync"/>): the in-memory tail is full, the sequence bound must be raised first, or the message
+    /// is larger than a page.
     /// </summary>
-    public async ValueTask<long> SeekTimestampAsync(long timestampMs, CancellationToken cancellationToken)
+    public bool TryAppend(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, out long sequence)
     {
-        var begin = _log.BeginAddress;
-        var tail = _log.TailAddress;
+        sequence = _nextSequence;
+        if (LogRecord.SizeOf(key?.Length ?? 0, payload.Length) > MaxRecordSize || !_reservation.Covers(sequence)
+            || !_log.TryEnqueue(new WholeEntry(sequence, timestampMs, key, payload), out _))
+        {
+            return false;
+        }
+
+        Appended(sequence, timestampMs);
+        return true;
+    }
+
+    /// <summary>Appends one message, waiting for room or for the sequence bound, splitting it if it is larger than a page.</summary>
+    /// <exception cref="IOException">The sequence bound could not be made durable, or the log failed.</exception>
+    public async ValueTask<long> AppendAsync(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        var sequence = _nextSequence;
+        await _reservation.WaitAsync(sequence).ConfigureAwait(false);
+        var keyLength = key?.Length ?? 0;
+        if (LogRecord.SizeOf(keyLength, payload.Length) <= MaxRecordSize)
+        {
+            await _log.EnqueueAsync(new WholeEntry(sequence, timestampMs, key, payload), cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            // Fragments go back to back; the caller holds off other appends, so nothing falls between them.
+            var firstPart = MaxRecordSize - LogRecord.HeaderSize - keyLength - LogRecord.FirstFragmentExtra;
+            await _log.EnqueueAsync(new FragmentEntry(sequence, timestampMs, key, payload.Length, payload[..firstPart], first: true), cancellationToken).ConfigureAwait(false);
+            var continuationPart = MaxRecordSize - LogRecord.HeaderSize;
+            for (var position = firstPart; position < payload.Length; position += continuationPart)
+            {
+                var part = payload.Slice(position, Math.Min(continuationPart, payload.Length - position));
+                await _log.EnqueueAsync(new FragmentEntry(sequence, timestampMs, null, payload.Length, part, first: false), cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        Appended(sequence, timestampMs);
+        return sequence;
+    }
+
+    private void Appended(long sequence, long timestampMs)
+    {
+        _lastTimestampMs = timestampMs;
+        Volatile.Write(ref _nextSequence, sequence + 1);
+    }
+
+    /// <summary>A FasterLog iterator over memory from <paramref name="address"/>, following the tail.</summary>
+    internal FasterLogScanIterator Scan(long address) =>
+        _log.Scan(address, long.MaxValue, scanBufferingMode: ScanBufferingMode.SinglePageBuffering, scanUncommitted: true);
+
+    /// <summary>A reader from <paramref name="address"/> that delivers messages from sequence <paramref name="fromSequence"/> on and follows the tail.</summary>
+    public LogReader OpenReader(long address, long fromSequence)
+    {
+        Interlocked.Increment(ref _readers);
+        return new LogReader(this, Math.Max(address, BeginAddress), fromSequence);
+    }
+
+    /// <summary>Readers open now.</summary>
+    public int Readers => Volatile.Read(ref _readers);
+
+    /// <summary>A reader left: when it was the last, the descriptors kept for reading old segments are closed.</summary>
+    internal void ReaderClosed()
+    {
+        if (Interlocked.Decrement(ref _readers) == 0 && !IsDisposed)
+        {
+            _files?.ReleaseReadHandles();
+        }
+    }
+
+    /// <summary>A reader from the oldest message.</summary>
+    public LogReader OpenReaderAtBegin() => OpenReader(BeginAddress, 0);
+
+    /// <summary>A reader of messages appended from now on.</summary>
+    public LogReader OpenReaderAtTail() => OpenReader(TailAddress, NextSequence);
+
+    /// <summary>
+    /// A reader whose first message is the first stored one with a sequence at or after <paramref name="sequence"/>
+    /// (a sequence past the last waits for it). Found by a binary search over pages: a few pages are read however
+    /// long the log is.
+    /// </summary>
+    public async ValueTask<LogReader> OpenReaderAtSequenceAsync(long sequence, CancellationToken cancellationToken)
+    {
+        if (sequence <= FirstSequence)
+        {
+            return OpenReader(BeginAddress, sequence);
+        }
+
+        if (sequence >= NextSequence)
+        {
+            return OpenReader(TailAddress, sequence);
+        }
+
+        var address = await SeekAsync(probe => probe.Sequence < sequence, cancellationToken).ConfigureAwait(false);
+        return OpenReader(address, sequence);
+    }
+
+    /// <summary>A reader whose first message is the first stored one stamped at or after <paramref name="timestampMs"/>.</summary>
+    public async ValueTask<LogReader> OpenReaderAtTimeAsync(long timestampMs, CancellationToken cancellationToken)
+    {
+        var address = await SeekAsync(probe => probe.TimestampMs < timestampMs, cancellationToken).ConfigureAwait(false);
+        var reader = OpenReader(address, 0);
+        reader.SkipBefore(timestampMs);
+        return reader;
+    }
+
+    /// <summary>
+    /// The start of the last page whose first message is still before the target (<paramref name="before"/> holds for
+    /// it), found by a binary search over pages: sequences and timestamps only grow along the log, and records never
+    /// span pages. A page with no readable message counts as after the target, so damage can only make the search
+    /// start earlier, never skip a message.
+    /// </summary>
+    private async ValueTask<long> SeekAsync(Func<PageProbe, bool> before, CancellationToken cancellationToken)
+    {
+        var begin = BeginAddress;
+        var tail = TailAddress;
         var low = begin >> _pageSizeBits;
         var high = (tail - 1) >> _pageSizeBits;
         var found = begin;
         while (low <= high && tail > begin)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var page = low + ((high - low) / 2);
             var pageStart = Math.Max(page << _pageSizeBits, begin);
-            var first = await FirstTimestampAsync(pageStart, Math.Min((page + 1) << _pageSizeBits, tail), cancellationToken).ConfigureAwait(false);
-            if (first is null || first < timestampMs)
+            var probe = await ProbeAsync(pageStart, Math.Min((page + 1) << _pageSizeBits, tail)).ConfigureAwait(false);
+            if (probe is { } first && before(first))
             {
                 found = pageStart;
                 low = page + 1;
@@ -224,83 +455,214 @@ internal sealed class TopicLog : IAsyncDisposable
         return found;
     }
 
-    private async ValueTask<long?> FirstTimestampAsync(long from, long until, CancellationToken cancellationToken)
+    /// <summary>The first message of the page range, read from the files below the head address and from memory above it.</summary>
+    private ValueTask<PageProbe?> ProbeAsync(long from, long until)
     {
-        using var iterator = Range(from, until);
-        while (true)
+        if (from < HeadAddress && _files is not null)
         {
-            if (iterator.GetNext(out var entry, out var length, out _))
+            var pageSize = 1 << _pageSizeBits;
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(pageSize);
+            try
             {
-                return LogRecord.TryReadTimestamp(entry.AsSpan(0, length), out var timestampMs) ? timestampMs : null;
-            }
+                var page = from >> _pageSizeBits << _pageSizeBits;
+                var span = buffer.AsSpan(0, pageSize);
+                if (ReadPage(page, span) is PageRead.Failed)
+                {
+                    return ValueTask.FromResult<PageProbe?>(null);
+                }
 
-            if (iterator.NextAddress >= until || !await iterator.WaitAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return null;
+                var entries = new PageEntries(span, page, (int)(from - page));
+                while (entries.Next(out var address, out var entry) == PageStep.Entry && address < until)
+                {
+                    if (LogRecord.TryRead(entry, out var record))
+                    {
+                        return ValueTask.FromResult<PageProbe?>(new PageProbe(record.Sequence, record.TimestampMs));
+                    }
+                }
+
+                return ValueTask.FromResult<PageProbe?>(null);
             }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        return ProbeMemoryAsync(from, until);
+    }
+
+    private async ValueTask<PageProbe?> ProbeMemoryAsync(long from, long until)
+    {
+        using var iterator = _log.Scan(from, until, scanBufferingMode: ScanBufferingMode.SinglePageBuffering, scanUncommitted: true);
+        try
+        {
+            while (true)
+            {
+                while (iterator.GetNext(out var entry, out var length, out _))
+                {
+                    if (LogRecord.TryRead(entry.AsSpan(0, length), out var record))
+                    {
+                        return new PageProbe(record.Sequence, record.TimestampMs);
+                    }
+                }
+
+                if (iterator.NextAddress >= until || !await iterator.WaitAsync().ConfigureAwait(false))
+                {
+                    return null;
+                }
+            }
+        }
+        catch (FasterException)
+        {
+            return null;
         }
     }
 
-    /// <summary>Drops every record below <paramref name="address"/>; disk is freed a segment at a time.</summary>
-    public void TruncateUntil(long address)
+    private readonly record struct PageProbe(long Sequence, long TimestampMs);
+
+    /// <summary>Reads the page at <paramref name="page"/> from the segment files into <paramref name="buffer"/>, zero past what they hold.</summary>
+    internal PageRead ReadPage(long page, Span<byte> buffer)
     {
-        if (address > _log.BeginAddress)
+        buffer.Clear();
+        if (_files is null)
+        {
+            return PageRead.Missing;
+        }
+
+        var segment = (int)(page >> _segmentSizeBits);
+        try
+        {
+            return _files.Read(segment, page & ((1L << _segmentSizeBits) - 1), buffer) < 0 ? PageRead.Missing : PageRead.Read;
+        }
+        catch (StorageExhaustedException)
+        {
+            return PageRead.Exhausted;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            return PageRead.Failed;
+        }
+    }
+
+    /// <summary>
+    /// Records a hole a reader found (a gap in sequences, with the byte range of the damage when it saw one) and warns
+    /// about it once; readers after it step over the range and say nothing.
+    /// </summary>
+    internal void ReportHole(LogHole hole, string reason)
+    {
+        if (IsDisposed)
+        {
+            // What a reader saw while the log was closing under it is not damage.
+            return;
+        }
+
+        try
+        {
+            if (_holes.Add(hole))
+            {
+                LogHole(_topic, hole.FirstSequence, hole.LastSequence, hole.Count, reason);
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            LogHoleNotRecorded(exception, _topic, hole.FirstSequence, hole.LastSequence);
+        }
+    }
+
+    /// <summary>Messages stored after <paramref name="sequence"/>, holes not counted: a consumer's lag, exact.</summary>
+    public long CountAfter(long sequence)
+    {
+        var from = Math.Max(sequence, FirstSequence - 1);
+        var last = LastSequence;
+        return last <= from ? 0 : last - from - _holes.CountWithin(from, last);
+    }
+
+    /// <summary>
+    /// Drops every record below <paramref name="address"/>, whose first message has <paramref name="firstSequence"/>;
+    /// disk is freed a segment at a time, at the next commit.
+    /// </summary>
+    public void TruncateUntil(long address, long firstSequence)
+    {
+        if (address > _log.BeginAddress && address <= _log.TailAddress)
         {
             _log.TruncateUntil(address);
+            Volatile.Write(ref _firstSequence, Math.Max(_firstSequence, Math.Min(firstSequence, NextSequence)));
         }
     }
 
-    /// <summary>Commits everything appended so far (and any truncation) to disk.</summary>
+    /// <summary>True when there is something for <see cref="CommitAsync"/> to do.</summary>
+    public bool NeedsCommit =>
+        !InMemory && (DurableSequence < LastSequence || _committedBegin < _log.BeginAddress || _committedReservation < _reservation.Requested);
+
+    /// <summary>Makes everything appended so far durable (and any truncation): the pages, then the commit record.</summary>
     public async ValueTask CommitAsync(CancellationToken cancellationToken)
     {
-        if (!InMemory && (_log.CommittedUntilAddress < _log.TailAddress || _log.CommittedBeginAddress < _log.BeginAddress))
+        if (InMemory || !NeedsCommit)
         {
-            await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
-            var until = _log.CommittedUntilAddress;
+            return;
+        }
 
-            // FasterLog creates a segment file when it first writes to it, and the file's own write-through writes do
-            // not make the directory entry naming it durable. Before records in a new segment count as durable, the
-            // directory is flushed, so a power cut cannot take the file away with acknowledged records in it.
-            var segment = SegmentOf(until);
-            if (segment > _syncedSegment)
-            {
-                Internal.DirectorySync.Flush(_directory);
-                _syncedSegment = segment;
-                DirectorySyncs++;
-            }
+        await CommitAsync(clean: false, cancellationToken).ConfigureAwait(false);
+    }
 
-            if (until > Volatile.Read(ref _durableUntil))
+    private async ValueTask CommitAsync(bool clean, CancellationToken cancellationToken)
+    {
+        var last = LastSequence;
+        var begin = _log.BeginAddress;
+        var reserved = _reservation.Requested;
+        var cookie = new CommitCookie(clean, FirstSequence, last, reserved).ToBytes();
+        _cleanOnDisk = false;
+        await _log.CommitStronglyAsync(cookie, -1, cancellationToken).ConfigureAwait(false);
+        lock (_commitLock)
+        {
+            _committedBegin = Math.Max(_committedBegin, begin);
+            _committedReservation = Math.Max(_committedReservation, reserved);
+            if (last > _durableSequence)
             {
-                Volatile.Write(ref _durableUntil, until);
+                Volatile.Write(ref _durableSequence, last);
                 Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             }
         }
+
+        _holes.ForgetBefore(FirstSequence);
     }
 
-    /// <summary>Directory flushes made because a commit reached a new segment file (tests count them).</summary>
-    public int DirectorySyncs { get; private set; }
-
-    /// <summary>Wakes <see cref="WaitForCommitAsync"/> callers so they look at a commit failure at once.</summary>
-    public void WakeCommitWaiters() =>
+    /// <summary>Wakes <see cref="WaitForDurableAsync"/> callers so they look at a commit failure at once.</summary>
+    public void WakeDurableWaiters() =>
         Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
-    /// <summary>Completes when <see cref="CommittedUntilAddress"/> reaches <paramref name="address"/>; starts no commit itself.</summary>
-    public async ValueTask WaitForCommitAsync(long address, CancellationToken cancellationToken)
+    /// <summary>Completes when <see cref="DurableSequence"/> reaches <paramref name="sequence"/>, or on <see cref="WakeDurableWaiters"/>; starts no commit itself.</summary>
+    public async ValueTask WaitForDurableAsync(long sequence, CancellationToken cancellationToken)
     {
-        while (true)
+        var advanced = Volatile.Read(ref _durableAdvanced);
+        if (DurableSequence >= sequence)
         {
-            var advanced = Volatile.Read(ref _durableAdvanced);
-            if (Volatile.Read(ref _durableUntil) >= address)
-            {
-                return;
-            }
-
-            await advanced.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return;
         }
+
+        await advanced.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private long SegmentOf(long address) => address <= 0 ? -1 : (address - 1) >> _segmentSizeBits;
+    /// <summary>Directory flushes made because a segment file was created (tests count them).</summary>
+    public int DirectorySyncs => _files?.DirectoryFlushes ?? 0;
 
+    private Task PersistReservationAsync(long until)
+    {
+        if (_memorySequence is { } file)
+        {
+            return Task.Run(() =>
+            {
+                Span<byte> bound = stackalloc byte[sizeof(long)];
+                BinaryPrimitives.WriteInt64LittleEndian(bound, until);
+                file.Write(Interlocked.Increment(ref _memorySequenceGeneration), bound, flush: true);
+            });
+        }
+
+        // The bound travels in the commit record; this commit also marks the log as open (not clean).
+        return CommitAsync(clean: false, CancellationToken.None).AsTask();
+    }
+
+    /// <summary>Commits everything and marks the log clean, then closes it. The caller makes sure nothing appends meanwhile.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -310,48 +672,80 @@ internal sealed class TopicLog : IAsyncDisposable
 
         try
         {
-            await CommitAsync(CancellationToken.None).ConfigureAwait(false);
+            if (!InMemory && !(_cleanOnDisk && !NeedsCommit))
+            {
+                await CommitAsync(clean: true, CancellationToken.None).ConfigureAwait(false);
+            }
         }
         finally
         {
             _log.Dispose();
-            _commits?.Dispose();
-            _device.Dispose();
+            _commits.Dispose();
+            _memorySequence?.Dispose();
+            _files?.Dispose();
         }
     }
 
-    private static List<(long From, long To)> ReadHoles(string directory)
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: sequences {First}..{Last} ({Count}) {Reason}; readers skip them")]
+    private partial void LogHole(string topic, long first, long last, long count, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic}: could not record the hole {First}..{Last}; it will be reported again")]
+    private partial void LogHoleNotRecorded(Exception exception, string topic, long first, long last);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: its commit record is {State}; recovered the log by checking every record of its segments ({Bytes} bytes read)")]
+    private partial void LogCommitLost(string topic, string state, long bytes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: its holes file was unreadable; holes are found again as readers meet them")]
+    private partial void LogHolesFileDamaged(string topic);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: removed {Bytes} bytes after its last valid record (address {Tail}): torn or unwritten data from an unclean stop")]
+    private partial void LogCut(string topic, long bytes, long tail);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Topic {Topic} recovered ({Mode}): messages {First}..{Last}, {Bytes} bytes checked")]
+    private partial void LogRecovered(string topic, string mode, long first, long last, long bytes);
+
+    /// <summary>One message written as one entry, straight into the log's memory.</summary>
+    private readonly struct WholeEntry(long sequence, long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload) : ILogEnqueueEntry
     {
-        var path = Path.Combine(directory, HolesFile);
-        if (!File.Exists(path))
-        {
-            return [];
-        }
+        public int SerializedLength => LogRecord.SizeOf(key?.Length ?? 0, payload.Length);
 
-        var bytes = File.ReadAllBytes(path);
-        var holes = new List<(long, long)>();
-        for (var at = 0; at + 16 <= bytes.Length; at += 16)
-        {
-            holes.Add((BitConverter.ToInt64(bytes, at), BitConverter.ToInt64(bytes, at + 8)));
-        }
-
-        return holes;
+        public void SerializeTo(Span<byte> destination) =>
+            LogRecord.WriteWhole(destination, sequence, timestampMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span);
     }
 
-    private void WriteHoles()
+    /// <summary>One fragment of a message larger than a page.</summary>
+    private readonly struct FragmentEntry(long sequence, long timestampMs, ReadOnlyMemory<byte>? key, int payloadLength, ReadOnlyMemory<byte> part, bool first) : ILogEnqueueEntry
     {
-        var bytes = new byte[_holes.Count * 16];
-        for (var i = 0; i < _holes.Count; i++)
-        {
-            BitConverter.TryWriteBytes(bytes.AsSpan(i * 16), _holes[i].From);
-            BitConverter.TryWriteBytes(bytes.AsSpan((i * 16) + 8), _holes[i].To);
-        }
+        public int SerializedLength => first
+            ? LogRecord.HeaderSize + (key?.Length ?? 0) + LogRecord.FirstFragmentExtra + part.Length
+            : LogRecord.HeaderSize + part.Length;
 
-        var path = Path.Combine(_directory, HolesFile);
-        File.WriteAllBytes(path + ".tmp", bytes);
-        File.Move(path + ".tmp", path, overwrite: true);
+        public void SerializeTo(Span<byte> destination)
+        {
+            if (first)
+            {
+                LogRecord.WriteFirst(destination, sequence, timestampMs, key.HasValue, key.HasValue ? key.Value.Span : default, payloadLength, part.Span);
+            }
+            else
+            {
+                LogRecord.WriteContinuation(destination, sequence, timestampMs, part.Span);
+            }
+        }
     }
 }
 
-/// <summary>What recovery cut from a log's tail: the records in <c>[From, To)</c>, <see cref="Records"/> of them still recognisable.</summary>
-internal readonly record struct DroppedTail(long From, long To, int Records);
+/// <summary>What <see cref="TopicLog.ReadPage"/> found.</summary>
+internal enum PageRead
+{
+    /// <summary>The page was read (zero past the end of its file).</summary>
+    Read,
+
+    /// <summary>Its segment file does not exist; the buffer is zeros.</summary>
+    Missing,
+
+    /// <summary>The read failed: the page counts as damaged.</summary>
+    Failed,
+
+    /// <summary>No file descriptor was available: try again later; nothing is damaged.</summary>
+    Exhausted,
+}

@@ -4,7 +4,7 @@ namespace Zaichik.Server.Topics;
 
 /// <summary>
 /// The compaction window of one topic: for each key accepted within the last <c>windowMs</c>, when it was
-/// accepted and at which offset. A key is a duplicate while <c>now - acceptedAt &lt; windowMs</c>. Keys leave
+/// accepted and at which sequence. A key is a duplicate while <c>now - acceptedAt &lt; windowMs</c>. Keys leave
 /// the index in acceptance order once their window has passed, so memory is bounded by the keys accepted
 /// within one window. Not thread-safe: the owning topic serialises access.
 /// </summary>
@@ -25,21 +25,21 @@ internal sealed class CompactionIndex
     /// <summary>Keys currently remembered.</summary>
     public int Count => _keys.Count;
 
-    /// <summary>True when <paramref name="key"/> was accepted less than the window ago; gives that message's offset.</summary>
-    public bool IsDuplicate(ReadOnlySpan<byte> key, long nowMs, out long acceptedOffset)
+    /// <summary>True when <paramref name="key"/> was accepted less than the window ago; gives that message's sequence.</summary>
+    public bool IsDuplicate(ReadOnlySpan<byte> key, long nowMs, out long acceptedSequence)
     {
         if (_lookup.TryGetValue(key, out var state) && nowMs - state.AcceptedAtMs < _windowMs)
         {
-            acceptedOffset = state.Offset;
+            acceptedSequence = state.Sequence;
             return true;
         }
 
-        acceptedOffset = 0;
+        acceptedSequence = 0;
         return false;
     }
 
-    /// <summary>Records that a message with <paramref name="key"/> was stored at <paramref name="offset"/>.</summary>
-    public void Accept(ReadOnlySpan<byte> key, long nowMs, long offset)
+    /// <summary>Records that a message with <paramref name="key"/> was stored with <paramref name="sequence"/>.</summary>
+    public void Accept(ReadOnlySpan<byte> key, long nowMs, long sequence)
     {
         // Keep the index from growing between sweeps: retire up to two stale keys per acceptance.
         Sweep(nowMs, maxRemovals: 2);
@@ -49,7 +49,7 @@ internal sealed class CompactionIndex
             storedKey = key.ToArray();
         }
 
-        _keys[storedKey] = new KeyState(nowMs, offset);
+        _keys[storedKey] = new KeyState(nowMs, sequence);
         _acceptances.Enqueue(new Acceptance(storedKey, nowMs));
     }
 
@@ -74,7 +74,7 @@ internal sealed class CompactionIndex
         return removed;
     }
 
-    private readonly record struct KeyState(long AcceptedAtMs, long Offset);
+    private readonly record struct KeyState(long AcceptedAtMs, long Sequence);
 
     private readonly record struct Acceptance(byte[] Key, long AcceptedAtMs);
 }

@@ -1,67 +1,48 @@
-using System.Buffers;
 using System.Text;
 using FASTER.core;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Zaichik.Protocol;
 using Zaichik.Server.Storage;
 
 namespace Zaichik.Server.Topics;
 
 /// <summary>
-/// One topic: its log, its settings, its compaction window and its readers' cursors. Publishes are serialised
-/// by one gate so that timestamps never go backwards in log order (which lets retention treat expired records
-/// as a prefix) and so that a key's duplicate check and acceptance are atomic.
+/// One topic: its name and settings for as long as the broker runs, and, while it is in use, its open storage
+/// (<see cref="OpenTopic"/>). Its lifecycle is one state machine, driven under one gate: <see cref="TopicState.Closed"/>
+/// (settings only, no file open), <see cref="TopicState.Open"/> (log, committer, compaction window, positions),
+/// <see cref="TopicState.Quarantined"/> (its files cannot be served; every other topic is). A topic opens on its first
+/// publish or subscribe and closes when it has been idle for a while; a topic whose disk failed is reopened as a restart
+/// would reopen it.
 /// </summary>
-internal sealed class Topic : IAsyncDisposable
+/// <remarks>
+/// Publishes are serialised by the gate so that timestamps never go backwards in log order (which lets retention treat
+/// expired records as a prefix), sequences are handed out in log order, and a key's duplicate check and acceptance are
+/// atomic. The gate is also what keeps the topic open while a publish is in progress.
+/// </remarks>
+internal sealed partial class Topic : IAsyncDisposable
 {
-    private readonly TimeProvider _time;
-    private readonly SemaphoreSlim _appendGate = new(1, 1);
-    private readonly CompactionIndex? _keys;
-    private readonly TopicCommitter? _committer;
-    private readonly HashSet<string> _connectedConsumers = new(StringComparer.Ordinal);
-    private readonly Lock _cursorLock = new();
-    private readonly List<TopicCursor> _cursors = [];
+    private readonly TopicContext _context;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Action<Topic>? _onStorageRecovered;
+    private OpenTopic? _open;
+    private string? _quarantine;
+    private long _lastUsedMs;
     private long _lastTimestampMs;
-    private int _runningPumps;
-
-    // What the last retention sweep found at the head of the log; only the sweep touches these.
-    private long _oldestTimestampAddress = -1;
-    private long _oldestTimestampMs;
-
-    private readonly CancellationTokenSource _retired = new();
+    private long _closedOldestTimestampMs = long.MaxValue;
 
     /// <param name="onStorageRecovered">Called when the disk takes writes again after a failed commit (see <see cref="TopicCommitter"/>).</param>
-    public Topic(string name, string directory, TopicSettings settings, TopicLog log, TimeProvider time, ILogger? logger = null, Action<Topic>? onStorageRecovered = null)
+    public Topic(string name, string directory, TopicSettings settings, TopicContext context, Action<Topic>? onStorageRecovered = null)
     {
         Name = name;
         NameUtf8 = Encoding.UTF8.GetBytes(name);
         Directory = directory;
         Settings = settings.Resolve(Durability.Interval, DefaultCommitInterval);
-        Log = log;
-        _time = time;
-        _keys = settings.HasCompaction ? new CompactionIndex(settings.CompactionWindowMs) : null;
-        ConsumerPositions = new ConsumerPositionStore(directory, flushToDisk: Settings.Durability == Durability.Always);
-        _committer = Settings.Durability switch
-        {
-            Durability.Memory => null,
-            Durability.Always => new TopicCommitter(name, directory, log, TimeSpan.Zero, time, logger ?? NullLogger.Instance, Recovered(onStorageRecovered)),
-            _ => new TopicCommitter(name, directory, log, TimeSpan.FromMilliseconds(Settings.CommitIntervalMs), time, logger ?? NullLogger.Instance, Recovered(onStorageRecovered)),
-        };
-
-        Action? Recovered(Action<Topic>? callback) => callback is null ? null : () => callback(this);
+        _context = context;
+        _logger = context.Loggers.CreateLogger<Topic>();
+        _onStorageRecovered = onStorageRecovered;
+        _lastUsedMs = NowMs;
     }
-
-    /// <summary>
-    /// Cancelled when this topic object is retired: its log failed and the registry replaces it with one reopened
-    /// from the last commit. Connections subscribed to it are closed; publishes resolve the topic anew.
-    /// </summary>
-    public CancellationToken Retired => _retired.Token;
-
-    public bool IsRetired => _retired.IsCancellationRequested;
-
-    /// <summary>Marks this topic object as replaced (see <see cref="Retired"/>).</summary>
-    public void Retire() => _retired.Cancel();
 
     /// <summary>Used only when a topic is built with unresolved settings (tests); the registry always resolves them.</summary>
     private static readonly TimeSpan DefaultCommitInterval = TimeSpan.FromMilliseconds(100);
@@ -75,339 +56,517 @@ internal sealed class Topic : IAsyncDisposable
 
     public TopicSettings Settings { get; }
 
-    public TopicLog Log { get; }
+    public TopicState State => _quarantine is not null ? TopicState.Quarantined : Volatile.Read(ref _open) is null ? TopicState.Closed : TopicState.Open;
 
-    /// <summary>Committed offsets of this topic's durable consumers.</summary>
-    public ConsumerPositionStore ConsumerPositions { get; }
+    /// <summary>Why the topic is quarantined, or null.</summary>
+    public string? QuarantineReason => _quarantine;
 
-    /// <summary>Keys held by the compaction window (0 when compaction is off).</summary>
-    public int CompactionKeyCount => _keys?.Count ?? 0;
+    /// <summary>The open storage, or null while the topic is closed.</summary>
+    public OpenTopic? Current => Volatile.Read(ref _open);
 
-    /// <summary>
-    /// Stores one message unless its key is inside the compaction window. <paramref name="scratch"/> must hold
-    /// <see cref="RecordSize"/> bytes; it is the caller's, so concurrent publishers never share one. Completes
-    /// synchronously unless the log's in-memory tail is full, another publish holds the gate, or the message is
-    /// larger than a log page and must be split.
-    /// </summary>
-    /// <exception cref="TopicException">With <see cref="ErrorCode.StorageFailure"/> while the topic's commits are failing.</exception>
-    public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
-    {
-        // While the disk refuses writes, accepting more would only fill memory with records that cannot be kept.
-        if (_committer?.LastFailure is { } failure)
-        {
-            throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' cannot write to disk ({failure.Message}); publishes are refused until it can");
-        }
+    /// <summary>When the topic was last published to, subscribed to or committed on (Unix ms).</summary>
+    public long LastUsedMs => Volatile.Read(ref _lastUsedMs);
 
-        return _appendGate.Wait(0)
-            ? PublishHoldingGate(key, payload, scratch, cancellationToken)
-            : PublishWhenGateOpensAsync(key, payload, scratch, cancellationToken);
-    }
-
-    /// <summary>Scratch bytes <see cref="PublishAsync"/> needs for a message of these sizes.</summary>
-    public int RecordSize(int keyLength, int payloadLength) => Math.Min(LogRecord.SizeOf(keyLength, payloadLength), Log.MaxRecordSize);
-
-    /// <summary>The address a new subscription starts from. Sequence and Time start like Retained until the log assigns sequences.</summary>
-    public long StartAddress(StartPosition from) =>
-        (from.Kind is StartPositionKind.Retained or StartPositionKind.Sequence or StartPositionKind.Time) && Settings.HasRetention ? Log.BeginAddress : Log.TailAddress;
+    public long NowMs => _context.Time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>True when a record stamped <paramref name="timestampMs"/> must no longer be delivered.</summary>
     public bool IsExpired(long timestampMs, long nowMs) =>
         Settings.HasRetention && nowMs - timestampMs >= Settings.RetentionTtlMs;
 
-    public long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
+    /// <summary>
+    /// Stores one message unless its key is inside the compaction window, opening the topic first if it is closed.
+    /// Completes synchronously unless the topic must open, the log's in-memory tail is full, another publish holds the
+    /// gate, the sequence bound must be raised, or the message is larger than a log page.
+    /// </summary>
+    /// <exception cref="TopicException">With <see cref="ErrorCode.StorageFailure"/> while the topic's commits fail, or it cannot be opened.</exception>
+    public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) =>
+        _gate.Wait(0)
+            ? PublishHoldingGate(key, payload, cancellationToken)
+            : PublishWhenGateOpensAsync(key, payload, cancellationToken);
 
-    /// <summary>Marks the durable consumer <paramref name="name"/> as connected; false when it already is (it is exclusive).</summary>
-    public bool TryClaimConsumer(string name)
-    {
-        lock (_cursorLock)
-        {
-            return _connectedConsumers.Add(name);
-        }
-    }
+    /// <summary>True when the message <paramref name="outcome"/> names (for a duplicate, the original) is on disk.</summary>
+    public static bool IsDurable(in PublishOutcome outcome) =>
+        !outcome.Storage.Log.InMemory && outcome.Storage.Log.DurableSequence >= outcome.Sequence;
 
-    public void ReleaseConsumer(string name)
-    {
-        lock (_cursorLock)
-        {
-            _connectedConsumers.Remove(name);
-        }
-    }
-
-    public TopicCursor OpenCursor(long position)
-    {
-        var cursor = new TopicCursor(position);
-        lock (_cursorLock)
-        {
-            _cursors.Add(cursor);
-        }
-
-        return cursor;
-    }
-
-    public void CloseCursor(TopicCursor cursor)
-    {
-        lock (_cursorLock)
-        {
-            _cursors.Remove(cursor);
-        }
-    }
-
-    /// <summary>Cursors open now: one per live subscription of this topic (tests count them to find leaks).</summary>
-    public int SubscriberCount
-    {
-        get
-        {
-            lock (_cursorLock)
-            {
-                return _cursors.Count;
-            }
-        }
-    }
-
-    /// <summary>Delivery pumps of this topic's subscriptions still running (tests count them to find leaks).</summary>
-    public int RunningPumps => Volatile.Read(ref _runningPumps);
-
-    public void PumpStarted() => Interlocked.Increment(ref _runningPumps);
-
-    public void PumpEnded() => Interlocked.Decrement(ref _runningPumps);
+    /// <summary>Completes when the message <paramref name="outcome"/> names is on disk; throws <see cref="IOException"/> when it will not be.</summary>
+    public static ValueTask WhenDurableAsync(PublishOutcome outcome, CancellationToken cancellationToken) =>
+        outcome.Storage.Committer?.WhenCommittedAsync(outcome.Sequence, cancellationToken)
+        ?? throw new InvalidOperationException("a Memory topic is never durable");
 
     /// <summary>
-    /// Forgets compaction keys whose window has passed and truncates the log below the first record anyone may
-    /// still receive: the first unexpired record (with retention) or the tail (without), but never past the
-    /// slowest reader or, without retention, past what a durable consumer has not committed. Returns the new begin address.
+    /// Starts a subscription: opens the topic if needed, finds where the subscription starts and registers its cursor.
+    /// A durable consumer resumes right after its last Commit, and is exclusive while it is connected.
     /// </summary>
-    public async ValueTask<long> SweepAsync(CancellationToken cancellationToken)
+    /// <exception cref="TopicException">InvalidArgument, AlreadySubscribed, ConsumerPositionLost or StorageFailure.</exception>
+    public async ValueTask<SubscriptionStart> SubscribeAsync(StartPosition from, string? durableName, CancellationToken cancellationToken)
     {
-        var nowMs = NowMs;
-        if (_keys is not null)
+        if (from.Kind == StartPositionKind.Sequence && from.Value < 1)
         {
-            await _appendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at sequence {from.Value}: sequences start at 1");
+        }
+
+        if (from.Kind == StartPositionKind.Time && from.Value < 0)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at time {from.Value}: it must be a Unix time in milliseconds, 0 or more");
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await OpenLockedAsync(cancellationToken).ConfigureAwait(false);
+            var open = _open!;
+            Volatile.Write(ref _lastUsedMs, NowMs);
+            if (durableName is not null && !open.TryClaimConsumer(durableName))
+            {
+                throw new TopicException(ErrorCode.AlreadySubscribed, $"durable consumer '{durableName}' of '{Name}' is connected elsewhere");
+            }
+
             try
             {
-                _keys.Sweep(nowMs);
+                var (reader, startSequence) = durableName is null
+                    ? await StartAsync(open, from, cancellationToken).ConfigureAwait(false)
+                    : await ResumeAsync(open, durableName, from, cancellationToken).ConfigureAwait(false);
+                var cursor = open.OpenCursor(reader.Position, startSequence);
+                return new SubscriptionStart(open, reader, cursor, startSequence);
             }
-            finally
+            catch
             {
-                _appendGate.Release();
+                if (durableName is not null)
+                {
+                    open.ReleaseConsumer(durableName);
+                }
+
+                throw;
             }
         }
-
-        var keepFrom = Settings.HasRetention
-            ? await FirstRetainedAddressAsync(nowMs, cancellationToken).ConfigureAwait(false)
-            : Log.TailAddress;
-
-        lock (_cursorLock)
+        finally
         {
-            foreach (var cursor in _cursors)
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Records that the durable consumer <paramref name="name"/> has processed everything up to <paramref name="sequence"/>.</summary>
+    public void CommitConsumer(OpenTopic open, string name, long sequence)
+    {
+        Volatile.Write(ref _lastUsedMs, NowMs);
+        open.Positions.Commit(name, sequence);
+        if (open.Committer is { } committer)
+        {
+            committer.MarkDirty();
+        }
+        else
+        {
+            open.Positions.Flush(flushToDisk: false);
+        }
+    }
+
+    /// <summary>Ends a subscription's hold on the topic.</summary>
+    public void Unsubscribed(OpenTopic open, TopicCursor cursor, string? durableName)
+    {
+        Volatile.Write(ref _lastUsedMs, NowMs);
+        open.CloseCursor(cursor);
+        if (durableName is not null)
+        {
+            try
             {
-                keepFrom = Math.Min(keepFrom, cursor.Position);
+                open.Positions.Release(durableName, flushToDisk: !open.Log.InMemory && Settings.Durability == Durability.Always);
             }
-        }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                LogPositionNotWritten(exception, Name, durableName);
+            }
 
-        // Without retention a topic keeps messages for its readers only; a durable consumer that is away is one of them.
-        if (!Settings.HasRetention && ConsumerPositions.Lowest() is { } lowestCommitted)
-        {
-            keepFrom = Math.Min(keepFrom, lowestCommitted);
+            open.ReleaseConsumer(durableName);
         }
-
-        Log.TruncateUntil(keepFrom);
-        return Log.BeginAddress;
     }
 
     /// <summary>
-    /// Restores what lives only in memory after the log is reopened: the compaction window (from the records
-    /// of the last window only, located by timestamp) and the latest timestamp, so timestamps keep increasing.
-    /// Returns how many keys the window holds.
+    /// Forgets compaction keys whose window has passed and truncates the log below the first message anyone may still
+    /// receive: the first unexpired one (with retention) or the tail (without), but never past the slowest reader or,
+    /// without retention, past what a durable consumer has not committed. A truncation is committed at once, so disk is
+    /// freed without waiting for the next publish.
     /// </summary>
-    public async ValueTask<int> RecoverAsync(CancellationToken cancellationToken)
+    public async ValueTask SweepAsync(CancellationToken cancellationToken)
     {
-        if (Log.TailAddress == Log.BeginAddress)
+        var open = Current;
+        if (open is null)
         {
-            return 0;
+            return;
         }
 
         var nowMs = NowMs;
-        var from = _keys is not null
-            ? await Log.SeekTimestampAsync(nowMs - Settings.CompactionWindowMs, cancellationToken).ConfigureAwait(false)
-            : await Log.SeekTimestampAsync(long.MaxValue, cancellationToken).ConfigureAwait(false);
-        var tail = Log.TailAddress;
-        using var iterator = Log.Range(from, tail);
-        while (true)
+        var log = open.Log;
+        var (keepFrom, keepSequence) = Settings.HasRetention
+            ? await FirstRetainedAsync(open, nowMs, cancellationToken).ConfigureAwait(false)
+            : (log.TailAddress, log.NextSequence);
+
+        // Without retention a topic keeps messages for its durable consumers too, while they are away.
+        if (!Settings.HasRetention && open.Positions.Lowest() is { } lowest && lowest + 1 < keepSequence)
         {
-            while (iterator.GetNext(out var entry, out var length, out var address))
-            {
-                if (!LogRecord.TryRead(entry.AsSpan(0, length), out var record))
-                {
-                    continue;
-                }
-
-                _lastTimestampMs = Math.Max(_lastTimestampMs, record.TimestampMs);
-                if (_keys is not null && record.HasKey && record.Kind != LogRecordKind.Continuation && nowMs - record.TimestampMs < Settings.CompactionWindowMs)
-                {
-                    _keys.Accept(record.Key, record.TimestampMs, address);
-                }
-            }
-
-            if (iterator.NextAddress >= tail || !await iterator.WaitAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return CompactionKeyCount;
-            }
-        }
-    }
-
-    /// <summary>True when the log is committed past <paramref name="address"/>.</summary>
-    public bool IsDurable(long address) => !Log.InMemory && Log.CommittedUntilAddress > address;
-
-    /// <summary>Completes when the log is committed past <paramref name="address"/>; throws <see cref="IOException"/> while commits fail.</summary>
-    public ValueTask WhenDurableAsync(long address, CancellationToken cancellationToken) =>
-        _committer?.WhenCommittedAsync(address, cancellationToken)
-        ?? throw new InvalidOperationException($"topic '{Name}' is in memory and never durable");
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_committer is not null)
-        {
-            await _committer.DisposeAsync().ConfigureAwait(false);
+            using var reader = await log.OpenReaderAtSequenceAsync(lowest + 1, cancellationToken).ConfigureAwait(false);
+            (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.Position), lowest + 1);
         }
 
-        await Log.DisposeAsync().ConfigureAwait(false);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!ReferenceEquals(_open, open))
+            {
+                return;
+            }
+
+            open.Keys?.Sweep(nowMs);
+            if (open.SlowestCursor() is { } slowest && slowest.Position < keepFrom)
+            {
+                // A reader is behind: everything from it on stays.
+                (keepFrom, keepSequence) = (slowest.Position, slowest.Sequence);
+            }
+
+            if (keepFrom > log.BeginAddress)
+            {
+                log.TruncateUntil(keepFrom, keepSequence);
+                open.Committer?.MarkDirty();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <summary>
-    /// The address of the oldest record that has not expired (the tail if none). The oldest record's timestamp is
-    /// remembered from the previous sweep, so the log is read only when that record can have expired.
+    /// Closes the topic when nobody reads it and it was last used at least <paramref name="idleFor"/> ago (zero: at once),
+    /// committing everything first; true when it is closed afterwards.
     /// </summary>
-    private async ValueTask<long> FirstRetainedAddressAsync(long nowMs, CancellationToken cancellationToken)
+    public async ValueTask<bool> TryCloseAsync(TimeSpan idleFor, CancellationToken cancellationToken)
     {
-        if (_oldestTimestampAddress == Log.BeginAddress && !IsExpired(_oldestTimestampMs, nowMs))
+        var open = Current;
+        if (open is null)
         {
-            return Log.BeginAddress;
+            return true;
         }
 
-        var tail = Log.TailAddress;
-        using var iterator = Log.Range(Log.BeginAddress, tail);
-        while (true)
+        if (open.InUse || NowMs - LastUsedMs < idleFor.TotalMilliseconds || !await _gate.WaitAsync(0, cancellationToken).ConfigureAwait(false))
         {
-            while (iterator.GetNext(out var entry, out var length, out var address))
+            return false;
+        }
+
+        try
+        {
+            if (!ReferenceEquals(_open, open) || open.InUse)
             {
-                if (!LogRecord.TryReadTimestamp(entry.AsSpan(0, length), out var timestampMs) || !IsExpired(timestampMs, nowMs))
+                return _open is null;
+            }
+
+            if (!Settings.HasRetention)
+            {
+                // Nobody reads it: what every reader has seen can go now, not at some later open.
+                var keepSequence = open.Positions.Lowest() is { } lowest ? lowest + 1 : open.Log.NextSequence;
+                if (keepSequence >= open.Log.NextSequence)
                 {
-                    _oldestTimestampAddress = address;
-                    _oldestTimestampMs = timestampMs;
-                    return address;
+                    open.Log.TruncateUntil(open.Log.TailAddress, open.Log.NextSequence);
                 }
             }
 
-            if (iterator.NextAddress >= tail || !await iterator.WaitAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return Math.Min(iterator.NextAddress, tail);
-            }
+            await CloseLockedAsync(open).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            _gate.Release();
         }
     }
 
-    private async ValueTask<PublishOutcome> PublishWhenGateOpensAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
+    /// <summary>True when a closed topic with retention holds a message that has expired since: it should be opened and swept.</summary>
+    public bool ClosedWithExpiredMessages(long nowMs) => Current is null && _quarantine is null && IsExpired(_closedOldestTimestampMs, nowMs);
+
+    /// <summary>Opens a closed topic (for the retention sweep of a topic nobody uses); no-op when open.</summary>
+    public async ValueTask OpenAsync(CancellationToken cancellationToken)
     {
-        await _appendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return await PublishHoldingGate(key, payload, scratch, cancellationToken).ConfigureAwait(false);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await OpenLockedAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
-    /// <summary>Called with the gate held; releases it when the publish is done, at once or after the log makes room.</summary>
-    private ValueTask<PublishOutcome> PublishHoldingGate(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, byte[] scratch, CancellationToken cancellationToken)
+    /// <summary>
+    /// Replaces storage whose disk failed, once the disk takes writes again: the current <see cref="OpenTopic"/> is
+    /// retired (its subscribers' connections are closed) and closed, and the log is reopened from its files exactly as a
+    /// restart would. Records the disk never took are lost, as in a crash; Always publishes among them were never
+    /// acknowledged, and no sequence is given twice.
+    /// </summary>
+    public async Task ReopenAfterFailureAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_open is not { } failed)
+            {
+                return;
+            }
+
+            failed.Retire();
+            try
+            {
+                // A failed log may not finish closing; the reopened one does not need it to.
+                await CloseLockedAsync(failed).AsTask().WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            }
+            catch (Exception exception)
+            {
+                LogCloseFailed(exception, Name);
+                Volatile.Write(ref _open, null);
+                _context.OpenTopics.Return();
+            }
+
+            try
+            {
+                await OpenLockedAsync(CancellationToken.None).ConfigureAwait(false);
+                var log = _open!.Log;
+                LogReopenedAfterFailure(Name, log.FirstSequence, log.LastSequence);
+            }
+            catch (TopicException)
+            {
+                // Quarantined or out of descriptors: reported where it happened; the next use tries again.
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Closes the topic whatever uses it (the broker is stopping).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_open is { } open)
+            {
+                await CloseLockedAsync(open).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async ValueTask<(LogReader Reader, long StartSequence)> StartAsync(OpenTopic open, StartPosition from, CancellationToken cancellationToken)
+    {
+        var log = open.Log;
+        switch (from.Kind)
+        {
+            case StartPositionKind.Retained when Settings.HasRetention:
+                var first = Math.Max(log.FirstSequence, open.OldestRetained?.Sequence ?? 0);
+                return (log.OpenReaderAtBegin(), Math.Min(first, log.NextSequence));
+            case StartPositionKind.Sequence:
+                var reader = await log.OpenReaderAtSequenceAsync(from.Value, cancellationToken).ConfigureAwait(false);
+                return (reader, Math.Max(from.Value, log.FirstSequence));
+            case StartPositionKind.Time:
+                var fromTime = await log.OpenReaderAtTimeAsync(from.Value, cancellationToken).ConfigureAwait(false);
+                return (fromTime, await FirstSequenceAtAsync(log, fromTime.Position, from.Value, cancellationToken).ConfigureAwait(false));
+            default:
+                return (log.OpenReaderAtTail(), log.NextSequence);
+        }
+    }
+
+    /// <summary>
+    /// A durable consumer's start: right after its last Commit, wherever it is asked to start. A consumer whose stored
+    /// position cannot be read is refused, unless it names where to resume (a sequence or a time), which becomes its position.
+    /// </summary>
+    private async ValueTask<(LogReader Reader, long StartSequence)> ResumeAsync(OpenTopic open, string name, StartPosition from, CancellationToken cancellationToken)
+    {
+        switch (open.Positions.Get(name, out var committed, out var reason))
+        {
+            case PositionState.Committed:
+                var next = committed + 1;
+                var reader = await open.Log.OpenReaderAtSequenceAsync(next, cancellationToken).ConfigureAwait(false);
+                return (reader, Math.Max(next, open.Log.FirstSequence));
+
+            case PositionState.Lost when from.Kind is StartPositionKind.Sequence or StartPositionKind.Time:
+                var start = await StartAsync(open, from, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    open.Positions.Reset(name, start.StartSequence - 1, flushToDisk: !open.Log.InMemory);
+                }
+                catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+                {
+                    start.Reader.Dispose();
+                    throw new TopicException(ErrorCode.StorageFailure, $"the position of durable consumer '{name}' could not be written: {exception.Message}");
+                }
+
+                LogPositionReset(Name, name, start.StartSequence);
+                return start;
+
+            case PositionState.Lost:
+                throw new TopicException(ErrorCode.ConsumerPositionLost,
+                    $"the stored position of durable consumer '{name}' of '{Name}' cannot be read ({reason}); subscribe with From = Sequence(n) or Time(t) to set where it resumes");
+
+            default:
+                return await StartAsync(open, from, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The sequence of the first message at or after <paramref name="address"/> stamped at or after <paramref name="timestampMs"/>.</summary>
+    private static async ValueTask<long> FirstSequenceAtAsync(TopicLog log, long address, long timestampMs, CancellationToken cancellationToken)
+    {
+        using var reader = log.OpenReader(address, 0);
+        reader.SkipBefore(timestampMs);
+        var tail = log.TailAddress;
+        while (reader.Position < tail)
+        {
+            if (reader.TryRead(out var message))
+            {
+                var sequence = message.Sequence;
+                reader.Release();
+                return sequence;
+            }
+
+            if (!await reader.WaitAsync(cancellationToken).ConfigureAwait(false))
+            {
+                break;
+            }
+        }
+
+        return log.NextSequence;
+    }
+
+    /// <summary>
+    /// The address and sequence of the oldest unexpired message (the tail when there is none). Remembered from the
+    /// previous sweep, so the log is read only when that message can have expired.
+    /// </summary>
+    private static async ValueTask<(long Address, long Sequence)> FirstRetainedAsync(OpenTopic open, long nowMs, CancellationToken cancellationToken)
+    {
+        var log = open.Log;
+        if (open.OldestRetained is { } cached && cached.Address >= log.BeginAddress && nowMs - cached.TimestampMs < open.RetentionTtlMs)
+        {
+            return (cached.Address, cached.Sequence);
+        }
+
+        using var reader = log.OpenReaderAtBegin();
+        var tail = log.TailAddress;
+        while (reader.Position < tail)
+        {
+            var before = reader.Position;
+            if (reader.TryRead(out var message))
+            {
+                var (sequence, timestampMs) = (message.Sequence, message.TimestampMs);
+                reader.Release();
+                if (nowMs - timestampMs < open.RetentionTtlMs)
+                {
+                    var address = reader.MessageAddress;
+                    open.OldestRetained = (address, sequence, timestampMs);
+                    return (address, sequence);
+                }
+
+                continue;
+            }
+
+            if (reader.Position == before && !await reader.WaitAsync(cancellationToken).ConfigureAwait(false))
+            {
+                break;
+            }
+        }
+
+        open.OldestRetained = null;
+        return (Math.Min(reader.Position, tail), Math.Max(reader.LastSequence + 1, log.FirstSequence));
+    }
+
+    private async ValueTask<PublishOutcome> PublishWhenGateOpensAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await PublishHoldingGate(key, payload, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Called with the gate held; releases it when the publish is done, at once or after the slow path.</summary>
+    private ValueTask<PublishOutcome> PublishHoldingGate(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
         var releaseGate = true;
         try
         {
-            var nowMs = NextTimestamp();
-            if (key.HasValue && _keys is not null && _keys.IsDuplicate(key.Value.Span, nowMs, out var acceptedOffset))
-            {
-                return ValueTask.FromResult(new PublishOutcome(acceptedOffset, Duplicate: true, DurableAt: Log.TailAddress - 1));
-            }
-
-            var keySpan = key.HasValue ? key.Value.Span : default;
-            if (LogRecord.SizeOf(keySpan.Length, payload.Length) > Log.MaxRecordSize)
+            if (_open is not { } open)
             {
                 releaseGate = false;
-                return AppendFragmentedAsync(key, payload, nowMs, cancellationToken);
+                return OpenAndPublishAsync(key, payload, cancellationToken);
             }
 
-            var length = LogRecord.WriteWhole(scratch, nowMs, key.HasValue, keySpan, payload.Span);
-            if (Log.TryAppend(scratch.AsSpan(0, length), out var address))
+            // While the disk refuses writes, accepting more would only fill memory with records that cannot be kept.
+            if (open.Committer?.LastFailure is { } failure)
             {
-                Accepted(key, nowMs, address);
-                return ValueTask.FromResult(new PublishOutcome(address, Duplicate: false, DurableAt: address));
+                throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' cannot write to disk ({failure.Message}); publishes are refused until it can");
+            }
+
+            var nowMs = NextTimestamp();
+            _lastUsedMs = nowMs;
+            if (key.HasValue && open.Keys is { } keys && keys.IsDuplicate(key.Value.Span, nowMs, out var original))
+            {
+                return ValueTask.FromResult(new PublishOutcome(original, Duplicate: true, open));
+            }
+
+            if (open.Log.TryAppend(nowMs, key, payload, out var sequence))
+            {
+                Accepted(open, key, nowMs, sequence);
+                return ValueTask.FromResult(new PublishOutcome(sequence, Duplicate: false, open));
             }
 
             releaseGate = false;
-            return AppendWhenLogHasRoomAsync(key, scratch, length, nowMs, cancellationToken);
+            return AppendSlowlyAsync(open, key, payload, nowMs, cancellationToken);
         }
         finally
         {
             if (releaseGate)
             {
-                _appendGate.Release();
+                _gate.Release();
             }
         }
     }
 
-    /// <summary>The slow path: the gate is already held and the record is in <paramref name="scratch"/>.</summary>
-    private async ValueTask<PublishOutcome> AppendWhenLogHasRoomAsync(ReadOnlyMemory<byte>? key, byte[] scratch, int length, long nowMs, CancellationToken cancellationToken)
+    private async ValueTask<PublishOutcome> OpenAndPublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
         try
         {
-            var address = await Log.AppendAsync(scratch.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-            Accepted(key, nowMs, address);
-            return new PublishOutcome(address, Duplicate: false, DurableAt: address);
+            await OpenLockedAsync(cancellationToken).ConfigureAwait(false);
         }
-        finally
+        catch
         {
-            _appendGate.Release();
+            _gate.Release();
+            throw;
         }
+
+        return await PublishHoldingGate(key, payload, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// The path for a message larger than a log page: its fragments are appended back to back while the gate is
-    /// held, so no other record can fall between them. Releases the gate.
-    /// </summary>
-    private async ValueTask<PublishOutcome> AppendFragmentedAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, long nowMs, CancellationToken cancellationToken)
+    /// <summary>The slow path: the gate is held; the log must make room, raise its sequence bound, or split the message.</summary>
+    private async ValueTask<PublishOutcome> AppendSlowlyAsync(OpenTopic open, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, long nowMs, CancellationToken cancellationToken)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(Log.MaxRecordSize);
         try
         {
-            var keyLength = key?.Length ?? 0;
-            var firstPart = Log.MaxRecordSize - LogRecord.HeaderSize - keyLength - LogRecord.FirstFragmentExtra;
-            var length = LogRecord.WriteFirst(buffer, nowMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Length, payload.Span[..firstPart]);
-            var offset = await AppendAsync(buffer, length, cancellationToken).ConfigureAwait(false);
-            var last = offset;
-
-            var continuationPart = Log.MaxRecordSize - LogRecord.HeaderSize;
-            for (var position = firstPart; position < payload.Length; position += continuationPart)
-            {
-                var part = payload.Slice(position, Math.Min(continuationPart, payload.Length - position));
-                length = LogRecord.WriteContinuation(buffer, nowMs, part.Span);
-                last = await AppendAsync(buffer, length, cancellationToken).ConfigureAwait(false);
-            }
-
-            Accepted(key, nowMs, offset);
-            return new PublishOutcome(offset, Duplicate: false, DurableAt: last);
+            var sequence = await open.Log.AppendAsync(nowMs, key, payload, cancellationToken).ConfigureAwait(false);
+            Accepted(open, key, nowMs, sequence);
+            return new PublishOutcome(sequence, Duplicate: false, open);
+        }
+        catch (Exception exception) when (exception is IOException or FasterException)
+        {
+            throw new TopicException(ErrorCode.StorageFailure, $"the message was not stored: {exception.Message}");
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            _appendGate.Release();
+            _gate.Release();
         }
     }
 
-    private ValueTask<long> AppendAsync(byte[] record, int length, CancellationToken cancellationToken) =>
-        Log.TryAppend(record.AsSpan(0, length), out var address)
-            ? ValueTask.FromResult(address)
-            : Log.AppendAsync(record.AsMemory(0, length), cancellationToken);
-
-    private void Accepted(ReadOnlyMemory<byte>? key, long nowMs, long address)
+    private static void Accepted(OpenTopic open, ReadOnlyMemory<byte>? key, long nowMs, long sequence)
     {
-        _committer?.MarkDirty();
-        if (key.HasValue && _keys is not null)
+        open.Committer?.MarkDirty();
+        if (key.HasValue && open.Keys is { } keys)
         {
-            _keys.Accept(key.Value.Span, nowMs, address);
+            keys.Accept(key.Value.Span, nowMs, sequence);
         }
     }
 
@@ -418,4 +577,168 @@ internal sealed class Topic : IAsyncDisposable
         _lastTimestampMs = nowMs;
         return nowMs;
     }
+
+    /// <summary>Opens the storage; called with the gate held. A topic whose files cannot be served is quarantined.</summary>
+    private async ValueTask OpenLockedAsync(CancellationToken cancellationToken)
+    {
+        if (_open is not null)
+        {
+            return;
+        }
+
+        if (_quarantine is { } reason)
+        {
+            throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' is quarantined: {reason}; the server log says more");
+        }
+
+        if (!await _context.OpenTopics.TakeAsync(cancellationToken).ConfigureAwait(false))
+        {
+            throw new TopicException(ErrorCode.StorageFailure,
+                $"topic '{Name}' cannot be opened now: {_context.OpenTopics.Limit} topics are open (MaxOpenTopics) and none of them is idle");
+        }
+
+        try
+        {
+            var open = await Task.Run(OpenStorageAsync, cancellationToken).ConfigureAwait(false);
+            _lastTimestampMs = Math.Max(_lastTimestampMs, open.Log.LastTimestampMs);
+            Volatile.Write(ref _open, open);
+        }
+        catch (Exception exception) when (StorageExhaustedException.IsExhaustion(exception))
+        {
+            _context.OpenTopics.Return();
+            LogOpenExhausted(Name, exception.Message);
+            throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' cannot be opened now: {exception.Message}");
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or InvalidDataException or FasterException or System.Text.Json.JsonException)
+        {
+            _context.OpenTopics.Return();
+            _quarantine = exception.Message;
+            LogQuarantined(exception, Name, Directory);
+            throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' is quarantined: {exception.Message}; the server log says more");
+        }
+        catch
+        {
+            _context.OpenTopics.Return();
+            throw;
+        }
+    }
+
+    private async Task<OpenTopic> OpenStorageAsync()
+    {
+        Settings.EnsureWritten(Directory);
+        var memory = Settings.Durability == Durability.Memory;
+        var log = TopicLog.Open(Name, Directory, _context.Storage, _context.Files, _context.Time, _context.Loggers.CreateLogger<TopicLog>(), memory);
+        ConsumerPositionStore? positions = null;
+        TopicCommitter? committer = null;
+        try
+        {
+            positions = new ConsumerPositionStore(Directory, _context.Files);
+            foreach (var (consumer, reason) in positions.Lost)
+            {
+                LogPositionLost(Name, consumer, reason);
+            }
+
+            var keys = Settings.HasCompaction ? new CompactionIndex(Settings.CompactionWindowMs) : null;
+            if (keys is not null && log.LastSequence >= log.FirstSequence)
+            {
+                await RecoverWindowAsync(log, keys).ConfigureAwait(false);
+            }
+
+            committer = memory ? null : new TopicCommitter(Name, Directory, log, positions,
+                Settings.Durability == Durability.Always ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
+                _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this));
+            return new OpenTopic(log, committer, keys, positions) { RetentionTtlMs = Settings.RetentionTtlMs };
+        }
+        catch
+        {
+            if (committer is not null)
+            {
+                await committer.DisposeAsync().ConfigureAwait(false);
+            }
+
+            positions?.Dispose();
+            await log.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Restores the compaction window from the records of the last window only, located by timestamp.</summary>
+    private async ValueTask RecoverWindowAsync(TopicLog log, CompactionIndex keys)
+    {
+        var nowMs = NowMs;
+        using var reader = await log.OpenReaderAtTimeAsync(nowMs - Settings.CompactionWindowMs, CancellationToken.None).ConfigureAwait(false);
+        var tail = log.TailAddress;
+        while (reader.Position < tail)
+        {
+            var before = reader.Position;
+            if (reader.TryRead(out var message))
+            {
+                if (message.HasKey)
+                {
+                    keys.Accept(message.Key, message.TimestampMs, message.Sequence);
+                }
+
+                reader.Release();
+                continue;
+            }
+
+            if (reader.Position == before && !await reader.WaitAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                break;
+            }
+        }
+    }
+
+    private async ValueTask CloseLockedAsync(OpenTopic open)
+    {
+        Volatile.Write(ref _open, null);
+        try
+        {
+            _closedOldestTimestampMs = Settings.HasRetention && open.Log.LastSequence >= open.Log.FirstSequence
+                ? open.OldestRetained?.TimestampMs ?? long.MinValue
+                : long.MaxValue;
+            await open.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _context.OpenTopics.Return();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic} is quarantined: its files in {Folder} cannot be served; it is refused until repaired, and every other topic is served")]
+    private partial void LogQuarantined(Exception exception, string topic, string folder);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic} cannot be opened now: {Reason}")]
+    private partial void LogOpenExhausted(string topic, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: the stored position of durable consumer '{Consumer}' cannot be read ({Reason}); it is refused until it subscribes with From = Sequence(n) or Time(t)")]
+    private partial void LogPositionLost(string topic, string consumer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: durable consumer '{Consumer}' resumes at sequence {Sequence}, as its Subscribe asked, its stored position having been lost")]
+    private partial void LogPositionReset(string topic, string consumer, long sequence);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic}: the position of durable consumer '{Consumer}' could not be written")]
+    private partial void LogPositionNotWritten(Exception exception, string topic, string consumer);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Failed to close topic {Topic}")]
+    private partial void LogCloseFailed(Exception exception, string topic);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic} reopened from its files after a storage failure (messages {First}..{Last}); publishes are accepted again")]
+    private partial void LogReopenedAfterFailure(string topic, long first, long last);
 }
+
+/// <summary>Where a topic is in its lifecycle.</summary>
+internal enum TopicState
+{
+    /// <summary>Settings only: no file open, a few hundred bytes of memory. Opens on first use.</summary>
+    Closed,
+
+    /// <summary>The log is open and serves publishes and subscriptions.</summary>
+    Open,
+
+    /// <summary>Its files cannot be served (the reason is logged); refused with StorageFailure.</summary>
+    Quarantined,
+}
+
+/// <summary>Where a new subscription starts: the storage it reads, its reader and cursor, and the sequence it starts at.</summary>
+internal readonly record struct SubscriptionStart(OpenTopic Storage, LogReader Reader, TopicCursor Cursor, long StartSequence);

@@ -4,10 +4,11 @@ using Zaichik.Server.Storage;
 namespace Zaichik.Server.Topics;
 
 /// <summary>
-/// Commits one topic's log to disk. Appends mark the topic dirty; the committer wakes on the first mark, waits
-/// the commit interval (<c>Interval</c>) or not at all (<c>Always</c>), and
-/// commits everything appended by then. Publishes that arrive while a commit is running share the next one,
-/// which is what makes <c>Always</c> a group commit. An idle topic costs no timer and no wake-up.
+/// Commits one topic's log and its durable consumers' positions to disk. Appends and consumer Commits mark the topic
+/// dirty; the committer wakes on the first mark, waits the commit interval (<c>Interval</c>) or not at all
+/// (<c>Always</c>), and commits everything appended by then, then writes the positions that changed (fsynced on
+/// <c>Always</c> topics). Publishes and Commits that arrive while a flush is running share the next one, which is
+/// what makes <c>Always</c> a group commit. An idle topic costs no timer and no wake-up.
 /// </summary>
 internal sealed partial class TopicCommitter : IAsyncDisposable
 {
@@ -21,6 +22,8 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     private const int ProbeSize = 128 * 1024;
 
     private readonly TopicLog _log;
+    private readonly ConsumerPositionStore _positions;
+    private readonly bool _always;
     private readonly TimeSpan _delay;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -36,12 +39,14 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     /// Called once when, after a failed commit, the topic's folder takes writes again: FasterLog stays failed after a
     /// failed write, so the topic must be reopened from its last commit to write again.
     /// </param>
-    public TopicCommitter(string topic, string directory, TopicLog log, TimeSpan delay, TimeProvider time, ILogger logger, Action? onDiskWritable = null)
+    public TopicCommitter(string topic, string directory, TopicLog log, ConsumerPositionStore positions, TimeSpan delay, TimeProvider time, ILogger logger, Action? onDiskWritable = null)
     {
         _topic = topic;
         _directory = directory;
         _onDiskWritable = onDiskWritable;
         _log = log;
+        _positions = positions;
+        _always = delay == TimeSpan.Zero;
         _delay = delay;
         _time = time;
         _logger = logger;
@@ -61,16 +66,22 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     }
 
     /// <summary>
-    /// Completes once every record up to and including <paramref name="address"/> is on disk. Throws
-    /// <see cref="IOException"/> while commits are failing, rather than waiting for a disk that may not come back.
+    /// Completes once the message with <paramref name="sequence"/> (and every one before it) is on disk. Throws
+    /// <see cref="IOException"/> while commits are failing, rather than waiting for a disk that may not come back, and
+    /// when the log closed without committing it.
     /// </summary>
-    public async ValueTask WhenCommittedAsync(long address, CancellationToken cancellationToken)
+    public async ValueTask WhenCommittedAsync(long sequence, CancellationToken cancellationToken)
     {
-        while (_log.CommittedUntilAddress <= address)
+        while (_log.DurableSequence < sequence)
         {
             if (LastFailure is { } failure)
             {
                 throw new IOException($"commit of topic '{_topic}' failed: {failure.Message}", failure);
+            }
+
+            if (_log.IsDisposed)
+            {
+                throw new IOException($"topic '{_topic}' closed before message {sequence} was committed");
             }
 
             MarkDirty();
@@ -80,14 +91,10 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
             recheck.CancelAfter(FailureRecheckInterval);
             try
             {
-                await _log.WaitForCommitAsync(address + 1, recheck.Token).ConfigureAwait(false);
+                await _log.WaitForDurableAsync(sequence, recheck.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                LastFailure ??= exception;
             }
         }
     }
@@ -116,6 +123,11 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                 try
                 {
                     await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    if (_positions.IsDirty)
+                    {
+                        _positions.Flush(flushToDisk: _always);
+                    }
+
                     if (LastFailure is not null)
                     {
                         LogRecovered(_topic);
@@ -130,7 +142,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                     }
 
                     LastFailure = exception;
-                    _log.WakeCommitWaiters();
+                    _log.WakeDurableWaiters();
                     if (_onDiskWritable is null)
                     {
                         // Try again soon: the disk may come back.

@@ -8,73 +8,60 @@ using Zaichik.Server.Storage;
 namespace Zaichik.Server.Topics;
 
 /// <summary>
-/// Every topic of the broker, by name. Topics live under <c>&lt;data&gt;/topics/&lt;name&gt;/</c>; on start all
-/// of them are reopened. Topics are created on demand and never deleted.
+/// Every topic of the broker, by name. The list and the settings live in the <see cref="TopicCatalog"/>; each topic's
+/// log under <c>&lt;data&gt;/topics/&lt;name&gt;/</c>. On start only the catalog is read: every topic starts closed and
+/// opens on first use, and closes again once idle (<see cref="ZaichikServerOptions.TopicIdleTimeout"/>), so the number
+/// of topics costs little memory and no descriptors. Topics are created on demand and never deleted.
 /// </summary>
 internal sealed partial class TopicRegistry : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, string> _quarantined = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _createGate = new(1, 1);
+    private readonly ConcurrentDictionary<string, Task> _creating = new(StringComparer.Ordinal);
     private readonly ZaichikServerOptions _options;
-    private readonly TimeProvider _time;
     private readonly ILogger<TopicRegistry> _logger;
-    private readonly ILoggerFactory _loggers;
+    private readonly TopicContext _context;
     private readonly string _topicsRoot;
+    private readonly SemaphoreSlim _makingRoom = new(1, 1);
+    private TopicCatalog? _catalog;
     private int _disposed;
 
-    public TopicRegistry(IOptions<ZaichikServerOptions> options, TimeProvider time, ILogger<TopicRegistry> logger, ILoggerFactory loggers)
+    public TopicRegistry(IOptions<ZaichikServerOptions> options, TimeProvider time, ILogger<TopicRegistry> logger, ILoggerFactory loggers, FileBudget files)
     {
         _options = options.Value;
-        _time = time;
         _logger = logger;
-        _loggers = loggers;
         _topicsRoot = Path.Combine(Path.GetFullPath(_options.DataPath), "topics");
+        var limiter = new OpenTopicLimiter(_options.MaxOpenTopics);
+        _context = new TopicContext(_options.Storage, files, limiter, time, loggers);
+        limiter.MakeRoom = MakeRoomAsync;
     }
 
     public int Count => _topics.Count;
 
     public ICollection<Topic> Topics => _topics.Values;
 
-    /// <summary>Reopens every topic found in the data folder and restores each one's compaction window.</summary>
-    public async ValueTask OpenExistingAsync(CancellationToken cancellationToken)
+    /// <summary>Topics whose log is open now.</summary>
+    public int OpenCount => _context.OpenTopics.Open;
+
+    internal TopicContext Context => _context;
+
+    /// <summary>Reads the catalog (rebuilding it from the topic folders when it is missing or damaged). Opens no topic.</summary>
+    public ValueTask OpenExistingAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_topicsRoot);
-        foreach (var directory in Directory.EnumerateDirectories(_topicsRoot))
+        _catalog = TopicCatalog.Open(Path.GetFullPath(_options.DataPath), FromFolders, out var entries, out var recovered);
+        if (recovered is not null)
         {
-            var name = Path.GetFileName(directory);
-            if (TopicName.Validate(name, _options.MaxTopicNameLength) is not null || !File.Exists(Path.Combine(directory, TopicSettings.FileName)))
-            {
-                LogSkippedFolder(directory);
-                continue;
-            }
+            LogCatalogRecovered(recovered);
+        }
 
-            Topic? topic = null;
-            try
-            {
-                var settings = Resolve(TopicSettings.Read(directory));
-                topic = OpenTopic(name, directory, settings);
-                if (await topic.Log.CutCorruptTailAsync(cancellationToken).ConfigureAwait(false) is { } dropped)
-                {
-                    LogCorruptTail(name, dropped.Records, dropped.From, dropped.To);
-                }
-
-                var keys = await topic.RecoverAsync(cancellationToken).ConfigureAwait(false);
-                _topics[name] = topic;
-                LogReopened(name, settings.ToString(), topic.Log.BeginAddress, topic.Log.TailAddress, keys);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                _quarantined[name] = exception.Message;
-                LogQuarantined(exception, name, directory);
-                if (topic is not null)
-                {
-                    await topic.DisposeAsync().AsTask().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                }
-            }
+        foreach (var entry in entries)
+        {
+            var settings = new TopicSettings(entry.RetentionTtlMs, entry.CompactionWindowMs, (Durability)entry.Durability, entry.CommitIntervalMs);
+            _topics[entry.Name] = NewTopic(entry.Name, Resolve(settings));
         }
 
         LogOpened(_topics.Count, _topicsRoot);
+        return ValueTask.CompletedTask;
     }
 
     public bool TryGet(string name, out Topic topic) => _topics.TryGetValue(name, out topic!);
@@ -82,13 +69,13 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     /// <summary>The topic for a Publish or Subscribe: created with default settings if auto-create is on.</summary>
     public ValueTask<Topic> GetForUseAsync(string name, CancellationToken cancellationToken)
     {
-        if (_topics.TryGetValue(name, out var topic))
+        if (_topics.TryGetValue(name, out var topic) && !_creating.ContainsKey(name))
         {
             return ValueTask.FromResult(topic);
         }
 
         ValidateName(name);
-        if (!_options.AutoCreateTopics)
+        if (!_options.AutoCreateTopics && !_topics.ContainsKey(name))
         {
             throw new TopicException(ErrorCode.TopicNotFound, $"topic '{name}' does not exist and this server does not create topics automatically; create it with CreateTopic");
         }
@@ -105,8 +92,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             throw new TopicException(ErrorCode.InvalidArgument, $"retentionTtlMs, compactionWindowMs and commitIntervalMs must be 0 or positive; got {settings}");
         }
 
-        // A longer one would fail in the committer's timer (or, past TimeSpan's range, in the topic's constructor)
-        // after the topic's folder was written.
+        // A longer one would fail in the committer's timer after the topic was created.
         if (settings.CommitIntervalMs > TopicSettings.MaxCommitIntervalMs)
         {
             throw new TopicException(ErrorCode.InvalidArgument, $"commitIntervalMs {settings.CommitIntervalMs} exceeds the longest a timer can wait, {TopicSettings.MaxCommitIntervalMs} ms");
@@ -120,6 +106,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         return await GetOrCreateAsync(name, settings, explicitCreate: true, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Closes every topic (committing its log), each within the shutdown timeout.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -127,39 +114,73 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             return;
         }
 
-        foreach (var topic in _topics.Values)
+        var open = _topics.Values.Where(topic => topic.Current is not null).ToArray();
+        var closing = open.Select(async topic =>
         {
             try
             {
-                await topic.DisposeAsync().ConfigureAwait(false);
+                await topic.DisposeAsync().AsTask().WaitAsync(_options.ShutdownTimeout).ConfigureAwait(false);
             }
             catch (Exception exception)
             {
                 LogCloseFailed(exception, topic.Name);
             }
-        }
+        });
+        await Task.WhenAll(closing).ConfigureAwait(false);
+        _catalog?.Dispose();
+        LogClosed(open.Length, _topics.Count);
+    }
 
-        LogClosed(_topics.Count);
+    /// <summary>
+    /// Closes idle topics to make room under <see cref="ZaichikServerOptions.MaxOpenTopics"/>: the least recently used
+    /// ones nobody reads, a tenth of the limit at a time so that opening many topics does not close one per open.
+    /// Returns how many it closed.
+    /// </summary>
+    public async ValueTask<int> MakeRoomAsync(CancellationToken cancellationToken)
+    {
+        await _makingRoom.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var limiter = _context.OpenTopics;
+            if (limiter.Open < limiter.Limit)
+            {
+                return 1;
+            }
+
+            var batch = Math.Max(1, limiter.Limit / 10);
+            var candidates = _topics.Values
+                .Where(topic => topic.Current is { InUse: false })
+                .OrderBy(topic => topic.LastUsedMs)
+                .Take(batch)
+                .ToArray();
+            var closed = await Task.WhenAll(candidates.Select(topic => topic.TryCloseAsync(TimeSpan.Zero, cancellationToken).AsTask())).ConfigureAwait(false);
+            return closed.Count(done => done);
+        }
+        finally
+        {
+            _makingRoom.Release();
+        }
     }
 
     private async ValueTask<Topic> GetOrCreateAsync(string name, TopicSettings settings, bool explicitCreate, CancellationToken cancellationToken)
     {
-        await _createGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        if (Volatile.Read(ref _disposed) != 0)
         {
-            if (Volatile.Read(ref _disposed) != 0)
-            {
-                throw new TopicException(ErrorCode.ServerShuttingDown, "the server is stopping");
-            }
+            throw new TopicException(ErrorCode.ServerShuttingDown, "the server is stopping");
+        }
 
-            settings = Resolve(settings);
-            if (_quarantined.TryGetValue(name, out var reason))
-            {
-                throw new TopicException(ErrorCode.StorageFailure, $"topic '{name}' is quarantined: its files could not be opened ({reason}); the server log says more");
-            }
-
+        settings = Resolve(settings);
+        while (true)
+        {
             if (_topics.TryGetValue(name, out var existing))
             {
+                if (_creating.TryGetValue(name, out var pending))
+                {
+                    // Another request is creating it: its outcome is this one's.
+                    await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
                 if (explicitCreate && existing.Settings != settings)
                 {
                     throw new TopicException(ErrorCode.TopicSettingsConflict, $"topic '{name}' already exists with {existing.Settings}; requested {settings}");
@@ -173,92 +194,75 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
                 throw new TopicException(ErrorCode.TooManyTopics, $"the server holds its maximum of {_options.MaxTopics} topics");
             }
 
-            var directory = Path.Combine(_topicsRoot, name);
-            Topic topic;
+            var created = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_creating.TryAdd(name, created.Task))
+            {
+                continue;
+            }
+
+            var topic = NewTopic(name, settings);
+            if (!_topics.TryAdd(name, topic))
+            {
+                _creating.TryRemove(name, out _);
+                created.TrySetResult();
+                continue;
+            }
+
             try
             {
-                settings.Write(directory);
-                topic = OpenTopic(name, directory, settings);
+                await _catalog!.AddAsync(new CatalogEntry(name, settings.RetentionTtlMs, settings.CompactionWindowMs, (byte)settings.Durability, settings.CommitIntervalMs))
+                    .ConfigureAwait(false);
             }
-            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ObjectDisposedException)
             {
+                _topics.TryRemove(name, out _);
                 LogCreateFailed(exception, name);
                 throw new TopicException(ErrorCode.StorageFailure, $"topic '{name}' could not be created on disk: {exception.Message}");
             }
+            finally
+            {
+                _creating.TryRemove(name, out _);
+                created.TrySetResult();
+            }
 
-            _topics[name] = topic;
-            LogCreated(name, settings.RetentionTtlMs, settings.CompactionWindowMs, explicitCreate);
+            LogCreated(name, settings.ToString(), explicitCreate);
             return topic;
         }
-        finally
+    }
+
+    private Topic NewTopic(string name, TopicSettings settings) =>
+        new(name, Path.Combine(_topicsRoot, name), settings, _context, onStorageRecovered: failed => _ = failed.ReopenAfterFailureAsync());
+
+    /// <summary>Topics described by their folders, for a catalog that is missing some.</summary>
+    private IEnumerable<CatalogEntry> FromFolders()
+    {
+        foreach (var directory in Directory.EnumerateDirectories(_topicsRoot))
         {
-            _createGate.Release();
+            var name = Path.GetFileName(directory);
+            if (TopicName.Validate(name, _options.MaxTopicNameLength) is not null || !File.Exists(Path.Combine(directory, TopicSettings.FileName)))
+            {
+                LogSkippedFolder(directory);
+                continue;
+            }
+
+            TopicSettings settings;
+            try
+            {
+                settings = Resolve(TopicSettings.Read(directory).Settings);
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+            {
+                // Still a topic: it is quarantined when it is opened, with the reason, and every other topic is served.
+                LogUnreadableSettings(exception, name);
+                settings = Resolve(TopicSettings.Default);
+            }
+
+            yield return new CatalogEntry(name, settings.RetentionTtlMs, settings.CompactionWindowMs, (byte)settings.Durability, settings.CommitIntervalMs);
         }
     }
 
     private TopicSettings Resolve(TopicSettings settings) =>
         settings.Resolve(_options.Durability, _options.CommitInterval);
-
-    private Topic OpenTopic(string name, string directory, TopicSettings settings) =>
-        new(name, directory, settings, TopicLog.Open(directory, _options.Storage, inMemory: settings.Durability == Durability.Memory), _time, _loggers.CreateLogger<TopicCommitter>(),
-            onStorageRecovered: failed => _ = ReopenAsync(failed));
-
-    /// <summary>
-    /// Replaces a topic whose log failed a write, once its disk takes writes again: the old topic is retired (its
-    /// subscribers' connections are closed) and closed, and the topic is reopened from its last commit, exactly as
-    /// a restart would. Records appended after that commit are lost, as in a crash; Always publishes among them
-    /// were never acknowledged.
-    /// </summary>
-    private async Task ReopenAsync(Topic failed)
-    {
-        await _createGate.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            if (Volatile.Read(ref _disposed) != 0 || !_topics.TryGetValue(failed.Name, out var current) || !ReferenceEquals(current, failed))
-            {
-                return;
-            }
-
-            failed.Retire();
-            try
-            {
-                // A failed FasterLog may not finish closing; the reopened one does not need it to.
-                await failed.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-            }
-            catch (Exception exception)
-            {
-                LogCloseFailed(exception, failed.Name);
-            }
-
-            Topic? topic = null;
-            try
-            {
-                topic = OpenTopic(failed.Name, failed.Directory, failed.Settings);
-                if (await topic.Log.CutCorruptTailAsync(CancellationToken.None).ConfigureAwait(false) is { } dropped)
-                {
-                    LogCorruptTail(failed.Name, dropped.Records, dropped.From, dropped.To);
-                }
-
-                var keys = await topic.RecoverAsync(CancellationToken.None).ConfigureAwait(false);
-                _topics[failed.Name] = topic;
-                LogReopenedAfterFailure(failed.Name, topic.Log.BeginAddress, topic.Log.TailAddress, keys);
-            }
-            catch (Exception exception)
-            {
-                _topics.TryRemove(failed.Name, out _);
-                _quarantined[failed.Name] = exception.Message;
-                LogQuarantined(exception, failed.Name, failed.Directory);
-                if (topic is not null)
-                {
-                    await topic.DisposeAsync().AsTask().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                }
-            }
-        }
-        finally
-        {
-            _createGate.Release();
-        }
-    }
 
     private void ValidateName(string name)
     {
@@ -268,33 +272,27 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Created topic {Topic} (retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}, explicit={Explicit})")]
-    private partial void LogCreated(string topic, long retentionTtlMs, long compactionWindowMs, bool @explicit);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Created topic {Topic} ({Settings}, explicit={Explicit})")]
+    private partial void LogCreated(string topic, string settings, bool @explicit);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Reopened topic {Topic} ({Settings}; log {BeginAddress}..{TailAddress}; {Keys} keys in the compaction window)")]
-    private partial void LogReopened(string topic, string settings, long beginAddress, long tailAddress, int keys);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic} reopened from its last commit after a storage failure (log {BeginAddress}..{TailAddress}; {Keys} keys in the compaction window); publishes are accepted again")]
-    private partial void LogReopenedAfterFailure(string topic, long beginAddress, long tailAddress, int keys);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: cut a corrupt tail at recovery; dropped {Records} recognisable records at offsets {From}..{To}")]
-    private partial void LogCorruptTail(string topic, int records, long from, long to);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic} is quarantined: its files in {Folder} could not be opened; it is refused until repaired, and every other topic is served")]
-    private partial void LogQuarantined(Exception exception, string topic, string folder);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic catalog: {What}")]
+    private partial void LogCatalogRecovered(string what);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic} could not be created on disk")]
     private partial void LogCreateFailed(Exception exception, string topic);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Opened {Count} topics from {Folder}")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Found {Count} topics in {Folder}; each opens when it is first used")]
     private partial void LogOpened(int count, string folder);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped {Folder}: not a topic folder (bad name or no topic.json)")]
     private partial void LogSkippedFolder(string folder);
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic}: its topic.json cannot be read; the topic will be quarantined when it is used")]
+    private partial void LogUnreadableSettings(Exception exception, string topic);
+
     [LoggerMessage(Level = LogLevel.Error, Message = "Failed to close topic {Topic}")]
     private partial void LogCloseFailed(Exception exception, string topic);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Committed and closed {Count} topics")]
-    private partial void LogClosed(int count);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Committed and closed {Open} open topics of {Count}")]
+    private partial void LogClosed(int open, int count);
 }

@@ -5,9 +5,10 @@ using Zaichik.Protocol;
 namespace Zaichik.Server.Topics;
 
 /// <summary>
-/// A topic's settings, fixed at creation and kept in <c>topic.json</c> beside its log. The registry stores them
-/// resolved: never <see cref="Durability.ServerDefault"/>, and a commit interval only for
-/// <see cref="Durability.Interval"/>.
+/// A topic's settings, fixed at creation. The broker's catalog holds them (<c>TopicCatalog</c>); a copy sits in
+/// <c>topic.json</c> beside the log, with the storage format of the log, so that a topic folder explains itself and the
+/// catalog can be rebuilt from the folders. The registry stores them resolved: never
+/// <see cref="Durability.ServerDefault"/>, and a commit interval only for <see cref="Durability.Interval"/>.
 /// </summary>
 /// <param name="RetentionTtlMs">How long each message is kept for late subscribers; 0 = no retention.</param>
 /// <param name="CompactionWindowMs">A keyed message is dropped if its key was accepted less than this long ago; 0 = off.</param>
@@ -16,6 +17,9 @@ namespace Zaichik.Server.Topics;
 internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0)
 {
     public const string FileName = "topic.json";
+
+    /// <summary>The storage format this broker writes: logical sequences in every record (format 1 had none).</summary>
+    public const int StorageFormat = 2;
 
     /// <summary>
     /// The longest commit interval, in ms: the longest delay a .NET timer takes (about 49.7 days). The committer waits
@@ -46,37 +50,52 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
         return this with { Durability = durability, CommitIntervalMs = interval };
     }
 
-    public static TopicSettings Read(string directory)
+    /// <summary>The settings in <paramref name="directory"/>'s <c>topic.json</c> and the storage format it declares.</summary>
+    /// <exception cref="IOException">The file is missing or unreadable.</exception>
+    /// <exception cref="JsonException">It is not valid.</exception>
+    public static (TopicSettings Settings, int Format) Read(string directory)
     {
         var json = File.ReadAllBytes(Path.Combine(directory, FileName));
-        return JsonSerializer.Deserialize(json, TopicSettingsJsonContext.Default.TopicSettings)
-            ?? throw new InvalidDataException($"{Path.Combine(directory, FileName)} is empty");
+        var file = JsonSerializer.Deserialize(json, TopicSettingsJsonContext.Default.TopicFile)
+            ?? throw new JsonException($"{Path.Combine(directory, FileName)} is empty");
+        return (new TopicSettings(file.RetentionTtlMs, file.CompactionWindowMs, file.Durability, file.CommitIntervalMs), file.Format ?? 1);
     }
 
-    /// <summary>Writes the settings file atomically (write aside, then rename), so a crash leaves the old or the new file.</summary>
-    public void Write(string directory)
+    /// <summary>
+    /// Makes sure <paramref name="directory"/> holds these settings in <c>topic.json</c> before the log is opened there,
+    /// writing it (aside, then renamed) when it is missing. A folder whose log was written in an older storage format is
+    /// refused: reading it as this format would lose every message.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The folder holds a log of another storage format.</exception>
+    public void EnsureWritten(string directory)
     {
-        Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, FileName);
+        if (File.Exists(path))
+        {
+            var (_, format) = Read(directory);
+            if (format == StorageFormat)
+            {
+                return;
+            }
+
+            if (Directory.EnumerateFileSystemEntries(directory, "log.*").Any())
+            {
+                throw new InvalidDataException(
+                    $"its log in '{directory}' is in storage format {format}, written by an earlier Zaichik without sequence numbers; this version reads format {StorageFormat} only");
+            }
+        }
+
+        Directory.CreateDirectory(directory);
         var temporary = path + ".tmp";
-        using (var file = File.Create(temporary))
-        {
-            file.Write(JsonSerializer.SerializeToUtf8Bytes(this, TopicSettingsJsonContext.Default.TopicSettings));
-            file.Flush(flushToDisk: true);
-        }
-
+        var file = new TopicFile(StorageFormat, RetentionTtlMs, CompactionWindowMs, Durability, CommitIntervalMs);
+        File.WriteAllBytes(temporary, JsonSerializer.SerializeToUtf8Bytes(file, TopicSettingsJsonContext.Default.TopicFile));
         File.Move(temporary, path, overwrite: true);
-
-        // The topic's folder (new on creation) and the rename must survive a power cut, or the topic's acknowledged
-        // records would be left in a folder that is not recognised as a topic.
-        Storage.Internal.DirectorySync.Flush(directory);
-        if (Path.GetDirectoryName(Path.GetFullPath(directory)) is { } parent)
-        {
-            Storage.Internal.DirectorySync.Flush(parent);
-        }
     }
+
+    /// <summary>What <c>topic.json</c> holds.</summary>
+    internal sealed record TopicFile(int? Format, long RetentionTtlMs, long CompactionWindowMs, Durability Durability, long CommitIntervalMs);
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, UseStringEnumConverter = true)]
-[JsonSerializable(typeof(TopicSettings))]
+[JsonSerializable(typeof(TopicSettings.TopicFile))]
 internal sealed partial class TopicSettingsJsonContext : JsonSerializerContext;

@@ -112,19 +112,28 @@ public sealed class DiskFullTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Creating_a_topic_on_a_full_disk_is_refused_with_StorageFailure_and_the_connection_stays_open()
+    public async Task A_topic_that_cannot_open_on_a_full_disk_is_refused_with_StorageFailure_not_quarantined_and_works_once_there_is_room()
     {
         Assert.True(_mounted, "mounting a tmpfs needs root; CI runs as root");
         await using var server = await TestServer.StartAsync(options => options with { DataPath = Path.Combine(_mount, "data") }, dataPath: Path.Combine(_mount, "data"));
         var client = await server.ConnectAsync();
         await client.PublishAsync("existing", "x");
-        await FillAsync(Path.Combine(_mount, "filler"));
+        var filler = Path.Combine(_mount, "filler");
+        await FillAsync(filler);
 
-        var error = await Should.ThrowAsync<ZaichikServerException>(async () => await client.CreateTopicAsync("new-on-full-disk"));
+        // The catalog still has room for the record; the topic's own files do not.
+        await client.CreateTopicAsync("new-on-full-disk");
+        var error = await Should.ThrowAsync<ZaichikServerException>(async () => await client.PublishAsync("new-on-full-disk", "y"));
 
         error.Code.ShouldBe(ErrorCode.StorageFailure);
+        error.Message.ShouldNotContain("quarantined");
         client.IsConnected.ShouldBeTrue();
-        await using var reader = new MessageReader(await client.SubscribeAsync("existing", new SubscribeOptions { From = StartPosition.Latest }));
+        await using (new MessageReader(await client.SubscribeAsync("existing", new SubscribeOptions { From = StartPosition.Latest })))
+        {
+        }
+
+        File.Delete(filler);
+        (await client.PublishAsync("new-on-full-disk", "y")).Sequence.ShouldBe(1, "the topic was never quarantined for a full disk");
     }
 
     public async Task DisposeAsync()

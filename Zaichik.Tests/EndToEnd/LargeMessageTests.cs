@@ -1,7 +1,7 @@
 using Zaichik.Client;
 using Zaichik.Protocol;
 using Zaichik.Server.Storage;
-using Zaichik.Server.Topics;
+using Zaichik.Tests.Storage;
 
 namespace Zaichik.Tests.EndToEnd;
 
@@ -50,29 +50,37 @@ public sealed class LargeMessageTests
     }
 
     [Fact]
-    public async Task A_split_message_whose_tail_was_never_written_is_skipped_and_later_messages_still_arrive()
+    public async Task A_split_message_missing_a_fragment_is_skipped_reported_and_later_messages_still_arrive()
     {
-        // A crash between two fragments of a split message leaves its First entry with no end in the log.
         var dataPath = Path.Combine(Path.GetTempPath(), "zaichik-torn-" + Guid.NewGuid().ToString("N"));
-        var directory = Path.Combine(dataPath, "topics", "torn");
-        new TopicSettings(RetentionTtlMs: 3_600_000, CompactionWindowMs: 0).Write(directory);
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await using (var log = TopicLog.Open(directory, new StorageOptions()))
-        {
-            var entry = new byte[1024];
-            var part = new byte[100];
-            log.TryAppend(entry.AsSpan(0, LogRecord.WriteFirst(entry, now, false, default, 100_000, part)), out _).ShouldBeTrue();
-            log.TryAppend(entry.AsSpan(0, LogRecord.WriteContinuation(entry, now, part)), out _).ShouldBeTrue();
-            log.TryAppend(entry.AsSpan(0, LogRecord.WriteWhole(entry, now, false, default, "intact"u8)), out _).ShouldBeTrue();
-        }
-
+        var logs = new CapturingLoggerProvider();
         try
         {
-            await using var server = await TestServer.StartAsync(dataPath: dataPath);
-            var client = await server.ConnectAsync();
-            await using var reader = new MessageReader(await client.SubscribeAsync("torn", new SubscribeOptions { From = StartPosition.Retained }));
+            await using (var server = await TestServer.StartAsync(dataPath: dataPath))
+            {
+                var client = await server.ConnectAsync();
+                await client.CreateTopicAsync("torn", Retained);
+                await client.PublishAsync("torn", "before");
+                await client.PublishAsync("torn", new byte[300_000]);
+                await client.PublishAsync("torn", "intact");
+            }
 
-            (await reader.NextAsync()).PayloadText.ShouldBe("intact");
+            // A fragment in the middle of the split message is lost, as a damaged disk would lose it.
+            var directory = Path.Combine(dataPath, "topics", "torn");
+            var fragments = LogFiles.Entries(directory, new StorageOptions()).Where(entry => entry.Sequence == 2).ToList();
+            fragments.Count.ShouldBeGreaterThan(2);
+            LogFiles.Corrupt(directory, new StorageOptions(), 2);
+            LogFiles.Write(directory, new StorageOptions(), fragments[2].Address + 4 + 30, [0xEE]);
+
+            await using var restarted = await TestServer.StartAsync(dataPath: dataPath, logs: logs);
+            var consumer = await restarted.ConnectAsync();
+            await using var reader = new MessageReader(await consumer.SubscribeAsync("torn", new SubscribeOptions { Prefetch = 10 }));
+
+            (await reader.NextAsync()).PayloadText.ShouldBe("before");
+            var next = await reader.NextAsync();
+            next.PayloadText.ShouldBe("intact");
+            next.Sequence.ShouldBe(3);
+            logs.Lines.ShouldContain(line => line.Contains("sequences 2..2", StringComparison.Ordinal) && line.Contains("were lost", StringComparison.Ordinal));
         }
         finally
         {

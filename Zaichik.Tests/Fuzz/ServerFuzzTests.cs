@@ -79,8 +79,8 @@ public sealed class ServerFuzzTests(ITestOutputHelper output)
             failures.ShouldBeEmpty($"with {FuzzSeed.Replay(seed)}:\n{string.Join("\n", failures.Take(10))}");
 
             await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 0, "every fuzzed connection is closed on the server");
-            await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.SubscriberCount) == 0, "no subscription outlives its connection");
-            await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.RunningPumps) == 0, "no delivery pump outlives its subscription");
+            await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.Current?.SubscriberCount ?? 0) == 0, "no subscription outlives its connection");
+            await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.Current?.RunningPumps ?? 0) == 0, "no delivery pump outlives its subscription");
             output.WriteLine($"{server.Registry.Count} topics after fuzzing");
 
             await AWellBehavedClientIsServedAsync(server);

@@ -106,8 +106,8 @@ public sealed class ConnectionStormTests(ITestOutputHelper output)
     private static async Task AllClosedAsync(TestServer server)
     {
         await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 0, "the broker closes every connection");
-        await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.SubscriberCount) == 0, "no subscription outlives its connection");
-        await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.RunningPumps) == 0, "no delivery pump outlives its subscription");
+        await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.Current?.SubscriberCount ?? 0) == 0, "no subscription outlives its connection");
+        await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.Current?.RunningPumps ?? 0) == 0, "no delivery pump outlives its subscription");
     }
 
     /// <summary>Runs <paramref name="count"/> connections, <see cref="Concurrency"/> at a time; returns the most threads seen.</summary>

@@ -1,69 +1,486 @@
+using System.Diagnostics;
 using Zaichik.Server.Storage;
+using Zaichik.Server.Storage.Internal;
 
 namespace Zaichik.Tests.Storage;
 
+/// <summary>
+/// The log seen as sequences: numbering, recovery after a crash, seeking, and what every kind of damage to its files
+/// costs. Each damage test closes the log cleanly, damages its files, reopens it and reads it all: every message not
+/// in the damaged range must come back exactly once and in order, and the damaged range must be reported as a hole.
+/// </summary>
 public sealed class TopicLogTests
 {
+    private const int PageSize = 1 << 12;
+
+    /// <summary>Entries are 128 bytes with these payloads: 32 to a page, 256 to a segment.</summary>
+    private const int PayloadSize = 100;
+
     [Fact]
-    public async Task Seek_by_timestamp_lands_within_one_page_before_the_first_record_at_that_time()
+    public async Task Sequences_start_at_one_are_contiguous_and_continue_after_a_clean_reopen()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "zaichik-seek-" + Guid.NewGuid().ToString("N"));
-        var storage = new StorageOptions { PageSizeBits = 12, MemorySizeBits = 13, SegmentSizeBits = 20 };
-        try
-        {
-            await using var log = TopicLog.Open(directory, storage);
-            var entry = new byte[512];
-            var addresses = new List<long>();
-            for (var i = 0; i < 2_000; i++)
-            {
-                var length = LogRecord.WriteWhole(entry, timestampMs: i * 10, false, default, new byte[200]);
-                addresses.Add(await log.AppendAsync(entry.AsMemory(0, length), CancellationToken.None));
-            }
+        await using var context = LogTestContext.Create();
+        context.Open();
 
-            await log.CommitAsync(CancellationToken.None);
+        var first = await context.AppendAsync(300);
+        await context.CloseAsync();
+        context.Open();
+        var next = await context.AppendAsync(1, prefix: "after");
 
-            foreach (var target in new[] { 0, 5, 10_000, 12_345, 19_990, 50_000 })
-            {
-                var firstAtOrAfter = addresses.FindIndex(a => addresses.IndexOf(a) * 10 >= target);
-                var seek = await log.SeekTimestampAsync(target, CancellationToken.None);
-
-                var expected = firstAtOrAfter < 0 ? log.TailAddress : addresses[firstAtOrAfter];
-                seek.ShouldBeLessThanOrEqualTo(expected, $"seek to {target} must not skip a record at or after it");
-                (expected - seek).ShouldBeLessThanOrEqualTo(1 << storage.PageSizeBits, $"seek to {target} should land within a page of it");
-            }
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        first.ShouldBe(Enumerable.Range(1, 300).Select(i => (long)i));
+        next.ShouldBe([301L], "a clean reopen continues right after the last sequence");
+        var read = await context.ReadAllAsync();
+        read.Select(m => m.Sequence).ShouldBe(Enumerable.Range(1, 301).Select(i => (long)i));
+        read[^1].Payload.ShouldBe("after0");
+        context.Log!.Holes.ShouldBeEmpty();
+        context.Logs.Lines.ShouldNotContain(line => line.StartsWith("Warning", StringComparison.Ordinal));
     }
 
     [Fact]
-    public async Task Records_in_a_new_segment_count_as_committed_only_after_the_folder_is_flushed()
+    public async Task After_a_crash_no_sequence_that_may_have_been_handed_out_is_given_again()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "zaichik-segments-" + Guid.NewGuid().ToString("N"));
-        var storage = new StorageOptions { PageSizeBits = 12, MemorySizeBits = 14, SegmentSizeBits = 16 };
-        try
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(10);
+        await context.Log!.CommitAsync(CancellationToken.None);
+        var handedOut = await context.AppendAsync(5, prefix: "unflushed");
+
+        context.CrashCopy();
+        context.Open();
+        var recovered = await context.ReadAllAsync();
+        var after = (await context.AppendAsync(1, prefix: "after")).Single();
+
+        recovered.Select(m => m.Sequence).ShouldBe(Enumerable.Range(1, recovered.Count).Select(i => (long)i), "what was recovered is a prefix, in order");
+        recovered.Count.ShouldBeGreaterThanOrEqualTo(10, "everything committed is there");
+        after.ShouldBeGreaterThan(handedOut.Max(), "sequences acknowledged before the crash are never reused");
+        context.Log!.Holes.ShouldContain(hole => hole.FirstSequence == recovered.Count + 1 && hole.LastSequence == after - 1);
+        context.Logs.Lines.ShouldContain(line => line.Contains("not on disk after an unclean stop", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Records_flushed_after_the_last_commit_survive_a_crash()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(10);
+        await context.Log!.CommitAsync(CancellationToken.None);
+
+        // Two pages of memory: appending 200 more pushes the older pages out to the files, uncommitted.
+        await context.AppendAsync(200, prefix: "later");
+        context.CrashCopy();
+        context.Open();
+        var recovered = await context.ReadAllAsync();
+
+        recovered.Count.ShouldBeGreaterThan(100, "records in pages written after the last commit are recovered too");
+        recovered.Select(m => m.Sequence).ShouldBe(Enumerable.Range(1, recovered.Count).Select(i => (long)i));
+    }
+
+    [Fact]
+    public async Task A_reader_reads_evicted_pages_from_the_files_and_then_follows_the_tail()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(1_000);
+
+        using var reader = context.Log!.OpenReaderAtBegin();
+        var all = await context.ReadAllAsync(reader);
+        var waiting = reader.WaitAsync(CancellationToken.None);
+        await context.AppendAsync(5, prefix: "live");
+        (await waiting.AsTask().WaitAsync(TimeSpan.FromSeconds(10))).ShouldBeTrue();
+        var live = await context.ReadAllAsync(reader);
+
+        all.Select(m => m.Payload).ShouldBe(Enumerable.Range(0, 1_000).Select(i => $"m{i}"));
+        live.Select(m => m.Sequence).ShouldBe(Enumerable.Range(1_001, 5).Select(i => (long)i));
+    }
+
+    [Fact]
+    public async Task Seek_by_sequence_starts_at_that_message_reading_only_a_few_pages()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(1_000);
+        await context.Log!.CommitAsync(CancellationToken.None);
+
+        foreach (var target in new long[] { 1, 2, 33, 500, 999, 1_000 })
         {
-            await using var log = TopicLog.Open(directory, storage);
-            var entry = new byte[1024];
-            var segments = new HashSet<long>();
-            for (var i = 0; i < 400; i++)
+            using var reader = await context.Log.OpenReaderAtSequenceAsync(target, CancellationToken.None);
+            (context.AddressOf(target) - reader.Position).ShouldBeInRange(0, PageSize, $"a seek to {target} starts within a page before it");
+            reader.TryRead(out var message).ShouldBeTrue();
+            message.Sequence.ShouldBe(target);
+            reader.Release();
+        }
+
+        using var future = await context.Log.OpenReaderAtSequenceAsync(1_002, CancellationToken.None);
+        await context.AppendAsync(2, prefix: "future");
+        (await context.ReadAllAsync(future)).Select(m => m.Sequence).ShouldBe([1_002L], "a sequence past the last waits for it");
+    }
+
+    [Fact]
+    public async Task Seek_by_time_starts_at_the_first_message_stamped_at_or_after_it()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        var start = context.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        await context.AppendAsync(1_000);
+
+        foreach (var offset in new long[] { 0, 1, 250, 999, 1_000 })
+        {
+            using var reader = await context.Log!.OpenReaderAtTimeAsync(start + offset, CancellationToken.None);
+            reader.TryRead(out var message).ShouldBeTrue();
+            message.TimestampMs.ShouldBe(Math.Max(start + 1, start + offset), $"the first message at or after {offset} ms");
+            reader.Release();
+        }
+    }
+
+    [Theory]
+    [InlineData("checksum")]
+    [InlineData("zero length")]
+    [InlineData("negative length")]
+    [InlineData("huge length")]
+    public async Task A_damaged_record_costs_at_most_the_rest_of_its_page_and_is_reported_once(string damage)
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(300, PayloadSize);
+        await context.CloseAsync();
+        switch (damage)
+        {
+            case "checksum":
+                context.Corrupt(100);
+                break;
+            case "zero length":
+                context.SetLength(100, 0);
+                break;
+            case "negative length":
+                context.SetLength(100, -7);
+                break;
+            default:
+                context.SetLength(100, 1 << 30);
+                break;
+        }
+
+        context.Open();
+        var read = await context.ReadAllAsync();
+        var again = await context.ReadAllAsync();
+
+        var missing = AssertOneHole(context, read, 300);
+        missing.ShouldContain(100L);
+        missing.Count.ShouldBeLessThanOrEqualTo(PageSize / 128, "no more than one page is lost");
+        if (damage == "checksum")
+        {
+            missing.ShouldBe([100L], "a record whose framing is intact costs only itself");
+        }
+
+        again.ShouldBe(read, "a second reader reads the same");
+        context.Logs.Lines.Count(line => line.Contains("were lost: damaged records", StringComparison.Ordinal)).ShouldBe(1, "reported once");
+        (await context.AppendAsync(1, prefix: "after")).ShouldBe([301L], "new messages continue with fresh sequences");
+    }
+
+    [Fact]
+    public async Task A_zeroed_64_KiB_range_costs_the_pages_it_touches_and_nothing_else()
+    {
+        await using var context = LogTestContext.Create(new StorageOptions { PageSizeBits = 12, MemorySizeBits = 13, SegmentSizeBits = 18 });
+        context.Open();
+        await context.AppendAsync(2_000, PayloadSize);
+        await context.CloseAsync();
+        context.Zero(context.AddressOf(700), 64 * 1024);
+
+        context.Open();
+        var read = await context.ReadAllAsync();
+
+        var missing = AssertOneHole(context, read, 2_000);
+        missing.Count.ShouldBeLessThanOrEqualTo((64 * 1024 / 128) + (PageSize / 128), "the zeroed bytes and at most the rest of a page");
+        missing.ShouldContain(700L);
+    }
+
+    [Fact]
+    public async Task A_last_segment_truncated_to_half_is_cut_back_to_its_last_valid_record_and_the_intact_segments_are_served()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(700, PayloadSize);
+        await context.CloseAsync();
+        var last = SegmentFiles.List(context.Directory).Max();
+        TruncateToHalf(context.SegmentPath(last));
+
+        context.Open();
+        var read = await context.ReadAllAsync();
+        var after = await context.AppendAsync(1, prefix: "after");
+
+        read.Count.ShouldBeGreaterThanOrEqualTo(last * 256, "every intact segment is served");
+        read.Select(m => m.Sequence).ShouldBe(Enumerable.Range(1, read.Count).Select(i => (long)i));
+        after.ShouldBe([701L], "sequences the cut end had are not given again");
+        context.Log!.Holes.ShouldContain(new LogHole(read.Count + 1, 700));
+        context.Logs.Lines.ShouldContain(line => line.Contains("the end of the log is missing", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_first_segment_truncated_to_half_loses_only_what_was_cut()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(700, PayloadSize);
+        await context.CloseAsync();
+        var lastInFirst = context.Entries().Where(entry => entry.Address >> context.Options.SegmentSizeBits == 0).Max(entry => entry.Sequence);
+        TruncateToHalf(context.SegmentPath(0));
+
+        context.Open();
+        var read = await context.ReadAllAsync();
+
+        var missing = AssertOneHole(context, read, 700);
+        missing.Min().ShouldBeGreaterThan(100, "the first half of the first segment is intact");
+        missing.Max().ShouldBe(lastInFirst, "the second segment onwards is intact");
+    }
+
+    [Fact]
+    public async Task A_deleted_middle_segment_is_a_hole_named_by_its_sequences_and_the_segments_around_it_are_served()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(900, PayloadSize);
+        await context.CloseAsync();
+        var inSegment = context.Entries().Where(entry => entry.Address >> context.Options.SegmentSizeBits == 1).Select(entry => entry.Sequence).ToList();
+        File.Delete(context.SegmentPath(1));
+
+        context.Open();
+        var read = await context.ReadAllAsync();
+
+        var missing = AssertOneHole(context, read, 900);
+        missing.ShouldBe(inSegment, "exactly the messages of the deleted segment");
+        var range = $"{inSegment[0]}..{inSegment[^1]}";
+        context.Logs.Lines.ShouldContain(line => line.Contains("segment file log.1 is missing", StringComparison.Ordinal) && line.Contains(range, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("deleted")]
+    [InlineData("zeroed")]
+    [InlineData("random")]
+    public async Task A_lost_commit_record_is_recovered_by_checking_every_segment_never_by_starting_empty(string damage)
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(700, PayloadSize);
+        await context.CloseAsync();
+        var commit = Path.Combine(context.Directory, CommitSlots.FileName);
+        switch (damage)
+        {
+            case "deleted":
+                File.Delete(commit);
+                break;
+            case "zeroed":
+                File.WriteAllBytes(commit, new byte[2 * CommitSlots.SlotSize]);
+                break;
+            default:
+                File.WriteAllBytes(commit, Enumerable.Range(0, 2 * CommitSlots.SlotSize).Select(i => (byte)((i * 31) + 7)).ToArray());
+                break;
+        }
+
+        context.Open();
+        var read = await context.ReadAllAsync();
+        var after = (await context.AppendAsync(1, prefix: "after")).Single();
+
+        read.Select(m => m.Sequence).ShouldBe(Enumerable.Range(1, 700).Select(i => (long)i), "every message is found by scanning");
+        after.ShouldBeGreaterThan(700);
+        context.Logs.Lines.ShouldContain(line => line.Contains("commit record is", StringComparison.Ordinal) && line.Contains("checking every record", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("fifo")]
+    [InlineData("directory")]
+    public async Task A_file_of_the_wrong_kind_in_place_of_a_segment_is_refused_at_once(string kind)
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(300, PayloadSize);
+        await context.CloseAsync();
+        var segment = context.SegmentPath(1);
+        File.Delete(segment);
+        if (kind == "fifo")
+        {
+            using var mkfifo = Process.Start("mkfifo", segment);
+            await mkfifo.WaitForExitAsync();
+        }
+        else
+        {
+            Directory.CreateDirectory(segment);
+        }
+
+        var error = await Should.ThrowAsync<WrongFileKindException>(Task.Run(() => context.Open()).WaitAsync(TimeSpan.FromSeconds(10)));
+
+        error.Message.ShouldContain(kind == "fifo" ? "a fifo" : "a directory");
+        error.Message.ShouldContain("log.1");
+    }
+
+    [Fact]
+    public async Task A_split_message_missing_its_last_fragment_is_skipped_and_reported_when_the_next_message_is_read()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(5);
+        await context.AppendAsync(1, size: 10_000, prefix: "large");
+        await context.CloseAsync();
+        var fragments = context.Entries().Where(entry => entry.Sequence == 6).ToList();
+        fragments.Count.ShouldBeGreaterThan(1, "the message is split");
+        context.Zero(fragments[^1].Address, fragments[^1].Length + 4);
+
+        context.Open();
+        await context.AppendAsync(1, prefix: "after");
+        var read = await context.ReadAllAsync();
+
+        read.Select(m => m.Sequence).ShouldBe([1L, 2, 3, 4, 5, 7]);
+        context.Log!.Holes.ShouldContain(new LogHole(6, 6, context.Log.Holes.Single().FromAddress, context.Log.Holes.Single().ToAddress));
+    }
+
+    [Fact]
+    public async Task After_a_crash_a_split_message_whose_end_never_reached_the_disk_is_cut_from_the_log()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(5);
+        await context.Log!.CommitAsync(CancellationToken.None);
+        await context.AppendAsync(1, size: 10_000, prefix: "large");
+        context.CrashCopy();
+        var fragments = context.Entries().Where(entry => entry.Sequence == 6).ToList();
+        if (fragments.Count == 0)
+        {
+            // Nothing of it was flushed before the copy: the crash lost it whole, which recovery reports the same way.
+            fragments.ShouldBeEmpty();
+        }
+        else
+        {
+            context.Zero(fragments[^1].Address, fragments[^1].Length + 4);
+        }
+
+        context.Open();
+        var read = await context.ReadAllAsync();
+        var after = (await context.AppendAsync(1, prefix: "after")).Single();
+
+        read.Select(m => m.Sequence).ShouldBe([1L, 2, 3, 4, 5]);
+        after.ShouldBeGreaterThan(6);
+        context.Log!.HoleList.Covers(6, after - 1).ShouldBeTrue("the split message and every sequence handed out after it are reported");
+        (await context.ReadAllAsync()).Select(m => m.Sequence).ShouldBe([1L, 2, 3, 4, 5, after]);
+    }
+
+    [Fact]
+    public async Task Messages_larger_than_a_page_are_read_whole_from_memory_and_after_a_reopen_from_the_files()
+    {
+        await using var context = LogTestContext.Create(new StorageOptions());
+        context.Open();
+        await context.AppendAsync(1, prefix: "small");
+        await context.AppendAsync(1, size: 300_000, prefix: "large");
+        await context.AppendAsync(1, prefix: "after");
+        await context.AppendAsync(1, size: 300_000, prefix: "last");
+        var fromMemory = await context.ReadAllAsync();
+        await context.CloseAsync();
+
+        context.Open();
+        var fromFiles = await context.ReadAllAsync();
+
+        fromMemory.Select(m => m.Payload).ShouldBe(["small0", "large0", "after0", "last0"]);
+        fromFiles.ShouldBe(fromMemory, "the last message ends in the page reloaded into memory, its first fragments are in the files");
+    }
+
+    [Fact]
+    public async Task Lag_counts_the_messages_stored_after_a_sequence_holes_excluded()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(300, PayloadSize);
+        await context.CloseAsync();
+        context.Corrupt(150);
+        context.Open();
+        await context.ReadAllAsync();
+
+        context.Log!.CountAfter(0).ShouldBe(299);
+        context.Log.CountAfter(100).ShouldBe(199);
+        context.Log.CountAfter(299).ShouldBe(1);
+        context.Log.CountAfter(300).ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Readers_of_old_segments_hold_at_most_two_descriptors_and_release_them_when_they_leave()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(2_000, PayloadSize);
+        await context.CloseAsync();
+        context.Open();
+        var idle = context.Log!.OpenFiles;
+
+        var readers = Enumerable.Range(0, 3).Select(_ => context.Log.OpenReaderAtBegin()).ToList();
+        var partial = new List<int>();
+        foreach (var reader in readers)
+        {
+            // Each stops in a different segment.
+            var count = 0;
+            while (count < 300 * (readers.IndexOf(reader) + 1) && reader.TryRead(out _))
             {
-                var length = LogRecord.WriteWhole(entry, timestampMs: i, false, default, new byte[900]);
-                var address = await log.AppendAsync(entry.AsMemory(0, length), CancellationToken.None);
-                segments.Add(address >> storage.SegmentSizeBits);
-                await log.CommitAsync(CancellationToken.None);
-                log.CommittedUntilAddress.ShouldBeGreaterThan(address);
+                reader.Release();
+                count++;
             }
 
-            // 400 records of about 1 KiB cross several 64 KiB segments; each new one flushed the folder once.
-            segments.Count.ShouldBeGreaterThan(4);
-            log.DirectorySyncs.ShouldBe(segments.Count);
+            partial.Add(count);
         }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+
+        var busy = context.Log.OpenFiles;
+        readers.ForEach(reader => reader.Dispose());
+
+        busy.ShouldBeLessThanOrEqualTo(idle + SegmentFiles.MaxReadHandles);
+        context.Log.OpenFiles.ShouldBe(idle, "the last reader to leave releases the read descriptors");
+        context.Budget.InUse.ShouldBe(idle);
+    }
+
+    [Fact]
+    public async Task A_memory_log_writes_no_segment_and_never_gives_a_sequence_twice_across_restarts()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open(inMemory: true);
+        var before = await context.AppendAsync(10);
+        await context.CloseAsync();
+
+        context.Open(inMemory: true);
+        var after = await context.AppendAsync(1);
+
+        SegmentFiles.List(context.Directory).ShouldBeEmpty();
+        after.Single().ShouldBeGreaterThan(before.Max());
+        (await context.ReadAllAsync()).Select(m => m.Sequence).ShouldBe(after);
+    }
+
+    [Fact]
+    public async Task FasterLog_head_address_is_read_through_the_pinned_internals()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        await context.AppendAsync(1_000);
+
+        var head = context.Log!.HeadAddress;
+
+        head.ShouldBeGreaterThan(context.Log.BeginAddress, "two pages of memory: the head moved past the first pages");
+        head.ShouldBeLessThanOrEqualTo(context.Log.TailAddress);
+    }
+
+    /// <summary>
+    /// Checks that what was read is every sequence of 1..<paramref name="total"/> but one contiguous range, in order,
+    /// once each, and that the range is reported as a hole; returns the missing sequences.
+    /// </summary>
+    private static List<long> AssertOneHole(LogTestContext context, List<(long Sequence, string Payload)> read, int total)
+    {
+        var sequences = read.Select(m => m.Sequence).ToList();
+        sequences.ShouldBe(sequences.Order().Distinct().ToList(), "in order, each once");
+        read.ShouldAllBe(m => m.Payload == $"m{m.Sequence - 1}", "each message is the one published with that sequence");
+        var missing = Enumerable.Range(1, total).Select(i => (long)i).Except(sequences).ToList();
+        missing.ShouldNotBeEmpty("something was damaged");
+        var (first, last) = (missing[0], missing[^1]);
+        (last - first + 1).ShouldBe(missing.Count, "what is missing is one contiguous range");
+        context.Log!.Holes.ShouldContain(hole => hole.FirstSequence == first && hole.LastSequence == last,
+            $"the hole {first}..{last} is recorded; holes: {string.Join(", ", context.Log.Holes)}");
+        context.Logs.Lines.ShouldContain(line => line.Contains($"sequences {first}..{last}", StringComparison.Ordinal));
+        return missing;
+    }
+
+    private static void TruncateToHalf(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+        file.SetLength(file.Length / 2);
     }
 }

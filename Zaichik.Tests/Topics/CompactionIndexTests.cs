@@ -11,7 +11,7 @@ public sealed class CompactionIndexTests
     public void Key_accepted_less_than_the_window_ago_is_a_duplicate_of_the_accepted_offset()
     {
         var index = new CompactionIndex(windowMs: 10_000);
-        index.Accept(Key("k"), nowMs: 1_000, offset: 64);
+        index.Accept(Key("k"), nowMs: 1_000, sequence: 64);
 
         index.IsDuplicate(Key("k"), nowMs: 10_999, out var acceptedOffset).ShouldBeTrue();
         acceptedOffset.ShouldBe(64);
@@ -21,7 +21,7 @@ public sealed class CompactionIndexTests
     public void Key_is_accepted_again_once_the_window_has_passed()
     {
         var index = new CompactionIndex(windowMs: 10_000);
-        index.Accept(Key("k"), nowMs: 1_000, offset: 64);
+        index.Accept(Key("k"), nowMs: 1_000, sequence: 64);
 
         index.IsDuplicate(Key("k"), nowMs: 11_000, out _).ShouldBeFalse();
     }
@@ -30,7 +30,7 @@ public sealed class CompactionIndexTests
     public void Other_keys_are_not_duplicates()
     {
         var index = new CompactionIndex(windowMs: 10_000);
-        index.Accept(Key("k1"), nowMs: 0, offset: 64);
+        index.Accept(Key("k1"), nowMs: 0, sequence: 64);
 
         index.IsDuplicate(Key("k2"), nowMs: 1, out _).ShouldBeFalse();
     }
@@ -39,7 +39,7 @@ public sealed class CompactionIndexTests
     public void Window_is_measured_from_the_last_accepted_message_not_the_last_duplicate()
     {
         var index = new CompactionIndex(windowMs: 10_000);
-        index.Accept(Key("k"), nowMs: 0, offset: 64);
+        index.Accept(Key("k"), nowMs: 0, sequence: 64);
         index.IsDuplicate(Key("k"), nowMs: 9_000, out _).ShouldBeTrue("a duplicate at 9 s must not extend the window");
 
         index.IsDuplicate(Key("k"), nowMs: 10_000, out _).ShouldBeFalse();
@@ -51,7 +51,7 @@ public sealed class CompactionIndexTests
         var index = new CompactionIndex(windowMs: 1_000);
         for (var i = 0; i < 10_000; i++)
         {
-            index.Accept(Key($"key-{i}"), nowMs: 0, offset: i);
+            index.Accept(Key($"key-{i}"), nowMs: 0, sequence: i);
         }
 
         index.Count.ShouldBe(10_000);
@@ -64,8 +64,8 @@ public sealed class CompactionIndexTests
     public void Sweep_keeps_a_key_that_was_accepted_again_after_its_first_window()
     {
         var index = new CompactionIndex(windowMs: 1_000);
-        index.Accept(Key("k"), nowMs: 0, offset: 1);
-        index.Accept(Key("k"), nowMs: 1_500, offset: 2);
+        index.Accept(Key("k"), nowMs: 0, sequence: 1);
+        index.Accept(Key("k"), nowMs: 1_500, sequence: 2);
 
         index.Sweep(nowMs: 2_000);
 
@@ -80,7 +80,7 @@ public sealed class CompactionIndexTests
         var index = new CompactionIndex(windowMs: 100);
         for (var i = 0; i < 1_000; i++)
         {
-            index.Accept(Key($"key-{i}"), nowMs: i * 10, offset: i);
+            index.Accept(Key($"key-{i}"), nowMs: i * 10, sequence: i);
         }
 
         // With a 100 ms window and one key every 10 ms only about ten keys are live at any time.

@@ -1,5 +1,7 @@
 using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using Zaichik.Protocol;
 using Zaichik.Server.Storage;
 using Zaichik.Server.Topics;
 
@@ -8,13 +10,12 @@ namespace Zaichik.Tests.Topics;
 /// <summary>A topic on a real FasterLog in a temporary folder, on a fake clock.</summary>
 internal sealed class TopicTestContext : IAsyncDisposable
 {
-    private readonly byte[] _scratch = new byte[64 * 1024];
-
-    private TopicTestContext(string directory, Topic topic, FakeTimeProvider time)
+    private TopicTestContext(string directory, Topic topic, FakeTimeProvider time, TopicContext context)
     {
         Directory = directory;
         Topic = topic;
         Time = time;
+        Context = context;
     }
 
     public string Directory { get; }
@@ -23,42 +24,49 @@ internal sealed class TopicTestContext : IAsyncDisposable
 
     public FakeTimeProvider Time { get; }
 
+    public TopicContext Context { get; }
+
+    /// <summary>The open log (the topic opens on its first publish or subscribe).</summary>
+    public TopicLog Log => Topic.Current?.Log ?? throw new InvalidOperationException("the topic is closed");
+
     /// <summary>A topic on a <see cref="FakeTimeProvider"/>, or on <paramref name="time"/> when given.</summary>
-    public static TopicTestContext Create(long retentionTtlMs = 0, long compactionWindowMs = 0, TimeProvider? time = null, StorageOptions? storage = null)
+    public static TopicTestContext Create(long retentionTtlMs = 0, long compactionWindowMs = 0, TimeProvider? time = null, StorageOptions? storage = null,
+        Durability durability = Durability.Interval, int maxOpenTopics = 100)
     {
         var directory = Path.Combine(Path.GetTempPath(), "zaichik-topic-" + Guid.NewGuid().ToString("N"));
         var fake = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-        var settings = new TopicSettings(retentionTtlMs, compactionWindowMs);
-        var topic = new Topic("test", directory, settings, TopicLog.Open(directory, storage ?? new StorageOptions()), time ?? fake);
-        return new TopicTestContext(directory, topic, fake);
+        var context = new TopicContext(storage ?? new StorageOptions(), new FileBudget(1_000), new OpenTopicLimiter(maxOpenTopics), time ?? fake, NullLoggerFactory.Instance);
+        var settings = new TopicSettings(retentionTtlMs, compactionWindowMs, durability);
+        return new TopicTestContext(directory, new Topic("test", directory, settings, context), fake, context);
     }
 
     public async Task<PublishOutcome> PublishAsync(string payload, string? key = null) =>
         await Topic.PublishAsync(
             key is null ? null : (ReadOnlyMemory<byte>?)Encoding.UTF8.GetBytes(key),
             Encoding.UTF8.GetBytes(payload),
-            _scratch,
             CancellationToken.None);
 
-    /// <summary>Every record from <paramref name="from"/> to the tail, as (offset, timestamp, key, payload).</summary>
-    public async Task<List<(long Offset, long TimestampMs, string? Key, string Payload)>> ReadAllAsync(long from)
+    /// <summary>Every message from the oldest to the newest, as (sequence, timestamp, key, payload).</summary>
+    public async Task<List<(long Sequence, long TimestampMs, string? Key, string Payload)>> ReadAllAsync()
     {
-        var records = new List<(long, long, string?, string)>();
-        var tail = Topic.Log.TailAddress;
-        using var iterator = Topic.Log.Range(from, tail);
+        var messages = new List<(long, long, string?, string)>();
+        var log = Log;
+        using var reader = log.OpenReaderAtBegin();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         while (true)
         {
-            while (iterator.GetNext(out var entry, out var length, out var address))
+            while (reader.TryRead(out var message))
             {
-                LogRecord.TryRead(entry.AsSpan(0, length), out var record).ShouldBeTrue();
-                records.Add((address, record.TimestampMs, record.HasKey ? Encoding.UTF8.GetString(record.Key) : null, Encoding.UTF8.GetString(record.Part)));
+                messages.Add((message.Sequence, message.TimestampMs, message.HasKey ? Encoding.UTF8.GetString(message.Key) : null, Encoding.UTF8.GetString(message.Payload)));
+                reader.Release();
             }
 
-            if (iterator.NextAddress >= tail || !await iterator.WaitAsync(timeout.Token))
+            if (reader.Position >= log.TailAddress)
             {
-                return records;
+                return messages;
             }
+
+            (await reader.WaitAsync(timeout.Token)).ShouldBeTrue();
         }
     }
 

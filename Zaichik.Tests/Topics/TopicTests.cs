@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Buffers.Binary;
 using Zaichik.Protocol;
 using Zaichik.Server.Topics;
 
@@ -6,19 +8,18 @@ namespace Zaichik.Tests.Topics;
 public sealed class TopicTests
 {
     [Fact]
-    public async Task Offsets_increase_in_publish_order()
+    public async Task Sequences_are_one_two_three_in_publish_order()
     {
         await using var context = TopicTestContext.Create();
 
-        var offsets = new List<long>();
+        var sequences = new List<long>();
         for (var i = 0; i < 100; i++)
         {
-            offsets.Add((await context.PublishAsync($"m{i}")).Offset);
+            sequences.Add((await context.PublishAsync($"m{i}")).Sequence);
         }
 
-        offsets.ShouldBe(offsets.Order().ToList());
-        offsets.Distinct().Count().ShouldBe(100);
-        (await context.ReadAllAsync(0)).Select(r => r.Payload).ShouldBe(Enumerable.Range(0, 100).Select(i => $"m{i}"));
+        sequences.ShouldBe(Enumerable.Range(1, 100).Select(i => (long)i));
+        (await context.ReadAllAsync()).Select(r => r.Payload).ShouldBe(Enumerable.Range(0, 100).Select(i => $"m{i}"));
     }
 
     [Fact]
@@ -34,10 +35,10 @@ public sealed class TopicTests
             publishes.Add(context.PublishAsync($"{i:D5}{payload}"));
         }
 
-        var offsets = (await Task.WhenAll(publishes)).Select(o => o.Offset).ToList();
-        var stored = await context.ReadAllAsync(0);
+        var sequences = (await Task.WhenAll(publishes)).Select(o => o.Sequence).ToList();
+        var stored = await context.ReadAllAsync();
 
-        offsets.ShouldBe(offsets.Order().ToList());
+        sequences.ShouldBe(Enumerable.Range(1, 2_000).Select(i => (long)i));
         stored.Select(r => int.Parse(r.Payload[..5])).ShouldBe(Enumerable.Range(0, 2_000));
     }
 
@@ -51,11 +52,11 @@ public sealed class TopicTests
             (await context.PublishAsync("same")).Duplicate.ShouldBeFalse();
         }
 
-        (await context.ReadAllAsync(0)).Count.ShouldBe(10);
+        (await context.ReadAllAsync()).Count.ShouldBe(10);
     }
 
     [Fact]
-    public async Task Keyed_duplicate_inside_the_window_is_not_stored_and_reports_the_original_offset()
+    public async Task Keyed_duplicate_inside_the_window_is_not_stored_and_reports_the_original_sequence()
     {
         await using var context = TopicTestContext.Create(compactionWindowMs: 10_000);
         var first = await context.PublishAsync("v1", key: "k");
@@ -64,8 +65,8 @@ public sealed class TopicTests
         var second = await context.PublishAsync("v2", key: "k");
 
         second.Duplicate.ShouldBeTrue();
-        second.Offset.ShouldBe(first.Offset);
-        (await context.ReadAllAsync(0)).Select(r => r.Payload).ShouldBe(["v1"]);
+        second.Sequence.ShouldBe(first.Sequence);
+        (await context.ReadAllAsync()).Select(r => r.Payload).ShouldBe(["v1"]);
     }
 
     [Fact]
@@ -78,7 +79,7 @@ public sealed class TopicTests
         var later = await context.PublishAsync("v2", key: "k");
 
         later.Duplicate.ShouldBeFalse();
-        (await context.ReadAllAsync(0)).Select(r => r.Payload).ShouldBe(["v1", "v2"]);
+        (await context.ReadAllAsync()).Select(r => r.Payload).ShouldBe(["v1", "v2"]);
     }
 
     [Fact]
@@ -91,7 +92,7 @@ public sealed class TopicTests
             (await context.PublishAsync($"v{i}", key: "k")).Duplicate.ShouldBeFalse();
         }
 
-        (await context.ReadAllAsync(0)).Count.ShouldBe(5);
+        (await context.ReadAllAsync()).Count.ShouldBe(5);
     }
 
     [Fact]
@@ -103,11 +104,11 @@ public sealed class TopicTests
             await context.PublishAsync("v", key: $"k{i}");
         }
 
-        context.Topic.CompactionKeyCount.ShouldBe(500);
+        context.Topic.Current!.Keys!.Count.ShouldBe(500);
         context.Time.Advance(TimeSpan.FromSeconds(1));
         await context.Topic.SweepAsync(CancellationToken.None);
 
-        context.Topic.CompactionKeyCount.ShouldBe(0);
+        context.Topic.Current!.Keys!.Count.ShouldBe(0);
     }
 
     [Fact]
@@ -120,7 +121,7 @@ public sealed class TopicTests
 
         await context.PublishAsync("b");
 
-        var records = await context.ReadAllAsync(0);
+        var records = await context.ReadAllAsync();
         records[1].TimestampMs.ShouldBe(records[0].TimestampMs);
     }
 
@@ -151,27 +152,78 @@ public sealed class TopicTests
     }
 
     [Fact]
-    public async Task Retained_subscription_starts_at_the_oldest_record_and_latest_at_the_tail()
+    public async Task Retained_subscription_starts_at_the_oldest_message_and_latest_at_the_next_sequence()
     {
         await using var context = TopicTestContext.Create(retentionTtlMs: 60_000);
         var first = await context.PublishAsync("a");
         await context.PublishAsync("b");
 
-        context.Topic.StartAddress(StartPosition.Retained).ShouldBe(first.Offset);
-        context.Topic.StartAddress(StartPosition.Latest).ShouldBe(context.Topic.Log.TailAddress);
+        var retained = await context.Topic.SubscribeAsync(StartPosition.Retained, null, CancellationToken.None);
+        var latest = await context.Topic.SubscribeAsync(StartPosition.Latest, null, CancellationToken.None);
+
+        retained.StartSequence.ShouldBe(first.Sequence);
+        latest.StartSequence.ShouldBe(3);
+        retained.Reader.TryRead(out var message).ShouldBeTrue();
+        message.Sequence.ShouldBe(first.Sequence);
+        retained.Reader.Release();
+        latest.Reader.TryRead(out _).ShouldBeFalse();
+        Unsubscribe(context, retained);
+        Unsubscribe(context, latest);
     }
 
     [Fact]
-    public async Task Without_retention_a_retained_subscription_starts_at_the_tail()
+    public async Task Without_retention_a_retained_subscription_starts_with_the_next_message()
     {
         await using var context = TopicTestContext.Create();
         await context.PublishAsync("a");
 
-        context.Topic.StartAddress(StartPosition.Retained).ShouldBe(context.Topic.Log.TailAddress);
+        var start = await context.Topic.SubscribeAsync(StartPosition.Retained, null, CancellationToken.None);
+
+        start.StartSequence.ShouldBe(2);
+        start.Reader.TryRead(out _).ShouldBeFalse();
+        Unsubscribe(context, start);
     }
 
     [Fact]
-    public async Task Sweep_truncates_expired_records_from_the_log()
+    public async Task A_subscription_at_a_sequence_or_a_time_starts_at_the_first_message_at_or_after_it()
+    {
+        await using var context = TopicTestContext.Create(retentionTtlMs: 3_600_000);
+        for (var i = 0; i < 50; i++)
+        {
+            context.Time.Advance(TimeSpan.FromSeconds(1));
+            await context.PublishAsync($"m{i}");
+        }
+
+        var bySequence = await context.Topic.SubscribeAsync(StartPosition.Sequence(20), null, CancellationToken.None);
+        var byTime = await context.Topic.SubscribeAsync(StartPosition.Time(context.Topic.NowMs - 10_500), null, CancellationToken.None);
+
+        bySequence.StartSequence.ShouldBe(20);
+        bySequence.Reader.TryRead(out var twentieth).ShouldBeTrue();
+        twentieth.Sequence.ShouldBe(20);
+        bySequence.Reader.Release();
+        byTime.StartSequence.ShouldBe(40, "message n was stamped n seconds in; 10.5 s before the 50th is 39.5 s in");
+        byTime.Reader.TryRead(out var recent).ShouldBeTrue();
+        recent.Sequence.ShouldBe(40);
+        byTime.Reader.Release();
+        Unsubscribe(context, bySequence);
+        Unsubscribe(context, byTime);
+    }
+
+    [Theory]
+    [InlineData(StartPositionKind.Sequence, 0)]
+    [InlineData(StartPositionKind.Sequence, -5)]
+    [InlineData(StartPositionKind.Time, -1)]
+    public async Task Start_positions_out_of_range_are_refused(StartPositionKind kind, long value)
+    {
+        await using var context = TopicTestContext.Create();
+
+        var error = await Should.ThrowAsync<TopicException>(async () => await context.Topic.SubscribeAsync(Decoded(kind, value), null, CancellationToken.None));
+
+        error.Code.ShouldBe(ErrorCode.InvalidArgument);
+    }
+
+    [Fact]
+    public async Task Sweep_truncates_expired_messages_from_the_log()
     {
         await using var context = TopicTestContext.Create(retentionTtlMs: 1_000);
         await context.PublishAsync("old-1");
@@ -180,35 +232,113 @@ public sealed class TopicTests
         var young = await context.PublishAsync("young");
         context.Time.Advance(TimeSpan.FromMilliseconds(500));
 
-        var begin = await context.Topic.SweepAsync(CancellationToken.None);
+        await context.Topic.SweepAsync(CancellationToken.None);
 
-        begin.ShouldBe(young.Offset);
-        context.Topic.Log.BeginAddress.ShouldBe(young.Offset);
-        (await context.ReadAllAsync(0)).Select(r => r.Payload).ShouldBe(["young"]);
+        context.Log.FirstSequence.ShouldBe(young.Sequence);
+        (await context.ReadAllAsync()).Select(r => r.Payload).ShouldBe(["young"]);
     }
 
     [Fact]
     public async Task Sweep_never_truncates_past_a_reader()
     {
         await using var context = TopicTestContext.Create(retentionTtlMs: 1_000);
-        var first = await context.PublishAsync("a");
+        await context.PublishAsync("a");
         await context.PublishAsync("b");
-        var cursor = context.Topic.OpenCursor(first.Offset);
+        var start = await context.Topic.SubscribeAsync(StartPosition.Retained, null, CancellationToken.None);
+        var begin = context.Log.BeginAddress;
         context.Time.Advance(TimeSpan.FromSeconds(5));
 
-        (await context.Topic.SweepAsync(CancellationToken.None)).ShouldBe(first.Offset);
+        await context.Topic.SweepAsync(CancellationToken.None);
+        context.Log.BeginAddress.ShouldBe(begin, "the reader has not moved");
 
-        context.Topic.CloseCursor(cursor);
-        (await context.Topic.SweepAsync(CancellationToken.None)).ShouldBe(context.Topic.Log.TailAddress);
+        Unsubscribe(context, start);
+        await context.Topic.SweepAsync(CancellationToken.None);
+        context.Log.BeginAddress.ShouldBe(context.Log.TailAddress);
     }
 
     [Fact]
-    public async Task Without_retention_sweep_drops_everything_no_reader_still_needs()
+    public async Task Without_retention_sweep_drops_everything_no_reader_still_needs_and_commits_it()
     {
         await using var context = TopicTestContext.Create();
         await context.PublishAsync("a");
         await context.PublishAsync("b");
 
-        (await context.Topic.SweepAsync(CancellationToken.None)).ShouldBe(context.Topic.Log.TailAddress);
+        await context.Topic.SweepAsync(CancellationToken.None);
+
+        context.Log.BeginAddress.ShouldBe(context.Log.TailAddress);
+        context.Log.FirstSequence.ShouldBe(3);
+        context.Time.Advance(TimeSpan.FromMilliseconds(100));
+        await Zaichik.Tests.EndToEnd.TestServer.EventuallyAsync(() => !context.Log.NeedsCommit, "the truncation is committed at the next interval, without waiting for another publish");
+    }
+
+    [Fact]
+    public async Task An_idle_topic_closes_its_log_and_reopens_it_on_the_next_publish()
+    {
+        await using var context = TopicTestContext.Create(retentionTtlMs: 3_600_000);
+        await context.PublishAsync("before");
+        context.Time.Advance(TimeSpan.FromSeconds(29));
+        (await context.Topic.TryCloseAsync(TimeSpan.FromSeconds(30), CancellationToken.None)).ShouldBeFalse("not idle long enough");
+
+        context.Time.Advance(TimeSpan.FromSeconds(1));
+        (await context.Topic.TryCloseAsync(TimeSpan.FromSeconds(30), CancellationToken.None)).ShouldBeTrue();
+        context.Topic.State.ShouldBe(TopicState.Closed);
+        context.Context.Files.InUse.ShouldBe(0, "a closed topic holds no descriptor");
+        context.Context.OpenTopics.Open.ShouldBe(0);
+
+        var after = await context.PublishAsync("after");
+
+        after.Sequence.ShouldBe(2);
+        context.Topic.State.ShouldBe(TopicState.Open);
+        (await context.ReadAllAsync()).Select(r => r.Payload).ShouldBe(["before", "after"]);
+    }
+
+    [Fact]
+    public async Task A_topic_read_by_someone_is_never_closed_for_idleness()
+    {
+        await using var context = TopicTestContext.Create(retentionTtlMs: 3_600_000);
+        var start = await context.Topic.SubscribeAsync(StartPosition.Latest, null, CancellationToken.None);
+        context.Time.Advance(TimeSpan.FromHours(1));
+
+        (await context.Topic.TryCloseAsync(TimeSpan.FromSeconds(30), CancellationToken.None)).ShouldBeFalse();
+
+        Unsubscribe(context, start);
+        (await context.Topic.TryCloseAsync(TimeSpan.Zero, CancellationToken.None)).ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task A_duplicate_reports_the_durability_of_the_original()
+    {
+        await using var context = TopicTestContext.Create(compactionWindowMs: 60_000);
+        var original = await context.PublishAsync("v1", key: "k");
+        Topic.IsDurable(original).ShouldBeFalse("not committed yet");
+
+        await context.Log.CommitAsync(CancellationToken.None);
+        var duplicate = await context.PublishAsync("v2", key: "k");
+
+        duplicate.Duplicate.ShouldBeTrue();
+        Topic.IsDurable(duplicate).ShouldBeTrue("the original is on disk, whatever the log's tail holds");
+        await context.PublishAsync("unkeyed");
+        Topic.IsDurable(duplicate).ShouldBeTrue();
+    }
+
+    private static void Unsubscribe(TopicTestContext context, SubscriptionStart start)
+    {
+        start.Reader.Dispose();
+        context.Topic.Unsubscribed(start.Storage, start.Cursor, null);
+    }
+
+    /// <summary>A start position as the codec decodes it from a peer: it carries any value, and the topic is what refuses it.</summary>
+    private static StartPosition Decoded(StartPositionKind kind, long value)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        FrameWriter.Write(buffer, new SubscribeFrame(0, "t", StartPosition.Latest, 1));
+        var bytes = buffer.WrittenSpan.ToArray();
+        const int fromAt = 4 + 1 + 8 + 2 + 1;
+        bytes[fromAt] = (byte)kind;
+        BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(fromAt + 1), value);
+        var frames = new FrameReader(1 << 20);
+        var input = new ReadOnlySequence<byte>(bytes);
+        frames.TryRead(ref input, out var raw).ShouldBeTrue();
+        return frames.ReadSubscribe(raw).From;
     }
 }

@@ -1,11 +1,10 @@
 using System.Buffers;
 
-namespace Zaichik.Server.Subscriptions.Internal;
+namespace Zaichik.Server.Storage.Internal;
 
 /// <summary>
 /// Reassembles a message that was stored as several log entries. The buffer is rented when the First fragment
-/// arrives and returned as soon as the message is delivered or abandoned, so it costs nothing between large
-/// messages.
+/// arrives and returned as soon as the message is delivered or abandoned, so it costs nothing between large messages.
 /// </summary>
 internal sealed class FragmentAssembler : IDisposable
 {
@@ -16,7 +15,10 @@ internal sealed class FragmentAssembler : IDisposable
 
     public bool InProgress => _buffer is not null;
 
-    public long Offset { get; private set; }
+    public long Sequence { get; private set; }
+
+    /// <summary>The address of the First fragment.</summary>
+    public long Address { get; private set; }
 
     public long TimestampMs { get; private set; }
 
@@ -26,11 +28,12 @@ internal sealed class FragmentAssembler : IDisposable
 
     public ReadOnlySpan<byte> Payload => _buffer.AsSpan(_keyLength, _payloadLength);
 
-    public void Begin(long offset, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> firstPart)
+    public void Begin(long sequence, long address, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, int payloadLength, ReadOnlySpan<byte> firstPart)
     {
         Reset();
         _buffer = ArrayPool<byte>.Shared.Rent(key.Length + payloadLength);
-        Offset = offset;
+        Sequence = sequence;
+        Address = address;
         TimestampMs = timestampMs;
         HasKey = hasKey;
         _keyLength = key.Length;
@@ -53,6 +56,8 @@ internal sealed class FragmentAssembler : IDisposable
         _received += part.Length;
         return _received == _payloadLength;
     }
+
+    public bool Complete => _buffer is not null && _received == _payloadLength;
 
     public void Reset()
     {

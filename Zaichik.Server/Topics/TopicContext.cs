@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Logging;
+using Zaichik.Server.Storage;
+
+namespace Zaichik.Server.Topics;
+
+/// <summary>What every topic of a broker shares: how logs are sized, the descriptor budget, the clock and the limit on open topics.</summary>
+internal sealed class TopicContext(StorageOptions storage, FileBudget files, OpenTopicLimiter openTopics, TimeProvider time, ILoggerFactory loggers)
+{
+    public StorageOptions Storage { get; } = storage;
+
+    public FileBudget Files { get; } = files;
+
+    public OpenTopicLimiter OpenTopics { get; } = openTopics;
+
+    public TimeProvider Time { get; } = time;
+
+    public ILoggerFactory Loggers { get; } = loggers;
+}
+
+/// <summary>
+/// Bounds how many topics have their log open at once (<c>MaxOpenTopics</c>): each holds pages of memory and a few
+/// descriptors. When the bound is reached, opening one more first asks <see cref="MakeRoom"/> (the registry) to close
+/// the least recently used idle topics; when none can be closed, the request fails with StorageFailure.
+/// </summary>
+internal sealed class OpenTopicLimiter(int limit)
+{
+    private int _open;
+
+    public int Limit { get; } = limit;
+
+    public int Open => Volatile.Read(ref _open);
+
+    /// <summary>Closes idle topics to make room for at least one more; returns how many it closed. Set by the registry.</summary>
+    public Func<CancellationToken, ValueTask<int>>? MakeRoom { get; set; }
+
+    /// <summary>Takes a place for one more open topic, making room if needed; false when none can be made.</summary>
+    public async ValueTask<bool> TakeAsync(CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            if (TryTake())
+            {
+                return true;
+            }
+
+            if (MakeRoom is null || await MakeRoom(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                return TryTake();
+            }
+        }
+
+        return TryTake();
+    }
+
+    public void Return() => Interlocked.Decrement(ref _open);
+
+    private bool TryTake()
+    {
+        while (true)
+        {
+            var open = Volatile.Read(ref _open);
+            if (open >= Limit)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _open, open + 1, open) == open)
+            {
+                return true;
+            }
+        }
+    }
+}

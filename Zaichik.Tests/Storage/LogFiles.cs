@@ -1,0 +1,58 @@
+using System.Buffers.Binary;
+using Zaichik.Server.Storage;
+using Zaichik.Server.Storage.Internal;
+
+namespace Zaichik.Tests.Storage;
+
+/// <summary>Reads and damages a topic's segment files from outside the broker, by log address or by message sequence.</summary>
+internal static class LogFiles
+{
+    /// <summary>Every entry in the segment files, walking pages the way FasterLog lays them out: address, length, sequence (0 when unreadable).</summary>
+    public static List<(long Address, int Length, long Sequence)> Entries(string directory, StorageOptions options)
+    {
+        var entries = new List<(long, int, long)>();
+        var pageSize = 1 << options.PageSizeBits;
+        foreach (var segment in SegmentFiles.List(directory))
+        {
+            var bytes = File.ReadAllBytes(Path.Combine(directory, SegmentFiles.Prefix + segment));
+            for (var offset = 0; offset < bytes.Length; offset += pageSize)
+            {
+                var page = new byte[pageSize];
+                bytes.AsSpan(offset, Math.Min(pageSize, bytes.Length - offset)).CopyTo(page);
+                var address = ((long)segment << options.SegmentSizeBits) + offset;
+                var walk = new PageEntries(page, address, address == 0 ? 64 : 0);
+                while (walk.Next(out var at, out var entry) == PageStep.Entry)
+                {
+                    entries.Add((at, entry.Length, LogRecord.TryRead(entry, out var record) ? record.Sequence : 0));
+                }
+            }
+        }
+
+        return entries;
+    }
+
+    /// <summary>The address of the (first) entry holding <paramref name="sequence"/>.</summary>
+    public static long AddressOf(string directory, StorageOptions options, long sequence) =>
+        Entries(directory, options).First(entry => entry.Sequence == sequence).Address;
+
+    /// <summary>Overwrites bytes at a log address in its segment file.</summary>
+    public static void Write(string directory, StorageOptions options, long address, ReadOnlySpan<byte> bytes)
+    {
+        var segment = (int)(address >> options.SegmentSizeBits);
+        using var file = new FileStream(Path.Combine(directory, SegmentFiles.Prefix + segment), FileMode.Open, FileAccess.Write);
+        file.Position = address & ((1L << options.SegmentSizeBits) - 1);
+        file.Write(bytes);
+    }
+
+    /// <summary>Flips one byte inside the entry of <paramref name="sequence"/>, after its header: its checksum no longer holds.</summary>
+    public static void Corrupt(string directory, StorageOptions options, long sequence) =>
+        Write(directory, options, AddressOf(directory, options, sequence) + 4 + LogRecord.HeaderSize, [0xFF]);
+
+    /// <summary>Sets the length prefix of the entry of <paramref name="sequence"/>.</summary>
+    public static void SetLength(string directory, StorageOptions options, long sequence, int length)
+    {
+        var bytes = new byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(bytes, length);
+        Write(directory, options, AddressOf(directory, options, sequence), bytes);
+    }
+}
