@@ -45,6 +45,8 @@ internal sealed partial class FileBudget
 
     public void Release() => Interlocked.Decrement(ref _inUse);
 
+    public void Release(int count) => Interlocked.Add(ref _inUse, -count);
+
     /// <summary>
     /// The default budget: half of what the process may open beyond a reserve of <paramref name="reserve"/> for
     /// connections, the runtime and logging, and at least 16.
@@ -78,6 +80,11 @@ internal sealed class StorageExhaustedException(string message, Exception? inner
     public static bool IsExhaustion(Exception exception) =>
         exception is StorageExhaustedException or OutOfMemoryException
         || (exception is IOException && exception.HResult is ErrnoNoMemory or ErrnoFileTable or ErrnoTooManyFiles or ErrnoNoSpace or ErrnoQuota);
+
+    /// <summary>True for running out of descriptors only: closing idle topics can help with that, not with a full disk.</summary>
+    public static bool IsDescriptorExhaustion(Exception exception) =>
+        exception is StorageExhaustedException { InnerException: null or IOException { HResult: ErrnoFileTable or ErrnoTooManyFiles } }
+        || (exception is IOException && exception.HResult is ErrnoFileTable or ErrnoTooManyFiles);
 
     private const int ErrnoNoMemory = 12;
     private const int ErrnoFileTable = 23;

@@ -49,7 +49,10 @@ internal sealed class HoleList
 
     public bool IsEmpty => Volatile.Read(ref _holes).Length == 0;
 
-    /// <summary>Records a hole unless every sequence in it is already known lost; true when it is new.</summary>
+    /// <summary>
+    /// Records a hole unless every sequence in it is already known lost; true when it is new. Throws when the file cannot
+    /// be written; the hole is known in memory all the same.
+    /// </summary>
     public bool Add(LogHole hole)
     {
         lock (_lock)
@@ -59,9 +62,10 @@ internal sealed class HoleList
                 return false;
             }
 
+            // Known in memory at once (readers step over it); saved after, so a failed save loses only the record of it.
             var holes = _holes.Append(hole).OrderBy(known => known.FirstSequence).ToArray();
-            Save(holes);
             Volatile.Write(ref _holes, holes);
+            Save(holes);
             return true;
         }
     }
@@ -127,8 +131,8 @@ internal sealed class HoleList
             }
 
             var holes = _holes.Where(hole => hole.LastSequence >= firstSequence).ToArray();
-            Save(holes);
             Volatile.Write(ref _holes, holes);
+            Save(holes);
         }
     }
 

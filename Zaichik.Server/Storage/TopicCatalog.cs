@@ -144,6 +144,11 @@ internal sealed class TopicCatalog : IDisposable
                 lock (_lock)
                 {
                     ObjectDisposedException.ThrowIf(_disposed, this);
+                    if (!File.Exists(_path))
+                    {
+                        throw new IOException($"the catalog '{_path}' is gone (the data folder was removed under the broker)");
+                    }
+
                     RandomAccess.Write(_file, buffer, _length);
                     RandomAccess.FlushToDisk(_file);
                     _length += buffer.Length;

@@ -294,10 +294,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
 
         foreach (var (hole, reason) in recovered.Holes)
         {
-            if (_holes.Add(hole))
-            {
-                LogHole(_topic, hole.FirstSequence, hole.LastSequence, hole.Count, reason);
-            }
+            ReportHole(hole, reason);
         }
 
         if (cut > 0)
@@ -491,31 +488,25 @@ internal sealed partial class TopicLog : IAsyncDisposable
         return ProbeMemoryAsync(from, until);
     }
 
-    private async ValueTask<PageProbe?> ProbeMemoryAsync(long from, long until)
+    /// <summary>The first message of an in-memory page range, among those readable now (it never waits for more).</summary>
+    private ValueTask<PageProbe?> ProbeMemoryAsync(long from, long until)
     {
         using var iterator = _log.Scan(from, until, scanBufferingMode: ScanBufferingMode.SinglePageBuffering, scanUncommitted: true);
         try
         {
-            while (true)
+            while (iterator.GetNext(out var entry, out var length, out _))
             {
-                while (iterator.GetNext(out var entry, out var length, out _))
+                if (LogRecord.TryRead(entry.AsSpan(0, length), out var record))
                 {
-                    if (LogRecord.TryRead(entry.AsSpan(0, length), out var record))
-                    {
-                        return new PageProbe(record.Sequence, record.TimestampMs);
-                    }
-                }
-
-                if (iterator.NextAddress >= until || !await iterator.WaitAsync().ConfigureAwait(false))
-                {
-                    return null;
+                    return ValueTask.FromResult<PageProbe?>(new PageProbe(record.Sequence, record.TimestampMs));
                 }
             }
         }
         catch (FasterException)
         {
-            return null;
         }
+
+        return ValueTask.FromResult<PageProbe?>(null);
     }
 
     private readonly record struct PageProbe(long Sequence, long TimestampMs);
@@ -556,6 +547,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
             return;
         }
 
+        var known = _holes.Holes.Count;
         try
         {
             if (_holes.Add(hole))
@@ -565,6 +557,11 @@ internal sealed partial class TopicLog : IAsyncDisposable
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
+            if (_holes.Holes.Count > known)
+            {
+                LogHole(_topic, hole.FirstSequence, hole.LastSequence, hole.Count, reason);
+            }
+
             LogHoleNotRecorded(exception, _topic, hole.FirstSequence, hole.LastSequence);
         }
     }
@@ -612,7 +609,12 @@ internal sealed partial class TopicLog : IAsyncDisposable
         var reserved = _reservation.Requested;
         var cookie = new CommitCookie(clean, FirstSequence, last, reserved).ToBytes();
         _cleanOnDisk = false;
-        await _log.CommitStronglyAsync(cookie, -1, cancellationToken).ConfigureAwait(false);
+        var (_, _, commitNum) = await _log.CommitStronglyAsync(cookie, -1, cancellationToken).ConfigureAwait(false);
+        if ((_commits as CommitSlots)?.TakeFailure(commitNum) is { } failure)
+        {
+            throw new IOException($"the commit could not be made durable: {failure.Message}", failure);
+        }
+
         lock (_commitLock)
         {
             _committedBegin = Math.Max(_committedBegin, begin);
@@ -624,7 +626,14 @@ internal sealed partial class TopicLog : IAsyncDisposable
             }
         }
 
-        _holes.ForgetBefore(FirstSequence);
+        try
+        {
+            _holes.ForgetBefore(FirstSequence);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            // The holes file keeps holes the log no longer reaches: harmless, and rewritten at the next change.
+        }
     }
 
     /// <summary>Wakes <see cref="WaitForDurableAsync"/> callers so they look at a commit failure at once.</summary>
@@ -689,7 +698,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: sequences {First}..{Last} ({Count}) {Reason}; readers skip them")]
     private partial void LogHole(string topic, long first, long last, long count, string reason);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic}: could not record the hole {First}..{Last}; it will be reported again")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic}: could not write the hole {First}..{Last} to its holes file; it is known until the topic closes and will be reported again after")]
     private partial void LogHoleNotRecorded(Exception exception, string topic, long first, long last);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: its commit record is {State}; recovered the log by checking every record of its segments ({Bytes} bytes read)")]

@@ -197,7 +197,7 @@ internal sealed partial class Topic : IAsyncDisposable
         var nowMs = NowMs;
         var log = open.Log;
         var (keepFrom, keepSequence) = Settings.HasRetention
-            ? await FirstRetainedAsync(open, nowMs, cancellationToken).ConfigureAwait(false)
+            ? FirstRetained(open, nowMs)
             : (log.TailAddress, log.NextSequence);
 
         // Without retention a topic keeps messages for its durable consumers too, while they are away.
@@ -370,7 +370,7 @@ internal sealed partial class Topic : IAsyncDisposable
                 return (reader, Math.Max(from.Value, log.FirstSequence));
             case StartPositionKind.Time:
                 var fromTime = await log.OpenReaderAtTimeAsync(from.Value, cancellationToken).ConfigureAwait(false);
-                return (fromTime, await FirstSequenceAtAsync(log, fromTime.Position, from.Value, cancellationToken).ConfigureAwait(false));
+                return (fromTime, FirstSequenceAt(log, fromTime.Position, from.Value));
             default:
                 return (log.OpenReaderAtTail(), log.NextSequence);
         }
@@ -413,25 +413,20 @@ internal sealed partial class Topic : IAsyncDisposable
         }
     }
 
-    /// <summary>The sequence of the first message at or after <paramref name="address"/> stamped at or after <paramref name="timestampMs"/>.</summary>
-    private static async ValueTask<long> FirstSequenceAtAsync(TopicLog log, long address, long timestampMs, CancellationToken cancellationToken)
+    /// <summary>
+    /// The sequence of the first message at or after <paramref name="address"/> stamped at or after
+    /// <paramref name="timestampMs"/>, among those readable now (a message still being appended is newer anyway).
+    /// It never waits: it runs under the topic's gate, and what it could wait for needs that gate.
+    /// </summary>
+    private static long FirstSequenceAt(TopicLog log, long address, long timestampMs)
     {
         using var reader = log.OpenReader(address, 0);
         reader.SkipBefore(timestampMs);
-        var tail = log.TailAddress;
-        while (reader.Position < tail)
+        if (reader.TryRead(out var message))
         {
-            if (reader.TryRead(out var message))
-            {
-                var sequence = message.Sequence;
-                reader.Release();
-                return sequence;
-            }
-
-            if (!await reader.WaitAsync(cancellationToken).ConfigureAwait(false))
-            {
-                break;
-            }
+            var sequence = message.Sequence;
+            reader.Release();
+            return sequence;
         }
 
         return log.NextSequence;
@@ -441,7 +436,7 @@ internal sealed partial class Topic : IAsyncDisposable
     /// The address and sequence of the oldest unexpired message (the tail when there is none). Remembered from the
     /// previous sweep, so the log is read only when that message can have expired.
     /// </summary>
-    private static async ValueTask<(long Address, long Sequence)> FirstRetainedAsync(OpenTopic open, long nowMs, CancellationToken cancellationToken)
+    private static (long Address, long Sequence) FirstRetained(OpenTopic open, long nowMs)
     {
         var log = open.Log;
         if (open.OldestRetained is { } cached && cached.Address >= log.BeginAddress && nowMs - cached.TimestampMs < open.RetentionTtlMs)
@@ -449,33 +444,22 @@ internal sealed partial class Topic : IAsyncDisposable
             return (cached.Address, cached.Sequence);
         }
 
+        // Only what is readable now: a message still being appended is the newest and has not expired.
         using var reader = log.OpenReaderAtBegin();
-        var tail = log.TailAddress;
-        while (reader.Position < tail)
+        while (reader.TryRead(out var message))
         {
-            var before = reader.Position;
-            if (reader.TryRead(out var message))
+            var (sequence, timestampMs) = (message.Sequence, message.TimestampMs);
+            reader.Release();
+            if (nowMs - timestampMs < open.RetentionTtlMs)
             {
-                var (sequence, timestampMs) = (message.Sequence, message.TimestampMs);
-                reader.Release();
-                if (nowMs - timestampMs < open.RetentionTtlMs)
-                {
-                    var address = reader.MessageAddress;
-                    open.OldestRetained = (address, sequence, timestampMs);
-                    return (address, sequence);
-                }
-
-                continue;
-            }
-
-            if (reader.Position == before && !await reader.WaitAsync(cancellationToken).ConfigureAwait(false))
-            {
-                break;
+                var address = reader.MessageAddress;
+                open.OldestRetained = (address, sequence, timestampMs);
+                return (address, sequence);
             }
         }
 
         open.OldestRetained = null;
-        return (Math.Min(reader.Position, tail), Math.Max(reader.LastSequence + 1, log.FirstSequence));
+        return (Math.Min(reader.Position, log.TailAddress), Math.Max(reader.LastSequence + 1, log.FirstSequence));
     }
 
     private async ValueTask<PublishOutcome> PublishWhenGateOpensAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
@@ -599,7 +583,22 @@ internal sealed partial class Topic : IAsyncDisposable
 
         try
         {
-            var open = await Task.Run(OpenStorageAsync, cancellationToken).ConfigureAwait(false);
+            OpenTopic open;
+            try
+            {
+                open = await Task.Run(OpenStorageAsync, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception exception) when (StorageExhaustedException.IsDescriptorExhaustion(exception) && _context.OpenTopics.MakeRoom is not null)
+            {
+                // Out of descriptors: close idle topics to make room, and try once more if any was closed.
+                if (await _context.OpenTopics.MakeRoom(cancellationToken).ConfigureAwait(false) == 0)
+                {
+                    throw;
+                }
+
+                open = await Task.Run(OpenStorageAsync, cancellationToken).ConfigureAwait(false);
+            }
+
             _lastTimestampMs = Math.Max(_lastTimestampMs, open.Log.LastTimestampMs);
             Volatile.Write(ref _open, open);
         }
@@ -667,25 +666,14 @@ internal sealed partial class Topic : IAsyncDisposable
     {
         var nowMs = NowMs;
         using var reader = await log.OpenReaderAtTimeAsync(nowMs - Settings.CompactionWindowMs, CancellationToken.None).ConfigureAwait(false);
-        var tail = log.TailAddress;
-        while (reader.Position < tail)
+        while (reader.TryRead(out var message))
         {
-            var before = reader.Position;
-            if (reader.TryRead(out var message))
+            if (message.HasKey)
             {
-                if (message.HasKey)
-                {
-                    keys.Accept(message.Key, message.TimestampMs, message.Sequence);
-                }
-
-                reader.Release();
-                continue;
+                keys.Accept(message.Key, message.TimestampMs, message.Sequence);
             }
 
-            if (reader.Position == before && !await reader.WaitAsync(CancellationToken.None).ConfigureAwait(false))
-            {
-                break;
-            }
+            reader.Release();
         }
     }
 

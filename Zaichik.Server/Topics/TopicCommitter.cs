@@ -34,6 +34,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private int _dirty;
+    private bool _positionsFailing;
 
     /// <param name="onDiskWritable">
     /// Called once when, after a failed commit, the topic's folder takes writes again: FasterLog stays failed after a
@@ -123,10 +124,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                 try
                 {
                     await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
-                    if (_positions.IsDirty)
-                    {
-                        _positions.Flush(flushToDisk: _always);
-                    }
+                    FlushPositions();
 
                     if (LastFailure is not null)
                     {
@@ -163,6 +161,35 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Writes the durable consumers' positions that changed. A failure (no descriptor left, a damaged file) is logged and
+    /// retried at the next flush: the positions stay as they were on disk, which only means a consumer may get again
+    /// messages it committed; the log's own commits are not failed for it.
+    /// </summary>
+    private void FlushPositions()
+    {
+        if (!_positions.IsDirty)
+        {
+            return;
+        }
+
+        try
+        {
+            _positions.Flush(flushToDisk: _always);
+            _positionsFailing = false;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            if (!_positionsFailing)
+            {
+                LogPositionsFailed(exception, _topic);
+                _positionsFailing = true;
+            }
+
+            MarkDirty();
+        }
+    }
+
     /// <summary>Probes the topic's folder until a write-through write of <see cref="ProbeSize"/> bytes succeeds.</summary>
     private async Task WaitForWritableDiskAsync(CancellationToken cancellationToken)
     {
@@ -193,6 +220,9 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: durable consumer positions could not be written; trying again at each flush")]
+    private partial void LogPositionsFailed(Exception exception, string topic);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: the disk takes writes again; reopening the topic from its last commit")]
     private partial void LogDiskWritable(string topic);

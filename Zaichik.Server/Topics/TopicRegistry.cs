@@ -132,9 +132,9 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     }
 
     /// <summary>
-    /// Closes idle topics to make room under <see cref="ZaichikServerOptions.MaxOpenTopics"/>: the least recently used
-    /// ones nobody reads, a tenth of the limit at a time so that opening many topics does not close one per open.
-    /// Returns how many it closed.
+    /// Closes idle topics to make room for one more open topic, under <see cref="ZaichikServerOptions.MaxOpenTopics"/>
+    /// or within the descriptor budget: the least recently used ones nobody reads, a tenth of the open ones at a time so
+    /// that opening many topics does not close one per open. Returns how many it closed.
     /// </summary>
     public async ValueTask<int> MakeRoomAsync(CancellationToken cancellationToken)
     {
@@ -142,19 +142,28 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         try
         {
             var limiter = _context.OpenTopics;
-            if (limiter.Open < limiter.Limit)
-            {
-                return 1;
-            }
-
-            var batch = Math.Max(1, limiter.Limit / 10);
+            var batch = Math.Max(1, Math.Min(limiter.Open, limiter.Limit) / 10);
             var candidates = _topics.Values
                 .Where(topic => topic.Current is { InUse: false })
                 .OrderBy(topic => topic.LastUsedMs)
                 .Take(batch)
                 .ToArray();
-            var closed = await Task.WhenAll(candidates.Select(topic => topic.TryCloseAsync(TimeSpan.Zero, cancellationToken).AsTask())).ConfigureAwait(false);
+            var closed = await Task.WhenAll(candidates.Select(CloseForRoomAsync)).ConfigureAwait(false);
             return closed.Count(done => done);
+
+            async Task<bool> CloseForRoomAsync(Topic topic)
+            {
+                try
+                {
+                    return await topic.TryCloseAsync(TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    // That topic's trouble (logged) is not the trouble of the one making room.
+                    LogCloseFailed(exception, topic.Name);
+                    return topic.Current is null;
+                }
+            }
         }
         finally
         {

@@ -1,4 +1,5 @@
 using Zaichik.Client;
+using Zaichik.Protocol;
 using Zaichik.Tests.Processes;
 
 namespace Zaichik.Tests.EndToEnd;
@@ -37,6 +38,99 @@ public sealed class ProcessTests : IDisposable
 
         exitCode.ShouldBe(2);
         output.ShouldContain("MaxPrefetch");
+    }
+
+    [Fact]
+    public async Task A_second_broker_on_the_same_data_folder_exits_with_code_3_naming_the_folder_and_the_broker_holding_it()
+    {
+        await using var first = await BrokerProcess.StartAsync(_dataPath);
+
+        var (exitCode, output) = await BrokerProcess.RunToExitAsync("--port", BrokerProcess.FreePort().ToString(), "--data", _dataPath);
+
+        exitCode.ShouldBe(3, output);
+        var line = output.Split('\n').Single(text => text.Contains("in use", StringComparison.Ordinal));
+        line.ShouldContain(Path.GetFullPath(_dataPath));
+        line.ShouldContain($"process {first.Pid}");
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", first.Port);
+        (await client.PublishAsync("still-served", "x")).Sequence.ShouldBe(1, "the first broker is untouched");
+    }
+
+    [Fact]
+    public async Task SIGTERM_stops_a_broker_with_a_quarantined_topic_and_one_whose_folder_was_deleted_under_it_within_its_shutdown_timeout()
+    {
+        await using (var setup = await BrokerProcess.StartAsync(_dataPath))
+        {
+            await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", setup.Port);
+            await client.PublishAsync("fifo", "x");
+            (await setup.StopAsync()).ShouldBe(0, setup.Output);
+        }
+
+        var segment = Path.Combine(_dataPath, "topics", "fifo", "log.0");
+        File.Delete(segment);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", segment))
+        {
+            await mkfifo.WaitForExitAsync();
+        }
+
+        await using var server = await BrokerProcess.StartAsync(_dataPath, arguments: ["--Zaichik:ShutdownTimeout", "00:00:05"]);
+        await using (var client = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port))
+        {
+            (await Should.ThrowAsync<ZaichikServerException>(async () => await client.PublishAsync("fifo", "y"))).Message.ShouldContain("quarantined");
+            await client.CreateTopicAsync("gone", new TopicOptions { Durability = Durability.Always });
+            await client.PublishAsync("gone", "before");
+            Directory.Delete(Path.Combine(_dataPath, "topics", "gone"), recursive: true);
+            (await Should.ThrowAsync<ZaichikServerException>(async () => await client.PublishAsync("gone", "after"))).Code.ShouldBe(ErrorCode.StorageFailure);
+
+            // A topic failing its commits probes its disk once a second; it does not spin.
+            var cpu = server.CpuTime;
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            (server.CpuTime - cpu).ShouldBeLessThan(TimeSpan.FromSeconds(1.5), "3 s of a broker with a failing topic and nothing to do");
+        }
+
+        var (exitCode, took) = await server.StopTimedAsync();
+        exitCode.ShouldBe(0, server.Output);
+        took.ShouldBeLessThan(TimeSpan.FromSeconds(5 + 10), "SIGTERM stops it within its shutdown timeout plus a few seconds");
+    }
+
+    [Fact]
+    public async Task Under_a_low_open_file_limit_a_broker_answers_StorageFailure_and_never_aborts()
+    {
+        const int topics = 400;
+        await using var server = await BrokerProcess.StartAsync(_dataPath, openFileLimit: 600);
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port);
+
+        // Idle topics are closed to make room: every one of them takes a message.
+        for (var i = 0; i < topics; i++)
+        {
+            await client.PublishAsync($"t{i}", "x");
+        }
+
+        // Subscribed topics stay open; past the descriptor budget, opening one more is refused.
+        var refused = 0;
+        var subscriptions = new List<ZaichikSubscription>();
+        for (var i = 0; i < topics; i++)
+        {
+            try
+            {
+                subscriptions.Add(await client.SubscribeAsync($"t{i}", new SubscribeOptions { From = StartPosition.Latest }));
+            }
+            catch (ZaichikServerException error)
+            {
+                error.Code.ShouldBe(ErrorCode.StorageFailure, error.Message);
+                refused++;
+            }
+        }
+
+        refused.ShouldBeGreaterThan(0, "600 descriptors cannot hold 400 open topics' files");
+        (await client.PublishAsync("t0", "still served")).Sequence.ShouldBe(2);
+        server.HasExited.ShouldBeFalse(server.Output);
+        server.Output.ShouldNotContain("Out of memory");
+        foreach (var subscription in subscriptions)
+        {
+            await subscription.DisposeAsync();
+        }
+
+        (await server.StopAsync()).ShouldBe(0, server.Output);
     }
 
     public void Dispose()

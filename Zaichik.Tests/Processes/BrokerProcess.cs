@@ -28,15 +28,49 @@ internal sealed class BrokerProcess : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The broker's process id.</summary>
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>CPU time the broker has used so far (user and system).</summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
     /// <summary>Everything the process wrote so far, stdout and stderr interleaved as they arrived.</summary>
     public string Output => string.Join(Environment.NewLine, _output);
 
     /// <summary>Starts a broker on <paramref name="dataPath"/> and returns once it accepts connections.</summary>
     /// <exception cref="ShouldAssertException">It exited or did not report listening within <see cref="StartDeadline"/>.</exception>
-    public static async Task<BrokerProcess> StartAsync(string dataPath, int? port = null)
+    /// <param name="openFileLimit">When set, the broker runs under <c>ulimit -n</c> of this many descriptors.</param>
+    /// <param name="arguments">More command-line arguments (<c>--Zaichik:Name value</c>).</param>
+    public static async Task<BrokerProcess> StartAsync(string dataPath, int? port = null, int? openFileLimit = null, params string[] arguments)
     {
         var boundPort = port ?? FreePort();
-        var process = new Process { StartInfo = StartInfo("--port", boundPort.ToString(), "--data", dataPath), EnableRaisingEvents = true };
+        var startInfo = StartInfo(["--port", boundPort.ToString(), "--data", dataPath, .. arguments]);
+        if (openFileLimit is { } limit)
+        {
+            // exec: the shell becomes the broker, so the process id and the signals are the broker's.
+            var command = string.Join(' ', new[] { startInfo.FileName }.Concat(startInfo.ArgumentList).Select(Quote));
+            var wrapped = new ProcessStartInfo("bash")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+                WorkingDirectory = startInfo.WorkingDirectory,
+            };
+            wrapped.ArgumentList.Add("-c");
+            wrapped.ArgumentList.Add($"ulimit -n {limit} && exec {command}");
+            startInfo = wrapped;
+        }
+
+        var process = new Process { StartInfo = startInfo, EnableRaisingEvents = true };
         var broker = new BrokerProcess(process, boundPort);
         var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, line) =>
@@ -79,14 +113,25 @@ internal sealed class BrokerProcess : IAsyncDisposable
         return broker;
     }
 
-    /// <summary>Runs the server with <paramref name="arguments"/> until it exits by itself; returns its exit code and output.</summary>
+    /// <summary>Runs the server with <paramref name="arguments"/> until it exits by itself; returns its exit code and output (stdout, then stderr).</summary>
     public static async Task<(int ExitCode, string Output)> RunToExitAsync(params string[] arguments)
     {
         using var process = Process.Start(StartInfo(arguments)) ?? throw new InvalidOperationException("could not start the server");
+        var error = process.StandardError.ReadToEndAsync();
         var output = await process.StandardOutput.ReadToEndAsync().WaitAsync(StartDeadline);
         await process.WaitForExitAsync().WaitAsync(ExitDeadline);
-        return (process.ExitCode, output);
+        return (process.ExitCode, output + await error);
     }
+
+    /// <summary>SIGTERM, then the time it took to exit and its exit code.</summary>
+    public async Task<(int ExitCode, TimeSpan Took)> StopTimedAsync()
+    {
+        var started = Stopwatch.StartNew();
+        var exitCode = await StopAsync();
+        return (exitCode, started.Elapsed);
+    }
+
+    private static string Quote(string argument) => "'" + argument.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>SIGTERM, the way a service manager stops the broker; returns its exit code.</summary>
     public async Task<int> StopAsync()
@@ -149,7 +194,7 @@ internal sealed class BrokerProcess : IAsyncDisposable
         return start;
     }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -21,6 +21,7 @@ internal sealed class CommitSlots(SlotFile slots, Action beforeCommit) : ILogCom
     public const int SlotSize = 4096;
 
     private readonly Lock _lock = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, Exception> _failures = new();
     private (long CommitNum, byte[] Metadata)? _offered;
 
     public static CommitSlots Open(string directory, FileBudget budget, Action beforeCommit) =>
@@ -61,11 +62,25 @@ internal sealed class CommitSlots(SlotFile slots, Action beforeCommit) : ILogCom
         }
     }
 
+    /// <summary>
+    /// Makes the pages durable, then records the commit. FasterLog cannot take a failure here (an exception would leave
+    /// the commit waiting forever), so a failure is kept for <see cref="TakeFailure"/> and the record is not written.
+    /// </summary>
     public void Commit(long beginAddress, long untilAddress, byte[] commitMetadata, long commitNum, bool forceWriteMetadata)
     {
-        beforeCommit();
-        slots.Write(commitNum, commitMetadata, flush: true);
+        try
+        {
+            beforeCommit();
+            slots.Write(commitNum, commitMetadata, flush: true);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            _failures[commitNum] = exception;
+        }
     }
+
+    /// <summary>Why the commit <paramref name="commitNum"/> was not made durable, or null when it was.</summary>
+    public Exception? TakeFailure(long commitNum) => _failures.TryRemove(commitNum, out var failure) ? failure : null;
 
     public byte[] GetCommitMetadata(long commitNum)
     {

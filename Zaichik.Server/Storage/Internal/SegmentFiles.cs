@@ -3,19 +3,28 @@ using Microsoft.Win32.SafeHandles;
 namespace Zaichik.Server.Storage.Internal;
 
 /// <summary>
-/// The segment files of one topic's log (<c>log.0</c>, <c>log.1</c>, ...) and the only descriptors open on them. It
-/// keeps one handle for the segment being written, the handles of segments written but not yet flushed, and at most
-/// <see cref="MaxReadHandles"/> more for readers of older segments, every one of them counted in the shared
-/// <see cref="FileBudget"/>. So a topic holds a bounded number of descriptors whatever its readers do, and a reader
-/// that leaves releases what it used. Every path is checked to be a regular file before it is opened: a fifo or a
-/// directory where a segment should be fails at once instead of blocking.
+/// The segment files of one topic's log (<c>log.0</c>, <c>log.1</c>, ...) and the only descriptors open on them: one
+/// for the segment being written, those of segments written but not yet flushed, and at most
+/// <see cref="MaxReadHandles"/> for readers of older segments, each counted in the shared <see cref="FileBudget"/>. A
+/// topic thus holds a bounded number of descriptors whatever its readers do, and a reader that leaves releases what it
+/// used. Every path is checked to be a regular file before it is opened: a fifo or a directory where a segment should
+/// be fails at once instead of blocking.
 /// </summary>
+/// <remarks>
+/// <see cref="ReservedHandles"/> descriptors are taken from the budget when the log opens and kept until it closes, so
+/// that writing never fails for want of a descriptor: FasterLog treats a failed page write as the end of the log, and a
+/// topic would have to be reopened for what is only a busy moment. Readers borrow from the same reserve and give way to
+/// writes.
+/// </remarks>
 internal sealed class SegmentFiles : IDisposable
 {
     public const string Prefix = "log.";
 
     /// <summary>Read handles kept open for older segments; more readers than that reopen as they go.</summary>
     public const int MaxReadHandles = 2;
+
+    /// <summary>Descriptors reserved for the log while it is open: the segment being written and the one before it.</summary>
+    public const int ReservedHandles = 2;
 
     private readonly string _directory;
     private readonly FileBudget _budget;
@@ -25,11 +34,24 @@ internal sealed class SegmentFiles : IDisposable
     private OpenSegment? _write;
     private bool _directoryDirty;
     private bool _disposed;
+    private int _reserveFree;
+    private int _borrowed;
 
+    /// <exception cref="StorageExhaustedException">The budget has no room for the reserved descriptors.</exception>
     public SegmentFiles(string directory, FileBudget budget)
     {
         _directory = directory;
         _budget = budget;
+        for (var i = 0; i < ReservedHandles; i++)
+        {
+            if (!budget.TryAcquire())
+            {
+                budget.Release(i);
+                throw Exhausted(directory);
+            }
+        }
+
+        _reserveFree = ReservedHandles;
     }
 
     public string Directory => _directory;
@@ -45,6 +67,9 @@ internal sealed class SegmentFiles : IDisposable
             }
         }
     }
+
+    /// <summary>Directory flushes made because a segment file was created (tests count them).</summary>
+    public int DirectoryFlushes { get; private set; }
 
     public string PathOf(int segment) => Path.Combine(_directory, Prefix + segment);
 
@@ -114,36 +139,77 @@ internal sealed class SegmentFiles : IDisposable
 
     /// <summary>
     /// Makes everything written so far durable: each written segment is fsynced (and, except the one still being
-    /// written, closed), then the folder, when a segment file was created since the last flush.
+    /// written, closed), then the folder, when a segment file was created since the last flush. Fails when the topic's
+    /// folder is gone (deleted under the broker): what is written to files nobody can find again is not durable.
     /// </summary>
     public void Flush()
     {
+        if (FileKinds.Of(_directory) != FileKind.Directory)
+        {
+            throw new IOException($"the topic's folder '{_directory}' is gone; nothing more can be made durable in it");
+        }
+
+        // The fsyncs run outside the lock: page writes (and reads) of the same topic go on meanwhile.
+        List<OpenSegment> written;
+        OpenSegment? current = null;
+        bool directory;
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            foreach (var written in _written)
-            {
-                RandomAccess.FlushToDisk(written.Handle);
-            }
-
-            CloseAll(_written);
+            written = [.. _written];
+            _written.Clear();
             if (_write is { Dirty: true } write)
             {
-                RandomAccess.FlushToDisk(write.Handle);
                 write.Dirty = false;
+                current = write;
             }
 
-            if (_directoryDirty)
+            directory = _directoryDirty;
+            _directoryDirty = false;
+        }
+
+        try
+        {
+            foreach (var segment in written)
+            {
+                RandomAccess.FlushToDisk(segment.Handle);
+            }
+
+            if (current is not null)
+            {
+                RandomAccess.FlushToDisk(current.Handle);
+            }
+
+            if (directory)
             {
                 DirectorySync.Flush(_directory);
-                _directoryDirty = false;
                 DirectoryFlushes++;
             }
         }
-    }
+        catch
+        {
+            lock (_lock)
+            {
+                // Not made durable: the next flush tries again.
+                _directoryDirty |= directory;
+                _written.InsertRange(0, written);
+                if (current is not null)
+                {
+                    current.Dirty = true;
+                }
+            }
 
-    /// <summary>Directory flushes made because a segment file was created (tests count them).</summary>
-    public int DirectoryFlushes { get; private set; }
+            throw;
+        }
+
+        lock (_lock)
+        {
+            foreach (var segment in written)
+            {
+                Close(segment);
+            }
+        }
+    }
 
     /// <summary>Cuts a segment file to <paramref name="length"/> bytes (recovery removing what follows the last valid record).</summary>
     public void Truncate(int segment, long length)
@@ -179,12 +245,11 @@ internal sealed class SegmentFiles : IDisposable
     {
         lock (_lock)
         {
-            Close(_reads, segment);
-            Close(_written, segment);
+            CloseAll(_reads, segment);
+            CloseAll(_written, segment);
             if (_write?.Segment == segment)
             {
-                _write.Handle.Dispose();
-                _budget.Release();
+                Close(_write);
                 _write = null;
             }
 
@@ -221,15 +286,17 @@ internal sealed class SegmentFiles : IDisposable
                 return;
             }
 
-            _disposed = true;
             CloseAll(_reads);
             CloseAll(_written);
             if (_write is not null)
             {
-                _write.Handle.Dispose();
-                _budget.Release();
+                Close(_write);
                 _write = null;
             }
+
+            _disposed = true;
+            _budget.Release(_reserveFree);
+            _reserveFree = 0;
         }
     }
 
@@ -270,12 +337,11 @@ internal sealed class SegmentFiles : IDisposable
 
         if (_reads.Count >= MaxReadHandles)
         {
-            _reads[0].Handle.Dispose();
-            _budget.Release();
+            Close(_reads[0]);
             _reads.RemoveAt(0);
         }
 
-        var handle = Open(path, FileMode.Open);
+        var handle = Open(path, FileMode.Open, forWrite: false);
         _reads.Add(new OpenSegment(segment, handle));
         return handle;
     }
@@ -306,32 +372,42 @@ internal sealed class SegmentFiles : IDisposable
             }
             else
             {
-                _write.Handle.Dispose();
-                _budget.Release();
+                Close(_write);
             }
 
             _write = null;
         }
 
-        Close(_reads, segment);
+        CloseAll(_reads, segment);
         var path = PathOf(segment);
         FileKinds.RequireFileOrMissing(path);
         var created = !File.Exists(path);
-        var handle = Open(path, FileMode.OpenOrCreate);
+        var handle = Open(path, FileMode.OpenOrCreate, forWrite: true);
         _directoryDirty |= created;
         _write = new OpenSegment(segment, handle) { Dirty = true };
         return handle;
     }
 
-    private SafeFileHandle Open(string path, FileMode mode)
+    /// <summary>
+    /// Opens a file with a descriptor from the reserve or, failing that, from the shared budget. Readers' handles give
+    /// way first; a write also syncs and closes segments written before, rather than fail.
+    /// </summary>
+    private SafeFileHandle Open(string path, FileMode mode, bool forWrite)
     {
-        if (!_budget.TryAcquire())
+        if (!TakeDescriptor())
         {
-            // Readers' handles are the first to go: they reopen when they need them again.
             CloseAll(_reads);
-            if (!_budget.TryAcquire())
+            while (forWrite && _written.Count > 0 && _reserveFree == 0)
             {
-                throw new StorageExhaustedException($"no file descriptor left for '{path}': the storage layer holds its limit of {_budget.Limit} (Storage:MaxOpenFiles)");
+                var oldest = _written[0];
+                RandomAccess.FlushToDisk(oldest.Handle);
+                _written.RemoveAt(0);
+                Close(oldest);
+            }
+
+            if (!TakeDescriptor())
+            {
+                throw Exhausted(path);
             }
         }
 
@@ -341,7 +417,7 @@ internal sealed class SegmentFiles : IDisposable
         }
         catch (Exception exception)
         {
-            _budget.Release();
+            GiveDescriptor();
             if (StorageExhaustedException.IsExhaustion(exception))
             {
                 throw new StorageExhaustedException($"the process has no file descriptor left to open '{path}'", exception);
@@ -351,29 +427,56 @@ internal sealed class SegmentFiles : IDisposable
         }
     }
 
-    private void Close(List<OpenSegment> handles, int segment)
+    private bool TakeDescriptor()
+    {
+        if (_reserveFree > 0)
+        {
+            _reserveFree--;
+            return true;
+        }
+
+        if (_budget.TryAcquire())
+        {
+            _borrowed++;
+            return true;
+        }
+
+        return false;
+    }
+
+    private void GiveDescriptor()
+    {
+        if (_borrowed > 0)
+        {
+            _borrowed--;
+            _budget.Release();
+        }
+        else
+        {
+            _reserveFree++;
+        }
+    }
+
+    private void Close(OpenSegment open)
+    {
+        open.Handle.Dispose();
+        GiveDescriptor();
+    }
+
+    private void CloseAll(List<OpenSegment> handles, int? segment = null)
     {
         for (var i = handles.Count - 1; i >= 0; i--)
         {
-            if (handles[i].Segment == segment)
+            if (segment is null || handles[i].Segment == segment)
             {
-                handles[i].Handle.Dispose();
-                _budget.Release();
+                Close(handles[i]);
                 handles.RemoveAt(i);
             }
         }
     }
 
-    private void CloseAll(List<OpenSegment> handles)
-    {
-        foreach (var open in handles)
-        {
-            open.Handle.Dispose();
-            _budget.Release();
-        }
-
-        handles.Clear();
-    }
+    private StorageExhaustedException Exhausted(string path) =>
+        new($"no file descriptor left for '{path}': the storage layer holds its limit of {_budget.Limit} (Storage:MaxOpenFiles)");
 
     private sealed class OpenSegment(int segment, SafeFileHandle handle)
     {
