@@ -287,6 +287,9 @@ internal sealed partial class Topic : IAsyncDisposable
         try
         {
             await OpenLockedAsync(cancellationToken).ConfigureAwait(false);
+
+            // Open for one idle timeout: long enough to be swept, then closed again.
+            Volatile.Write(ref _lastUsedMs, NowMs);
         }
         finally
         {
@@ -682,9 +685,14 @@ internal sealed partial class Topic : IAsyncDisposable
         Volatile.Write(ref _open, null);
         try
         {
-            _closedOldestTimestampMs = Settings.HasRetention && open.Log.LastSequence >= open.Log.FirstSequence
-                ? open.OldestRetained?.TimestampMs ?? long.MinValue
-                : long.MaxValue;
+            // What a closed topic keeps in mind: when its oldest message expires, maintenance opens it to remove it.
+            _closedOldestTimestampMs = long.MaxValue;
+            if (Settings.HasRetention && !open.Log.IsDisposed)
+            {
+                FirstRetained(open, NowMs);
+                _closedOldestTimestampMs = open.OldestRetained?.TimestampMs ?? long.MaxValue;
+            }
+
             await open.DisposeAsync().ConfigureAwait(false);
         }
         finally

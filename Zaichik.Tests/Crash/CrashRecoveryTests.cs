@@ -216,11 +216,11 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : IDisposable
             }
         }
 
-        var last = read.Count > 0 ? $"'{read[^1].Payload}' at offset {read[^1].Offset}" : "none";
+        var last = read.Count > 0 ? $"'{read[^1].Payload}' at sequence {read[^1].BrokerSequence}" : "none";
         throw new ShouldAssertException(
             deadline.IsCancellationRequested
-                ? $"'{sentinel}' (offset {published.Sequence}) did not arrive within {ReadDeadline.TotalSeconds} s; read {read.Count:N0} messages, the last {last}"
-                : $"the subscription ended before '{sentinel}' (offset {published.Sequence}) arrived; read {read.Count:N0} messages, the last {last}");
+                ? $"'{sentinel}' (sequence {published.Sequence}) did not arrive within {ReadDeadline.TotalSeconds} s; read {read.Count:N0} messages, the last {last}"
+                : $"the subscription ended before '{sentinel}' (sequence {published.Sequence}) arrived; read {read.Count:N0} messages, the last {last}");
     }
 
     private static async Task<ZaichikClient> ConnectAsync(BrokerProcess broker) =>

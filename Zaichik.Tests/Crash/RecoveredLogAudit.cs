@@ -52,36 +52,36 @@ internal sealed class RecoveredLogAudit
         var seen = new Dictionary<string, long>(StringComparer.Ordinal);
         var lastSequence = new Dictionary<(int Generation, int Publisher), int>();
         var phase = 0;
-        long previousOffset = -1;
-        foreach (var (offset, text) in read)
+        long previousBrokerSequence = 0;
+        foreach (var (brokerSequence, text) in read)
         {
-            if (offset <= previousOffset)
+            if (brokerSequence <= previousBrokerSequence)
             {
-                Problem($"offset {offset} was delivered after offset {previousOffset}");
+                Problem($"broker sequence {brokerSequence} was delivered after {previousBrokerSequence}");
             }
 
-            previousOffset = offset;
-            if (!seen.TryAdd(text, offset))
+            previousBrokerSequence = brokerSequence;
+            if (!seen.TryAdd(text, brokerSequence))
             {
-                Problem($"duplicate: '{text}' at offset {seen[text]} and again at {offset}");
+                Problem($"duplicate: '{text}' at sequence {seen[text]} and again at {brokerSequence}");
                 continue;
             }
 
             if (!CrashPayload.TryParse(text, out var payload))
             {
-                Problem($"corrupt: offset {offset} holds '{Shorten(text)}' ({text.Length} chars), which the test never wrote");
+                Problem($"corrupt: sequence {brokerSequence} holds '{Shorten(text)}' ({text.Length} chars), which the test never wrote");
                 continue;
             }
 
             if (!ledger.WasPublished(payload))
             {
-                Problem($"phantom: '{text}' at offset {offset} was never published");
+                Problem($"phantom: '{text}' at sequence {brokerSequence} was never published");
                 continue;
             }
 
             if (payload.Phase < phase)
             {
-                Problem($"disorder: '{text}' at offset {offset} follows records published after it (after a later restart)");
+                Problem($"disorder: '{text}' at sequence {brokerSequence} follows records published after it (after a later restart)");
             }
 
             phase = Math.Max(phase, payload.Phase);
@@ -103,12 +103,12 @@ internal sealed class RecoveredLogAudit
             var expected = lastSequence.GetValueOrDefault(key, -1) + 1;
             if (payload.Sequence < expected)
             {
-                Problem($"disorder: '{text}' at offset {offset} comes after sequence {expected - 1} of the same publisher");
+                Problem($"disorder: '{text}' at sequence {brokerSequence} comes after sequence {expected - 1} of the same publisher");
             }
             else if (payload.Sequence > expected)
             {
                 var absent = payload.Sequence - 1 == expected ? $"sequence {expected}" : $"sequences {expected}..{payload.Sequence - 1}";
-                Problem($"gap: '{text}' at offset {offset} is present but {absent} of g{payload.Generation}-p{payload.Publisher} are not before it");
+                Problem($"gap: '{text}' at sequence {brokerSequence} is present but {absent} of g{payload.Generation}-p{payload.Publisher} are not before it");
             }
 
             lastSequence[key] = Math.Max(payload.Sequence, lastSequence.GetValueOrDefault(key, -1));
@@ -163,8 +163,8 @@ internal sealed class RecoveredLogAudit
         {
             if (i >= read.Count || read[i] != previousRead[i])
             {
-                var now = i < read.Count ? $"'{Shorten(read[i].Payload)}' at offset {read[i].Offset}" : "nothing";
-                Problem($"history changed: message {i} was '{previousRead[i].Payload}' at offset {previousRead[i].Offset} after the previous restart, now {now}");
+                var now = i < read.Count ? $"'{Shorten(read[i].Payload)}' at sequence {read[i].BrokerSequence}" : "nothing";
+                Problem($"history changed: message {i} was '{previousRead[i].Payload}' at sequence {previousRead[i].BrokerSequence} after the previous restart, now {now}");
                 return;
             }
         }

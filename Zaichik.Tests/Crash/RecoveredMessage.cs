@@ -1,4 +1,4 @@
 namespace Zaichik.Tests.Crash;
 
 /// <summary>One message as read back from the restarted server, in delivery order.</summary>
-internal readonly record struct RecoveredMessage(long Offset, string Payload);
+internal readonly record struct RecoveredMessage(long BrokerSequence, string Payload);

@@ -130,4 +130,70 @@ public sealed class DurableConsumerTests
         error.RequestId.ShouldBe(4UL);
         error.Code.ShouldBe(ErrorCode.InvalidArgument);
     }
+
+    [Theory]
+    [InlineData("random")]
+    [InlineData("zeros")]
+    public async Task A_durable_consumer_whose_stored_position_is_damaged_is_refused_until_it_says_where_to_resume(string damage)
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("positions", Retained);
+        for (var i = 1; i <= 20; i++)
+        {
+            await client.PublishAsync("positions", $"m{i}");
+        }
+
+        await using (var reader = new MessageReader(await client.SubscribeAsync("positions", Durable("billing"))))
+        {
+            await client.CommitAsync((await reader.NextAsync(10))[^1]);
+        }
+
+        await server.RestartAsync();
+        var file = Path.Combine(server.DataPath, "topics", "positions", "consumers", "billing.position");
+        File.Exists(file).ShouldBeTrue();
+        await File.WriteAllBytesAsync(file, damage == "zeros" ? new byte[128] : Enumerable.Range(0, 128).Select(i => (byte)(i * 7 + 3)).ToArray());
+        await server.RestartAsync();
+        var again = await server.ConnectAsync();
+
+        var refused = await Should.ThrowAsync<ZaichikServerException>(async () => await again.SubscribeAsync("positions", Durable("billing")));
+        refused.Code.ShouldBe(ErrorCode.ConsumerPositionLost);
+        refused.Message.ShouldContain("Sequence(n)");
+        await using (var resumed = new MessageReader(await again.SubscribeAsync("positions", Durable("billing") with { From = StartPosition.Sequence(15) })))
+        {
+            resumed.Subscription.StartSequence.ShouldBe(15);
+            var next = await resumed.NextAsync();
+            next.PayloadText.ShouldBe("m15");
+            await again.CommitAsync(next);
+        }
+
+        await server.RestartAsync();
+        var last = await server.ConnectAsync();
+        await using var normal = new MessageReader(await last.SubscribeAsync("positions", Durable("billing")));
+        (await normal.NextAsync()).PayloadText.ShouldBe("m16", "the position set by the Subscribe is the consumer's again");
+    }
+
+    [Fact]
+    public async Task A_durable_consumer_commit_on_an_Always_topic_survives_a_restart_without_waiting_for_a_publish()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("always-positions", Retained with { Durability = Durability.Always });
+        for (var i = 1; i <= 10; i++)
+        {
+            await client.PublishAsync("always-positions", $"m{i}");
+        }
+
+        await using (var reader = new MessageReader(await client.SubscribeAsync("always-positions", Durable("ledger"))))
+        {
+            await client.CommitAsync((await reader.NextAsync(4))[^1]);
+            server.Registry.TryGet("always-positions", out var topic).ShouldBeTrue();
+            await TestServer.EventuallyAsync(() => !topic.Current!.Positions.IsDirty, "the topic's flush writes the commit, with no publish to wake it");
+        }
+
+        await server.RestartAsync();
+        var again = await server.ConnectAsync();
+        await using var resumed = new MessageReader(await again.SubscribeAsync("always-positions", Durable("ledger")));
+        (await resumed.NextAsync()).PayloadText.ShouldBe("m5");
+    }
 }

@@ -1,20 +1,23 @@
 using Xunit.Abstractions;
 using Zaichik.Client;
+using Zaichik.Tests.Load;
 
 namespace Zaichik.Tests.EndToEnd;
 
 // The managed heap is process-wide: measured alone, with the other whole-process measurements.
-[Collection(Load.LoadCollection.Name)]
+[Collection(LoadCollection.Name)]
 public sealed class ResourceTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task An_idle_topic_costs_well_under_one_MiB_of_memory()
+    public async Task An_idle_topic_costs_at_most_8_KiB_of_memory_and_no_descriptor()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await TestServer.StartAsync(options => options with { TopicIdleTimeout = TimeSpan.Zero });
         var client = await server.ConnectAsync();
         await client.PublishAsync("warm-up", "x");
-        const int topics = 200;
-        var before = SettledHeapBytes();
+        await server.Maintenance.CloseIdleAsync(CancellationToken.None);
+        const int topics = 2_000;
+        var before = ProcessResources.SettledHeapBytes();
+        var descriptorsBefore = ProcessResources.OpenFileDescriptors();
 
         for (var i = 0; i < topics; i++)
         {
@@ -22,16 +25,14 @@ public sealed class ResourceTests(ITestOutputHelper output)
             await client.PublishAsync($"idle-{i}", "one message");
         }
 
-        var perTopic = (SettledHeapBytes() - before) / topics;
+        await server.Maintenance.CloseIdleAsync(CancellationToken.None);
+        server.Registry.OpenCount.ShouldBe(0);
+        var perTopic = (ProcessResources.SettledHeapBytes() - before) / topics;
         output.WriteLine($"{perTopic:N0} bytes of managed heap per idle topic");
-        perTopic.ShouldBeLessThan(512 * 1024, $"an idle topic holds {perTopic:N0} bytes");
-    }
-
-    private static long SettledHeapBytes()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        return GC.GetTotalMemory(forceFullCollection: true);
+        perTopic.ShouldBeLessThan(8 * 1024, $"an idle topic holds {perTopic:N0} bytes");
+        if (descriptorsBefore is { } descriptors)
+        {
+            ProcessResources.OpenFileDescriptors()!.Value.ShouldBeLessThanOrEqualTo(descriptors + 8, "closed topics hold no descriptor");
+        }
     }
 }

@@ -4,10 +4,10 @@ namespace Zaichik.Server.Storage.Internal;
 
 /// <summary>
 /// The segment files of one topic's log (<c>log.0</c>, <c>log.1</c>, ...) and the only descriptors open on them: one
-/// for the segment being written, those of segments written but not yet flushed, and at most
-/// <see cref="MaxReadHandles"/> for readers of older segments, each counted in the shared <see cref="FileBudget"/>. A
-/// topic thus holds a bounded number of descriptors whatever its readers do, and a reader that leaves releases what it
-/// used. Every path is checked to be a regular file before it is opened: a fifo or a directory where a segment should
+/// for the segment being written and at most <see cref="MaxReadHandles"/> for readers of older segments, each counted
+/// in the shared <see cref="FileBudget"/>. A segment the log has moved past is closed at once and only remembered until
+/// the next flush reopens it to fsync it. A topic thus holds a bounded number of descriptors whatever its writers and
+/// readers do, and a reader that leaves releases what it used. Every path is checked to be a regular file before it is opened: a fifo or a directory where a segment should
 /// be fails at once instead of blocking.
 /// </summary>
 /// <remarks>
@@ -29,7 +29,7 @@ internal sealed class SegmentFiles : IDisposable
     private readonly string _directory;
     private readonly FileBudget _budget;
     private readonly Lock _lock = new();
-    private readonly List<OpenSegment> _written = [];
+    private readonly List<int> _unsynced = [];
     private readonly List<OpenSegment> _reads = [];
     private OpenSegment? _write;
     private bool _directoryDirty;
@@ -63,7 +63,7 @@ internal sealed class SegmentFiles : IDisposable
         {
             lock (_lock)
             {
-                return (_write is null ? 0 : 1) + _written.Count + _reads.Count;
+                return (_write is null ? 0 : 1) + _reads.Count;
             }
         }
     }
@@ -150,17 +150,18 @@ internal sealed class SegmentFiles : IDisposable
         }
 
         // The fsyncs run outside the lock: page writes (and reads) of the same topic go on meanwhile.
-        List<OpenSegment> written;
+        List<int> unsynced;
         OpenSegment? current = null;
         bool directory;
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            written = [.. _written];
-            _written.Clear();
+            unsynced = [.. _unsynced];
+            _unsynced.Clear();
             if (_write is { Dirty: true } write)
             {
                 write.Dirty = false;
+                write.Syncing = true;
                 current = write;
             }
 
@@ -168,11 +169,13 @@ internal sealed class SegmentFiles : IDisposable
             _directoryDirty = false;
         }
 
+        var synced = 0;
         try
         {
-            foreach (var segment in written)
+            foreach (var segment in unsynced)
             {
-                RandomAccess.FlushToDisk(segment.Handle);
+                SyncClosed(segment);
+                synced++;
             }
 
             if (current is not null)
@@ -192,22 +195,62 @@ internal sealed class SegmentFiles : IDisposable
             {
                 // Not made durable: the next flush tries again.
                 _directoryDirty |= directory;
-                _written.InsertRange(0, written);
+                _unsynced.InsertRange(0, unsynced.Skip(synced));
                 if (current is not null)
                 {
                     current.Dirty = true;
+                    Synced(current);
                 }
             }
 
             throw;
         }
 
+        if (current is not null)
+        {
+            lock (_lock)
+            {
+                Synced(current);
+            }
+        }
+    }
+
+    /// <summary>Fsyncs a segment the log moved past, through a descriptor opened for that alone.</summary>
+    private void SyncClosed(int segment)
+    {
+        var path = PathOf(segment);
+        if (FileKinds.Of(path) != FileKind.File)
+        {
+            return;
+        }
+
+        SafeFileHandle handle;
         lock (_lock)
         {
-            foreach (var segment in written)
+            handle = Open(path, FileMode.Open, forWrite: true);
+        }
+
+        try
+        {
+            RandomAccess.FlushToDisk(handle);
+        }
+        finally
+        {
+            lock (_lock)
             {
-                Close(segment);
+                handle.Dispose();
+                GiveDescriptor();
             }
+        }
+    }
+
+    /// <summary>A flush is done with the segment being written: a close asked for meanwhile happens now.</summary>
+    private void Synced(OpenSegment segment)
+    {
+        segment.Syncing = false;
+        if (segment.CloseWhenSynced)
+        {
+            Close(segment);
         }
     }
 
@@ -246,7 +289,7 @@ internal sealed class SegmentFiles : IDisposable
         lock (_lock)
         {
             CloseAll(_reads, segment);
-            CloseAll(_written, segment);
+            _unsynced.Remove(segment);
             if (_write?.Segment == segment)
             {
                 Close(_write);
@@ -287,7 +330,6 @@ internal sealed class SegmentFiles : IDisposable
             }
 
             CloseAll(_reads);
-            CloseAll(_written);
             if (_write is not null)
             {
                 Close(_write);
@@ -306,14 +348,6 @@ internal sealed class SegmentFiles : IDisposable
         if (_write?.Segment == segment)
         {
             return _write.Handle;
-        }
-
-        foreach (var written in _written)
-        {
-            if (written.Segment == segment)
-            {
-                return written.Handle;
-            }
         }
 
         for (var i = 0; i < _reads.Count; i++)
@@ -355,26 +389,15 @@ internal sealed class SegmentFiles : IDisposable
             return _write.Handle;
         }
 
-        foreach (var written in _written)
-        {
-            if (written.Segment == segment)
-            {
-                return written.Handle;
-            }
-        }
-
-        // The segment being written changes: the previous one keeps its handle until the next flush makes it durable.
+        // The segment being written changes: the previous one is closed, and fsynced by the next flush if it needs it.
         if (_write is not null)
         {
-            if (_write.Dirty)
+            if (_write.Dirty && !_unsynced.Contains(_write.Segment))
             {
-                _written.Add(_write);
-            }
-            else
-            {
-                Close(_write);
+                _unsynced.Add(_write.Segment);
             }
 
+            Close(_write);
             _write = null;
         }
 
@@ -389,22 +412,14 @@ internal sealed class SegmentFiles : IDisposable
     }
 
     /// <summary>
-    /// Opens a file with a descriptor from the reserve or, failing that, from the shared budget. Readers' handles give
-    /// way first; a write also syncs and closes segments written before, rather than fail.
+    /// Opens a file with a descriptor from the reserve or, failing that, from the shared budget; readers' handles give
+    /// way first. The reserve holds one descriptor for the segment being written and one for a flush or a reader.
     /// </summary>
     private SafeFileHandle Open(string path, FileMode mode, bool forWrite)
     {
         if (!TakeDescriptor())
         {
             CloseAll(_reads);
-            while (forWrite && _written.Count > 0 && _reserveFree == 0)
-            {
-                var oldest = _written[0];
-                RandomAccess.FlushToDisk(oldest.Handle);
-                _written.RemoveAt(0);
-                Close(oldest);
-            }
-
             if (!TakeDescriptor())
             {
                 throw Exhausted(path);
@@ -459,6 +474,13 @@ internal sealed class SegmentFiles : IDisposable
 
     private void Close(OpenSegment open)
     {
+        if (open.Syncing)
+        {
+            // A flush is fsyncing it outside the lock: it closes it when it is done.
+            open.CloseWhenSynced = true;
+            return;
+        }
+
         open.Handle.Dispose();
         GiveDescriptor();
     }
@@ -486,5 +508,11 @@ internal sealed class SegmentFiles : IDisposable
 
         /// <summary>Written since it was last flushed.</summary>
         public bool Dirty { get; set; }
+
+        /// <summary>A flush is fsyncing it (outside the lock).</summary>
+        public bool Syncing { get; set; }
+
+        /// <summary>Closed while a flush was fsyncing it: the flush closes it.</summary>
+        public bool CloseWhenSynced { get; set; }
     }
 }
