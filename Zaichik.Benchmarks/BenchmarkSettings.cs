@@ -6,19 +6,23 @@ namespace Zaichik.Benchmarks;
 internal sealed record BenchmarkSettings
 {
     public const string Usage = """
-        Usage: dotnet run -c Release --project Zaichik.Benchmarks -- [options] [w1] [w2] [w3] [w4] [w5]
+        Usage: dotnet run -c Release --project Zaichik.Benchmarks -- [options] [w1] [w2] [w2d] [w3] [w4] [w5] [topics]
 
-        Workloads (default: all):
+        Workloads (default: w1 to w5 and w2d):
           w1  publish throughput (1,000 in flight) and publish latency (1 in flight)
           w2  replay of retained messages by a new subscriber (batched commits, then auto-commit)
+          w2d replay by a durable consumer (batched commits) on an Always topic and on an Interval one
           w3  fan-out latency: 4 subscribers, one producer at a fixed rate
           w4  dedup: publishes cycling over 1,000 keys in a 10 s compaction window
           w5  durability: publish throughput (1,000 in flight) with Always, Interval and Memory topics,
               and Always publish latency (1 in flight)
+          topics  a broker process holding --topics topics with one message each: create and publish rates,
+              RSS, descriptors, restart time (only when named)
 
         Options:
           --host H --port P   target an external server (default: an in-process server on a temp folder)
-          --messages N        messages for w1, w2, w4 and each w5 topic (default 1,000,000)
+          --messages N        messages for w1, w2, w2d, w4 and each w5 topic (default 1,000,000)
+          --topics N          topics for the topics workload (default 100,000)
           --rate R            w3 messages per second (default 20,000)
           --seconds S         w3 duration in seconds (default 5)
           --timeout S         a workload running longer than this aborts as "timed out" (default 120)
@@ -47,7 +51,9 @@ internal sealed record BenchmarkSettings
     /// <summary>Serve and connect with TLS (in-process server only).</summary>
     public bool Tls { get; init; }
 
-    public IReadOnlyList<string> Workloads { get; init; } = ["w1", "w2", "w3", "w4", "w5"];
+    public int Topics { get; init; } = 100_000;
+
+    public IReadOnlyList<string> Workloads { get; init; } = ["w1", "w2", "w2d", "w3", "w4", "w5"];
 
     public bool InProcess => Host is null;
 
@@ -63,7 +69,7 @@ internal sealed record BenchmarkSettings
             var arg = args[i].ToLowerInvariant();
             switch (arg)
             {
-                case "w1" or "w2" or "w3" or "w4" or "w5":
+                case "w1" or "w2" or "w2d" or "w3" or "w4" or "w5" or "topics":
                     if (!workloads.Contains(arg))
                     {
                         workloads.Add(arg);
@@ -87,6 +93,9 @@ internal sealed record BenchmarkSettings
                     break;
                 case "--messages":
                     messages = Number(args, ref i, 1_000, 100_000_000);
+                    break;
+                case "--topics":
+                    settings = settings with { Topics = (int)Number(args, ref i, 100, 10_000_000) };
                     break;
                 case "--rate":
                     settings = settings with { FanOutRate = (int)Number(args, ref i, 1, 1_000_000) };

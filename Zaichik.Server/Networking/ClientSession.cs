@@ -40,6 +40,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
     private readonly List<Subscription> _subscriptionsToStart = [];
     private readonly List<DurableAck> _awaitingCommit = [];
+    private readonly List<PendingCreate> _pendingCreates = [];
     private Task _commitAcknowledgements = Task.CompletedTask;
     private readonly CancellationTokenSource _ended = new();
     private Topic? _lastTopic;
@@ -283,23 +284,38 @@ internal sealed partial class ClientSession : IAsyncDisposable
     /// </summary>
     private void AcknowledgeWhenCommitted(CancellationToken cancellationToken)
     {
-        if (_awaitingCommit.Count == 0)
+        if (_awaitingCommit.Count == 0 && _pendingCreates.Count == 0)
         {
             return;
         }
 
         var batch = _awaitingCommit.ToArray();
+        var creates = _pendingCreates.ToArray();
         _awaitingCommit.Clear();
-        Interlocked.Add(ref _publishesAwaitingCommit, batch.Length);
+        _pendingCreates.Clear();
+        Interlocked.Add(ref _publishesAwaitingCommit, batch.Length + creates.Length);
         var previous = _commitAcknowledgements;
-        _commitAcknowledgements = SendWhenCommittedAsync(batch, previous, cancellationToken);
+        _commitAcknowledgements = SendWhenCommittedAsync(batch, creates, previous, cancellationToken);
     }
 
-    private async Task SendWhenCommittedAsync(DurableAck[] batch, Task previous, CancellationToken cancellationToken)
+    private async Task SendWhenCommittedAsync(DurableAck[] batch, PendingCreate[] creates, Task previous, CancellationToken cancellationToken)
     {
         using var replies = new PooledBufferWriter();
         try
         {
+            foreach (var (creating, requestId) in creates)
+            {
+                try
+                {
+                    await creating.ConfigureAwait(false);
+                    FrameWriter.Write(replies, new AckFrame(requestId, null, false));
+                }
+                catch (TopicException failure)
+                {
+                    FrameWriter.Write(replies, new ErrorFrame(requestId, failure.Code, failure.Message));
+                }
+            }
+
             foreach (var group in batch.GroupBy(ack => ack.Outcome.Storage))
             {
                 try
@@ -329,9 +345,12 @@ internal sealed partial class ClientSession : IAsyncDisposable
         }
         finally
         {
-            Interlocked.Add(ref _publishesAwaitingCommit, -batch.Length);
+            Interlocked.Add(ref _publishesAwaitingCommit, -(batch.Length + creates.Length));
         }
     }
+
+    /// <summary>A CreateTopic whose topic is being recorded in the catalog: answered when that is on disk, meanwhile reading goes on.</summary>
+    private readonly record struct PendingCreate(Task Creating, ulong RequestId);
 
     /// <summary>An Ack held back until the message it names (for a duplicate, the original) is on disk.</summary>
     private readonly record struct DurableAck(PublishOutcome Outcome, AckFrame Ack);
@@ -495,7 +514,16 @@ internal sealed partial class ClientSession : IAsyncDisposable
                 throw new TopicException(ErrorCode.NotAuthorized, $"token '{_grant.Name}' may not create '{create.Topic}' (creating needs publish permission)");
             }
 
-            await _registry.CreateAsync(create.Topic, new TopicSettings(create.RetentionTtlMs, create.CompactionWindowMs, create.Durability, create.CommitIntervalMs), cancellationToken).ConfigureAwait(false);
+            var creating = _registry.CreateAsync(create.Topic, new TopicSettings(create.RetentionTtlMs, create.CompactionWindowMs, create.Durability, create.CommitIntervalMs), cancellationToken);
+            if (!creating.IsCompleted && Volatile.Read(ref _publishesAwaitingCommit) + _pendingCreates.Count < _options.MaxPublishesInFlight)
+            {
+                // The catalog records creations in groups, one fsync each: reading on lets this connection's next
+                // creations join the same group.
+                _pendingCreates.Add(new PendingCreate(creating.AsTask(), create.RequestId));
+                return;
+            }
+
+            await creating.ConfigureAwait(false);
             Reply(new AckFrame(create.RequestId, null, false));
         }
         catch (TopicException failure)

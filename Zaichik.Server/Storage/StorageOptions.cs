@@ -4,7 +4,7 @@ namespace Zaichik.Server.Storage;
 public sealed record StorageOptions
 {
     /// <summary>Log page size as a power of two. A record (key, payload and about 30 bytes of headers) must fit in one page. Default 16 (64 KiB).</summary>
-    public int PageSizeBits { get; init; } = 16;
+    public int PageSizeBits { get; init; } = 14;
 
     /// <summary>
     /// In-memory tail of each log as a power of two. An idle topic holds about two pages; a busy one grows up to

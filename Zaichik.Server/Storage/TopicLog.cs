@@ -127,22 +127,46 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// <exception cref="WrongFileKindException">A file of the log is not a regular file: the topic cannot be served.</exception>
     /// <exception cref="StorageExhaustedException">No file descriptor is left: try again later.</exception>
     /// <exception cref="IOException">The log could not be read or recovered.</exception>
-    public static TopicLog Open(string topic, string directory, StorageOptions options, FileBudget budget, TimeProvider time, ILogger logger, bool inMemory = false)
+    /// <param name="newFolder">The topic's folder was just created: the folder holding it is flushed with the first commit.</param>
+    public static TopicLog Open(string topic, string directory, StorageOptions options, FileBudget budget, TimeProvider time, ILogger logger, bool inMemory = false, bool newFolder = false)
     {
         System.IO.Directory.CreateDirectory(directory);
-        return inMemory ? OpenInMemory(topic, directory, options, budget, time, logger) : OpenOnDisk(topic, directory, options, budget, time, logger);
+        try
+        {
+            if (inMemory)
+            {
+                if (newFolder && Path.GetDirectoryName(directory) is { } topics)
+                {
+                    Internal.DirectorySync.FlushShared(topics);
+                }
+
+                return OpenInMemory(topic, directory, options, budget, time, logger);
+            }
+
+            return OpenOnDisk(topic, directory, options, budget, time, logger, newFolder);
+        }
+        catch (FasterException exception)
+        {
+            // Nothing above the storage layer knows FASTER: its failures are I/O failures of the log.
+            throw new IOException($"the log could not be recovered: {exception.Message}", exception);
+        }
     }
 
-    private static TopicLog OpenOnDisk(string topic, string directory, StorageOptions options, FileBudget budget, TimeProvider time, ILogger logger)
+    private static TopicLog OpenOnDisk(string topic, string directory, StorageOptions options, FileBudget budget, TimeProvider time, ILogger logger, bool newFolder)
     {
         FileKinds.RequireFileOrMissing(Path.Combine(directory, CommitSlots.FileName));
         FileKinds.RequireFileOrMissing(Path.Combine(directory, HoleList.FileName));
-        var files = new SegmentFiles(directory, budget);
+        var files = new SegmentFiles(directory, budget, newFolder);
         CommitSlots? commits = null;
         FasterLog? log = null;
         try
         {
             commits = CommitSlots.Open(directory, budget, files.Flush);
+            if (commits.Created)
+            {
+                files.FolderChanged();
+            }
+
             var latest = commits.Latest;
             var recovered = LogRecovery.Run(files, latest?.Info, options.PageSizeBits, options.SegmentSizeBits);
             var commitLost = latest is null && SegmentFiles.List(directory).Count > 0 ? commits.State : (SlotFileState?)null;
@@ -316,10 +340,17 @@ internal sealed partial class TopicLog : IAsyncDisposable
     public bool TryAppend(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, out long sequence)
     {
         sequence = _nextSequence;
-        if (LogRecord.SizeOf(key?.Length ?? 0, payload.Length) > MaxRecordSize || !_reservation.Covers(sequence)
-            || !_log.TryEnqueue(new WholeEntry(sequence, timestampMs, key, payload), out _))
+        try
         {
-            return false;
+            if (LogRecord.SizeOf(key?.Length ?? 0, payload.Length) > MaxRecordSize || !_reservation.Covers(sequence)
+                || !_log.TryEnqueue(new WholeEntry(sequence, timestampMs, key, payload), out _))
+            {
+                return false;
+            }
+        }
+        catch (FasterException exception)
+        {
+            throw new IOException($"the log refused the message: {exception.Message}", exception);
         }
 
         Appended(sequence, timestampMs);
@@ -329,6 +360,18 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// <summary>Appends one message, waiting for room or for the sequence bound, splitting it if it is larger than a page.</summary>
     /// <exception cref="IOException">The sequence bound could not be made durable, or the log failed.</exception>
     public async ValueTask<long> AppendAsync(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await AppendOrThrowAsync(timestampMs, key, payload, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FasterException exception)
+        {
+            throw new IOException($"the log refused the message: {exception.Message}", exception);
+        }
+    }
+
+    private async ValueTask<long> AppendOrThrowAsync(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
         var sequence = _nextSequence;
         await _reservation.WaitAsync(sequence).ConfigureAwait(false);
@@ -609,7 +652,16 @@ internal sealed partial class TopicLog : IAsyncDisposable
         var reserved = _reservation.Requested;
         var cookie = new CommitCookie(clean, FirstSequence, last, reserved).ToBytes();
         _cleanOnDisk = false;
-        var (_, _, commitNum) = await _log.CommitStronglyAsync(cookie, -1, cancellationToken).ConfigureAwait(false);
+        long commitNum;
+        try
+        {
+            (_, _, commitNum) = await _log.CommitStronglyAsync(cookie, -1, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FasterException exception)
+        {
+            throw new IOException($"the commit failed: {exception.Message}", exception);
+        }
+
         if ((_commits as CommitSlots)?.TakeFailure(commitNum) is { } failure)
         {
             throw new IOException($"the commit could not be made durable: {failure.Message}", failure);

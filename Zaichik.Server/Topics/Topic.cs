@@ -1,5 +1,4 @@
 using System.Text;
-using FASTER.core;
 using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
 using Zaichik.Server.Storage;
@@ -538,7 +537,7 @@ internal sealed partial class Topic : IAsyncDisposable
             Accepted(open, key, nowMs, sequence);
             return new PublishOutcome(sequence, Duplicate: false, open);
         }
-        catch (Exception exception) when (exception is IOException or FasterException)
+        catch (IOException exception)
         {
             throw new TopicException(ErrorCode.StorageFailure, $"the message was not stored: {exception.Message}");
         }
@@ -611,7 +610,7 @@ internal sealed partial class Topic : IAsyncDisposable
             LogOpenExhausted(Name, exception.Message);
             throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' cannot be opened now: {exception.Message}");
         }
-        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or InvalidDataException or FasterException or System.Text.Json.JsonException)
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or InvalidDataException or System.Text.Json.JsonException)
         {
             _context.OpenTopics.Return();
             _quarantine = exception.Message;
@@ -627,9 +626,10 @@ internal sealed partial class Topic : IAsyncDisposable
 
     private async Task<OpenTopic> OpenStorageAsync()
     {
-        Settings.EnsureWritten(Directory);
+        var newFolder = !System.IO.Directory.Exists(Directory);
+        var storage = Settings.EnsureWritten(Directory, _context.Storage);
         var memory = Settings.Durability == Durability.Memory;
-        var log = TopicLog.Open(Name, Directory, _context.Storage, _context.Files, _context.Time, _context.Loggers.CreateLogger<TopicLog>(), memory);
+        var log = TopicLog.Open(Name, Directory, storage, _context.Files, _context.Time, _context.Loggers.CreateLogger<TopicLog>(), memory, newFolder);
         ConsumerPositionStore? positions = null;
         TopicCommitter? committer = null;
         try

@@ -47,7 +47,13 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     /// <summary>Reads the catalog (rebuilding it from the topic folders when it is missing or damaged). Opens no topic.</summary>
     public ValueTask OpenExistingAsync(CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(_topicsRoot);
+        if (!Directory.Exists(_topicsRoot))
+        {
+            // A new data folder: the name of the folder every topic lives in must survive a power cut too.
+            Directory.CreateDirectory(_topicsRoot);
+            Storage.Internal.DirectorySync.Flush(Path.GetDirectoryName(_topicsRoot)!);
+        }
+
         _catalog = TopicCatalog.Open(Path.GetFullPath(_options.DataPath), FromFolders, out var entries, out var recovered);
         if (recovered is not null)
         {

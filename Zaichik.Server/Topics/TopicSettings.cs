@@ -63,37 +63,43 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
 
     /// <summary>
     /// Makes sure <paramref name="directory"/> holds these settings in <c>topic.json</c> before the log is opened there,
-    /// writing it (aside, then renamed) when it is missing. A folder whose log was written in an older storage format is
-    /// refused: reading it as this format would lose every message.
+    /// writing it (aside, then renamed) when it is missing, and returns how the log's pages and segments are sized: as
+    /// the log was first written, whatever the server's options say now (an address means nothing in another page size).
+    /// A folder whose log was written in an older storage format is refused: reading it as this format would lose every
+    /// message.
     /// </summary>
     /// <exception cref="InvalidDataException">The folder holds a log of another storage format.</exception>
-    public void EnsureWritten(string directory)
+    public Storage.StorageOptions EnsureWritten(string directory, Storage.StorageOptions storage)
     {
         var path = Path.Combine(directory, FileName);
         if (File.Exists(path))
         {
-            var (_, format) = Read(directory);
-            if (format == StorageFormat)
+            var json = File.ReadAllBytes(path);
+            var existing = JsonSerializer.Deserialize(json, TopicSettingsJsonContext.Default.TopicFile)
+                ?? throw new JsonException($"{path} is empty");
+            if (existing.Format == StorageFormat && existing.PageSizeBits is { } page && existing.SegmentSizeBits is { } segment)
             {
-                return;
+                return storage with { PageSizeBits = page, SegmentSizeBits = segment, MemorySizeBits = Math.Max(storage.MemorySizeBits, page + 1) };
             }
 
-            if (Directory.EnumerateFileSystemEntries(directory, "log.*").Any())
+            if (existing.Format != StorageFormat && Directory.EnumerateFileSystemEntries(directory, "log.*").Any())
             {
                 throw new InvalidDataException(
-                    $"its log in '{directory}' is in storage format {format}, written by an earlier Zaichik without sequence numbers; this version reads format {StorageFormat} only");
+                    $"its log in '{directory}' is in storage format {existing.Format ?? 1}, written by an earlier Zaichik without sequence numbers; this version reads format {StorageFormat} only");
             }
         }
 
         Directory.CreateDirectory(directory);
         var temporary = path + ".tmp";
-        var file = new TopicFile(StorageFormat, RetentionTtlMs, CompactionWindowMs, Durability, CommitIntervalMs);
+        var file = new TopicFile(StorageFormat, RetentionTtlMs, CompactionWindowMs, Durability, CommitIntervalMs, storage.PageSizeBits, storage.SegmentSizeBits);
         File.WriteAllBytes(temporary, JsonSerializer.SerializeToUtf8Bytes(file, TopicSettingsJsonContext.Default.TopicFile));
         File.Move(temporary, path, overwrite: true);
+        return storage;
     }
 
-    /// <summary>What <c>topic.json</c> holds.</summary>
-    internal sealed record TopicFile(int? Format, long RetentionTtlMs, long CompactionWindowMs, Durability Durability, long CommitIntervalMs);
+    /// <summary>What <c>topic.json</c> holds: the settings, the storage format, and the log's page and segment sizes.</summary>
+    internal sealed record TopicFile(
+        int? Format, long RetentionTtlMs, long CompactionWindowMs, Durability Durability, long CommitIntervalMs, int? PageSizeBits = null, int? SegmentSizeBits = null);
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, UseStringEnumConverter = true)]

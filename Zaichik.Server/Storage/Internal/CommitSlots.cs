@@ -24,10 +24,17 @@ internal sealed class CommitSlots(SlotFile slots, Action beforeCommit) : ILogCom
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, Exception> _failures = new();
     private (long CommitNum, byte[] Metadata)? _offered;
 
+    /// <summary>
+    /// Opens (or creates) the commit file. The folder is not flushed for a new file here: the log's first commit flushes
+    /// it with its segments (<paramref name="beforeCommit"/>), before the first record is written.
+    /// </summary>
     public static CommitSlots Open(string directory, FileBudget budget, Action beforeCommit) =>
-        new(new SlotFile(Path.Combine(directory, FileName), SlotSize, budget), beforeCommit);
+        new(new SlotFile(Path.Combine(directory, FileName), SlotSize, budget, syncDirectory: false), beforeCommit);
 
     public SlotFileState State => slots.State;
+
+    /// <summary>True when opening created the file.</summary>
+    public bool Created => slots.Created;
 
     /// <summary>The newest commit record, or null when there is none.</summary>
     public (long CommitNum, FasterLogRecoveryInfo Info)? Latest

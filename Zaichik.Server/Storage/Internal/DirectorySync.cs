@@ -12,6 +12,15 @@ internal static partial class DirectorySync
 {
     private const int ReadOnly = 0;
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, GroupFlush> Groups = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Flushes a directory many callers flush at once (the folder holding every topic's folder): a caller waits for a
+    /// flush that started after it asked, and one flush serves everyone who asked while the one before it ran.
+    /// </summary>
+    /// <exception cref="IOException">The directory could not be opened or flushed.</exception>
+    public static void FlushShared(string directory) => Groups.GetOrAdd(directory, static _ => new GroupFlush()).Flush(directory);
+
     /// <exception cref="IOException">The directory could not be opened or flushed.</exception>
     public static void Flush(string directory)
     {
@@ -48,4 +57,64 @@ internal static partial class DirectorySync
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int descriptor);
+
+    /// <summary>One directory's group flushes: tickets are numbered, and a flush covers every ticket issued before it began.</summary>
+    private sealed class GroupFlush
+    {
+        private readonly object _gate = new();
+        private long _requested;
+        private long _completed;
+        private bool _running;
+
+        public void Flush(string directory)
+        {
+            long ticket;
+            lock (_gate)
+            {
+                ticket = ++_requested;
+            }
+
+            while (true)
+            {
+                long covers;
+                lock (_gate)
+                {
+                    while (_running && _completed < ticket)
+                    {
+                        Monitor.Wait(_gate);
+                    }
+
+                    if (_completed >= ticket)
+                    {
+                        return;
+                    }
+
+                    _running = true;
+                    covers = _requested;
+                }
+
+                var succeeded = false;
+                try
+                {
+                    DirectorySync.Flush(directory);
+                    succeeded = true;
+                }
+                finally
+                {
+                    lock (_gate)
+                    {
+                        _running = false;
+                        if (succeeded)
+                        {
+                            _completed = Math.Max(_completed, covers);
+                        }
+
+                        Monitor.PulseAll(_gate);
+                    }
+                }
+
+                // A flush that failed made nothing durable: its own caller gets the failure, the others try theirs.
+            }
+        }
+    }
 }

@@ -33,15 +33,18 @@ internal sealed class SegmentFiles : IDisposable
     private readonly List<OpenSegment> _reads = [];
     private OpenSegment? _write;
     private bool _directoryDirty;
+    private bool _parentDirty;
     private bool _disposed;
     private int _reserveFree;
     private int _borrowed;
 
+    /// <param name="newFolder">The topic's folder was just created: the first flush also flushes the folder holding it.</param>
     /// <exception cref="StorageExhaustedException">The budget has no room for the reserved descriptors.</exception>
-    public SegmentFiles(string directory, FileBudget budget)
+    public SegmentFiles(string directory, FileBudget budget, bool newFolder = false)
     {
         _directory = directory;
         _budget = budget;
+        _parentDirty = newFolder;
         for (var i = 0; i < ReservedHandles; i++)
         {
             if (!budget.TryAcquire())
@@ -70,6 +73,15 @@ internal sealed class SegmentFiles : IDisposable
 
     /// <summary>Directory flushes made because a segment file was created (tests count them).</summary>
     public int DirectoryFlushes { get; private set; }
+
+    /// <summary>A file was created in the folder (the commit file): the next flush makes its name durable.</summary>
+    public void FolderChanged()
+    {
+        lock (_lock)
+        {
+            _directoryDirty = true;
+        }
+    }
 
     public string PathOf(int segment) => Path.Combine(_directory, Prefix + segment);
 
@@ -153,6 +165,7 @@ internal sealed class SegmentFiles : IDisposable
         List<int> unsynced;
         OpenSegment? current = null;
         bool directory;
+        bool parent;
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -167,6 +180,8 @@ internal sealed class SegmentFiles : IDisposable
 
             directory = _directoryDirty;
             _directoryDirty = false;
+            parent = _parentDirty;
+            _parentDirty = false;
         }
 
         var synced = 0;
@@ -188,6 +203,12 @@ internal sealed class SegmentFiles : IDisposable
                 DirectorySync.Flush(_directory);
                 DirectoryFlushes++;
             }
+
+            if (parent && Path.GetDirectoryName(_directory) is { } topics)
+            {
+                // Every new topic's first flush asks for this one folder: one fsync serves all that ask together.
+                DirectorySync.FlushShared(topics);
+            }
         }
         catch
         {
@@ -195,6 +216,7 @@ internal sealed class SegmentFiles : IDisposable
             {
                 // Not made durable: the next flush tries again.
                 _directoryDirty |= directory;
+                _parentDirty |= parent;
                 _unsynced.InsertRange(0, unsynced.Skip(synced));
                 if (current is not null)
                 {

@@ -24,7 +24,11 @@ internal sealed class SlotFile : IDisposable
 
     /// <exception cref="WrongFileKindException">The path is not a regular file.</exception>
     /// <exception cref="StorageExhaustedException">No descriptor is left in the budget.</exception>
-    public SlotFile(string path, int slotSize, FileBudget budget)
+    /// <param name="syncDirectory">
+    /// Whether the first flushed write also flushes the folder, making a new file's name durable; false when the owner
+    /// flushes the folder itself before relying on the file.
+    /// </param>
+    public SlotFile(string path, int slotSize, FileBudget budget, bool syncDirectory = true)
     {
         Path = path;
         SlotSize = slotSize;
@@ -38,7 +42,8 @@ internal sealed class SlotFile : IDisposable
 
         try
         {
-            _created = !File.Exists(path);
+            Created = !File.Exists(path);
+            _created = Created && syncDirectory;
             _file = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
         }
         catch (Exception exception)
@@ -81,6 +86,9 @@ internal sealed class SlotFile : IDisposable
     }
 
     public string Path { get; }
+
+    /// <summary>True when opening created the file.</summary>
+    public bool Created { get; }
 
     public int SlotSize { get; }
 
