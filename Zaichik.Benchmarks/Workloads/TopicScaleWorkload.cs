@@ -52,10 +52,12 @@ internal sealed class TopicScaleWorkload : IWorkload
                 }
 
                 var retained = new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) };
+                var cpu = broker.CpuTime();
                 var created = await RunAsync(clients, names, (client, name) => client.CreateTopicAsync(name, retained).AsTask(), cancellationToken);
-                results.Add(Row(Invariant($"Topics: create {count:N0} (4 connections, 1,000 in flight)"), count, created, broker));
+                results.Add(Row(Invariant($"Topics: create {count:N0} (4 connections, 1,000 in flight)"), count, created, broker, broker.CpuTime() - cpu));
+                cpu = broker.CpuTime();
                 var published = await RunAsync(clients, names, async (client, name) => await client.PublishAsync(name, payload), cancellationToken);
-                results.Add(Row(Invariant($"Topics: one 100 B message to each of {count:N0}"), count, published, broker) with
+                results.Add(Row(Invariant($"Topics: one 100 B message to each of {count:N0}"), count, published, broker, broker.CpuTime() - cpu) with
                 {
                     Target = ">= 10k topics/s created, RSS < 1.5 GiB",
                     TargetMet = count / created.TotalSeconds >= 10_000 && broker.PeakRssMiB() < 1536,
@@ -103,12 +105,12 @@ internal sealed class TopicScaleWorkload : IWorkload
         }
     }
 
-    private static WorkloadResult Row(string name, int count, TimeSpan elapsed, BrokerProcess broker) => new()
+    private static WorkloadResult Row(string name, int count, TimeSpan elapsed, BrokerProcess broker, TimeSpan brokerCpu) => new()
     {
         Name = name,
         Messages = count,
         Elapsed = elapsed,
-        Notes = Invariant($"broker RSS {broker.RssMiB():0} MiB (peak {broker.PeakRssMiB():0} MiB), {broker.OpenFiles()} descriptors, {count / elapsed.TotalSeconds:N0} topics/s"),
+        Notes = Invariant($"{count / elapsed.TotalSeconds:N0} topics/s; broker CPU {brokerCpu.TotalSeconds:0.0} s ({brokerCpu.TotalMilliseconds * 1000 / count:0} us per topic), RSS {broker.RssMiB():0} MiB (peak {broker.PeakRssMiB():0} MiB), {broker.OpenFiles()} descriptors"),
     };
 
     /// <summary>Runs <paramref name="operation"/> for every name, spread over the clients, <see cref="Window"/> in flight in all.</summary>
@@ -223,6 +225,15 @@ internal sealed class TopicScaleWorkload : IWorkload
         }
 
         public double RssMiB() => StatusKiB("VmRSS:") / 1024.0;
+
+        /// <summary>User and system CPU time the broker used so far, from /proc/&lt;pid&gt;/stat (10 ms resolution).</summary>
+        public TimeSpan CpuTime()
+        {
+            var stat = File.ReadAllText($"/proc/{process.Id}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            return TimeSpan.FromSeconds(ticks / 100.0);
+        }
 
         public double PeakRssMiB() => StatusKiB("VmHWM:") / 1024.0;
 

@@ -38,8 +38,11 @@ internal sealed class TopicCatalog : IDisposable
     /// Opens the catalog in <paramref name="dataPath"/> and returns its entries with a note of what had to be recovered.
     /// A damaged or missing catalog is rebuilt from what it still holds and from <paramref name="fromFolders"/>.
     /// </summary>
-    /// <param name="fromFolders">Topics described by their folders' <c>topic.json</c>, for those the catalog does not hold.</param>
-    public static TopicCatalog Open(string dataPath, Func<IEnumerable<CatalogEntry>> fromFolders, out List<CatalogEntry> entries, out string? recovered)
+    /// <param name="fromFolders">
+    /// Topics described by their folders' <c>topic.json</c>, for the folders whose names are not in the set it is given
+    /// (the topics the catalog holds): only those folders' files are read.
+    /// </param>
+    public static TopicCatalog Open(string dataPath, Func<IReadOnlySet<string>, IEnumerable<CatalogEntry>> fromFolders, out List<CatalogEntry> entries, out string? recovered)
     {
         var path = Path.Combine(dataPath, FileName);
         Internal.FileKinds.RequireFileOrMissing(path);
@@ -50,7 +53,7 @@ internal sealed class TopicCatalog : IDisposable
 
         var known = new HashSet<string>(entries.Select(entry => entry.Name), StringComparer.Ordinal);
         var added = new List<CatalogEntry>();
-        foreach (var entry in fromFolders())
+        foreach (var entry in fromFolders(known))
         {
             if (known.Add(entry.Name))
             {

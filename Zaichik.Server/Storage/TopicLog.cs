@@ -46,7 +46,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     private int _readers;
 
     private TopicLog(string topic, string directory, ILogger logger, StorageOptions options, IDevice device, SegmentFiles? files, ILogCommitManager commits,
-        SlotFile? memorySequence, FasterLog log, HoleList holes, long firstSequence, long nextSequence, long lastTimestampMs, TimeProvider time)
+        SlotFile? memorySequence, FasterLog log, HoleList holes, long firstSequence, long nextSequence, long lastTimestampMs, TimeProvider time, bool brandNew = false)
     {
         _topic = topic;
         Directory = directory;
@@ -68,7 +68,8 @@ internal sealed partial class TopicLog : IAsyncDisposable
 
         // Nothing is reserved until the first append asks: that first reservation is also the commit that marks the log
         // as open, so that a crash from then on is recovered by checking the log rather than trusting its last commit.
-        _reservation = new SequenceReservation(nextSequence, PersistReservationAsync, time);
+        // A brand-new log needs no such commit (see SequenceReservation).
+        _reservation = new SequenceReservation(nextSequence, PersistReservationAsync, time, brandNew);
         _committedReservation = nextSequence;
     }
 
@@ -168,7 +169,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
             }
 
             var latest = commits.Latest;
-            var recovered = LogRecovery.Run(files, latest?.Info, options.PageSizeBits, options.SegmentSizeBits);
+            var recovered = LogRecovery.Run(files, latest?.Info, options.PageSizeBits, options.SegmentSizeBits, commitFileExisted: !commits.Created);
             var commitLost = latest is null && SegmentFiles.List(directory).Count > 0 ? commits.State : (SlotFileState?)null;
             // A clean log ends where its commit says (whatever follows is sector padding); any other is cut at its last valid record.
             var cut = recovered.Clean ? 0 : Cut(files, recovered, options);
@@ -208,11 +209,15 @@ internal sealed partial class TopicLog : IAsyncDisposable
 
             // Recovery read what it needed; readers reopen what they need.
             files.ReleaseReadHandles();
+            // Never committed and nothing on disk: the first publish needs no commit of its own (SequenceReservation).
+            var brandNew = commits.Created && recovered.PhysicalEnd == 0 && recovered.NextSequence == 1;
             var opened = new TopicLog(topic, directory, logger, options, device, files, commits, null, log, holes,
-                recovered.FirstSequence, recovered.NextSequence, recovered.LastTimestampMs, time)
+                recovered.FirstSequence, recovered.NextSequence, recovered.LastTimestampMs, time, brandNew)
             {
                 Recovery = recovered,
-                _cleanOnDisk = recovered.Clean && cut == 0,
+
+                // A log with no commit record yet gets one when it closes, so that its next open has one to trust.
+                _cleanOnDisk = recovered.Clean && cut == 0 && latest is not null,
             };
             opened.ReportRecovery(recovered, commitLost, cut);
             return opened;
@@ -649,7 +654,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     {
         var last = LastSequence;
         var begin = _log.BeginAddress;
-        var reserved = _reservation.Requested;
+        var reserved = _reservation.ForCommit(NextSequence);
         var cookie = new CommitCookie(clean, FirstSequence, last, reserved).ToBytes();
         _cleanOnDisk = false;
         long commitNum;

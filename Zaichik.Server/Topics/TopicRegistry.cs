@@ -248,12 +248,17 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     private Topic NewTopic(string name, TopicSettings settings) =>
         new(name, Path.Combine(_topicsRoot, name), settings, _context, onStorageRecovered: failed => _ = failed.ReopenAfterFailureAsync());
 
-    /// <summary>Topics described by their folders, for a catalog that is missing some.</summary>
-    private IEnumerable<CatalogEntry> FromFolders()
+    /// <summary>Topics described by their folders, for the folders the catalog does not know.</summary>
+    private IEnumerable<CatalogEntry> FromFolders(IReadOnlySet<string> known)
     {
         foreach (var directory in Directory.EnumerateDirectories(_topicsRoot))
         {
             var name = Path.GetFileName(directory);
+            if (known.Contains(name))
+            {
+                continue;
+            }
+
             if (TopicName.Validate(name, _options.MaxTopicNameLength) is not null || !File.Exists(Path.Combine(directory, TopicSettings.FileName)))
             {
                 LogSkippedFolder(directory);

@@ -15,14 +15,14 @@ public sealed class TopicCatalogTests : IDisposable
     [Fact]
     public async Task Topics_added_concurrently_are_all_read_back_in_the_order_they_were_recorded()
     {
-        using (var catalog = TopicCatalog.Open(_directory, () => [], out var empty, out var recovered))
+        using (var catalog = TopicCatalog.Open(_directory, _ => [], out var empty, out var recovered))
         {
             empty.ShouldBeEmpty();
             recovered.ShouldBeNull();
             await Task.WhenAll(Enumerable.Range(0, 1_000).Select(i => catalog.AddAsync(Entry($"t{i}"))));
         }
 
-        using var reopened = TopicCatalog.Open(_directory, () => [], out var entries, out var again);
+        using var reopened = TopicCatalog.Open(_directory, _ => [], out var entries, out var again);
 
         again.ShouldBeNull();
         entries.Select(entry => entry.Name).Order().ShouldBe(Enumerable.Range(0, 1_000).Select(i => $"t{i}").Order());
@@ -32,7 +32,7 @@ public sealed class TopicCatalogTests : IDisposable
     [Fact]
     public async Task A_torn_last_record_is_dropped_and_the_topic_is_recovered_from_its_folder()
     {
-        using (var catalog = TopicCatalog.Open(_directory, () => [], out _, out _))
+        using (var catalog = TopicCatalog.Open(_directory, _ => [], out _, out _))
         {
             await catalog.AddAsync(Entry("kept"));
             await catalog.AddAsync(Entry("torn"));
@@ -43,7 +43,7 @@ public sealed class TopicCatalogTests : IDisposable
             file.SetLength(file.Length - 5);
         }
 
-        using var reopened = TopicCatalog.Open(_directory, () => [Entry("torn")], out var entries, out var recovered);
+        using var reopened = TopicCatalog.Open(_directory, _ => [Entry("torn")], out var entries, out var recovered);
 
         entries.Select(entry => entry.Name).ShouldBe(["kept", "torn"]);
         recovered.ShouldNotBeNull().ShouldContain("1 recovered from their folders");
@@ -52,7 +52,7 @@ public sealed class TopicCatalogTests : IDisposable
     [Fact]
     public async Task A_damaged_record_in_the_middle_keeps_those_before_it_and_rebuilds_the_rest_from_the_folders()
     {
-        using (var catalog = TopicCatalog.Open(_directory, () => [], out _, out _))
+        using (var catalog = TopicCatalog.Open(_directory, _ => [], out _, out _))
         {
             foreach (var name in new[] { "a", "b", "c", "d" })
             {
@@ -64,13 +64,13 @@ public sealed class TopicCatalogTests : IDisposable
         bytes[(bytes.Length / 4) + 10] ^= 0xFF;
         await File.WriteAllBytesAsync(CatalogFile, bytes);
 
-        using (var reopened = TopicCatalog.Open(_directory, () => [Entry("b"), Entry("c"), Entry("d")], out var entries, out var recovered))
+        using (var reopened = TopicCatalog.Open(_directory, _ => [Entry("b"), Entry("c"), Entry("d")], out var entries, out var recovered))
         {
             entries.Select(entry => entry.Name).ShouldBe(["a", "b", "c", "d"]);
             recovered.ShouldNotBeNull().ShouldContain("damaged");
         }
 
-        using var rewritten = TopicCatalog.Open(_directory, () => [], out var after, out var clean);
+        using var rewritten = TopicCatalog.Open(_directory, _ => [], out var after, out var clean);
         after.Select(entry => entry.Name).ShouldBe(["a", "b", "c", "d"], "the catalog was rewritten whole");
         clean.ShouldBeNull();
     }
@@ -78,7 +78,7 @@ public sealed class TopicCatalogTests : IDisposable
     [Fact]
     public void Without_a_catalog_the_topics_are_found_in_their_folders()
     {
-        using var catalog = TopicCatalog.Open(_directory, () => [Entry("x"), Entry("y")], out var entries, out var recovered);
+        using var catalog = TopicCatalog.Open(_directory, _ => [Entry("x"), Entry("y")], out var entries, out var recovered);
 
         entries.Select(entry => entry.Name).ShouldBe(["x", "y"]);
         recovered.ShouldNotBeNull().ShouldContain("no catalog");

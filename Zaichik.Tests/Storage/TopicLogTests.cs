@@ -58,6 +58,23 @@ public sealed class TopicLogTests
     }
 
     [Fact]
+    public async Task A_new_log_hands_out_its_first_sequences_without_a_commit_and_a_crash_before_one_never_reuses_them()
+    {
+        await using var context = LogTestContext.Create();
+        context.Open();
+        var handedOut = await context.AppendAsync(5);
+        context.Log!.DurableSequence.ShouldBe(0, "no commit was needed to publish to a new topic");
+        new FileInfo(Path.Combine(context.Directory, CommitSlots.FileName)).Length.ShouldBe(2 * CommitSlots.SlotSize);
+
+        context.CrashCopy();
+        context.Open();
+        var after = (await context.AppendAsync(1, prefix: "after")).Single();
+
+        after.ShouldBeGreaterThan(handedOut.Max());
+        context.Logs.Lines.ShouldContain(line => line.Contains($"sequences 1..{after - 1}", StringComparison.Ordinal), "the skipped range is reported");
+    }
+
+    [Fact]
     public async Task Records_flushed_after_the_last_commit_survive_a_crash()
     {
         await using var context = LogTestContext.Create();

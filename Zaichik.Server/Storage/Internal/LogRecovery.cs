@@ -38,12 +38,13 @@ internal sealed class LogRecovery
     /// <summary>Recovers the log in <paramref name="files"/>' folder; see the class summary.</summary>
     /// <param name="latest">The newest commit record, or null when the commit file is missing, empty or damaged.</param>
     /// <exception cref="WrongFileKindException">A segment path is not a regular file.</exception>
-    public static RecoveredLog Run(SegmentFiles files, FasterLogRecoveryInfo? latest, int pageSizeBits, int segmentSizeBits)
+    /// <param name="commitFileExisted">The commit file was there before this open: a log without a readable commit record in it may have handed out sequences.</param>
+    public static RecoveredLog Run(SegmentFiles files, FasterLogRecoveryInfo? latest, int pageSizeBits, int segmentSizeBits, bool commitFileExisted = true)
     {
         var recovery = new LogRecovery(files, pageSizeBits, segmentSizeBits);
         try
         {
-            return recovery.Run(latest);
+            return recovery.Run(latest, commitFileExisted);
         }
         finally
         {
@@ -51,7 +52,7 @@ internal sealed class LogRecovery
         }
     }
 
-    private RecoveredLog Run(FasterLogRecoveryInfo? latest)
+    private RecoveredLog Run(FasterLogRecoveryInfo? latest, bool commitFileExisted)
     {
         var segments = SegmentFiles.List(_files.Directory);
         foreach (var segment in segments)
@@ -63,7 +64,7 @@ internal sealed class LogRecovery
         var hint = cookie is null ? null : latest;
         if (segments.Count == 0)
         {
-            return Empty(hint, cookie);
+            return Empty(hint, cookie, commitFileExisted);
         }
 
         var lastSegment = segments[^1];
@@ -139,7 +140,7 @@ internal sealed class LogRecovery
         {
             _holes.Add(new RecoveredHole(
                 new LogHole(lastSequence + 1, next - 1),
-                cookie is null ? "may have been handed out before the log's commit record was lost; none of them is on disk"
+                cookie is null ? "may have been handed out before a stop that left no readable commit record; none of them is on disk"
                     : closedCleanly ? "were lost: the end of the log is missing (its files were truncated)"
                     : "are not on disk after an unclean stop: unflushed when it stopped, or reserved and never used"));
         }
@@ -159,17 +160,23 @@ internal sealed class LogRecovery
             Holes: _holes);
     }
 
-    private RecoveredLog Empty(FasterLogRecoveryInfo? hint, CommitCookie? cookie)
+    private RecoveredLog Empty(FasterLogRecoveryInfo? hint, CommitCookie? cookie, bool commitFileExisted)
     {
-        // Nothing on disk. If a commit says there was something, all of it is gone; new records go after it.
+        // Nothing on disk. If a commit says there was something, all of it is gone; new records go after it. A log that
+        // was opened before and never committed may have handed out sequences: they are skipped, as with a lost commit.
         var tail = hint?.UntilAddress ?? FirstAddress;
         var next = Math.Max(cookie?.LastSequence + 1 ?? 1, cookie is { Clean: false } c ? c.ReservedUntil : 1);
         if (cookie is { } known && next > known.FirstSequence)
         {
             _holes.Add(new RecoveredHole(new LogHole(known.FirstSequence, next - 1), "were lost: every segment file of the log is missing"));
         }
+        else if (cookie is null && commitFileExisted)
+        {
+            next = 1 + SequenceReservation.MaximumBlock;
+            _holes.Add(new RecoveredHole(new LogHole(1, next - 1), "may have been handed out before a stop that left no readable commit record; none of them is on disk"));
+        }
 
-        return new RecoveredLog(tail, tail, 0, next, next, 0, Math.Max(hint?.CommitNum ?? 0, 0) + 1, cookie?.Clean ?? true,
+        return new RecoveredLog(tail, tail, 0, next, next, 0, Math.Max(hint?.CommitNum ?? 0, 0) + 1, cookie?.Clean ?? !commitFileExisted,
             "no segment files", 0, _holes);
     }
 

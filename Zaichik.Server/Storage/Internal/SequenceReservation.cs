@@ -22,15 +22,44 @@ internal sealed class SequenceReservation
     private long _block = 4 * MinimumBlock;
     private long _raisedAt;
     private Task? _raising;
+    private bool _implicit;
 
     /// <param name="durableUntil">The bound already durable (sequences below it may be handed out).</param>
     /// <param name="persist">Makes a new bound durable; completes once it is.</param>
-    public SequenceReservation(long durableUntil, Func<long, Task> persist, TimeProvider time)
+    /// <param name="brandNew">
+    /// The log has never been committed and holds nothing. Until its first commit, recovery would find no commit record
+    /// and skip a whole <see cref="MaximumBlock"/>, so sequences below that need no commit of their own: the first
+    /// publish to a new topic does not wait for the disk. The first commit then records an ordinary bound
+    /// (<see cref="ForCommit"/>) and the reservation goes on from there.
+    /// </param>
+    public SequenceReservation(long durableUntil, Func<long, Task> persist, TimeProvider time, bool brandNew = false)
     {
-        _until = durableUntil;
+        _implicit = brandNew;
+        _until = brandNew ? durableUntil + MaximumBlock : durableUntil;
         _requested = durableUntil;
         _persist = persist;
         _time = time;
+    }
+
+    /// <summary>
+    /// The bound a commit about to be issued records. The first commit of a brand-new log ends its implicit bound: what
+    /// it records covers every sequence handed out so far and a block more, and from then on that is the limit.
+    /// </summary>
+    public long ForCommit(long next)
+    {
+        lock (_lock)
+        {
+            if (_implicit)
+            {
+                _implicit = false;
+                var bound = Math.Max(Volatile.Read(ref _requested), next + _block);
+                Volatile.Write(ref _requested, bound);
+                Volatile.Write(ref _until, bound);
+                return bound;
+            }
+
+            return Volatile.Read(ref _requested);
+        }
     }
 
     /// <summary>Sequences below this may be handed out.</summary>
