@@ -364,6 +364,11 @@ internal sealed partial class Topic : IAsyncDisposable
         var log = open.Log;
         switch (from.Kind)
         {
+            case StartPositionKind.Sequence when !Settings.HasRetention && from.Value <= log.NextSequence:
+            case StartPositionKind.Time when !Settings.HasRetention && from.Value <= NowMs:
+                // Nothing is retained: what a topic without retention still stores waits for other readers, and is not
+                // offered to a new subscription; it starts with live messages (a future start point waits, below).
+                return (log.OpenReaderAtTail(), log.NextSequence);
             case StartPositionKind.Retained when Settings.HasRetention:
                 var first = Math.Max(log.FirstSequence, open.OldestRetained?.Sequence ?? 0);
                 return (log.OpenReaderAtBegin(), Math.Min(first, log.NextSequence));

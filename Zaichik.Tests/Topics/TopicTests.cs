@@ -185,6 +185,51 @@ public sealed class TopicTests
     }
 
     [Fact]
+    public async Task Without_retention_a_past_sequence_or_time_starts_with_the_next_message_and_a_future_one_waits_for_it()
+    {
+        await using var context = TopicTestContext.Create();
+        await context.PublishAsync("a");
+        await context.PublishAsync("b");
+
+        var pastSequence = await context.Topic.SubscribeAsync(StartPosition.Sequence(1), null, CancellationToken.None);
+        var pastTime = await context.Topic.SubscribeAsync(StartPosition.Time(0), null, CancellationToken.None);
+        var futureSequence = await context.Topic.SubscribeAsync(StartPosition.Sequence(4), null, CancellationToken.None);
+        var futureTime = await context.Topic.SubscribeAsync(StartPosition.Time(context.Topic.NowMs + 5_000), null, CancellationToken.None);
+
+        pastSequence.StartSequence.ShouldBe(3, "messages 1 and 2 are stored but not retained for a new subscriber");
+        pastTime.StartSequence.ShouldBe(3);
+        futureSequence.StartSequence.ShouldBe(4);
+        pastSequence.Reader.TryRead(out _).ShouldBeFalse();
+        pastTime.Reader.TryRead(out _).ShouldBeFalse();
+
+        await context.PublishAsync("c");
+        await context.PublishAsync("d");
+        context.Time.Advance(TimeSpan.FromSeconds(6));
+        await context.PublishAsync("e");
+
+        ReadAll(pastSequence).ShouldBe([3L, 4L, 5L]);
+        ReadAll(pastTime).ShouldBe([3L, 4L, 5L]);
+        ReadAll(futureSequence).ShouldBe([4L, 5L], "a start past the last sequence waits for it");
+        ReadAll(futureTime).ShouldBe([5L], "only message 5 was accepted at or after the requested time");
+        foreach (var start in new[] { pastSequence, pastTime, futureSequence, futureTime })
+        {
+            Unsubscribe(context, start);
+        }
+
+        static List<long> ReadAll(SubscriptionStart start)
+        {
+            var sequences = new List<long>();
+            while (start.Reader.TryRead(out var message))
+            {
+                sequences.Add(message.Sequence);
+                start.Reader.Release();
+            }
+
+            return sequences;
+        }
+    }
+
+    [Fact]
     public async Task A_subscription_at_a_sequence_or_a_time_starts_at_the_first_message_at_or_after_it()
     {
         await using var context = TopicTestContext.Create(retentionTtlMs: 3_600_000);
