@@ -26,6 +26,8 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     private int _receivedSinceCheck;
     private int _silentIntervals;
     private ulong _pingNonce;
+    private readonly ConcurrentDictionary<ulong, TaskCompletionSource> _confirmations = new();
+    private ZaichikServerException? _positionFailure;
     private Task _readLoop = Task.CompletedTask;
     private Func<Exception>? _closed;
     private ZaichikServerException? _lastConnectionError;
@@ -299,6 +301,12 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                 }
                 else
                 {
+                    if (error.Code == ErrorCode.CommitNotDurable)
+                    {
+                        // The server reports Commits it could not write right before the Pong that would have confirmed them.
+                        Volatile.Write(ref _positionFailure, exception);
+                    }
+
                     _lastConnectionError = exception;
                     RaiseServerError(exception);
                 }
@@ -308,8 +316,8 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                 _sender.Write(new PongFrame(_frames.ReadPing(frame).Nonce));
                 break;
             case FrameType.Pong:
-                // Whatever arrives proves the server alive; the read itself was counted.
-                _frames.ReadPong(frame);
+                // Whatever arrives proves the server alive; the read itself was counted. A Pong may confirm Commits.
+                Confirmed(_frames.ReadPong(frame).Nonce);
                 break;
             default:
                 throw new ProtocolViolationException(ErrorCode.ProtocolViolation, $"the server sent a {frame.Type} frame, which only clients send");
@@ -374,7 +382,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         {
             try
             {
-                _sender.Write(new PingFrame(++_pingNonce));
+                _sender.Write(new PingFrame(Interlocked.Increment(ref _pingNonce)));
             }
             catch (ZaichikException)
             {
@@ -430,6 +438,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         _heartbeat?.Dispose();
         _sender.Abort(reason);
         _requests.FailAll(reason);
+        FailConfirmations(reason());
         var error = graceful ? null : reason();
         foreach (var subscription in _subscriptions.Values)
         {

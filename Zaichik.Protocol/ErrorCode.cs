@@ -40,6 +40,12 @@ public enum ErrorCode : ushort
     /// is a sequence or a time, which then sets where the consumer resumes. The connection stays open.
     /// </summary>
     ConsumerPositionLost = 22,
+    /// <summary>
+    /// Sent without a request id, right before the Pong of a Ping: the durable consumer positions that Commits before that
+    /// Ping moved on an Always topic could not be written to disk. They stay in the server's memory and are written by
+    /// the topic's next flush. The connection stays open.
+    /// </summary>
+    CommitNotDurable = 23,
     /// <summary>The server serves its maximum number of connections. Sent instead of Hello; the connection is closed.</summary>
     TooManyConnections = 30,
     /// <summary>The connection holds the maximum number of subscriptions; the Subscribe is refused.</summary>

@@ -41,6 +41,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private readonly List<Subscription> _subscriptionsToStart = [];
     private readonly List<DurableAck> _awaitingCommit = [];
     private readonly List<PendingCreate> _pendingCreates = [];
+    private readonly List<PendingPong> _pendingPongs = [];
     private Task _commitAcknowledgements = Task.CompletedTask;
     private readonly CancellationTokenSource _ended = new();
     private Topic? _lastTopic;
@@ -284,25 +285,41 @@ internal sealed partial class ClientSession : IAsyncDisposable
     /// </summary>
     private void AcknowledgeWhenCommitted(CancellationToken cancellationToken)
     {
-        if (_awaitingCommit.Count == 0 && _pendingCreates.Count == 0)
+        if (_awaitingCommit.Count == 0 && _pendingCreates.Count == 0 && _pendingPongs.Count == 0)
         {
             return;
         }
 
         var batch = _awaitingCommit.ToArray();
         var creates = _pendingCreates.ToArray();
+        var pongs = _pendingPongs.ToArray();
         _awaitingCommit.Clear();
         _pendingCreates.Clear();
+        _pendingPongs.Clear();
         Interlocked.Add(ref _publishesAwaitingCommit, batch.Length + creates.Length);
         var previous = _commitAcknowledgements;
-        _commitAcknowledgements = SendWhenCommittedAsync(batch, creates, previous, cancellationToken);
+        _commitAcknowledgements = SendWhenCommittedAsync(batch, creates, pongs, previous, cancellationToken);
     }
 
-    private async Task SendWhenCommittedAsync(DurableAck[] batch, PendingCreate[] creates, Task previous, CancellationToken cancellationToken)
+    private async Task SendWhenCommittedAsync(DurableAck[] batch, PendingCreate[] creates, PendingPong[] pongs, Task previous, CancellationToken cancellationToken)
     {
         using var replies = new PooledBufferWriter();
         try
         {
+            foreach (var (positions, nonce) in pongs)
+            {
+                try
+                {
+                    await positions.ConfigureAwait(false);
+                }
+                catch (IOException failure)
+                {
+                    FrameWriter.Write(replies, new ErrorFrame(null, ErrorCode.CommitNotDurable, $"Commits before Ping {nonce} are not on disk: {failure.Message}"));
+                }
+
+                FrameWriter.Write(replies, new PongFrame(nonce));
+            }
+
             foreach (var (creating, requestId) in creates)
             {
                 try
@@ -349,6 +366,9 @@ internal sealed partial class ClientSession : IAsyncDisposable
         }
     }
 
+    /// <summary>A Ping read after Commits of durable consumers on Always topics: answered once their positions are on disk.</summary>
+    private readonly record struct PendingPong(Task Positions, ulong Nonce);
+
     /// <summary>A CreateTopic whose topic is being recorded in the catalog: answered when that is on disk, meanwhile reading goes on.</summary>
     private readonly record struct PendingCreate(Task Creating, ulong RequestId);
 
@@ -379,7 +399,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
                 _frames.ReadClose(frame);
                 return false;
             case FrameType.Ping:
-                FrameWriter.Write(_replies, new PongFrame(_frames.ReadPing(frame).Nonce));
+                HandlePing(_frames.ReadPing(frame).Nonce);
                 return true;
             case FrameType.Pong:
                 // Any frame is activity; the server sends no Pings, so there is nothing to match it with.
@@ -529,6 +549,31 @@ internal sealed partial class ClientSession : IAsyncDisposable
         catch (TopicException failure)
         {
             Reply(new ErrorFrame(create.RequestId, failure.Code, failure.Message));
+        }
+    }
+
+    /// <summary>
+    /// Answers a Ping, which is also how a client learns that its Commits are durable: the Pong is held until every durable
+    /// consumer position this connection's Commits moved on an Always topic is fsynced (the topic's next group flush).
+    /// </summary>
+    private void HandlePing(ulong nonce)
+    {
+        List<Task>? writing = null;
+        foreach (var subscription in _subscriptions.Values)
+        {
+            if (subscription.DurableName is not null && subscription.WhenPositionDurableAsync() is { IsCompletedSuccessfully: false } pending)
+            {
+                (writing ??= []).Add(pending);
+            }
+        }
+
+        if (writing is null)
+        {
+            FrameWriter.Write(_replies, new PongFrame(nonce));
+        }
+        else
+        {
+            _pendingPongs.Add(new PendingPong(Task.WhenAll(writing), nonce));
         }
     }
 

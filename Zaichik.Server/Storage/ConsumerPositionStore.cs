@@ -26,6 +26,13 @@ internal sealed class ConsumerPositionStore : IDisposable
     private readonly FileBudget _budget;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly List<(long Version, TaskCompletionSource Done)> _waiters = [];
+
+    /// <summary>Bumped by every Commit that moves a position: the version of the newest change.</summary>
+    private long _version;
+
+    /// <summary>Every change up to this version is written and fsynced.</summary>
+    private long _durableVersion;
 
     public ConsumerPositionStore(string topicDirectory, FileBudget budget)
     {
@@ -105,7 +112,8 @@ internal sealed class ConsumerPositionStore : IDisposable
     }
 
     /// <summary>Records that <paramref name="name"/> committed up to <paramref name="sequence"/>; written by the next <see cref="Flush"/>.</summary>
-    public void Commit(string name, long sequence)
+    /// <returns>The version to pass to <see cref="WhenDurableAsync"/> to learn when the position is on disk (0: nothing to wait for).</returns>
+    public long Commit(string name, long sequence)
     {
         lock (_lock)
         {
@@ -117,12 +125,33 @@ internal sealed class ConsumerPositionStore : IDisposable
 
             if (entry.Reason is null && entry.Sequence >= sequence)
             {
-                return;
+                return entry.Dirty ? entry.Version : 0;
             }
 
             entry.Sequence = sequence;
             entry.Reason = null;
             entry.Dirty = true;
+            entry.Version = ++_version;
+            return entry.Version;
+        }
+    }
+
+    /// <summary>
+    /// Completes once every position change up to <paramref name="version"/> (from <see cref="Commit"/>) is written and
+    /// fsynced by a <see cref="Flush"/> to disk. Throws <see cref="IOException"/> when that flush fails.
+    /// </summary>
+    public Task WhenDurableAsync(long version)
+    {
+        lock (_lock)
+        {
+            if (version <= _durableVersion)
+            {
+                return Task.CompletedTask;
+            }
+
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiters.Add((version, done));
+            return done.Task;
         }
     }
 
@@ -169,12 +198,25 @@ internal sealed class ConsumerPositionStore : IDisposable
     {
         lock (_lock)
         {
-            foreach (var (name, entry) in _entries)
+            try
             {
-                if (entry.Dirty)
+                foreach (var (name, entry) in _entries)
                 {
-                    WriteLocked(name, entry, flushToDisk);
+                    if (entry.Dirty)
+                    {
+                        WriteLocked(name, entry, flushToDisk);
+                    }
                 }
+            }
+            catch (Exception exception) when (flushToDisk && exception is IOException or UnauthorizedAccessException)
+            {
+                FailWaitersLocked(new IOException($"durable consumer positions could not be written: {exception.Message}", exception));
+                throw;
+            }
+
+            if (flushToDisk)
+            {
+                MarkDurableLocked();
             }
         }
     }
@@ -189,6 +231,10 @@ internal sealed class ConsumerPositionStore : IDisposable
                 if (entry.Dirty)
                 {
                     WriteLocked(name, entry, flushToDisk);
+                    if (flushToDisk && !_entries.Values.Any(other => other.Dirty))
+                    {
+                        MarkDurableLocked();
+                    }
                 }
 
                 entry.File?.Dispose();
@@ -213,12 +259,35 @@ internal sealed class ConsumerPositionStore : IDisposable
     {
         lock (_lock)
         {
+            FailWaitersLocked(new IOException("the topic closed before the durable consumer positions were written"));
             foreach (var entry in _entries.Values)
             {
                 entry.File?.Dispose();
                 entry.File = null;
             }
         }
+    }
+
+    /// <summary>Every position is written and fsynced: every change so far is durable.</summary>
+    private void MarkDurableLocked()
+    {
+        _durableVersion = _version;
+        foreach (var (_, done) in _waiters)
+        {
+            done.TrySetResult();
+        }
+
+        _waiters.Clear();
+    }
+
+    private void FailWaitersLocked(IOException failure)
+    {
+        foreach (var (_, done) in _waiters)
+        {
+            done.TrySetException(failure);
+        }
+
+        _waiters.Clear();
     }
 
     private void WriteLocked(string name, Entry entry, bool flushToDisk)
@@ -274,6 +343,9 @@ internal sealed class ConsumerPositionStore : IDisposable
         public long Generation { get; set; }
 
         public bool Dirty { get; set; }
+
+        /// <summary>The store's version at this position's last change.</summary>
+        public long Version { get; set; }
 
         /// <summary>Why the stored position cannot be used, or null.</summary>
         public string? Reason { get; set; }

@@ -34,6 +34,7 @@ internal sealed partial class Subscription : IAsyncDisposable
     private readonly long[] _stagedSequences;
     private readonly string? _durableName;
     private Task _pump = Task.CompletedTask;
+    private long _positionVersion;
     private int _disposed;
     private CancellationTokenRegistration _retirement;
 
@@ -112,6 +113,13 @@ internal sealed partial class Subscription : IAsyncDisposable
         Committed(committed, last);
     }
 
+    /// <summary>
+    /// Completes once the position this durable consumer's last Commit stored is as durable as the topic's messages (on
+    /// an Always topic: fsynced). Called on the connection's read loop, like the Commits.
+    /// </summary>
+    public Task WhenPositionDurableAsync() =>
+        _positionVersion == 0 ? Task.CompletedTask : _topic.WhenConsumerPositionDurableAsync(_storage, _positionVersion);
+
     /// <summary>Calls <paramref name="callback"/> if the storage this subscription reads is retired while it lives.</summary>
     public void WhenTopicRetired(Action callback) =>
         _retirement = _storage.Retired.Register(static state => ((Action)state!)(), callback);
@@ -158,7 +166,7 @@ internal sealed partial class Subscription : IAsyncDisposable
 
         if (_durableName is not null)
         {
-            _topic.CommitConsumer(_storage, _durableName, lastSequence);
+            _positionVersion = _topic.CommitConsumer(_storage, _durableName, lastSequence);
         }
 
         _window.Release(count);

@@ -145,10 +145,11 @@ internal sealed partial class Topic : IAsyncDisposable
     }
 
     /// <summary>Records that the durable consumer <paramref name="name"/> has processed everything up to <paramref name="sequence"/>.</summary>
-    public void CommitConsumer(OpenTopic open, string name, long sequence)
+    /// <returns>What to pass to <see cref="WhenConsumerPositionDurableAsync"/>.</returns>
+    public long CommitConsumer(OpenTopic open, string name, long sequence)
     {
         Volatile.Write(ref _lastUsedMs, NowMs);
-        open.Positions.Commit(name, sequence);
+        var version = open.Positions.Commit(name, sequence);
         if (open.Committer is { } committer)
         {
             committer.MarkDirty();
@@ -157,7 +158,19 @@ internal sealed partial class Topic : IAsyncDisposable
         {
             open.Positions.Flush(flushToDisk: false);
         }
+
+        return version;
     }
+
+    /// <summary>
+    /// On an Always topic, completes once the position change <paramref name="version"/> (from <see cref="CommitConsumer"/>)
+    /// is written and fsynced by the topic's group flush; at once on other topics, whose positions are as durable as
+    /// their messages. Throws <see cref="IOException"/> when that flush fails.
+    /// </summary>
+    public Task WhenConsumerPositionDurableAsync(OpenTopic open, long version) =>
+        version == 0 || Settings.Durability != Durability.Always || open.Log.InMemory
+            ? Task.CompletedTask
+            : open.Positions.WhenDurableAsync(version);
 
     /// <summary>Ends a subscription's hold on the topic.</summary>
     public void Unsubscribed(OpenTopic open, TopicCursor cursor, string? durableName)

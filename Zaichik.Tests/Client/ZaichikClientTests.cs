@@ -117,6 +117,65 @@ public sealed class ZaichikClientTests
     }
 
     [Fact]
+    public async Task ConfirmCommitsAsync_sends_a_Ping_after_the_Commits_and_completes_at_its_own_Pong_only()
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+
+        await pair.Client.CommitAsync("ledger", 7);
+        var confirming = pair.Client.ConfirmCommitsAsync();
+        (await pair.Server.ReceiveAsync<CommitFrame>()).Sequence.ShouldBe(7);
+        var ping = await pair.Server.ReceiveAsync<PingFrame>();
+
+        await pair.Server.SendAsync(new PongFrame(ping.Nonce + 1000));
+        await pair.Server.SendAsync(new PingFrame(55));
+        (await pair.Server.ReceiveAsync<PongFrame>()).Nonce.ShouldBe(55UL, "the client reads in order, so it has read the other Pong by now");
+        confirming.IsCompleted.ShouldBeFalse("a Pong to another Ping confirms nothing");
+        await pair.Server.SendAsync(new PongFrame(ping.Nonce));
+        await confirming.WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task ConfirmCommitsAsync_fails_with_the_CommitNotDurable_error_the_server_sends_right_before_the_Pong()
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+
+        var confirming = pair.Client.ConfirmCommitsAsync();
+        var ping = await pair.Server.ReceiveAsync<PingFrame>();
+        await pair.Server.SendAsync(new ErrorFrame(null, ErrorCode.CommitNotDurable, "Commits before Ping 1 are not on disk: no space"));
+        await pair.Server.SendAsync(new PongFrame(ping.Nonce));
+
+        var error = await Should.ThrowAsync<ZaichikServerException>(confirming.WaitAsync(Patience));
+        error.Code.ShouldBe(ErrorCode.CommitNotDurable);
+        error.Message.ShouldContain("no space");
+        pair.Client.IsConnected.ShouldBeTrue();
+
+        var again = pair.Client.ConfirmCommitsAsync();
+        await pair.Server.SendAsync(new PongFrame((await pair.Server.ReceiveAsync<PingFrame>()).Nonce));
+        await again.WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task ConfirmCommitsAsync_fails_when_the_connection_drops_or_no_Pong_comes_in_time()
+    {
+        await using var server = new FakeServer();
+        var options = ZaichikClientOptions.Default with { RequestTimeout = TimeSpan.FromMilliseconds(200) };
+        await using (var pair = await ConnectedPair.StartAsync(server, options))
+        {
+            var unanswered = pair.Client.ConfirmCommitsAsync();
+            await pair.Server.ReceiveAsync<PingFrame>();
+            await Should.ThrowAsync<ZaichikTimeoutException>(unanswered.WaitAsync(Patience));
+        }
+
+        await using var dropped = await ConnectedPair.StartAsync(server);
+        var confirming = dropped.Client.ConfirmCommitsAsync();
+        await dropped.Server.ReceiveAsync<PingFrame>();
+        dropped.Server.Drop();
+        await Should.ThrowAsync<ZaichikConnectionException>(confirming.WaitAsync(Patience));
+    }
+
+    [Fact]
     public async Task Request_without_an_answer_fails_with_ZaichikTimeoutException_after_RequestTimeout()
     {
         await using var server = new FakeServer();

@@ -32,6 +32,44 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task A_confirmed_Commit_of_a_durable_consumer_on_an_Always_topic_survives_kill_9()
+    {
+        int confirmed;
+        await using (var server = await BrokerProcess.StartAsync(_dataPath))
+        {
+            await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port);
+            await client.CreateTopicAsync("ledger", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), Durability = Durability.Always });
+            for (var i = 1; i <= 200; i++)
+            {
+                await client.PublishAsync("ledger", $"m{i}");
+            }
+
+            await using var reader = new MessageReader(await client.SubscribeAsync("ledger", new SubscribeOptions { DurableName = "billing", Prefetch = 200 }));
+            var messages = await reader.NextAsync(137);
+
+            // Keep the topic's flushes busy with 20 MiB from another connection, so a position written "soon" would
+            // still be in memory at the kill: only a Pong that waits for the fsync makes the assertion below hold.
+            await using var flooder = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port);
+            var bulk = new byte[64 * 1024];
+            var flood = Enumerable.Range(0, 320).Select(_ => flooder.PublishAsync("ledger", bulk).AsTask()).ToArray();
+            foreach (var message in messages)
+            {
+                await client.CommitAsync(message);
+            }
+
+            await client.ConfirmCommitsAsync();
+            confirmed = (int)messages[^1].Sequence;
+            await server.KillAsync();
+            await Task.WhenAll(flood).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+
+        await using var restarted = await BrokerProcess.StartAsync(_dataPath);
+        await using var again = await ZaichikClient.ConnectAsync("127.0.0.1", restarted.Port);
+        await using var resumed = new MessageReader(await again.SubscribeAsync("ledger", new SubscribeOptions { DurableName = "billing" }));
+        (await resumed.NextAsync()).Sequence.ShouldBe(confirmed + 1, "the Pong came after the position was fsynced");
+    }
+
+    [Fact]
     public async Task Invalid_configuration_exits_with_code_2_and_says_why()
     {
         var (exitCode, output) = await BrokerProcess.RunToExitAsync("--port", "1", "--Zaichik:MaxPrefetch", "0");

@@ -34,6 +34,45 @@ public sealed class ConsumerPositionStoreTests : IDisposable
         _budget.InUse.ShouldBe(0, "loading reads each file and closes it");
     }
 
+    [Fact]
+    public async Task A_commit_is_durable_once_a_flush_to_disk_wrote_it_not_after_a_flush_to_the_page_cache()
+    {
+        using var store = new ConsumerPositionStore(_directory, _budget);
+        var first = store.Commit("billing", 10);
+        var waiting = store.WhenDurableAsync(first);
+        store.Commit("billing", 5).ShouldBe(first, "a commit that moves nothing waits for the one that moved it");
+
+        store.Flush(flushToDisk: false);
+        waiting.IsCompleted.ShouldBeFalse("written without fsync is not durable");
+        var second = store.Commit("audit", 3);
+        second.ShouldBeGreaterThan(first);
+        var later = store.WhenDurableAsync(second);
+
+        store.Flush(flushToDisk: true);
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        await later.WaitAsync(TimeSpan.FromSeconds(10));
+        store.Commit("billing", 10).ShouldBe(0, "nothing left to wait for");
+        store.WhenDurableAsync(second).IsCompletedSuccessfully.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task A_consumer_that_leaves_makes_its_commit_durable_and_closing_fails_what_was_never_written()
+    {
+        using (var store = new ConsumerPositionStore(_directory, _budget))
+        {
+            var version = store.Commit("billing", 10);
+            var waiting = store.WhenDurableAsync(version);
+            store.Release("billing", flushToDisk: true);
+            await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        var closing = new ConsumerPositionStore(_directory, _budget);
+        var unwritten = closing.WhenDurableAsync(closing.Commit("billing", 20));
+        closing.Dispose();
+        var failure = await Should.ThrowAsync<IOException>(unwritten.WaitAsync(TimeSpan.FromSeconds(10)));
+        failure.Message.ShouldContain("closed");
+    }
+
     [Theory]
     [InlineData("random")]
     [InlineData("zeros")]
