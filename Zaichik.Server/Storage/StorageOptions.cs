@@ -3,7 +3,7 @@ namespace Zaichik.Server.Storage;
 /// <summary>How each topic's FasterLog is sized. Every topic gets the same settings.</summary>
 public sealed record StorageOptions
 {
-    /// <summary>Log page size as a power of two. A record (key, payload and about 30 bytes of headers) must fit in one page. Default 16 (64 KiB).</summary>
+    /// <summary>Log page size as a power of two. A record (key, payload and about 30 bytes of headers) must fit in one page (a larger message is split into fragments, one per page). Default 14 (16 KiB).</summary>
     public int PageSizeBits { get; init; } = 14;
 
     /// <summary>
