@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Zaichik.Client;
 using Zaichik.Protocol;
@@ -13,9 +12,6 @@ namespace Zaichik.Benchmarks.Workloads;
 /// </summary>
 internal sealed class DurableReplayWorkload : IWorkload
 {
-    private const int Prefetch = 1_000;
-    private const int CommitEvery = 500;
-
     public string Id => "w2d";
 
     public string Title => "W2d durable replay";
@@ -48,21 +44,6 @@ internal sealed class DurableReplayWorkload : IWorkload
             }
         }
 
-        await using var consumer = await context.ConnectAsync(cancellationToken);
-        var before = ResourceSnapshot.Take();
-        await using var subscription = await consumer.SubscribeAsync(
-            topic, new SubscribeOptions { From = StartPosition.Retained, Prefetch = Prefetch, DurableName = "replayer" }, cancellationToken);
-        var outcome = await SubscriptionReader.ReadAsync(consumer, subscription, messages, CommitEvery, TimeSpan.Zero, cancellationToken);
-        var usage = ResourceSnapshot.Take().Since(before);
-        var correct = outcome.Received == messages && outcome.OutOfOrder == 0;
-        return new WorkloadResult
-        {
-            Name = name,
-            Messages = outcome.Received,
-            Elapsed = Stopwatch.GetElapsedTime(before.Timestamp, outcome.CompletedAt),
-            Usage = usage,
-            Status = outcome.TimedOut ? WorkloadStatus.TimedOut : correct ? WorkloadStatus.Completed : WorkloadStatus.Failed,
-            Notes = $"read {outcome.Received:N0} of {messages:N0}, {outcome.OutOfOrder:N0} out of order",
-        };
+        return await ReplayWorkload.ReplayAsync(name, context, topic, messages, autoCommit: false, cancellationToken, durableName: "replayer");
     }
 }

@@ -49,13 +49,14 @@ internal sealed class ReplayWorkload : IWorkload
         }
     }
 
-    private static async Task<WorkloadResult> ReplayAsync(
-        string name, BenchmarkContext context, string topic, long expected, bool autoCommit, CancellationToken cancellationToken)
+    /// <summary>A new connection reads <paramref name="expected"/> messages of <paramref name="topic"/> from the start, as a durable consumer when <paramref name="durableName"/> is set.</summary>
+    internal static async Task<WorkloadResult> ReplayAsync(
+        string name, BenchmarkContext context, string topic, long expected, bool autoCommit, CancellationToken cancellationToken, string? durableName = null)
     {
         await using var consumer = await context.ConnectAsync(cancellationToken);
         var before = ResourceSnapshot.Take();
         await using var subscription = await consumer.SubscribeAsync(
-            topic, new SubscribeOptions { From = StartPosition.Retained, Prefetch = Prefetch, AutoCommit = autoCommit }, cancellationToken);
+            topic, new SubscribeOptions { From = StartPosition.Retained, Prefetch = Prefetch, AutoCommit = autoCommit, DurableName = durableName }, cancellationToken);
         var outcome = await SubscriptionReader.ReadAsync(
             consumer, subscription, expected, autoCommit ? int.MaxValue : CommitEvery, TimeSpan.Zero, cancellationToken);
         var usage = ResourceSnapshot.Take().Since(before);

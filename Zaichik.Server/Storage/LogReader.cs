@@ -78,6 +78,7 @@ internal sealed class LogReader : IDisposable
                 return false;
             }
 
+            Outcome outcome;
             if (address < _log.HeadAddress)
             {
                 if (_log.InMemory)
@@ -87,26 +88,17 @@ internal sealed class LogReader : IDisposable
                     continue;
                 }
 
-                switch (ReadFromDisk(out message))
-                {
-                    case Outcome.Message:
-                        return true;
-                    case Outcome.Wait:
-                        return false;
-                    default:
-                        continue;
-                }
+                outcome = ReadFromDisk(out message);
+            }
+            else
+            {
+                ReleasePage();
+                outcome = ReadFromMemory(out message);
             }
 
-            ReleasePage();
-            switch (ReadFromMemory(out message))
+            if (outcome != Outcome.Again)
             {
-                case Outcome.Message:
-                    return true;
-                case Outcome.Wait:
-                    return false;
-                default:
-                    continue;
+                return outcome == Outcome.Message;
             }
         }
 
