@@ -95,19 +95,7 @@ public sealed class RecoveryTests : IDisposable
     public async Task A_lost_commit_record_is_recovered_by_scanning_the_segments_never_by_starting_empty(string damage)
     {
         await PublishAndStopAsync();
-        var commit = Path.Combine(TopicFolder, CommitSlots.FileName);
-        switch (damage)
-        {
-            case "deleted":
-                File.Delete(commit);
-                break;
-            case "zeroed":
-                File.WriteAllBytes(commit, new byte[2 * CommitSlots.SlotSize]);
-                break;
-            default:
-                File.WriteAllBytes(commit, Enumerable.Range(0, 2 * CommitSlots.SlotSize).Select(i => (byte)((i * 131) + 17)).ToArray());
-                break;
-        }
+        LogFiles.DamageCommitRecord(TopicFolder, damage);
 
         var logs = new CapturingLoggerProvider();
         await using var server = await StartAsync(logs);

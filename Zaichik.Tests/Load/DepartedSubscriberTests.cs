@@ -32,7 +32,7 @@ public sealed class DepartedSubscriberTests(ITestOutputHelper output)
         var budgetBefore = files.InUse;
         var descriptorsBefore = ProcessResources.OpenFileDescriptors();
 
-        var stalled = await SubscribeAndStopReadingAsync(server.Port);
+        var stalled = await StalledSubscriber.ConnectAsync(server.Port, Topic, 10_000);
         var neverCommitting = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port);
         await using var uncommitted = new MessageReader(await neverCommitting.SubscribeAsync(Topic, new SubscribeOptions { From = StartPosition.Latest }));
         var payload = new byte[64 * 1024];
@@ -64,34 +64,4 @@ public sealed class DepartedSubscriberTests(ITestOutputHelper output)
 
     private static int Segments(TestServer server) =>
         Directory.GetFiles(Path.Combine(server.DataPath, "topics", Topic), SegmentFiles.Prefix + "*").Length;
-
-    private static async Task<Socket> SubscribeAndStopReadingAsync(int port)
-    {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveBufferSize = 4096 };
-        await socket.ConnectAsync("127.0.0.1", port);
-        var request = new ArrayBufferWriter<byte>();
-        FrameWriter.Write(request, new HelloFrame(ProtocolVersion.Current));
-        FrameWriter.Write(request, new SubscribeFrame(1, Topic, StartPosition.Latest, 10_000));
-        await socket.SendAsync(request.WrittenMemory, SocketFlags.None);
-
-        // Up to the Subscribe's Ack, one byte at a time, and then nothing more is ever read.
-        var reader = new FrameReader();
-        var received = new List<byte>();
-        var oneByte = new byte[1];
-        using var deadline = new CancellationTokenSource(MessageReader.Deadline);
-        while (true)
-        {
-            (await socket.ReceiveAsync(oneByte, SocketFlags.None, deadline.Token)).ShouldBe(1, "the broker closed the connection");
-            received.Add(oneByte[0]);
-            var buffer = new ReadOnlySequence<byte>(received.ToArray());
-            if (reader.TryRead(ref buffer, out var frame))
-            {
-                received.Clear();
-                if (frame.Type == FrameType.Ack)
-                {
-                    return socket;
-                }
-            }
-        }
-    }
 }

@@ -49,7 +49,7 @@ public sealed class SlowConsumerTests(ITestOutputHelper output)
         await using var server = await TestServer.StartAsync();
         var publisher = await server.ConnectAsync();
         await publisher.CreateTopicAsync(Topic, new TopicOptions());
-        using var stalled = await SubscribeAndStopReadingAsync(server.Port, StalledPrefetch);
+        using var stalled = await StalledSubscriber.ConnectAsync(server.Port, Topic, StalledPrefetch);
         var neverCommitting = await server.ConnectAsync();
         await using var uncommitted = new MessageReader(await neverCommitting.SubscribeAsync(Topic, new SubscribeOptions { From = StartPosition.Latest, Prefetch = NeverCommittingPrefetch }));
         var consumers = new[] { await server.ConnectAsync(), await server.ConnectAsync() };
@@ -161,41 +161,4 @@ public sealed class SlowConsumerTests(ITestOutputHelper output)
 
     /// <summary>What one consumer received, in arrival order: each message's sequence number and offset.</summary>
     private sealed record Received(int[] Sequences, long[] Offsets);
-
-    /// <summary>
-    /// A raw connection that subscribes and then never reads again. Its receive buffer is small, so the broker meets a
-    /// full socket early instead of the kernel absorbing megabytes.
-    /// </summary>
-    private static async Task<Socket> SubscribeAndStopReadingAsync(int port, int prefetch)
-    {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveBufferSize = 4096 };
-        await socket.ConnectAsync("127.0.0.1", port);
-        var request = new ArrayBufferWriter<byte>();
-        FrameWriter.Write(request, new HelloFrame(ProtocolVersion.Current));
-        FrameWriter.Write(request, new SubscribeFrame(1, Topic, StartPosition.Latest, (uint)prefetch));
-        await socket.SendAsync(request.WrittenMemory, SocketFlags.None);
-
-        // One byte at a time up to the Subscribe's Ack, so not a byte of any later Message is read.
-        var reader = new FrameReader();
-        var received = new List<byte>();
-        var oneByte = new byte[1];
-        using var deadline = new CancellationTokenSource(MessageReader.Deadline);
-        while (true)
-        {
-            (await socket.ReceiveAsync(oneByte, SocketFlags.None, deadline.Token)).ShouldBe(1, "the broker closed the connection");
-            received.Add(oneByte[0]);
-            var buffer = new ReadOnlySequence<byte>(received.ToArray());
-            if (reader.TryRead(ref buffer, out var frame))
-            {
-                received.Clear();
-                if (frame.Type == FrameType.Ack)
-                {
-                    reader.ReadAck(frame).RequestId.ShouldBe(1UL);
-                    return socket;
-                }
-
-                frame.Type.ShouldBe(FrameType.Hello);
-            }
-        }
-    }
 }

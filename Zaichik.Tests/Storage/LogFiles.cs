@@ -55,4 +55,22 @@ internal static class LogFiles
         BinaryPrimitives.WriteInt32LittleEndian(bytes, length);
         Write(directory, options, AddressOf(directory, options, sequence), bytes);
     }
+
+    /// <summary>Damages a log's commit record: "deleted", "zeroed" or anything else for random bytes.</summary>
+    public static void DamageCommitRecord(string directory, string damage)
+    {
+        var commit = Path.Combine(directory, CommitSlots.FileName);
+        switch (damage)
+        {
+            case "deleted":
+                File.Delete(commit);
+                break;
+            case "zeroed":
+                File.WriteAllBytes(commit, new byte[2 * CommitSlots.SlotSize]);
+                break;
+            default:
+                File.WriteAllBytes(commit, Enumerable.Range(0, 2 * CommitSlots.SlotSize).Select(i => (byte)((i * 131) + 17)).ToArray());
+                break;
+        }
+    }
 }

@@ -278,19 +278,7 @@ public sealed class TopicLogTests
         context.Open();
         await context.AppendAsync(700, PayloadSize);
         await context.CloseAsync();
-        var commit = Path.Combine(context.Directory, CommitSlots.FileName);
-        switch (damage)
-        {
-            case "deleted":
-                File.Delete(commit);
-                break;
-            case "zeroed":
-                File.WriteAllBytes(commit, new byte[2 * CommitSlots.SlotSize]);
-                break;
-            default:
-                File.WriteAllBytes(commit, Enumerable.Range(0, 2 * CommitSlots.SlotSize).Select(i => (byte)((i * 31) + 7)).ToArray());
-                break;
-        }
+        LogFiles.DamageCommitRecord(context.Directory, damage);
 
         context.Open();
         var read = await context.ReadAllAsync();
