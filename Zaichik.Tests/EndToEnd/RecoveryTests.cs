@@ -116,16 +116,7 @@ public sealed class RecoveryTests : IDisposable
     {
         await PublishAndStopAsync();
         var segment = Path.Combine(TopicFolder, SegmentFiles.Prefix + SegmentFiles.List(TopicFolder)[1]);
-        File.Delete(segment);
-        if (kind == "fifo")
-        {
-            using var mkfifo = Process.Start("mkfifo", segment);
-            await mkfifo.WaitForExitAsync();
-        }
-        else
-        {
-            Directory.CreateDirectory(segment);
-        }
+        await LogFiles.ReplaceWithWrongKindAsync(segment, kind);
 
         var logs = new CapturingLoggerProvider();
         await using var server = await StartAsync(logs);

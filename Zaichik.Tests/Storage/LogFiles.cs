@@ -73,4 +73,19 @@ internal static class LogFiles
                 break;
         }
     }
+
+    /// <summary>Replaces the file at <paramref name="path"/> with a "fifo" or, for anything else, a directory.</summary>
+    public static async Task ReplaceWithWrongKindAsync(string path, string kind)
+    {
+        File.Delete(path);
+        if (kind == "fifo")
+        {
+            using var mkfifo = System.Diagnostics.Process.Start("mkfifo", path);
+            await mkfifo.WaitForExitAsync();
+        }
+        else
+        {
+            Directory.CreateDirectory(path);
+        }
+    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Zaichik.Server.Storage;
 using Zaichik.Server.Storage.Internal;
 
@@ -299,16 +298,7 @@ public sealed class TopicLogTests
         await context.AppendAsync(300, PayloadSize);
         await context.CloseAsync();
         var segment = context.SegmentPath(1);
-        File.Delete(segment);
-        if (kind == "fifo")
-        {
-            using var mkfifo = Process.Start("mkfifo", segment);
-            await mkfifo.WaitForExitAsync();
-        }
-        else
-        {
-            Directory.CreateDirectory(segment);
-        }
+        await LogFiles.ReplaceWithWrongKindAsync(segment, kind);
 
         var error = await Should.ThrowAsync<WrongFileKindException>(Task.Run(() => context.Open()).WaitAsync(TimeSpan.FromSeconds(10)));
 
