@@ -30,6 +30,8 @@ public enum ErrorCode : ushort
     /// <summary>The payload is larger than the server allows.</summary>
     PayloadTooLarge = 17,
     // 18 was LimitExceeded in version 2; version 3 names each limit (30..33).
+    /// <summary>A Publish's headers are larger than the server allows (<c>MaxHeadersSize</c>).</summary>
+    HeadersTooLarge = 19,
     /// <summary>The storage layer failed to accept or read the record.</summary>
     StorageFailure = 20,
     /// <summary>The server is stopping and accepts no new work.</summary>

@@ -57,10 +57,11 @@ public static class FrameWriter
         long timestampMs,
         bool hasKey,
         ReadOnlySpan<byte> key,
-        ReadOnlySpan<byte> payload)
+        ReadOnlySpan<byte> payload,
+        ReadOnlySpan<byte> headers = default)
     {
         var fieldsSize = FieldSize.UInt16 + topicUtf8.Length + FieldSize.Sequence(sequence, nameof(sequence)) + FieldSize.Int64
-            + FieldSize.OptionalKey(hasKey, key.Length) + FieldSize.Bytes(payload.Length);
+            + FieldSize.OptionalKey(hasKey, key.Length) + FieldSize.Bytes(payload.Length) + FieldSize.Bytes(headers.Length);
         var span = BeginFrame(output, FrameType.Message, fieldsSize);
         var writer = new FieldWriter(span);
         writer.WriteUtf8(topicUtf8);
@@ -68,13 +69,14 @@ public static class FrameWriter
         writer.WriteInt64(timestampMs);
         writer.WriteOptionalKey(hasKey, key);
         writer.WriteBytes(payload);
+        writer.WriteBytes(headers);
         output.Advance(HeaderSize + fieldsSize);
     }
 
     /// <summary>The total bytes (length prefix included) a Message frame with these sizes takes on the wire.</summary>
-    public static int MessageFrameSize(int topicUtf8Length, bool hasKey, int keyLength, int payloadLength) =>
+    public static int MessageFrameSize(int topicUtf8Length, bool hasKey, int keyLength, int payloadLength, int headersLength = 0) =>
         HeaderSize + FieldSize.UInt16 + topicUtf8Length + FieldSize.Int64 + FieldSize.Int64
-        + FieldSize.OptionalKey(hasKey, keyLength) + FieldSize.Bytes(payloadLength);
+        + FieldSize.OptionalKey(hasKey, keyLength) + FieldSize.Bytes(payloadLength) + FieldSize.Bytes(headersLength);
 
     private static void WriteFrame<TFrame>(IBufferWriter<byte> output, in TFrame frame)
         where TFrame : struct, IFrameCodec<TFrame>

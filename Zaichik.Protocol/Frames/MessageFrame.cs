@@ -11,14 +11,16 @@ namespace Zaichik.Protocol;
 /// <param name="TimestampMs">When the server accepted it, in Unix milliseconds.</param>
 /// <param name="Key">Its compaction key, or null.</param>
 /// <param name="Payload">The message body.</param>
-public readonly record struct MessageFrame(string Topic, long Sequence, long TimestampMs, ReadOnlyMemory<byte>? Key, ReadOnlyMemory<byte> Payload)
+/// <param name="Headers">Its headers as a <see cref="HeaderBlock"/>, as published; empty for none.</param>
+public readonly record struct MessageFrame(
+    string Topic, long Sequence, long TimestampMs, ReadOnlyMemory<byte>? Key, ReadOnlyMemory<byte> Payload, ReadOnlyMemory<byte> Headers = default)
     : IFrameCodec<MessageFrame>
 {
     static FrameType IFrameCodec<MessageFrame>.Type => FrameType.Message;
 
     int IFrameCodec<MessageFrame>.GetFieldsSize() =>
         FieldSize.String(Topic) + FieldSize.Sequence(Sequence, nameof(Sequence)) + FieldSize.Int64
-        + FieldSize.OptionalKey(Key.HasValue, Key?.Length ?? 0) + FieldSize.Bytes(Payload.Length);
+        + FieldSize.OptionalKey(Key.HasValue, Key?.Length ?? 0) + FieldSize.Bytes(Payload.Length) + FieldSize.Bytes(Headers.Length);
 
     void IFrameCodec<MessageFrame>.WriteFields(ref FieldWriter writer)
     {
@@ -27,8 +29,9 @@ public readonly record struct MessageFrame(string Topic, long Sequence, long Tim
         writer.WriteInt64(TimestampMs);
         writer.WriteOptionalKey(Key.HasValue, Key.HasValue ? Key.Value.Span : default);
         writer.WriteBytes(Payload.Span);
+        writer.WriteBytes(Headers.Span);
     }
 
     static MessageFrame IFrameCodec<MessageFrame>.ReadFields(ref FieldReader reader) =>
-        new(reader.ReadString(), reader.ReadSequence(), reader.ReadInt64(), reader.ReadOptionalKey(), reader.ReadBytes());
+        new(reader.ReadString(), reader.ReadSequence(), reader.ReadInt64(), reader.ReadOptionalKey(), reader.ReadBytes(), reader.ReadHeaders());
 }

@@ -121,6 +121,18 @@ internal ref struct FieldReader
         return bytes;
     }
 
+    /// <summary>A header block (<see cref="HeaderBlock"/>) carried as <c>bytes</c>; empty when the message has none.</summary>
+    public ReadOnlyMemory<byte> ReadHeaders()
+    {
+        var block = ReadBytes();
+        if (HeaderBlock.Validate(block.Span) is { } problem)
+        {
+            throw Malformed(problem);
+        }
+
+        return block;
+    }
+
     /// <summary>Skips whatever is left of the body (fields this reader's version does not define).</summary>
     public void SkipRest() => _position = _span.Length;
 
