@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Time.Testing;
 using Zaichik.Client;
 using Zaichik.Protocol;
+using Zaichik.Tests.EndToEnd;
 
 namespace Zaichik.Tests.Client;
 
@@ -43,6 +44,53 @@ public sealed class HeartbeatClientTests
         failure.Message.ShouldContain("2 Pings went unanswered");
         client.IsConnected.ShouldBeFalse();
         disconnected.ShouldNotBeNull().Message.ShouldBe(failure.Message);
+    }
+
+    [Fact]
+    public async Task A_server_that_stops_answering_is_left_for_a_new_connection_that_gets_the_same_publish_and_producer()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = new FakeServer();
+        var accepting = server.AcceptAsync();
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port, ZaichikClientOptions.Default with
+        {
+            TimeProvider = time,
+            PingInterval = Interval,
+            RequestTimeout = Timeout.InfiniteTimeSpan,
+            Reconnect = new() { MinDelay = TimeSpan.FromSeconds(1), MaxDelay = TimeSpan.FromSeconds(1) },
+        });
+        var first = await accepting;
+        var firstHello = server.LastClientHello.ShouldNotBeNull();
+        var pending = client.PublishAsync("t", "answered on the second connection").AsTask();
+        var sent = await first.ReceiveAsync<PublishFrame>();
+        sent.ProducerSequence.ShouldBe(1UL);
+        firstHello.ProducerId.ShouldNotBe(0UL);
+
+        accepting = server.AcceptAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            time.Advance(Interval);
+        }
+
+        await TestServer.EventuallyAsync(() => client.ConnectionState == ZaichikConnectionState.Reconnecting, "the silent server is given up");
+        await TestServer.EventuallyAsync(
+            () =>
+            {
+                time.Advance(TimeSpan.FromSeconds(1));
+                return accepting.IsCompleted;
+            },
+            "the client reconnects after its backoff");
+        var second = await accepting;
+        server.LastClientHello.ShouldNotBeNull().ProducerId.ShouldBe(firstHello.ProducerId, "the producer id outlives the connection");
+        var resent = await second.ReceiveAsync<PublishFrame>();
+        resent.ProducerSequence.ShouldBe(sent.ProducerSequence);
+        resent.RequestId.ShouldBe(sent.RequestId);
+        pending.IsCompleted.ShouldBeFalse();
+
+        await second.SendAsync(new AckFrame(resent.RequestId, 7, Duplicate: false));
+
+        (await pending.WaitAsync(TimeSpan.FromSeconds(10))).Sequence.ShouldBe(7);
+        client.ConnectionState.ShouldBe(ZaichikConnectionState.Connected);
     }
 
     [Fact]
