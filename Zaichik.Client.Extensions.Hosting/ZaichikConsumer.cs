@@ -27,7 +27,8 @@ namespace Zaichik.Client.Extensions.Hosting;
 /// </para>
 /// <para>
 /// On host shutdown the token passed to <see cref="ProcessAsync"/> is cancelled; a message whose processing is cancelled
-/// is not committed and is delivered again on the next start when the consumer is durable.
+/// is not committed and is delivered again on the next start when the consumer is durable. A message that was
+/// processed is still committed while the host stops (within the client's <see cref="ZaichikClientOptions.RequestTimeout"/>).
 /// </para>
 /// </remarks>
 /// <typeparam name="T">The messages' type, decoded by <see cref="Serializer"/>.</typeparam>
@@ -186,7 +187,8 @@ public abstract class ZaichikConsumer<T> : BackgroundService
             }
         }
 
-        await Client.CommitAsync(message, stoppingToken).ConfigureAwait(false);
+        // Not cancelled by the host stopping: a message that was processed should not be processed again.
+        await Client.CommitAsync(message, CancellationToken.None).ConfigureAwait(false);
         _resumeAt = message.Sequence + 1;
         return true;
     }
