@@ -21,9 +21,10 @@ namespace Zaichik.Client.Extensions.Hosting;
 /// subscription after <see cref="RetryDelay"/>, from the first message not yet committed.
 /// </para>
 /// <para>
-/// Each message is processed inside an <see cref="Activity"/> of kind <see cref="ActivityKind.Consumer"/> from the
-/// <see cref="ZaichikTelemetry.ActivitySourceName"/> source, whose parent is the publisher's trace context carried in
-/// the message's <c>traceparent</c>/<c>tracestate</c> headers.
+/// Each message is processed inside an <see cref="Activity"/> named <c>{topic} process</c>, of kind
+/// <see cref="ActivityKind.Consumer"/>, from the <see cref="ZaichikTelemetry.ActivitySourceName"/> source, whose parent
+/// is the publisher's span (<see cref="ZaichikMessage.ParentContext"/>, from the message's <c>traceparent</c> and
+/// <c>tracestate</c> headers).
 /// </para>
 /// <para>
 /// On host shutdown the token passed to <see cref="ProcessAsync"/> is cancelled; a message whose processing is cancelled
@@ -200,13 +201,13 @@ public abstract class ZaichikConsumer<T> : BackgroundService
             return null;
         }
 
-        var activity = Source.StartActivity($"process {message.Topic}", ActivityKind.Consumer, TraceContext.ParentOf(message));
+        var activity = Source.StartActivity($"{message.Topic} process", ActivityKind.Consumer, message.Message.ParentContext);
         if (activity is { IsAllDataRequested: true })
         {
             activity.SetTag("messaging.system", "zaichik");
             activity.SetTag("messaging.operation.type", "process");
             activity.SetTag("messaging.destination.name", message.Topic);
-            activity.SetTag("messaging.zaichik.sequence", message.Sequence);
+            activity.SetTag("zaichik.sequence", message.Sequence);
             if (SubscribeOptions.DurableName is { } durableName)
             {
                 activity.SetTag("messaging.consumer.group.name", durableName);

@@ -1,3 +1,4 @@
+using Zaichik.Client.Internal;
 using Zaichik.Protocol;
 
 namespace Zaichik.Client;
@@ -8,10 +9,25 @@ public sealed partial class ZaichikClient
     /// Acknowledges every message delivered on this connection so far, across all subscriptions, so the server
     /// sends more. Commit has no answer: the task completes once the Commit is queued for sending.
     /// </summary>
-    public ValueTask CommitAsync(CancellationToken cancellationToken = default) => SendCommitAsync(CommitFrame.All, cancellationToken);
+    public ValueTask CommitAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var subscription in _subscriptions.Values)
+        {
+            subscription.NoteCommitted(subscription.LastReceived);
+        }
+
+        return SendCommitAsync(CommitFrame.All, cancellationToken);
+    }
 
     /// <summary>Acknowledges <paramref name="message"/> and every earlier delivery of its topic.</summary>
     public ValueTask CommitAsync(ZaichikMessage message, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return CommitAsync(message.Topic, message.Sequence, cancellationToken);
+    }
+
+    /// <summary>Acknowledges <paramref name="message"/> and every earlier delivery of its topic.</summary>
+    public ValueTask CommitAsync<T>(ZaichikMessage<T> message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
         return CommitAsync(message.Topic, message.Sequence, cancellationToken);
@@ -27,6 +43,11 @@ public sealed partial class ZaichikClient
     {
         ValidateTopic(topic);
         ArgumentOutOfRangeException.ThrowIfLessThan(sequence, 1);
+        if (_subscriptions.TryGetValue(topic, out var subscription))
+        {
+            subscription.NoteCommitted(sequence);
+        }
+
         return SendCommitAsync(new CommitFrame(topic, sequence), cancellationToken);
     }
 
@@ -52,8 +73,9 @@ public sealed partial class ZaichikClient
                 throw closed();
             }
 
-            await _sender.WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
-            _sender.Write(new PingFrame(nonce));
+            var connection = await WaitForConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await connection.Sender.WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
+            connection.Sender.Write(new PingFrame(nonce));
             await answered.Task.WaitAsync(Options.RequestTimeout, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
@@ -94,10 +116,53 @@ public sealed partial class ZaichikClient
         }
     }
 
-    private async ValueTask SendCommitAsync(CommitFrame frame, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends a Commit on the current connection, waiting for one while the client reconnects. A Commit of a message
+    /// delivered on an earlier connection still counts: it moves a durable consumer's position, and the client commits
+    /// the redelivery of a message the application already committed by itself.
+    /// </summary>
+    private ValueTask SendCommitAsync(CommitFrame frame, CancellationToken cancellationToken)
     {
         ThrowIfClosed();
-        await _sender.WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
-        _sender.Write(frame);
+        ClientConnection? connection;
+        lock (_admission)
+        {
+            connection = _connection;
+        }
+
+        if (connection is not null && connection.Sender.HasRoom)
+        {
+            try
+            {
+                connection.Sender.Write(frame);
+                ZaichikTelemetry.Committed();
+                return ValueTask.CompletedTask;
+            }
+            catch (ZaichikConnectionException) when (Options.Reconnect.Enabled && _closed is null && !_closing)
+            {
+                // Lost a moment ago: wait for the next connection below.
+            }
+        }
+
+        return SendCommitSlowAsync(frame, cancellationToken);
+    }
+
+    private async ValueTask SendCommitSlowAsync(CommitFrame frame, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var connection = await WaitForConnectionAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await connection.Sender.WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
+                connection.Sender.Write(frame);
+                ZaichikTelemetry.Committed();
+                return;
+            }
+            catch (ZaichikConnectionException) when (Options.Reconnect.Enabled && _closed is null && !_closing)
+            {
+                // Lost meanwhile: wait for the next connection.
+            }
+        }
     }
 }

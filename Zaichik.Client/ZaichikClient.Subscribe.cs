@@ -1,3 +1,4 @@
+using Zaichik.Client.Internal;
 using Zaichik.Protocol;
 
 namespace Zaichik.Client;
@@ -36,17 +37,7 @@ public sealed partial class ZaichikClient
         try
         {
             var frame = new SubscribeFrame(0, topic, options.From, (uint)options.Prefetch, options.DurableName);
-            var ack = await RequestAsync(
-                    FrameType.Subscribe,
-                    topic,
-                    (frame, subscription),
-                    static (sender, id, state) =>
-                    {
-                        sender.Write(state.frame with { RequestId = id });
-                        state.subscription.MarkSent();
-                    },
-                    cancellationToken)
-                .ConfigureAwait(false);
+            var ack = await RequestAsync(FrameType.Subscribe, topic, new SubscribeRequest(frame, subscription), cancellationToken).ConfigureAwait(false);
             subscription.Acknowledged(ack);
             return subscription;
         }
@@ -65,6 +56,17 @@ public sealed partial class ZaichikClient
     }
 
     /// <summary>
+    /// Subscribes like <see cref="SubscribeAsync(string, SubscribeOptions?, CancellationToken)"/> and reads each payload as a
+    /// <typeparamref name="T"/> through <paramref name="serializer"/> (default <see cref="ZaichikJsonSerializer{T}.Default"/>).
+    /// </summary>
+    public async ValueTask<ZaichikSubscription<T>> SubscribeAsync<T>(
+        string topic, SubscribeOptions? options = null, IZaichikSerializer<T>? serializer = null, CancellationToken cancellationToken = default)
+    {
+        var subscription = await SubscribeAsync(topic, options, cancellationToken).ConfigureAwait(false);
+        return new ZaichikSubscription<T>(subscription, serializer ?? ZaichikJsonSerializer<T>.Default);
+    }
+
+    /// <summary>
     /// Unsubscribes this connection from a topic and completes when the server has acknowledged it. The
     /// subscription's enumeration then ends after the messages already received.
     /// </summary>
@@ -74,13 +76,7 @@ public sealed partial class ZaichikClient
         ValidateTopic(topic);
         try
         {
-            await RequestAsync(
-                    FrameType.Unsubscribe,
-                    topic,
-                    topic,
-                    static (sender, id, topic) => sender.Write(new UnsubscribeFrame(id, topic)),
-                    cancellationToken)
-                .ConfigureAwait(false);
+            await RequestAsync(FrameType.Unsubscribe, topic, new UnsubscribeFrame(0, topic), cancellationToken).ConfigureAwait(false);
         }
         catch (ZaichikServerException e) when (e.Code == ErrorCode.NotSubscribed)
         {
@@ -94,8 +90,10 @@ public sealed partial class ZaichikClient
     /// <summary>Unsubscribes on behalf of <see cref="ZaichikSubscription.DisposeAsync"/>; never throws.</summary>
     internal async ValueTask ReleaseAsync(ZaichikSubscription subscription)
     {
-        if (_subscriptions.TryGetValue(subscription.Topic, out var current) && ReferenceEquals(current, subscription) && IsConnected)
+        if (_subscriptions.TryGetValue(subscription.Topic, out var current) && ReferenceEquals(current, subscription) && _closed is null && !_closing)
         {
+            // Not restored if the connection is lost meanwhile: the next connection starts without it.
+            subscription.MarkReleasing();
             try
             {
                 await UnsubscribeAsync(subscription.Topic).ConfigureAwait(false);
@@ -125,9 +123,15 @@ public sealed partial class ZaichikClient
 
     private void TrySend(in UnsubscribeFrame frame)
     {
+        ClientConnection? connection;
+        lock (_admission)
+        {
+            connection = _connection;
+        }
+
         try
         {
-            _sender.Write(frame);
+            connection?.Sender.Write(frame);
         }
         catch (ZaichikConnectionException)
         {

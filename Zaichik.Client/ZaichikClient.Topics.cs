@@ -24,12 +24,6 @@ public sealed partial class ZaichikClient
             (long)options.CompactionWindow.TotalMilliseconds,
             options.Durability,
             (long)options.CommitInterval.TotalMilliseconds);
-        await RequestAsync(
-                FrameType.CreateTopic,
-                topic,
-                frame,
-                static (sender, id, frame) => sender.Write(frame with { RequestId = id }),
-                cancellationToken)
-            .ConfigureAwait(false);
+        await RequestAsync(FrameType.CreateTopic, topic, frame, cancellationToken).ConfigureAwait(false);
     }
 }

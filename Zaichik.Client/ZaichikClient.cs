@@ -1,61 +1,44 @@
-using System.Buffers;
 using System.Collections.Concurrent;
-using System.IO.Pipelines;
-using System.Net.Sockets;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Zaichik.Client.Internal;
 using Zaichik.Protocol;
 
 namespace Zaichik.Client;
 
 /// <summary>
-/// One connection to a Zaichik server. Thread-safe: any number of publishes, subscriptions and commits may run
-/// at once from any threads; they share one socket, one batching writer and one read loop.
+/// A client of a Zaichik server. Thread-safe: any number of publishes, subscriptions and commits may run at once from
+/// any threads; they share one connection, one batching writer and one read loop. When the connection is lost the
+/// client opens another (see <see cref="ZaichikClientOptions.Reconnect"/>): calls made meanwhile wait for it,
+/// subscriptions are restored where they left off, and publishes whose Ack was lost are sent again and stored at most
+/// once (see <see cref="ZaichikClientOptions.Idempotence"/>).
 /// </summary>
 public sealed partial class ZaichikClient : IAsyncDisposable
 {
-    private readonly Stream _stream;
-    private readonly PipeReader _input;
-    private readonly FrameReader _frames;
-    private readonly FrameSender _sender;
     private readonly PendingRequests _requests;
     private readonly ConcurrentDictionary<string, ZaichikSubscription> _subscriptions = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Timer? _timeouts;
-    private readonly ITimer? _heartbeat;
-    private readonly TimeSpan _pingInterval;
-    private int _receivedSinceCheck;
-    private int _silentIntervals;
-    private ulong _pingNonce;
+    private readonly ILogger _logger;
+    private readonly ulong _producerId;
     private readonly ConcurrentDictionary<ulong, TaskCompletionSource> _confirmations = new();
+    private ulong _pingNonce;
     private ZaichikServerException? _positionFailure;
-    private Task _readLoop = Task.CompletedTask;
     private Func<Exception>? _closed;
-    private ZaichikServerException? _lastConnectionError;
     private volatile bool _closing;
     private Task? _disposal;
 
-    private ZaichikClient(string host, int port, ZaichikClientOptions options, Stream stream, PipeReader input, FrameReader frames, HelloFrame serverHello)
+    private ZaichikClient(ZaichikClientOptions options)
     {
-        Host = host;
-        Port = port;
         Options = options;
-        ServerProtocolVersion = serverHello.Version;
-        ServerIdleTimeout = serverHello.IdleTimeoutMs == 0 ? null : TimeSpan.FromMilliseconds(serverHello.IdleTimeoutMs);
-        _stream = stream;
-        _input = input;
-        _frames = frames;
-        _sender = new FrameSender(stream, options.SendBufferSize);
+        _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ZaichikClient>();
+        _producerId = options.Idempotence ? NewProducerId() : 0;
         _requests = new PendingRequests(options.MaxPendingRequests, options.RequestTimeout);
         if (options.RequestTimeout != Timeout.InfiniteTimeSpan)
         {
             var interval = TimeSpan.FromMilliseconds(Math.Clamp(options.RequestTimeout.TotalMilliseconds / 8, 10, 1000));
             _timeouts = new Timer(static state => ((ZaichikClient)state!).ExpireOverdueRequests(), this, interval, interval);
-        }
-
-        _pingInterval = PingIntervalFor(options.PingInterval, ServerIdleTimeout);
-        if (_pingInterval != Timeout.InfiniteTimeSpan)
-        {
-            _heartbeat = options.TimeProvider.CreateTimer(static state => ((ZaichikClient)state!).Heartbeat(), this, _pingInterval, _pingInterval);
         }
     }
 
@@ -66,86 +49,93 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     public event EventHandler<ZaichikServerException>? ServerError;
 
     /// <summary>
-    /// Raised once when the connection ends other than by <see cref="DisposeAsync"/>: the server closed it, the
-    /// network failed, or the server stopped answering Pings. The argument says why; the same exception fails every
-    /// pending request. Raised on a pool thread; keep handlers short.
+    /// Raised each time the connection ends other than by <see cref="DisposeAsync"/>: the server closed it, the network
+    /// failed, or the server stopped answering Pings. The argument says why. With reconnect on, the client then
+    /// reconnects (<see cref="Reconnected"/>); with it off, the same exception fails every pending request. Raised on a
+    /// pool thread; keep handlers short.
     /// </summary>
     public event EventHandler<ZaichikConnectionException>? Disconnected;
 
-    /// <summary>The host this client connected to.</summary>
-    public string Host { get; }
+    /// <summary>Raised each time the client has reconnected and restored its subscriptions. Raised on a pool thread.</summary>
+    public event EventHandler? Reconnected;
 
-    /// <summary>The port this client connected to.</summary>
-    public int Port { get; }
+    /// <summary>
+    /// Raised when a subscription restored after a reconnect could not resume right after the last message it received,
+    /// because the topic no longer holds the messages in between; it names the range missed.
+    /// </summary>
+    public event EventHandler<ZaichikSubscriptionGap>? SubscriptionGap;
+
+    /// <summary>The host this client connects to.</summary>
+    public string Host => Options.Host;
+
+    /// <summary>The port this client connects to.</summary>
+    public int Port => Options.Port;
 
     /// <summary>The options this client was created with.</summary>
     public ZaichikClientOptions Options { get; }
 
-    /// <summary>The protocol version the server announced in its Hello.</summary>
-    public ushort ServerProtocolVersion { get; }
+    /// <summary>The protocol version the server announced in its last Hello.</summary>
+    public ushort ServerProtocolVersion { get; private set; }
 
     /// <summary>The idle timeout the server announced: it closes the connection when nothing arrives for this long. Null: none.</summary>
-    public TimeSpan? ServerIdleTimeout { get; }
+    public TimeSpan? ServerIdleTimeout { get; private set; }
 
-    /// <summary>False once the connection was lost or the client disposed.</summary>
-    public bool IsConnected => Volatile.Read(ref _closed) is null && !_closing;
+    /// <summary>Where the connection stands.</summary>
+    public ZaichikConnectionState ConnectionState => _state;
+
+    /// <summary>True while connected.</summary>
+    public bool IsConnected => _state == ZaichikConnectionState.Connected;
 
     /// <summary>
-    /// Connects to a Zaichik server and performs the Hello handshake.
+    /// Creates a client and returns at once; it connects in the background, retrying as <see cref="ZaichikClientOptions.Reconnect"/>
+    /// says, and calls wait for the connection (bounded by <see cref="ZaichikClientOptions.RequestTimeout"/> and their
+    /// token). For applications that must start while the server is not up yet, such as a host's singleton.
     /// </summary>
+    public static ZaichikClient Create(ZaichikClientOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var client = new ZaichikClient(options);
+        client.StartConnecting(firstAttemptFailure: null);
+        return client;
+    }
+
+    /// <summary>Connects to a Zaichik server at <see cref="ZaichikClientOptions.Host"/>:<see cref="ZaichikClientOptions.Port"/> and performs the Hello handshake.</summary>
     /// <exception cref="ZaichikConnectionException">The server is unreachable, closed the connection during the handshake, or TLS failed.</exception>
     /// <exception cref="ZaichikServerException">The server refused the connection (for example an unsupported protocol version).</exception>
-    public static async ValueTask<ZaichikClient> ConnectAsync(string host, int port, ZaichikClientOptions? options = null, CancellationToken cancellationToken = default)
+    public static async ValueTask<ZaichikClient> ConnectAsync(ZaichikClientOptions options, CancellationToken cancellationToken = default)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(host);
-        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
-        options ??= ZaichikClientOptions.Default;
+        ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(options.ConnectTimeout);
-        Stream? stream = null;
+        var client = new ZaichikClient(options);
         try
         {
-            await socket.ConnectAsync(host, port, deadline.Token).ConfigureAwait(false);
-            stream = new NetworkStream(socket, ownsSocket: true);
-            if (options.Tls is { } tls)
-            {
-                stream = await TlsHandshake.AuthenticateAsync(stream, tls, host, port, options.ConnectTimeout, deadline.Token, cancellationToken).ConfigureAwait(false);
-            }
-
-            var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
-                bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
-            var frames = new FrameReader(options.MaxFrameSize);
-            var serverHello = await HandshakeAsync(stream, input, frames, options, host, port, deadline.Token).ConfigureAwait(false);
-
-            var client = new ZaichikClient(host, port, options, stream, input, frames, serverHello);
-            client.Start();
+            var connection = await ClientConnection.OpenAsync(options, client._producerId, cancellationToken).ConfigureAwait(false);
+            client.Adopt(connection);
+            client.LogConnected(options.Host, options.Port);
             return client;
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            Discard(socket, stream);
-            throw new ZaichikConnectionException(
-                $"could not connect to Zaichik at {host}:{port}: no answer within {options.ConnectTimeout.TotalSeconds:0.###} s");
-        }
-        catch (Exception e) when (e is SocketException or IOException)
-        {
-            Discard(socket, stream);
-            throw new ZaichikConnectionException($"could not connect to Zaichik at {host}:{port}: {e.Message}", e);
         }
         catch
         {
-            Discard(socket, stream);
+            client.Shutdown(() => new ZaichikConnectionException("connection closed"), graceful: true);
             throw;
         }
     }
 
+    /// <summary>Connects to a Zaichik server and performs the Hello handshake. <paramref name="host"/> and <paramref name="port"/> take the place of the options'.</summary>
+    /// <exception cref="ZaichikConnectionException">The server is unreachable, closed the connection during the handshake, or TLS failed.</exception>
+    /// <exception cref="ZaichikServerException">The server refused the connection (for example an unsupported protocol version).</exception>
+    public static ValueTask<ZaichikClient> ConnectAsync(string host, int port, ZaichikClientOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(host);
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        return ConnectAsync((options ?? ZaichikClientOptions.Default) with { Host = host, Port = port }, cancellationToken);
+    }
+
     /// <summary>
-    /// Sends Close, waits up to <see cref="ZaichikClientOptions.CloseTimeout"/> for the server to answer what is in
-    /// flight and close, then closes the socket. Requests still unanswered fail with
+    /// Stops reconnecting, sends Close, waits up to <see cref="ZaichikClientOptions.CloseTimeout"/> for the server to
+    /// answer what is in flight and close, then closes the socket. Requests still unanswered fail with
     /// <see cref="ZaichikConnectionException"/> ("connection closed"); subscriptions end. Safe to call more than once.
     /// </summary>
     public async ValueTask DisposeAsync()
@@ -167,133 +157,37 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         }
     }
 
-    private static async ValueTask<HelloFrame> HandshakeAsync(
-        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, string host, int port, CancellationToken cancellationToken)
+    internal ulong NextPingNonce() => Interlocked.Increment(ref _pingNonce);
+
+    /// <summary>Handles one frame a connection read (Pings are answered by the connection itself).</summary>
+    internal void Dispatch(ClientConnection connection, in RawFrame frame)
     {
-        var hello = new ArrayBufferWriter<byte>(64);
-        FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current, Token: options.Token));
-        await stream.WriteAsync(hello.WrittenMemory, cancellationToken).ConfigureAwait(false);
-
-        while (true)
-        {
-            var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
-            var buffer = result.Buffer;
-            if (frames.TryRead(ref buffer, out var frame))
-            {
-                try
-                {
-                    switch (frame.Type)
-                    {
-                        case FrameType.Hello:
-                            return frames.ReadHello(frame);
-                        case FrameType.Error:
-                            var error = frames.ReadError(frame);
-                            throw new ZaichikServerException(error.Code, error.Text);
-                        default:
-                            throw new ZaichikConnectionException(
-                                $"could not connect to Zaichik at {host}:{port}: expected Hello, the server sent {frame.Type}");
-                    }
-                }
-                finally
-                {
-                    input.AdvanceTo(buffer.Start);
-                }
-            }
-
-            input.AdvanceTo(buffer.Start, buffer.End);
-            if (result.IsCompleted)
-            {
-                throw new ZaichikConnectionException(
-                    $"could not connect to Zaichik at {host}:{port}: the server closed the connection during the handshake"
-                    + (options.Tls is null ? " (a server with TLS on does this to a client without ZaichikClientOptions.Tls)" : ""));
-            }
-        }
-    }
-
-    private static void Discard(Socket socket, Stream? stream)
-    {
-        if (stream is not null)
-        {
-            stream.Dispose();
-        }
-        else
-        {
-            socket.Dispose();
-        }
-    }
-
-    private void Start()
-    {
-        _sender.Start(_stopping.Token);
-        _ = _sender.Completion.ContinueWith(
-            static (send, state) => ((ZaichikClient)state!).OnConnectionEnded(send.Exception?.GetBaseException()),
-            this,
-            CancellationToken.None,
-            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
-        _readLoop = Task.Run(ReadLoopAsync);
-    }
-
-    private async Task ReadLoopAsync()
-    {
-        Exception? failure = null;
-        try
-        {
-            while (true)
-            {
-                var result = await _input.ReadAsync(_stopping.Token).ConfigureAwait(false);
-                Volatile.Write(ref _receivedSinceCheck, 1);
-                var buffer = result.Buffer;
-                try
-                {
-                    while (_frames.TryRead(ref buffer, out var frame))
-                    {
-                        Dispatch(frame);
-                    }
-                }
-                finally
-                {
-                    _input.AdvanceTo(buffer.Start, buffer.End);
-                }
-
-                if (result.IsCompleted)
-                {
-                    if (!buffer.IsEmpty)
-                    {
-                        failure = new EndOfStreamException($"the connection ended inside a frame ({buffer.Length} bytes left)");
-                    }
-
-                    break;
-                }
-            }
-        }
-        catch (Exception e)
-        {
-            failure = e;
-        }
-
-        await _input.CompleteAsync().ConfigureAwait(false);
-        OnConnectionEnded(failure);
-    }
-
-    private void Dispatch(in RawFrame frame)
-    {
+        var frames = connection.Frames;
         switch (frame.Type)
         {
             case FrameType.Ack:
-                _requests.TryComplete(_frames.ReadAck(frame));
+                // Ids are unique across connections, so an Ack is never matched to the wrong request.
+                _requests.TryComplete(frames.ReadAck(frame));
                 break;
             case FrameType.Message:
-                var message = _frames.ReadMessage(frame);
+                var decoded = frames.ReadMessage(frame);
                 // A message for a topic no longer subscribed here raced the Unsubscribe; it has nowhere to go.
-                if (_subscriptions.TryGetValue(message.Topic, out var subscription))
+                if (_subscriptions.TryGetValue(decoded.Topic, out var subscription))
                 {
-                    subscription.Deliver(ZaichikMessage.CopyOf(message));
+                    var message = ZaichikMessage.CopyOf(decoded);
+                    ZaichikTelemetry.Received(message.Topic);
+                    ZaichikTelemetry.RecordReceive(message);
+                    if (!subscription.Deliver(message) && subscription.CommittedUpTo >= message.Sequence)
+                    {
+                        // A durable consumer's redelivery of a message the application already committed on the last
+                        // connection: commit it again here so the server's window moves on.
+                        TryWrite(connection, new CommitFrame(message.Topic, message.Sequence));
+                    }
                 }
 
                 break;
             case FrameType.Error:
-                var error = _frames.ReadError(frame);
+                var error = frames.ReadError(frame);
                 var exception = new ZaichikServerException(error.Code, error.Text);
                 if (error.RequestId is { } requestId)
                 {
@@ -307,20 +201,43 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                         Volatile.Write(ref _positionFailure, exception);
                     }
 
-                    _lastConnectionError = exception;
+                    connection.LastServerError = exception;
                     RaiseServerError(exception);
                 }
 
                 break;
-            case FrameType.Ping:
-                _sender.Write(new PongFrame(_frames.ReadPing(frame).Nonce));
-                break;
             case FrameType.Pong:
                 // Whatever arrives proves the server alive; the read itself was counted. A Pong may confirm Commits.
-                Confirmed(_frames.ReadPong(frame).Nonce);
+                Confirmed(frames.ReadPong(frame).Nonce);
                 break;
             default:
                 throw new ProtocolViolationException(ErrorCode.ProtocolViolation, $"the server sent a {frame.Type} frame, which only clients send");
+        }
+    }
+
+    private static ulong NewProducerId()
+    {
+        Span<byte> bytes = stackalloc byte[8];
+        ulong id;
+        do
+        {
+            RandomNumberGenerator.Fill(bytes);
+            id = BitConverter.ToUInt64(bytes);
+        }
+        while (id == 0);
+
+        return id;
+    }
+
+    private static void TryWrite(ClientConnection connection, in CommitFrame frame)
+    {
+        try
+        {
+            connection.Sender.Write(frame);
+        }
+        catch (ZaichikConnectionException)
+        {
+            // That connection is gone; the next one restores the subscription.
         }
     }
 
@@ -336,153 +253,70 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         }
     }
 
-    /// <summary>The configured interval, but at least three Pings per server idle timeout so one lost Ping is not fatal.</summary>
-    private static TimeSpan PingIntervalFor(TimeSpan configured, TimeSpan? serverIdleTimeout)
-    {
-        if (configured == Timeout.InfiniteTimeSpan)
-        {
-            return configured;
-        }
-
-        return serverIdleTimeout is { } idle && idle / 3 < configured
-            ? TimeSpan.FromTicks(Math.Max(idle.Ticks / 3, TimeSpan.FromMilliseconds(1).Ticks))
-            : configured;
-    }
-
-    /// <summary>
-    /// Runs every ping interval. Pings when this interval saw nothing sent (so the server's idle timeout does not
-    /// close a quiet connection) or nothing received (so a live server has something to answer). Declares the server
-    /// dead after <see cref="ZaichikClientOptions.MaxPingsOutstanding"/> + 1 intervals in a row with nothing from it.
-    /// </summary>
-    private void Heartbeat()
-    {
-        if (Volatile.Read(ref _closed) is not null || _closing)
-        {
-            return;
-        }
-
-        var received = Interlocked.Exchange(ref _receivedSinceCheck, 0) != 0;
-        var silent = received ? 0 : Interlocked.Increment(ref _silentIntervals);
-        if (received)
-        {
-            Volatile.Write(ref _silentIntervals, 0);
-        }
-
-        if (silent > Options.MaxPingsOutstanding)
-        {
-            var silence = _pingInterval * silent;
-            var endpoint = $"{Host}:{Port}";
-            Terminate(() => new ZaichikConnectionException(
-                $"connection to Zaichik at {endpoint} is dead: nothing arrived for {silence.TotalSeconds:0.###} s and {silent - 1} Pings went unanswered"),
-                graceful: false);
-            return;
-        }
-
-        if (!_sender.TakeSentSinceCheck() | !received)
-        {
-            try
-            {
-                _sender.Write(new PingFrame(Interlocked.Increment(ref _pingNonce)));
-            }
-            catch (ZaichikException)
-            {
-                // Closed meanwhile; whoever closed it reports why.
-            }
-        }
-    }
-
     private void ExpireOverdueRequests() => _requests.ExpireOverdue(Environment.TickCount64, Options.RequestTimeout);
-
-    private void OnConnectionEnded(Exception? failure)
-    {
-        var endpoint = $"{Host}:{Port}";
-        if (_closing)
-        {
-            Terminate(ClosedByClient, graceful: true);
-            return;
-        }
-
-        var serverError = _lastConnectionError;
-        string message;
-        if (serverError is not null)
-        {
-            message = $"connection to Zaichik at {endpoint} was closed by the server: {serverError.Message}";
-        }
-        else if (failure is null)
-        {
-            message = $"connection to Zaichik at {endpoint} was closed by the server";
-        }
-        else
-        {
-            message = $"connection to Zaichik at {endpoint} was lost: {failure.Message}";
-        }
-
-        var cause = (Exception?)serverError ?? failure;
-        Terminate(() => new ZaichikConnectionException(message, cause), graceful: false);
-    }
 
     private static Exception ClosedByClient() => new ZaichikConnectionException("connection closed");
 
-    /// <summary>
-    /// Ends the connection once: refuses new frames, fails pending requests, ends subscriptions (with the error
-    /// unless the client closed it), stops both loops and closes the socket. The first caller's reason wins.
-    /// </summary>
-    private void Terminate(Func<Exception> reason, bool graceful)
+    private async Task CloseAsync()
     {
-        if (Interlocked.CompareExchange(ref _closed, reason, null) is not null)
+        _closing = true;
+        _stopping.Cancel();
+        ClientConnection? connection;
+        lock (_admission)
         {
-            return;
+            connection = _current;
         }
 
+        if (connection is not null && !connection.HasEnded)
+        {
+            await connection.CloseAsync(Options.CloseTimeout).ConfigureAwait(false);
+        }
+
+        Shutdown(ClosedByClient, graceful: true);
+        if (connection is not null)
+        {
+            await connection.DrainAsync().ConfigureAwait(false);
+        }
+
+        if (_reconnecting is { } reconnecting)
+        {
+            await reconnecting.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>
+    /// Ends the client for good, once: refuses new calls, fails pending requests, ends subscriptions (with the error
+    /// unless the client closed it), stops the connection. The first caller's reason wins.
+    /// </summary>
+    private void Shutdown(Func<Exception> reason, bool graceful)
+    {
+        ClientConnection? connection;
+        lock (_admission)
+        {
+            if (_closed is not null)
+            {
+                return;
+            }
+
+            _closed = reason;
+            _state = ZaichikConnectionState.Closed;
+            connection = _current;
+            _current = null;
+            _connection = null;
+        }
+
+        _stopping.Cancel();
         _timeouts?.Dispose();
-        _heartbeat?.Dispose();
-        _sender.Abort(reason);
+        connection?.Terminate(null);
         _requests.FailAll(reason);
         FailConfirmations(reason());
+        OpenGate();
         var error = graceful ? null : reason();
         foreach (var subscription in _subscriptions.Values)
         {
             _subscriptions.TryRemove(new KeyValuePair<string, ZaichikSubscription>(subscription.Topic, subscription));
             subscription.Complete(error);
         }
-
-        _stopping.Cancel();
-        _stream.Dispose();
-        if (!graceful && Disconnected is { } disconnected && error is ZaichikConnectionException lost)
-        {
-            try
-            {
-                disconnected(this, lost);
-            }
-            catch (Exception)
-            {
-                // A handler's failure must not stop the teardown.
-            }
-        }
-    }
-
-    private async Task CloseAsync()
-    {
-        _closing = true;
-        if (Volatile.Read(ref _closed) is null)
-        {
-            try
-            {
-                _sender.Write(default(CloseFrame));
-                await _sender.CompleteAsync(ClosedByClient).WaitAsync(Options.CloseTimeout).ConfigureAwait(false);
-                // The server answers what it already read, then closes; the read loop ends when it does.
-                await _readLoop.WaitAsync(Options.CloseTimeout).ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                // Lost, timed out or already torn down by the read loop: the connection is going away either way,
-                // and what is still pending fails below.
-            }
-        }
-
-        Terminate(ClosedByClient, graceful: true);
-        await _readLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        await _sender.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     private void ThrowIfClosed()

@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
 
 namespace Zaichik.Client;
@@ -8,6 +9,36 @@ public sealed record ZaichikClientOptions
 {
     /// <summary>The defaults documented on each property.</summary>
     public static ZaichikClientOptions Default { get; } = new();
+
+    /// <summary>The server's host name or address. Default <c>127.0.0.1</c>.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>The server's TCP port. Default 8889.</summary>
+    public int Port { get; init; } = 8889;
+
+    /// <summary>
+    /// Whether and how the client reconnects after losing its connection. On by default: calls made meanwhile wait for
+    /// the next connection (bounded by <see cref="RequestTimeout"/> and their cancellation token), subscriptions are
+    /// restored and publishes whose Ack was lost are sent again (see <see cref="Idempotence"/>).
+    /// </summary>
+    public ZaichikReconnectOptions Reconnect { get; init; } = new();
+
+    /// <summary>
+    /// When true (the default), the client announces a producer id and numbers its publishes, so that a publish sent
+    /// again after a reconnect, because its Ack was lost, is stored at most once and answered with the original's Ack.
+    /// When false, such a publish fails with <see cref="ZaichikConnectionException"/> instead: it may or may not have
+    /// been stored.
+    /// </summary>
+    public bool Idempotence { get; init; } = true;
+
+    /// <summary>
+    /// The largest header block a publish may carry, in bytes as encoded; larger ones are refused before sending. Default
+    /// 16 KiB, the server's default <c>MaxHeadersSize</c>.
+    /// </summary>
+    public int MaxHeadersSize { get; init; } = 16 * 1024;
+
+    /// <summary>Where the client logs connects, losses, reconnects and gaps. Default null: no logging.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
 
     /// <summary>
     /// The largest frame body, in bytes, the client sends or accepts; publishes that would exceed it are refused
@@ -76,8 +107,26 @@ public sealed record ZaichikClientOptions
     /// </summary>
     public ZaichikTlsOptions? Tls { get; init; }
 
-    internal void Validate()
+    /// <summary>Checks every value; throws an <see cref="ArgumentException"/> whose parameter name is the option's.</summary>
+    public void Validate()
     {
+        if (string.IsNullOrWhiteSpace(Host))
+        {
+            throw new ArgumentException("Host must be a host name or an address", nameof(Host));
+        }
+
+        if (Port is < 1 or > 65535)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Port), Port, "Port must be 1 to 65535");
+        }
+
+        ArgumentNullException.ThrowIfNull(Reconnect, nameof(Reconnect));
+        Reconnect.Validate();
+        if (MaxHeadersSize < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxHeadersSize), MaxHeadersSize, "MaxHeadersSize must not be negative");
+        }
+
         if (MaxFrameSize < 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "MaxFrameSize must be at least 1024 bytes");
@@ -127,7 +176,12 @@ public sealed record ZaichikClientOptions
 
     private bool PrintMembers(StringBuilder builder)
     {
-        builder.Append("MaxFrameSize = ").Append(MaxFrameSize)
+        builder.Append("Host = ").Append(Host)
+            .Append(", Port = ").Append(Port)
+            .Append(", Reconnect = ").Append(Reconnect)
+            .Append(", Idempotence = ").Append(Idempotence)
+            .Append(", MaxHeadersSize = ").Append(MaxHeadersSize)
+            .Append(", MaxFrameSize = ").Append(MaxFrameSize)
             .Append(", ConnectTimeout = ").Append(ConnectTimeout)
             .Append(", RequestTimeout = ").Append(RequestTimeout)
             .Append(", CloseTimeout = ").Append(CloseTimeout)
@@ -141,7 +195,7 @@ public sealed record ZaichikClientOptions
         return true;
     }
 
-    private static void RequirePositive(TimeSpan value, string name)
+    internal static void RequirePositive(TimeSpan value, string name)
     {
         if (value <= TimeSpan.Zero || value.TotalMilliseconds > int.MaxValue)
         {

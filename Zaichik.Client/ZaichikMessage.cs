@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using Zaichik.Protocol;
 
@@ -7,14 +8,17 @@ namespace Zaichik.Client;
 public sealed class ZaichikMessage
 {
     /// <summary>Creates a message; the client does so for every delivery (useful for tests of consumer code).</summary>
-    public ZaichikMessage(string topic, long sequence, DateTimeOffset timestamp, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload)
+    public ZaichikMessage(string topic, long sequence, DateTimeOffset timestamp, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ZaichikHeaders? headers = null)
     {
         Topic = topic;
         Sequence = sequence;
         Timestamp = timestamp;
         Key = key;
         Payload = payload;
+        _headers = headers;
     }
+
+    private ZaichikHeaders? _headers;
 
     /// <summary>The topic it was published to.</summary>
     public string Topic { get; }
@@ -35,6 +39,27 @@ public sealed class ZaichikMessage
     /// <summary>The message body.</summary>
     public ReadOnlyMemory<byte> Payload { get; }
 
+    /// <summary>Its headers, as published (empty when it has none).</summary>
+    public ZaichikHeaders Headers => _headers ??= new ZaichikHeaders();
+
+    /// <summary>
+    /// The trace context of the publisher's span, from the <c>traceparent</c> and <c>tracestate</c> headers, or default
+    /// when it carries none: start the span that processes the message with it as parent to continue the trace.
+    /// </summary>
+    public ActivityContext ParentContext
+    {
+        get
+        {
+            if (_headers is not { Count: > 0 } || !_headers.TryGetText(ZaichikTelemetry.TraceParentHeader, out var traceParent))
+            {
+                return default;
+            }
+
+            _headers.TryGetText(ZaichikTelemetry.TraceStateHeader, out var traceState);
+            return ActivityContext.TryParse(traceParent, traceState.Length == 0 ? null : traceState, isRemote: true, out var context) ? context : default;
+        }
+    }
+
     /// <summary>The key decoded as UTF-8, or null for an unkeyed message. Decodes on every call.</summary>
     public string? KeyText => Key is { } key ? Encoding.UTF8.GetString(key.Span) : null;
 
@@ -44,11 +69,12 @@ public sealed class ZaichikMessage
     /// <inheritdoc />
     public override string ToString() => $"{Topic}@{Sequence}";
 
-    /// <summary>Copies a decoded frame out of the read buffer, key and payload sharing one array.</summary>
+    /// <summary>Copies a decoded frame out of the read buffer, key, payload and headers sharing one array.</summary>
     internal static ZaichikMessage CopyOf(in MessageFrame frame)
     {
         var keyLength = frame.Key?.Length ?? 0;
-        var bytes = new byte[keyLength + frame.Payload.Length];
+        var payloadLength = frame.Payload.Length;
+        var bytes = new byte[keyLength + payloadLength + frame.Headers.Length];
         ReadOnlyMemory<byte>? key = null;
         if (frame.Key is { } frameKey)
         {
@@ -57,7 +83,14 @@ public sealed class ZaichikMessage
         }
 
         frame.Payload.Span.CopyTo(bytes.AsSpan(keyLength));
+        ZaichikHeaders? headers = null;
+        if (!frame.Headers.IsEmpty)
+        {
+            frame.Headers.Span.CopyTo(bytes.AsSpan(keyLength + payloadLength));
+            headers = ZaichikHeaders.FromBlock(bytes.AsMemory(keyLength + payloadLength));
+        }
+
         var timestamp = DateTimeOffset.FromUnixTimeMilliseconds(frame.TimestampMs);
-        return new ZaichikMessage(frame.Topic, frame.Sequence, timestamp, key, bytes.AsMemory(keyLength));
+        return new ZaichikMessage(frame.Topic, frame.Sequence, timestamp, key, bytes.AsMemory(keyLength, payloadLength), headers);
     }
 }

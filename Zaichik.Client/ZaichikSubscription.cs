@@ -18,6 +18,10 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
         Channel.CreateUnbounded<ZaichikMessage>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
 
     private volatile bool _sent;
+    private volatile bool _acknowledged;
+    private volatile bool _releasing;
+    private long _lastReceived;
+    private long _committedUpTo;
 
     internal ZaichikSubscription(ZaichikClient client, string topic, SubscribeOptions options)
     {
@@ -43,6 +47,16 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
     public long StartSequence { get; private set; } = -1;
 
     internal bool WasSent => _sent;
+
+    internal bool IsAcknowledged => _acknowledged;
+
+    internal bool IsReleasing => _releasing;
+
+    /// <summary>The sequence of the last message this subscription received, on any connection; 0 before the first.</summary>
+    internal long LastReceived => Volatile.Read(ref _lastReceived);
+
+    /// <summary>The highest sequence the application committed on this topic, on any connection.</summary>
+    internal long CommittedUpTo => Volatile.Read(ref _committedUpTo);
 
     /// <summary>
     /// Yields delivered messages in order. With <see cref="SubscribeOptions.AutoCommit"/>, each message is committed
@@ -87,9 +101,65 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
     internal void MarkSent() => _sent = true;
 
     /// <summary>Records the Subscribe Ack's sequence; called before the subscription is handed to the caller.</summary>
-    internal void Acknowledged(in AckFrame ack) => StartSequence = ack.Sequence ?? -1;
+    internal void Acknowledged(in AckFrame ack)
+    {
+        StartSequence = ack.Sequence ?? -1;
+        _acknowledged = true;
+    }
 
-    internal void Deliver(ZaichikMessage message) => _messages.Writer.TryWrite(message);
+    internal void MarkReleasing() => _releasing = true;
+
+    /// <summary>
+    /// Where a restored subscription resumes: right after the last message it received, or where it first started when
+    /// it received none. Null for a durable consumer, which the server resumes after its last Commit.
+    /// </summary>
+    internal long? ResumePoint()
+    {
+        if (Options.DurableName is not null)
+        {
+            return null;
+        }
+
+        var last = LastReceived;
+        return last > 0 ? last + 1 : StartSequence >= 1 ? StartSequence : null;
+    }
+
+    /// <summary>Called when the subscription was restored on a new connection.</summary>
+    internal void Resumed()
+    {
+    }
+
+    internal void NoteCommitted(long sequence)
+    {
+        var current = Volatile.Read(ref _committedUpTo);
+        while (sequence > current)
+        {
+            var seen = Interlocked.CompareExchange(ref _committedUpTo, sequence, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+
+    /// <summary>
+    /// Hands a message to the enumeration. False for a message it already received on an earlier connection (a durable
+    /// consumer's redelivery after a reconnect), which is dropped: the application has it already.
+    /// </summary>
+    internal bool Deliver(ZaichikMessage message)
+    {
+        // Only the read loop of the current connection delivers, so this needs no lock.
+        if (message.Sequence <= _lastReceived)
+        {
+            return false;
+        }
+
+        Volatile.Write(ref _lastReceived, message.Sequence);
+        _messages.Writer.TryWrite(message);
+        return true;
+    }
 
     internal void Complete(Exception? error) => _messages.Writer.TryComplete(error);
 

@@ -14,7 +14,7 @@ public sealed record ZaichikTlsOptions
 
     /// <summary>
     /// The name the server's certificate must carry, also sent as SNI. Default: the host passed to
-    /// <see cref="ZaichikClient.ConnectAsync"/> (an IP address is then checked against the certificate's IP entries).
+    /// <see cref="ZaichikClient.ConnectAsync(ZaichikClientOptions, CancellationToken)"/> (an IP address is then checked against the certificate's IP entries).
     /// </summary>
     public string? TargetHost { get; init; }
 

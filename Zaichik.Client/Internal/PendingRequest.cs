@@ -29,12 +29,32 @@ internal sealed class PendingRequest : IValueTaskSource<AckFrame>, IValueTaskSou
 
     public long DeadlineMs { get; private set; }
 
+    /// <summary>
+    /// The frame of a Publish, kept until its answer so that it can be sent again on the next connection (its payload is
+    /// the caller's memory, which must not change until then).
+    /// </summary>
+    public PublishFrame Publish { get; set; }
+
+    /// <summary>The frame of any other request (boxed; they are rare), kept for the same reason.</summary>
+    public object? Frame { get; set; }
+
+    /// <summary>True once the frame was handed to a connection's writer; false while it waits for a connection.</summary>
+    public bool Sent { get; set; }
+
+    /// <summary>A request the client makes itself (restoring a subscription): never sent again, failed when its connection ends.</summary>
+    public bool Internal { get; set; }
+
+    /// <summary>When the request began, for the publish duration histogram (0 when nobody measures it).</summary>
+    public long StartedTimestamp { get; set; }
+
     public void Start(ulong id, FrameType type, string? topic, long deadlineMs)
     {
         Id = id;
         Type = type;
         Topic = topic;
         DeadlineMs = deadlineMs;
+        Sent = false;
+        Internal = false;
     }
 
     public ValueTask<AckFrame> AsValueTask() => new(this, _core.Version);
@@ -65,6 +85,9 @@ internal sealed class PendingRequest : IValueTaskSource<AckFrame>, IValueTaskSou
     public void Reset()
     {
         Topic = null;
+        Publish = default;
+        Frame = null;
+        StartedTimestamp = 0;
         _core.Reset();
     }
 
@@ -93,7 +116,10 @@ internal sealed class PendingRequest : IValueTaskSource<AckFrame>, IValueTaskSou
 
     PublishResult IValueTaskSource<PublishResult>.GetResult(short token)
     {
+        var started = StartedTimestamp;
+        var topic = Topic;
         var ack = GetResult(token);
+        ZaichikTelemetry.Published(topic, started);
         return new PublishResult(ack.Sequence ?? -1, ack.Duplicate, ack.Durable);
     }
 

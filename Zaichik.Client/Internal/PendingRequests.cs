@@ -124,6 +124,83 @@ internal sealed class PendingRequests
         }
     }
 
+    /// <summary>
+    /// The connection that carried the sent requests ended and another will follow. Requests that can be sent again
+    /// safely (idempotent publishes, CreateTopic, a Subscribe not yet answered) become unsent and wait for it; an
+    /// Unsubscribe is done (the next connection starts without the subscription); the rest fail with
+    /// <paramref name="lost"/>: a publish without idempotence (it may or may not have been stored) and the client's
+    /// own requests.
+    /// </summary>
+    public void Disconnected(bool idempotentPublishes, Func<Exception> lost)
+    {
+        List<PendingRequest>? failed = null;
+        List<PendingRequest>? done = null;
+        lock (_lock)
+        {
+            foreach (var request in _byId.Values)
+            {
+                if (!request.Sent)
+                {
+                    continue;
+                }
+
+                if (request.Internal || (request.Type == FrameType.Publish && !idempotentPublishes))
+                {
+                    (failed ??= []).Add(request);
+                }
+                else if (request.Type == FrameType.Unsubscribe)
+                {
+                    (done ??= []).Add(request);
+                }
+                else
+                {
+                    request.Sent = false;
+                }
+            }
+
+            foreach (var request in (IEnumerable<PendingRequest>?)failed ?? [])
+            {
+                _byId.Remove(request.Id);
+            }
+
+            foreach (var request in (IEnumerable<PendingRequest>?)done ?? [])
+            {
+                _byId.Remove(request.Id);
+            }
+        }
+
+        foreach (var request in (IEnumerable<PendingRequest>?)failed ?? [])
+        {
+            _slots.Release();
+            request.SetException(lost());
+        }
+
+        foreach (var request in (IEnumerable<PendingRequest>?)done ?? [])
+        {
+            _slots.Release();
+            request.SetResult(new AckFrame(request.Id, null, false));
+        }
+    }
+
+    /// <summary>The requests not yet sent with an id above <paramref name="afterId"/>, in id order (the order they were made).</summary>
+    public List<PendingRequest> Unsent(ulong afterId)
+    {
+        var unsent = new List<PendingRequest>();
+        lock (_lock)
+        {
+            foreach (var request in _byId.Values)
+            {
+                if (!request.Sent && request.Id > afterId)
+                {
+                    unsent.Add(request);
+                }
+            }
+        }
+
+        unsent.Sort(static (a, b) => a.Id.CompareTo(b.Id));
+        return unsent;
+    }
+
     /// <summary>Fails every pending request and refuses new ones; each failure gets a fresh exception from <paramref name="closed"/>.</summary>
     public void FailAll(Func<Exception> closed)
     {

@@ -15,6 +15,7 @@ public sealed class HeartbeatClientTests
             TimeProvider = time,
             PingInterval = interval ?? Interval,
             RequestTimeout = Timeout.InfiniteTimeSpan,
+            Reconnect = new() { Enabled = false },
         });
 
     [Fact]

@@ -104,7 +104,7 @@ public sealed class ZaichikClientTests
     public async Task Connection_drop_fails_pending_publishes_with_ZaichikConnectionException()
     {
         await using var server = new FakeServer();
-        await using var pair = await ConnectedPair.StartAsync(server);
+        await using var pair = await ConnectedPair.StartAsync(server, WithoutReconnect);
 
         var publishing = pair.Client.PublishAsync("orders", "x").AsTask();
         await pair.Server.ReceiveAsync<PublishFrame>();
@@ -390,7 +390,7 @@ public sealed class ZaichikClientTests
     public async Task Enumeration_throws_ZaichikConnectionException_after_the_received_messages_when_the_connection_drops()
     {
         await using var server = new FakeServer();
-        await using var pair = await ConnectedPair.StartAsync(server);
+        await using var pair = await ConnectedPair.StartAsync(server, WithoutReconnect);
         var subscription = await SubscribeAsync(pair, "news");
         await pair.Server.SendAsync(new MessageFrame("news", 1, 0, null, Encoding.UTF8.GetBytes("before the drop")));
         var received = new List<string>();
@@ -515,7 +515,7 @@ public sealed class ZaichikClientTests
     public async Task Connection_level_error_is_raised_as_ServerError_and_becomes_the_close_reason()
     {
         await using var server = new FakeServer();
-        await using var pair = await ConnectedPair.StartAsync(server);
+        await using var pair = await ConnectedPair.StartAsync(server, WithoutReconnect);
         var raised = new TaskCompletionSource<ZaichikServerException>(TaskCreationOptions.RunContinuationsAsynchronously);
         pair.Client.ServerError += (_, error) => raised.TrySetResult(error);
         var publishing = pair.Client.PublishAsync("t", "x").AsTask();
@@ -606,6 +606,9 @@ public sealed class ZaichikClientTests
         received.Count.ShouldBe(count, "messages did not arrive within 10 s");
         return received;
     }
+
+    /// <summary>The client as it was before reconnecting existed: a lost connection ends it. Reconnecting has its own tests.</summary>
+    private static readonly ZaichikClientOptions WithoutReconnect = new() { Reconnect = new() { Enabled = false } };
 
     private sealed record ConnectedPair(ZaichikClient Client, FakeConnection Server) : IAsyncDisposable
     {

@@ -1,0 +1,322 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using Zaichik.Protocol;
+
+namespace Zaichik.Client.Internal;
+
+/// <summary>
+/// One socket to the server: the handshake, the read loop, the batching writer and the heartbeat. A
+/// <see cref="ZaichikClient"/> outlives its connections: when one ends it opens the next, and everything that must
+/// survive (pending requests, subscriptions) lives in the client. A connection reports each frame it reads and, once,
+/// its end to the client.
+/// </summary>
+internal sealed class ClientConnection
+{
+    private readonly Stream _stream;
+    private readonly PipeReader _input;
+    private readonly FrameReader _frames;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ZaichikClientOptions _options;
+    private readonly TimeSpan _pingInterval;
+    private ITimer? _heartbeat;
+    private ZaichikClient? _owner;
+    private int _receivedSinceCheck;
+    private int _silentIntervals;
+    private int _ended;
+    private Exception? _terminatedWith;
+    private Task _readLoop = Task.CompletedTask;
+
+    private ClientConnection(ZaichikClientOptions options, Stream stream, PipeReader input, FrameReader frames, HelloFrame serverHello, string endpoint)
+    {
+        _options = options;
+        _stream = stream;
+        _input = input;
+        _frames = frames;
+        Endpoint = endpoint;
+        ServerProtocolVersion = serverHello.Version;
+        ServerIdleTimeout = serverHello.IdleTimeoutMs == 0 ? null : TimeSpan.FromMilliseconds(serverHello.IdleTimeoutMs);
+        Sender = new FrameSender(stream, options.SendBufferSize);
+        _pingInterval = PingIntervalFor(options.PingInterval, ServerIdleTimeout);
+    }
+
+    public FrameSender Sender { get; }
+
+    public FrameReader Frames => _frames;
+
+    public string Endpoint { get; }
+
+    public ushort ServerProtocolVersion { get; }
+
+    public TimeSpan? ServerIdleTimeout { get; }
+
+    /// <summary>Completes when the read loop has ended (and the end was reported).</summary>
+    public Task ReadLoop => _readLoop;
+
+    public bool HasEnded => Volatile.Read(ref _ended) != 0;
+
+    /// <summary>The last Error without a request id: the server's reason, if it closes the connection.</summary>
+    public ZaichikServerException? LastServerError { get; set; }
+
+    /// <summary>
+    /// Connects, runs TLS when configured and exchanges Hello. Throws <see cref="ZaichikConnectionException"/> when the
+    /// server is unreachable or the handshake fails, <see cref="ZaichikServerException"/> when the server refuses.
+    /// </summary>
+    public static async ValueTask<ClientConnection> OpenAsync(ZaichikClientOptions options, ulong producerId, CancellationToken cancellationToken)
+    {
+        var host = options.Host;
+        var port = options.Port;
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(options.ConnectTimeout);
+        Stream? stream = null;
+        try
+        {
+            await socket.ConnectAsync(host, port, deadline.Token).ConfigureAwait(false);
+            stream = new NetworkStream(socket, ownsSocket: true);
+            if (options.Tls is { } tls)
+            {
+                stream = await TlsHandshake.AuthenticateAsync(stream, tls, host, port, options.ConnectTimeout, deadline.Token, cancellationToken).ConfigureAwait(false);
+            }
+
+            var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
+                bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
+            var frames = new FrameReader(options.MaxFrameSize);
+            var serverHello = await HandshakeAsync(stream, input, frames, options, producerId, deadline.Token).ConfigureAwait(false);
+            return new ClientConnection(options, stream, input, frames, serverHello, $"{host}:{port}");
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            Discard(socket, stream);
+            throw new ZaichikConnectionException(
+                $"could not connect to Zaichik at {host}:{port}: no answer within {options.ConnectTimeout.TotalSeconds:0.###} s");
+        }
+        catch (Exception e) when (e is SocketException or IOException)
+        {
+            Discard(socket, stream);
+            throw new ZaichikConnectionException($"could not connect to Zaichik at {host}:{port}: {e.Message}", e);
+        }
+        catch
+        {
+            Discard(socket, stream);
+            throw;
+        }
+    }
+
+    /// <summary>Starts the writer, the read loop and the heartbeat; frames and the end go to <paramref name="owner"/>.</summary>
+    public void Start(ZaichikClient owner)
+    {
+        _owner = owner;
+        Sender.Start(_stopping.Token);
+        _ = Sender.Completion.ContinueWith(
+            static (send, state) => ((ClientConnection)state!).Terminate(send.Exception!.GetBaseException()),
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        _readLoop = Task.Run(ReadLoopAsync);
+        if (_pingInterval != Timeout.InfiniteTimeSpan)
+        {
+            _heartbeat = _options.TimeProvider.CreateTimer(static state => ((ClientConnection)state!).Heartbeat(), this, _pingInterval, _pingInterval);
+        }
+    }
+
+    /// <summary>Ends the connection at once: no more frames go out, the socket closes, the read loop reports the end with <paramref name="failure"/>.</summary>
+    public void Terminate(Exception? failure)
+    {
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        {
+            return;
+        }
+
+        _terminatedWith = failure;
+        _heartbeat?.Dispose();
+        Sender.Abort(failure is null ? ConnectionClosed : () => failure);
+        _stopping.Cancel();
+        _stream.Dispose();
+    }
+
+    /// <summary>Sends Close and what is pending, and waits up to <paramref name="timeout"/> for the server to close.</summary>
+    public async Task CloseAsync(TimeSpan timeout)
+    {
+        try
+        {
+            Sender.Write(default(CloseFrame));
+            await Sender.CompleteAsync(ConnectionClosed).WaitAsync(timeout).ConfigureAwait(false);
+            // The server answers what it already read, then closes; the read loop ends when it does.
+            await _readLoop.WaitAsync(timeout).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Lost, timed out or already torn down: the connection goes away either way.
+        }
+    }
+
+    /// <summary>Waits for both loops to finish after <see cref="Terminate"/>.</summary>
+    public async Task DrainAsync()
+    {
+        await _readLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Sender.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    private static Exception ConnectionClosed() => new ZaichikConnectionException("connection closed");
+
+    private static async ValueTask<HelloFrame> HandshakeAsync(
+        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, ulong producerId, CancellationToken cancellationToken)
+    {
+        var hello = new ArrayBufferWriter<byte>(64);
+        FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current, Token: options.Token, ProducerId: producerId));
+        await stream.WriteAsync(hello.WrittenMemory, cancellationToken).ConfigureAwait(false);
+        var endpoint = $"{options.Host}:{options.Port}";
+
+        while (true)
+        {
+            var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (frames.TryRead(ref buffer, out var frame))
+            {
+                try
+                {
+                    switch (frame.Type)
+                    {
+                        case FrameType.Hello:
+                            return frames.ReadHello(frame);
+                        case FrameType.Error:
+                            var error = frames.ReadError(frame);
+                            throw new ZaichikServerException(error.Code, error.Text);
+                        default:
+                            throw new ZaichikConnectionException(
+                                $"could not connect to Zaichik at {endpoint}: expected Hello, the server sent {frame.Type}");
+                    }
+                }
+                finally
+                {
+                    input.AdvanceTo(buffer.Start);
+                }
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted)
+            {
+                throw new ZaichikConnectionException(
+                    $"could not connect to Zaichik at {endpoint}: the server closed the connection during the handshake"
+                    + (options.Tls is null ? " (a server with TLS on does this to a client without ZaichikClientOptions.Tls)" : ""));
+            }
+        }
+    }
+
+    private static void Discard(Socket socket, Stream? stream)
+    {
+        if (stream is not null)
+        {
+            stream.Dispose();
+        }
+        else
+        {
+            socket.Dispose();
+        }
+    }
+
+    /// <summary>The configured interval, but at least three Pings per server idle timeout so one lost Ping is not fatal.</summary>
+    private static TimeSpan PingIntervalFor(TimeSpan configured, TimeSpan? serverIdleTimeout)
+    {
+        if (configured == Timeout.InfiniteTimeSpan)
+        {
+            return configured;
+        }
+
+        return serverIdleTimeout is { } idle && idle / 3 < configured
+            ? TimeSpan.FromTicks(Math.Max(idle.Ticks / 3, TimeSpan.FromMilliseconds(1).Ticks))
+            : configured;
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        Exception? failure = null;
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync(_stopping.Token).ConfigureAwait(false);
+                Volatile.Write(ref _receivedSinceCheck, 1);
+                var buffer = result.Buffer;
+                try
+                {
+                    while (_frames.TryRead(ref buffer, out var frame))
+                    {
+                        if (frame.Type == FrameType.Ping)
+                        {
+                            Sender.Write(new PongFrame(_frames.ReadPing(frame).Nonce));
+                            continue;
+                        }
+
+                        _owner!.Dispatch(this, frame);
+                    }
+                }
+                finally
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+
+                if (result.IsCompleted)
+                {
+                    if (!buffer.IsEmpty)
+                    {
+                        failure = new EndOfStreamException($"the connection ended inside a frame ({buffer.Length} bytes left)");
+                    }
+
+                    break;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+
+        await _input.CompleteAsync().ConfigureAwait(false);
+        // A connection terminated on purpose (a dead heartbeat, a failed send) reports that reason, not the cancelled read.
+        Terminate(failure);
+        _owner!.OnConnectionEnded(this, _terminatedWith ?? failure);
+    }
+
+    /// <summary>
+    /// Runs every ping interval. Pings when this interval saw nothing sent (so the server's idle timeout does not
+    /// close a quiet connection) or nothing received (so a live server has something to answer). Declares the server
+    /// dead after <see cref="ZaichikClientOptions.MaxPingsOutstanding"/> + 1 intervals in a row with nothing from it.
+    /// </summary>
+    private void Heartbeat()
+    {
+        if (HasEnded)
+        {
+            return;
+        }
+
+        var received = Interlocked.Exchange(ref _receivedSinceCheck, 0) != 0;
+        var silent = received ? 0 : Interlocked.Increment(ref _silentIntervals);
+        if (received)
+        {
+            Volatile.Write(ref _silentIntervals, 0);
+        }
+
+        if (silent > _options.MaxPingsOutstanding)
+        {
+            var silence = _pingInterval * silent;
+            Terminate(new ZaichikConnectionException(
+                $"connection to Zaichik at {Endpoint} is dead: nothing arrived for {silence.TotalSeconds:0.###} s and {silent - 1} Pings went unanswered"));
+            return;
+        }
+
+        if (!Sender.TakeSentSinceCheck() | !received)
+        {
+            try
+            {
+                Sender.Write(new PingFrame(_owner!.NextPingNonce()));
+            }
+            catch (ZaichikException)
+            {
+                // Closed meanwhile; whoever closed it reports why.
+            }
+        }
+    }
+}
