@@ -13,6 +13,7 @@ internal sealed class TestServer : IAsyncDisposable
     private readonly List<ZaichikClient> _clients = [];
     private readonly TimeProvider? _time;
     private readonly bool _ownsDataPath;
+    private int _stoppedPort;
 
     private TestServer(ZaichikServer server, ZaichikServerOptions options, TimeProvider? time, bool ownsDataPath)
     {
@@ -71,6 +72,19 @@ internal sealed class TestServer : IAsyncDisposable
         await DisposeClientsAsync();
         await Server.DisposeAsync();
         Server = await ZaichikServer.StartAsync(Options, _time);
+    }
+
+    /// <summary>Stops the broker cleanly, leaving connected clients to notice (and reconnect).</summary>
+    public async Task StopAsync()
+    {
+        _stoppedPort = Port;
+        await Server.DisposeAsync();
+    }
+
+    /// <summary>Starts the broker stopped by <see cref="StopAsync"/> again, on the same data folder and the same port.</summary>
+    public async Task StartAgainAsync()
+    {
+        Server = await ZaichikServer.StartAsync(Options with { Port = _stoppedPort }, _time);
     }
 
     /// <summary>Waits, polling, until <paramref name="condition"/> holds; fails after 10 s.</summary>
