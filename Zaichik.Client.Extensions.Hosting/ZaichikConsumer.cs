@@ -21,6 +21,11 @@ namespace Zaichik.Client.Extensions.Hosting;
 /// subscription after <see cref="RetryDelay"/>, from the first message not yet committed.
 /// </para>
 /// <para>
+/// A message can be delivered again only while the broker still has it: on a topic with retention, or for a durable
+/// consumer that has committed before (the broker keeps what it has not committed). On a topic without retention a
+/// non-durable consumer's failed message is gone, and the new subscription continues with live messages.
+/// </para>
+/// <para>
 /// Each message is processed inside an <see cref="Activity"/> named <c>{topic} process</c>, of kind
 /// <see cref="ActivityKind.Consumer"/>, from the <see cref="ZaichikTelemetry.ActivitySourceName"/> source, whose parent
 /// is the publisher's span (<see cref="ZaichikMessage.ParentContext"/>, from the message's <c>traceparent</c> and

@@ -158,7 +158,8 @@ var client = app.Services.GetRequiredService<ZaichikClient>();
 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
 try
 {
-    await client.CreateTopicAsync(topic, cancellationToken: timeout.Token);
+    // Retained, so the greeting reaches the consumer even if it is published before its subscription is acknowledged.
+    await client.CreateTopicAsync(topic, new TopicOptions { RetentionTtl = TimeSpan.FromMinutes(10) }, timeout.Token);
 }
 catch (Exception e) when (e is ZaichikException or OperationCanceledException)
 {

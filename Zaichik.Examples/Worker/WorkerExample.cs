@@ -40,8 +40,9 @@ public static class WorkerExample
         var client = app.Services.GetRequiredService<ZaichikClient>();
         try
         {
-            // Before the host starts, so the consumer's first subscription finds the topic.
-            await client.CreateTopicAsync(topic, TopicOptions.Default, deadline.Token);
+            // Before the host starts, so the consumer's first subscription finds the topic. Retained, so the orders
+            // published before the consumer's subscription is acknowledged still reach it.
+            await client.CreateTopicAsync(topic, new TopicOptions { RetentionTtl = TimeSpan.FromMinutes(10) }, deadline.Token);
         }
         catch (Exception e) when (e is ZaichikException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {

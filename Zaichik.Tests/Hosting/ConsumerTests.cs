@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Zaichik.Client;
 using Zaichik.Client.Extensions.Hosting;
 using Zaichik.Protocol;
+using Zaichik.Tests.Client;
 using Zaichik.Tests.EndToEnd;
 
 namespace Zaichik.Tests.Hosting;
@@ -96,6 +97,8 @@ public sealed class ConsumerTests
         (await FirstDeliveredToDurableAsync(server, probe.Topic, "skipping", nextOrder: 4)).Sequence.ShouldBe(4, "the skipped o-2 was committed too");
     }
 
+    // Through FakeServer, which hands the publish's header block back as the delivery's, as the broker does: main's
+    // broker does not store headers yet (that lands with the server's protocol 5 work).
     [Fact]
     public async Task Processing_runs_in_a_consumer_activity_whose_parent_is_the_publishers_activity()
     {
@@ -108,28 +111,42 @@ public sealed class ConsumerTests
             ActivityStarted = started.Enqueue,
         };
         ActivitySource.AddActivityListener(listener);
-        await using var server = await TestServer.StartAsync();
+        await using var broker = new FakeServer();
         var probe = new ConsumerProbe { Topic = NewTopic() };
-        var host = await StartConsumerAsync(server, probe);
+        var host = HostingFixture.BuildHost(HostingFixture.Broker(broker.Port), services =>
+        {
+            services.AddSingleton(probe);
+            services.AddHostedService<ProbeConsumer>();
+        });
         try
         {
+            await host.StartAsync();
+            var connection = await broker.AcceptAsync();
+            var subscribe = await connection.ReceiveAsync<SubscribeFrame>();
+            await connection.SendAsync(new AckFrame(subscribe.RequestId, 1, Duplicate: false));
+
             Activity request;
             using (request = testSource.StartActivity("handle request", ActivityKind.Server)!)
             {
-                await host.Services.GetRequiredService<ZaichikClient>().PublishAsync(probe.Topic, new Order("o-1", 1));
+                var publishing = host.Services.GetRequiredService<ZaichikClient>().PublishAsync(probe.Topic, new Order("o-1", 1)).AsTask();
+                var publish = await connection.ReceiveAsync<PublishFrame>();
+                await connection.SendAsync(new AckFrame(publish.RequestId, 1, Duplicate: false));
+                await connection.SendAsync(new MessageFrame(probe.Topic, 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), null, publish.Payload, publish.Headers));
+                await publishing;
             }
 
             await TestServer.EventuallyAsync(() => probe.Processed.Count == 1, "the order processed");
 
             var processing = probe.Activities.Single().ShouldNotBeNull("ProcessAsync runs inside an activity");
-            var publish = started.Where(a => a.TraceId == request.TraceId && a.Kind == ActivityKind.Producer).ShouldHaveSingleItem("the client's publish span");
+            var publishSpan = started.Where(a => a.TraceId == request.TraceId && a.Kind == ActivityKind.Producer).ShouldHaveSingleItem("the client's publish span");
             processing.Source.Name.ShouldBe(ZaichikTelemetry.ActivitySourceName);
             processing.Kind.ShouldBe(ActivityKind.Consumer);
             processing.DisplayName.ShouldBe($"{probe.Topic} process");
             processing.TraceId.ShouldBe(request.TraceId, "the consumer's activity continues the publisher's trace");
-            processing.ParentSpanId.ShouldBe(publish.SpanId, "its parent is the publisher's span");
+            processing.ParentSpanId.ShouldBe(publishSpan.SpanId, "its parent is the publisher's span");
             processing.HasRemoteParent.ShouldBeTrue();
             processing.GetTagItem("messaging.destination.name").ShouldBe(probe.Topic);
+            (await connection.ReceiveAsync<CommitFrame>()).Sequence.ShouldBe(1, "the processed message is committed");
         }
         finally
         {
@@ -171,6 +188,9 @@ public sealed class ConsumerTests
             .ShouldBe(1, "the message whose processing was cancelled was not committed");
     }
 
+    // Retained: a non-durable consumer can be handed a failed message again only while the topic keeps it.
+    private static readonly TopicOptions Retained = new() { RetentionTtl = TimeSpan.FromHours(1) };
+
     private static string NewTopic() => $"hosting-{Guid.NewGuid():N}"[..24];
 
     /// <summary>A host with the probe's consumer, its topic created before the consumer starts.</summary>
@@ -181,7 +201,7 @@ public sealed class ConsumerTests
             services.AddSingleton(probe);
             services.AddHostedService<ProbeConsumer>();
         });
-        await host.Services.GetRequiredService<ZaichikClient>().CreateTopicAsync(probe.Topic);
+        await host.Services.GetRequiredService<ZaichikClient>().CreateTopicAsync(probe.Topic, Retained);
         await host.StartAsync();
         return host;
     }
