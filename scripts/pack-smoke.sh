@@ -54,10 +54,10 @@ fi
 unzip -p "$packages/Zaichik.Client.Extensions.Hosting.$version.nupkg" Zaichik.Client.Extensions.Hosting.nuspec | grep -q "id=\"Zaichik.Client\" version=\"$version\"" \
   || fail "Zaichik.Client.Extensions.Hosting.nuspec does not depend on Zaichik.Client $version"
 
-# Zaichik.* only from the packed folder; every other package from the machine's enabled sources, by their names.
+# Zaichik.* only from the packed folder; every other package from the machine's enabled sources, by their names
+# (read here, outside the apps' folders, before any of their nuget.config files exists).
+sources="$(cd "$work" && dotnet nuget list source | sed -nE 's/^ *[0-9]+\. +(.+) \[Enabled\]$/\1/p')"
 nuget_config() {
-  local sources
-  sources="$(dotnet nuget list source | sed -nE 's/^ *[0-9]+\. +(.+) \[Enabled\]$/\1/p')"
   echo '<?xml version="1.0" encoding="utf-8"?>'
   echo '<configuration>'
   echo "  <packageSources><add key=\"zaichik-local\" value=\"$packages\" /></packageSources>"
