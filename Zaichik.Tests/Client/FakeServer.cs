@@ -228,5 +228,5 @@ internal sealed class FakeConnection : IAsyncDisposable
     };
 
     private static PublishFrame Copy(PublishFrame frame) =>
-        frame with { Key = frame.Key?.ToArray(), Payload = frame.Payload.ToArray() };
+        frame with { Key = frame.Key?.ToArray(), Payload = frame.Payload.ToArray(), Headers = frame.Headers.ToArray() };
 }

@@ -1,10 +1,11 @@
 using Zaichik.Examples.Compaction;
 using Zaichik.Examples.Echo;
 using Zaichik.Examples.Retention;
+using Zaichik.Examples.Worker;
 
 namespace Zaichik.Tests.EndToEnd;
 
-/// <summary>The three examples' flows, run against a real in-process server, twice each (topic names are per run).</summary>
+/// <summary>The examples' flows, run against a real in-process server, twice each (topic names are per run).</summary>
 public sealed class ExampleTests
 {
     [Fact]
@@ -31,6 +32,29 @@ public sealed class ExampleTests
 
         (await RunTwiceAsync(output => CompactionExample.RunAsync("127.0.0.1", server.Port, output, CancellationToken.None)))
             .ShouldContain("99 acknowledged as duplicates");
+    }
+
+    [Fact]
+    public async Task Worker_example_consumer_processes_the_three_published_orders()
+    {
+        await using var server = await TestServer.StartAsync();
+
+        var output = await RunTwiceAsync(output => WorkerExample.RunAsync("127.0.0.1", server.Port, output, CancellationToken.None));
+
+        output.ShouldContain("Processed order order-3");
+        output.ShouldContain("All 3 orders processed and committed.");
+        output.ShouldContain("Health: Healthy");
+    }
+
+    [Fact]
+    public async Task Worker_example_exits_1_with_a_clear_message_when_no_server_is_listening()
+    {
+        var output = new StringWriter();
+
+        var exitCode = await WorkerExample.RunAsync("127.0.0.1", 1, output, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        exitCode.ShouldBe(1, output.ToString());
+        output.ToString().ShouldContain("not reachable at 127.0.0.1:1");
     }
 
     [Fact]
