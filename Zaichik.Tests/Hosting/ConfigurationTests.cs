@@ -114,7 +114,8 @@ public sealed class ConfigurationTests
         var options = ZaichikServerOptions.Default with { MaxFrameSize = 64 * 1024 };
 
         options.Validate().ShouldContain(p => p.Contains("MaxFrameSize"));
-        (options with { MaxPayloadSize = 60 * 1024 }).Validate().ShouldBeEmpty();
+        (options with { MaxPayloadSize = 44 * 1024 }).Validate().ShouldBeEmpty();
+        (options with { MaxPayloadSize = 44 * 1024, MaxHeadersSize = 32 * 1024 }).Validate().ShouldContain(p => p.Contains("MaxFrameSize"), "headers count towards the largest publish");
     }
 
     [Fact]
