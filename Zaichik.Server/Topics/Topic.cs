@@ -228,6 +228,21 @@ internal sealed partial class Topic : IAsyncDisposable
             (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.Position), lowest + 1);
         }
 
+        // And the records of the last idempotence window that carry producers: a reopen rebuilds the producer window from them.
+        if (!Settings.HasRetention && KeepsProducerRecords(nowMs))
+        {
+            using var reader = await log.OpenReaderAtTimeAsync(nowMs - ProducerWindowMs, cancellationToken).ConfigureAwait(false);
+            if (reader.TryRead(out var message))
+            {
+                var sequence = message.Sequence;
+                reader.Release();
+                if (sequence < keepSequence)
+                {
+                    (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.MessageAddress), sequence);
+                }
+            }
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -280,7 +295,7 @@ internal sealed partial class Topic : IAsyncDisposable
                 return _open is null;
             }
 
-            if (!Settings.HasRetention)
+            if (!Settings.HasRetention && !KeepsProducerRecords(NowMs))
             {
                 // Nobody reads it: what every reader has seen can go now, not at some later open.
                 var keepSequence = open.Positions.Lowest() is { } lowest ? lowest + 1 : open.Log.NextSequence;
@@ -298,6 +313,11 @@ internal sealed partial class Topic : IAsyncDisposable
             _gate.Release();
         }
     }
+
+    private long ProducerWindowMs => (long)_context.Producers.Window.TotalMilliseconds;
+
+    /// <summary>True when a record of an idempotent producer may be within the idempotence window: such records are kept.</summary>
+    private bool KeepsProducerRecords(long nowMs) => Volatile.Read(ref _newestProducerRecordMs) > nowMs - ProducerWindowMs;
 
     /// <summary>True when a closed topic with retention holds a message that has expired since: it should be opened and swept.</summary>
     public bool ClosedWithExpiredMessages(long nowMs) => Current is null && _quarantine is null && IsExpired(_closedOldestTimestampMs, nowMs);
@@ -684,10 +704,7 @@ internal sealed partial class Topic : IAsyncDisposable
 
             var keys = Settings.HasCompaction ? new CompactionIndex(Settings.CompactionWindowMs) : null;
             var producers = new ProducerWindow(_context.Producers);
-            if (log.LastSequence >= log.FirstSequence)
-            {
-                await RecoverWindowsAsync(log, keys, producers).ConfigureAwait(false);
-            }
+            await RecoverWindowsAsync(log, keys, producers).ConfigureAwait(false);
 
             committer = memory ? null : new TopicCommitter(Name, Directory, log, positions,
                 Settings.Durability == Durability.Always ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
@@ -718,7 +735,7 @@ internal sealed partial class Topic : IAsyncDisposable
         var keysFromMs = keys is null ? long.MaxValue : nowMs - Settings.CompactionWindowMs;
         var producersFromMs = _newestProducerRecordMs > nowMs - producers.WindowMs ? nowMs - producers.WindowMs : long.MaxValue;
         var fromMs = Math.Min(keysFromMs, producersFromMs);
-        if (fromMs == long.MaxValue || log.LastTimestampMs < fromMs)
+        if (fromMs == long.MaxValue || log.LastSequence < log.FirstSequence || log.LastTimestampMs < fromMs)
         {
             _newestProducerRecordMs = long.MinValue;
             return;
