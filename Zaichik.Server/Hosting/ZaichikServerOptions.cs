@@ -27,7 +27,7 @@ public sealed record ZaichikServerOptions
     /// <summary>Whether Publish or Subscribe to an unknown topic creates it (no retention, no compaction). Default true.</summary>
     public bool AutoCreateTopics { get; init; } = true;
 
-    /// <summary>Largest frame body accepted, in bytes. Default 1 MiB + 4 KiB.</summary>
+    /// <summary>Largest frame body accepted, in bytes. Default 1 MiB + 32 KiB.</summary>
     public int MaxFrameSize { get; init; } = ProtocolLimits.DefaultMaxFrameSize;
 
     /// <summary>Longest topic name, in characters. Default 200.</summary>
@@ -38,6 +38,32 @@ public sealed record ZaichikServerOptions
 
     /// <summary>Largest payload, in bytes. A message larger than a log page is stored as several log entries. Default 1 MiB.</summary>
     public int MaxPayloadSize { get; init; } = 1024 * 1024;
+
+    /// <summary>
+    /// Largest header block a Publish may carry, in bytes (the whole encoded block). A larger one gets HeadersTooLarge and
+    /// is not stored. Default 16 KiB.
+    /// </summary>
+    public int MaxHeadersSize { get; init; } = 16 * 1024;
+
+    /// <summary>
+    /// How long a topic remembers a publish of an idempotent producer (a connection whose Hello carries a producer id),
+    /// so that the same producer id and producer sequence sent again is answered with the original's Ack instead of
+    /// being stored again. Past it, a repeat is stored as a new message. Default 2 minutes.
+    /// </summary>
+    public TimeSpan IdempotenceWindow { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Most publishes a topic remembers per idempotent producer: its newest ones. A client resends only what it has no
+    /// Ack for, at most its pending requests, so this matches the client's default and <see cref="MaxPublishesInFlight"/>.
+    /// Default 10,000.
+    /// </summary>
+    public int MaxRememberedPublishesPerProducer { get; init; } = 10_000;
+
+    /// <summary>
+    /// Most idempotent producers a topic remembers at once; past it the least recently active producer is forgotten
+    /// whole (its repeats would be stored again). Default 1,000.
+    /// </summary>
+    public int MaxProducersPerTopic { get; init; } = 1_000;
 
     /// <summary>Largest prefetch a subscription may ask for. Default 10,000.</summary>
     public int MaxPrefetch { get; init; } = 10_000;
@@ -132,6 +158,12 @@ public sealed record ZaichikServerOptions
         Check(MaxTopicNameLength is >= 1 and <= 255, $"MaxTopicNameLength is {MaxTopicNameLength}; it must be 1..255 (it is a folder name)");
         Check(MaxKeySize is >= 1 and <= ProtocolLimits.MaxKeyBytes, $"MaxKeySize is {MaxKeySize}; it must be 1..{ProtocolLimits.MaxKeyBytes}");
         Check(MaxPayloadSize >= 1, $"MaxPayloadSize is {MaxPayloadSize}; it must be positive");
+        Check(MaxHeadersSize >= 0, $"MaxHeadersSize is {MaxHeadersSize}; it must be 0 (no headers) or positive");
+        Check(IdempotenceWindow > TimeSpan.Zero && IdempotenceWindow <= TimeSpan.FromDays(1),
+            $"IdempotenceWindow is {IdempotenceWindow}; it must be positive and at most a day (a topic rebuilds it from the log when it opens)");
+        Check(MaxRememberedPublishesPerProducer is >= 1 and <= 1_000_000,
+            $"MaxRememberedPublishesPerProducer is {MaxRememberedPublishesPerProducer}; it must be 1..1,000,000");
+        Check(MaxProducersPerTopic is >= 1 and <= 1_000_000, $"MaxProducersPerTopic is {MaxProducersPerTopic}; it must be 1..1,000,000");
         Check(MaxPrefetch >= 1, $"MaxPrefetch is {MaxPrefetch}; it must be positive");
         Check(MaxConnections >= 1, $"MaxConnections is {MaxConnections}; it must be positive");
         Check(MaxSubscriptionsPerConnection >= 1, $"MaxSubscriptionsPerConnection is {MaxSubscriptionsPerConnection}; it must be positive");
@@ -151,11 +183,12 @@ public sealed record ZaichikServerOptions
         problems.AddRange(Storage.Validate());
         problems.AddRange(Tls?.Validate() ?? []);
 
-        // A message larger than a log page is split, but its key must fit in the first fragment with room to spare.
-        Check(LogRecord.HeaderSize + LogRecord.FirstFragmentExtra + MaxKeySize + 1024 <= Storage.MaxRecordSize,
+        // A message larger than a log page is split (headers and payload alike), but its key must fit in the first
+        // fragment with room to spare.
+        Check(LogRecord.MaxHeaderSize + LogRecord.FirstFragmentExtra + MaxKeySize + 1024 <= Storage.MaxRecordSize,
             $"MaxKeySize ({MaxKeySize}) leaves too little room in a log page of {1 << Storage.PageSizeBits} bytes; raise Storage:PageSizeBits or lower it");
-        Check(LogRecord.SizeOf(MaxKeySize, MaxPayloadSize) + (MaxTopicNameLength * 4) + 64 <= MaxFrameSize,
-            $"MaxFrameSize ({MaxFrameSize}) is smaller than the largest Publish frame MaxKeySize, MaxPayloadSize and MaxTopicNameLength allow");
+        Check((long)LogRecord.MaxHeaderSize + MaxKeySize + MaxHeadersSize + MaxPayloadSize + (MaxTopicNameLength * 4) + 64 <= MaxFrameSize,
+            $"MaxFrameSize ({MaxFrameSize}) is smaller than the largest Publish frame MaxKeySize, MaxHeadersSize, MaxPayloadSize and MaxTopicNameLength allow");
         return problems;
 
         void Check(bool condition, string problem)

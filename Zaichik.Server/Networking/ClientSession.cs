@@ -6,6 +6,7 @@ using Zaichik.Protocol;
 using Zaichik.Server.Hosting;
 using Zaichik.Server.Networking.Internal;
 using Zaichik.Server.Security;
+using Zaichik.Server.Storage;
 using Zaichik.Server.Subscriptions;
 using Zaichik.Server.Topics;
 
@@ -47,6 +48,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private Topic? _lastTopic;
     private string? _lastPublishAllowed;
     private TokenGrant _grant = TokenGrant.Everything;
+    private ulong _producerId;
     private int _publishesAwaitingCommit;
     private long _lastActivity;
     private volatile bool _handshakeDone;
@@ -219,6 +221,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
                 }
 
                 _grant = grant;
+                _producerId = hello.ProducerId;
                 if (_authenticator.Required)
                 {
                     LogAuthenticated(_connection.ConnectionId, grant.Name);
@@ -428,6 +431,23 @@ internal sealed partial class ClientSession : IAsyncDisposable
                 throw new TopicException(ErrorCode.PayloadTooLarge, $"payload of {publish.Payload.Length} bytes exceeds the limit of {_options.MaxPayloadSize}");
             }
 
+            if (publish.Headers.Length > _options.MaxHeadersSize)
+            {
+                throw new TopicException(ErrorCode.HeadersTooLarge, $"headers of {publish.Headers.Length} bytes exceed the limit of {_options.MaxHeadersSize}");
+            }
+
+            var producer = ProducerStamp.None;
+            if (publish.ProducerSequence != 0)
+            {
+                if (_producerId == 0)
+                {
+                    throw new TopicException(ErrorCode.InvalidArgument,
+                        $"producer sequence {publish.ProducerSequence} needs a producer id, and this connection's Hello carried none; send 0 for an ordinary publish");
+                }
+
+                producer = new ProducerStamp(_producerId, publish.ProducerSequence);
+            }
+
             if (Volatile.Read(ref _publishesAwaitingCommit) + _awaitingCommit.Count >= _options.MaxPublishesInFlight)
             {
                 throw new TopicException(ErrorCode.TooManyPublishesInFlight,
@@ -446,7 +466,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
             }
 
             var topic = await ResolveTopicAsync(publish.Topic, cancellationToken).ConfigureAwait(false);
-            var outcome = await topic.PublishAsync(publish.Key, publish.Payload, cancellationToken).ConfigureAwait(false);
+            var outcome = await topic.PublishAsync(publish.Key, publish.Payload, publish.Headers, producer, cancellationToken).ConfigureAwait(false);
             var durable = Topic.IsDurable(outcome);
             if (!durable && topic.Settings.Durability == Durability.Always)
             {

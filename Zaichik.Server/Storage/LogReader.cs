@@ -299,7 +299,9 @@ internal sealed class LogReader : IDisposable
                 return Outcome.Again;
             }
 
-            return Deliver(_fragments.Sequence, _fragments.TimestampMs, _fragments.HasKey, _fragments.Key, _fragments.Payload, _fragments.Address, end, out message);
+            return Deliver(
+                new LogMessage(_fragments.Sequence, _fragments.TimestampMs, _fragments.HasKey, _fragments.Key, _fragments.Payload, _fragments.Headers, _fragments.Producer),
+                _fragments.Address, end, out message);
         }
 
         if (_fragments.InProgress)
@@ -318,16 +320,17 @@ internal sealed class LogReader : IDisposable
 
         if (record.Kind == LogRecordKind.First)
         {
-            _fragments.Begin(record.Sequence, address, record.TimestampMs, record.HasKey, record.Key, record.PayloadLength, record.Part);
+            _fragments.Begin(record.Sequence, address, record.TimestampMs, record.HasKey, record.Key, record.Producer, record.HeadersLength, record.PayloadLength, record.Part);
             return Outcome.Again;
         }
 
-        return Deliver(record.Sequence, record.TimestampMs, record.HasKey, record.Key, record.Part, address, end, out message);
+        return Deliver(new LogMessage(record.Sequence, record.TimestampMs, record.HasKey, record.Key, record.Payload, record.Headers, record.Producer), address, end, out message);
     }
 
-    private Outcome Deliver(long sequence, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, ReadOnlySpan<byte> payload, long address, long end, out LogMessage message)
+    private Outcome Deliver(LogMessage found, long address, long end, out LogMessage message)
     {
         message = default;
+        var (sequence, timestampMs) = (found.Sequence, found.TimestampMs);
         if (sequence <= _lastSequence)
         {
             Damaged(address);
@@ -353,7 +356,7 @@ internal sealed class LogReader : IDisposable
         }
 
         MessageAddress = address;
-        message = new LogMessage(sequence, timestampMs, hasKey, key, payload);
+        message = found;
         return Outcome.Message;
     }
 
@@ -405,7 +408,8 @@ internal sealed class LogReader : IDisposable
 }
 
 /// <summary>One message as a reader returns it; its spans are valid until the reader's <see cref="LogReader.Release"/>.</summary>
-internal readonly ref struct LogMessage(long sequence, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, ReadOnlySpan<byte> payload)
+internal readonly ref struct LogMessage(
+    long sequence, long timestampMs, bool hasKey, ReadOnlySpan<byte> key, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> headers = default, ProducerStamp producer = default)
 {
     public long Sequence { get; } = sequence;
 
@@ -416,4 +420,10 @@ internal readonly ref struct LogMessage(long sequence, long timestampMs, bool ha
     public ReadOnlySpan<byte> Key { get; } = key;
 
     public ReadOnlySpan<byte> Payload { get; } = payload;
+
+    /// <summary>Its header block as published; empty for none (and for every message stored in format 2).</summary>
+    public ReadOnlySpan<byte> Headers { get; } = headers;
+
+    /// <summary>The idempotent producer that published it, or none.</summary>
+    public ProducerStamp Producer { get; } = producer;
 }

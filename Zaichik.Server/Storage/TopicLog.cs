@@ -342,13 +342,13 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// (<see cref="AppendAsync"/>): the in-memory tail is full, the sequence bound must be raised first, or the message
     /// is larger than a page.
     /// </summary>
-    public bool TryAppend(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, out long sequence)
+    public bool TryAppend(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, ProducerStamp producer, out long sequence)
     {
         sequence = _nextSequence;
         try
         {
-            if (LogRecord.SizeOf(key?.Length ?? 0, payload.Length) > MaxRecordSize || !_reservation.Covers(sequence)
-                || !_log.TryEnqueue(new WholeEntry(sequence, timestampMs, key, payload), out _))
+            if (LogRecord.SizeOf(key?.Length ?? 0, headers.Length, payload.Length, producer) > MaxRecordSize || !_reservation.Covers(sequence)
+                || !_log.TryEnqueue(new WholeEntry(sequence, timestampMs, key, payload, headers, producer), out _))
             {
                 return false;
             }
@@ -364,11 +364,12 @@ internal sealed partial class TopicLog : IAsyncDisposable
 
     /// <summary>Appends one message, waiting for room or for the sequence bound, splitting it if it is larger than a page.</summary>
     /// <exception cref="IOException">The sequence bound could not be made durable, or the log failed.</exception>
-    public async ValueTask<long> AppendAsync(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    public async ValueTask<long> AppendAsync(
+        long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, ProducerStamp producer, CancellationToken cancellationToken)
     {
         try
         {
-            return await AppendOrThrowAsync(timestampMs, key, payload, cancellationToken).ConfigureAwait(false);
+            return await AppendOrThrowAsync(timestampMs, key, payload, headers, producer, cancellationToken).ConfigureAwait(false);
         }
         catch (FasterException exception)
         {
@@ -376,30 +377,45 @@ internal sealed partial class TopicLog : IAsyncDisposable
         }
     }
 
-    private async ValueTask<long> AppendOrThrowAsync(long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    private async ValueTask<long> AppendOrThrowAsync(
+        long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, ProducerStamp producer, CancellationToken cancellationToken)
     {
         var sequence = _nextSequence;
         await _reservation.WaitAsync(sequence).ConfigureAwait(false);
         var keyLength = key?.Length ?? 0;
-        if (LogRecord.SizeOf(keyLength, payload.Length) <= MaxRecordSize)
+        if (LogRecord.SizeOf(keyLength, headers.Length, payload.Length, producer) <= MaxRecordSize)
         {
-            await _log.EnqueueAsync(new WholeEntry(sequence, timestampMs, key, payload), cancellationToken).ConfigureAwait(false);
+            await _log.EnqueueAsync(new WholeEntry(sequence, timestampMs, key, payload, headers, producer), cancellationToken).ConfigureAwait(false);
         }
         else
         {
-            // Fragments go back to back; the caller holds off other appends, so nothing falls between them.
-            var firstPart = MaxRecordSize - LogRecord.HeaderSize - keyLength - LogRecord.FirstFragmentExtra;
-            await _log.EnqueueAsync(new FragmentEntry(sequence, timestampMs, key, payload.Length, payload[..firstPart], first: true), cancellationToken).ConfigureAwait(false);
+            // Fragments go back to back; the caller holds off other appends, so nothing falls between them. They carry
+            // the headers then the payload, split wherever a page ends.
+            var content = headers.Length + payload.Length;
+            var firstPart = MaxRecordSize - LogRecord.HeaderSizeOf(headers.Length, producer) - keyLength - LogRecord.FirstFragmentExtra;
+            var (headersPart, payloadPart) = ContentSlice(headers, payload, 0, firstPart);
+            await _log.EnqueueAsync(
+                new FragmentEntry(sequence, timestampMs, key, headers.Length, producer, payload.Length, headersPart, payloadPart, first: true), cancellationToken).ConfigureAwait(false);
             var continuationPart = MaxRecordSize - LogRecord.HeaderSize;
-            for (var position = firstPart; position < payload.Length; position += continuationPart)
+            for (var position = firstPart; position < content; position += continuationPart)
             {
-                var part = payload.Slice(position, Math.Min(continuationPart, payload.Length - position));
-                await _log.EnqueueAsync(new FragmentEntry(sequence, timestampMs, null, payload.Length, part, first: false), cancellationToken).ConfigureAwait(false);
+                (headersPart, payloadPart) = ContentSlice(headers, payload, position, Math.Min(continuationPart, content - position));
+                await _log.EnqueueAsync(
+                    new FragmentEntry(sequence, timestampMs, null, 0, ProducerStamp.None, payload.Length, headersPart, payloadPart, first: false), cancellationToken).ConfigureAwait(false);
             }
         }
 
         Appended(sequence, timestampMs);
         return sequence;
+    }
+
+    /// <summary>The bytes <paramref name="start"/>..+<paramref name="length"/> of the headers followed by the payload, as a part of each.</summary>
+    private static (ReadOnlyMemory<byte> Headers, ReadOnlyMemory<byte> Payload) ContentSlice(ReadOnlyMemory<byte> headers, ReadOnlyMemory<byte> payload, int start, int length)
+    {
+        var end = start + length;
+        var headersPart = start < headers.Length ? headers[start..Math.Min(end, headers.Length)] : ReadOnlyMemory<byte>.Empty;
+        var payloadPart = end > headers.Length ? payload[Math.Max(start - headers.Length, 0)..(end - headers.Length)] : ReadOnlyMemory<byte>.Empty;
+        return (headersPart, payloadPart);
     }
 
     private void Appended(long sequence, long timestampMs)
@@ -771,30 +787,34 @@ internal sealed partial class TopicLog : IAsyncDisposable
     private partial void LogRecovered(string topic, string mode, long first, long last, long bytes);
 
     /// <summary>One message written as one entry, straight into the log's memory.</summary>
-    private readonly struct WholeEntry(long sequence, long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload) : ILogEnqueueEntry
+    private readonly struct WholeEntry(long sequence, long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, ProducerStamp producer)
+        : ILogEnqueueEntry
     {
-        public int SerializedLength => LogRecord.SizeOf(key?.Length ?? 0, payload.Length);
+        public int SerializedLength => LogRecord.SizeOf(key?.Length ?? 0, headers.Length, payload.Length, producer);
 
         public void SerializeTo(Span<byte> destination) =>
-            LogRecord.WriteWhole(destination, sequence, timestampMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span);
+            LogRecord.WriteWhole(destination, sequence, timestampMs, key.HasValue, key.HasValue ? key.Value.Span : default, headers.Span, producer, payload.Span);
     }
 
-    /// <summary>One fragment of a message larger than a page.</summary>
-    private readonly struct FragmentEntry(long sequence, long timestampMs, ReadOnlyMemory<byte>? key, int payloadLength, ReadOnlyMemory<byte> part, bool first) : ILogEnqueueEntry
+    /// <summary>One fragment of a message larger than a page: a part of its headers followed by a part of its payload.</summary>
+    private readonly struct FragmentEntry(
+        long sequence, long timestampMs, ReadOnlyMemory<byte>? key, int headersLength, ProducerStamp producer, int payloadLength,
+        ReadOnlyMemory<byte> headersPart, ReadOnlyMemory<byte> payloadPart, bool first) : ILogEnqueueEntry
     {
         public int SerializedLength => first
-            ? LogRecord.HeaderSize + (key?.Length ?? 0) + LogRecord.FirstFragmentExtra + part.Length
-            : LogRecord.HeaderSize + part.Length;
+            ? LogRecord.HeaderSizeOf(headersLength, producer) + (key?.Length ?? 0) + LogRecord.FirstFragmentExtra + headersPart.Length + payloadPart.Length
+            : LogRecord.HeaderSize + headersPart.Length + payloadPart.Length;
 
         public void SerializeTo(Span<byte> destination)
         {
             if (first)
             {
-                LogRecord.WriteFirst(destination, sequence, timestampMs, key.HasValue, key.HasValue ? key.Value.Span : default, payloadLength, part.Span);
+                LogRecord.WriteFirst(
+                    destination, sequence, timestampMs, key.HasValue, key.HasValue ? key.Value.Span : default, headersLength, producer, payloadLength, headersPart.Span, payloadPart.Span);
             }
             else
             {
-                LogRecord.WriteContinuation(destination, sequence, timestampMs, part.Span);
+                LogRecord.WriteContinuation(destination, sequence, timestampMs, headersPart.Span, payloadPart.Span);
             }
         }
     }

@@ -259,7 +259,7 @@ internal sealed partial class Subscription : IAsyncDisposable
             {
                 if (!_topic.IsExpired(message.TimestampMs, nowMs))
                 {
-                    FrameWriter.WriteMessage(_staging, _topic.NameUtf8, message.Sequence, message.TimestampMs, message.HasKey, message.Key, message.Payload);
+                    FrameWriter.WriteMessage(_staging, _topic.NameUtf8, message.Sequence, message.TimestampMs, message.HasKey, message.Key, message.Payload, message.Headers);
                     _stagedSequences[delivered++] = message.Sequence;
                 }
             }

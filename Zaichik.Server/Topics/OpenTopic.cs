@@ -3,8 +3,8 @@ using Zaichik.Server.Storage;
 namespace Zaichik.Server.Topics;
 
 /// <summary>
-/// What a topic holds only while its log is open: the log, its committer, the compaction window, the durable consumers'
-/// positions and the readers' cursors. A closed topic drops all of it and keeps only its name and settings, so an idle
+/// What a topic holds only while its log is open: the log, its committer, the compaction window, the idempotent
+/// producers' window, the durable consumers' positions and the readers' cursors. A closed topic drops all of it and keeps only its name and settings, so an idle
 /// topic costs a few hundred bytes and no descriptor. A subscription holds the <see cref="OpenTopic"/> it started on:
 /// when the topic's storage fails and is reopened, that instance is <see cref="Retired"/> and its subscribers resubscribe.
 /// </summary>
@@ -16,11 +16,12 @@ internal sealed class OpenTopic : IAsyncDisposable
     private readonly CancellationTokenSource _retired = new();
     private int _runningPumps;
 
-    public OpenTopic(TopicLog log, TopicCommitter? committer, CompactionIndex? keys, ConsumerPositionStore positions)
+    public OpenTopic(TopicLog log, TopicCommitter? committer, CompactionIndex? keys, ProducerWindow producers, ConsumerPositionStore positions)
     {
         Log = log;
         Committer = committer;
         Keys = keys;
+        Producers = producers;
         Positions = positions;
     }
 
@@ -31,6 +32,9 @@ internal sealed class OpenTopic : IAsyncDisposable
 
     /// <summary>Null when compaction is off. Guarded by the topic's gate.</summary>
     public CompactionIndex? Keys { get; }
+
+    /// <summary>What the topic remembers of its idempotent producers' publishes. Guarded by the topic's gate.</summary>
+    public ProducerWindow Producers { get; }
 
     public ConsumerPositionStore Positions { get; }
 

@@ -15,8 +15,9 @@ namespace Zaichik.Server.Topics;
 /// </summary>
 /// <remarks>
 /// Publishes are serialised by the gate so that timestamps never go backwards in log order (which lets retention treat
-/// expired records as a prefix), sequences are handed out in log order, and a key's duplicate check and acceptance are
-/// atomic. The gate is also what keeps the topic open while a publish is in progress.
+/// expired records as a prefix), sequences are handed out in log order, and an idempotent producer's repeat check, a
+/// key's duplicate check and the append are atomic: a publish sent again on a new connection while the original is
+/// still being appended finds it stored. The gate is also what keeps the topic open while a publish is in progress.
 /// </remarks>
 internal sealed partial class Topic : IAsyncDisposable
 {
@@ -29,6 +30,10 @@ internal sealed partial class Topic : IAsyncDisposable
     private long _lastUsedMs;
     private long _lastTimestampMs;
     private long _closedOldestTimestampMs = long.MaxValue;
+
+    // The newest timestamp of a record from an idempotent producer, long.MaxValue while unknown (before the first open):
+    // a reopen reads the log to rebuild the producer window only when such a record can be within the window.
+    private long _newestProducerRecordMs = long.MaxValue;
 
     /// <param name="onStorageRecovered">Called when the disk takes writes again after a failed commit (see <see cref="TopicCommitter"/>).</param>
     public Topic(string name, string directory, TopicSettings settings, TopicContext context, Action<Topic>? onStorageRecovered = null)
@@ -73,15 +78,19 @@ internal sealed partial class Topic : IAsyncDisposable
         Settings.HasRetention && nowMs - timestampMs >= Settings.RetentionTtlMs;
 
     /// <summary>
-    /// Stores one message unless its key is inside the compaction window, opening the topic first if it is closed.
-    /// Completes synchronously unless the topic must open, the log's in-memory tail is full, another publish holds the
-    /// gate, the sequence bound must be raised, or the message is larger than a log page.
+    /// Stores one message, opening the topic first if it is closed, unless its producer's publish is remembered as
+    /// stored (the outcome then names the original, not a duplicate) or its key is inside the compaction window (the
+    /// outcome is a duplicate). Completes synchronously unless the topic must open, the log's in-memory tail is full,
+    /// another publish holds the gate, the sequence bound must be raised, or the message is larger than a log page.
     /// </summary>
+    /// <param name="headers">The message's header block, stored and delivered unchanged; empty for none.</param>
+    /// <param name="producer">The idempotent producer and its number for this publish, or <see cref="ProducerStamp.None"/>.</param>
     /// <exception cref="TopicException">With <see cref="ErrorCode.StorageFailure"/> while the topic's commits fail, or it cannot be opened.</exception>
-    public ValueTask<PublishOutcome> PublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) =>
+    public ValueTask<PublishOutcome> PublishAsync(
+        ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, ProducerStamp producer, CancellationToken cancellationToken) =>
         _gate.Wait(0)
-            ? PublishHoldingGate(key, payload, cancellationToken)
-            : PublishWhenGateOpensAsync(key, payload, cancellationToken);
+            ? PublishHoldingGate(new Publish(key, payload, headers, producer), cancellationToken)
+            : PublishWhenGateOpensAsync(new Publish(key, payload, headers, producer), cancellationToken);
 
     /// <summary>True when the message <paramref name="outcome"/> names (for a duplicate, the original) is on disk.</summary>
     public static bool IsDurable(in PublishOutcome outcome) =>
@@ -219,6 +228,21 @@ internal sealed partial class Topic : IAsyncDisposable
             (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.Position), lowest + 1);
         }
 
+        // And the records of the last idempotence window that carry producers: a reopen rebuilds the producer window from them.
+        if (!Settings.HasRetention && KeepsProducerRecords(nowMs))
+        {
+            using var reader = await log.OpenReaderAtTimeAsync(nowMs - ProducerWindowMs, cancellationToken).ConfigureAwait(false);
+            if (reader.TryRead(out var message))
+            {
+                var sequence = message.Sequence;
+                reader.Release();
+                if (sequence < keepSequence)
+                {
+                    (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.MessageAddress), sequence);
+                }
+            }
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -228,6 +252,7 @@ internal sealed partial class Topic : IAsyncDisposable
             }
 
             open.Keys?.Sweep(nowMs);
+            open.Producers.Sweep(nowMs);
             if (open.SlowestCursor() is { } slowest && slowest.Position < keepFrom)
             {
                 // A reader is behind: everything from it on stays.
@@ -270,7 +295,7 @@ internal sealed partial class Topic : IAsyncDisposable
                 return _open is null;
             }
 
-            if (!Settings.HasRetention)
+            if (!Settings.HasRetention && !KeepsProducerRecords(NowMs))
             {
                 // Nobody reads it: what every reader has seen can go now, not at some later open.
                 var keepSequence = open.Positions.Lowest() is { } lowest ? lowest + 1 : open.Log.NextSequence;
@@ -288,6 +313,11 @@ internal sealed partial class Topic : IAsyncDisposable
             _gate.Release();
         }
     }
+
+    private long ProducerWindowMs => (long)_context.Producers.Window.TotalMilliseconds;
+
+    /// <summary>True when a record of an idempotent producer may be within the idempotence window: such records are kept.</summary>
+    private bool KeepsProducerRecords(long nowMs) => Volatile.Read(ref _newestProducerRecordMs) > nowMs - ProducerWindowMs;
 
     /// <summary>True when a closed topic with retention holds a message that has expired since: it should be opened and swept.</summary>
     public bool ClosedWithExpiredMessages(long nowMs) => Current is null && _quarantine is null && IsExpired(_closedOldestTimestampMs, nowMs);
@@ -482,14 +512,14 @@ internal sealed partial class Topic : IAsyncDisposable
         return (Math.Min(reader.Position, log.TailAddress), Math.Max(reader.LastSequence + 1, log.FirstSequence));
     }
 
-    private async ValueTask<PublishOutcome> PublishWhenGateOpensAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    private async ValueTask<PublishOutcome> PublishWhenGateOpensAsync(Publish publish, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return await PublishHoldingGate(key, payload, cancellationToken).ConfigureAwait(false);
+        return await PublishHoldingGate(publish, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Called with the gate held; releases it when the publish is done, at once or after the slow path.</summary>
-    private ValueTask<PublishOutcome> PublishHoldingGate(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    private ValueTask<PublishOutcome> PublishHoldingGate(in Publish publish, CancellationToken cancellationToken)
     {
         var releaseGate = true;
         try
@@ -497,7 +527,7 @@ internal sealed partial class Topic : IAsyncDisposable
             if (_open is not { } open)
             {
                 releaseGate = false;
-                return OpenAndPublishAsync(key, payload, cancellationToken);
+                return OpenAndPublishAsync(publish, cancellationToken);
             }
 
             // While the disk refuses writes, accepting more would only fill memory with records that cannot be kept.
@@ -508,19 +538,27 @@ internal sealed partial class Topic : IAsyncDisposable
 
             var nowMs = NextTimestamp();
             _lastUsedMs = nowMs;
+
+            // A repeat of a stored publish is answered as the original was, before the key window can call it a duplicate.
+            if (publish.Producer.IsSet && open.Producers.TryGetStored(publish.Producer, nowMs, out var stored))
+            {
+                return ValueTask.FromResult(new PublishOutcome(stored, Duplicate: false, open));
+            }
+
+            var key = publish.Key;
             if (key.HasValue && open.Keys is { } keys && keys.IsDuplicate(key.Value.Span, nowMs, out var original))
             {
                 return ValueTask.FromResult(new PublishOutcome(original, Duplicate: true, open));
             }
 
-            if (open.Log.TryAppend(nowMs, key, payload, out var sequence))
+            if (open.Log.TryAppend(nowMs, key, publish.Payload, publish.Headers, publish.Producer, out var sequence))
             {
-                Accepted(open, key, nowMs, sequence);
+                Accepted(open, publish, nowMs, sequence);
                 return ValueTask.FromResult(new PublishOutcome(sequence, Duplicate: false, open));
             }
 
             releaseGate = false;
-            return AppendSlowlyAsync(open, key, payload, nowMs, cancellationToken);
+            return AppendSlowlyAsync(open, publish, nowMs, cancellationToken);
         }
         finally
         {
@@ -531,7 +569,7 @@ internal sealed partial class Topic : IAsyncDisposable
         }
     }
 
-    private async ValueTask<PublishOutcome> OpenAndPublishAsync(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    private async ValueTask<PublishOutcome> OpenAndPublishAsync(Publish publish, CancellationToken cancellationToken)
     {
         try
         {
@@ -543,16 +581,16 @@ internal sealed partial class Topic : IAsyncDisposable
             throw;
         }
 
-        return await PublishHoldingGate(key, payload, cancellationToken).ConfigureAwait(false);
+        return await PublishHoldingGate(publish, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The slow path: the gate is held; the log must make room, raise its sequence bound, or split the message.</summary>
-    private async ValueTask<PublishOutcome> AppendSlowlyAsync(OpenTopic open, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, long nowMs, CancellationToken cancellationToken)
+    private async ValueTask<PublishOutcome> AppendSlowlyAsync(OpenTopic open, Publish publish, long nowMs, CancellationToken cancellationToken)
     {
         try
         {
-            var sequence = await open.Log.AppendAsync(nowMs, key, payload, cancellationToken).ConfigureAwait(false);
-            Accepted(open, key, nowMs, sequence);
+            var sequence = await open.Log.AppendAsync(nowMs, publish.Key, publish.Payload, publish.Headers, publish.Producer, cancellationToken).ConfigureAwait(false);
+            Accepted(open, publish, nowMs, sequence);
             return new PublishOutcome(sequence, Duplicate: false, open);
         }
         catch (IOException exception)
@@ -565,12 +603,18 @@ internal sealed partial class Topic : IAsyncDisposable
         }
     }
 
-    private static void Accepted(OpenTopic open, ReadOnlyMemory<byte>? key, long nowMs, long sequence)
+    private void Accepted(OpenTopic open, in Publish publish, long nowMs, long sequence)
     {
         open.Committer?.MarkDirty();
-        if (key.HasValue && open.Keys is { } keys)
+        if (publish.Key.HasValue && open.Keys is { } keys)
         {
-            keys.Accept(key.Value.Span, nowMs, sequence);
+            keys.Accept(publish.Key.Value.Span, nowMs, sequence);
+        }
+
+        if (publish.Producer.IsSet)
+        {
+            open.Producers.Accept(publish.Producer, nowMs, sequence);
+            _newestProducerRecordMs = nowMs;
         }
     }
 
@@ -659,15 +703,13 @@ internal sealed partial class Topic : IAsyncDisposable
             }
 
             var keys = Settings.HasCompaction ? new CompactionIndex(Settings.CompactionWindowMs) : null;
-            if (keys is not null && log.LastSequence >= log.FirstSequence)
-            {
-                await RecoverWindowAsync(log, keys).ConfigureAwait(false);
-            }
+            var producers = new ProducerWindow(_context.Producers);
+            await RecoverWindowsAsync(log, keys, producers).ConfigureAwait(false);
 
             committer = memory ? null : new TopicCommitter(Name, Directory, log, positions,
                 Settings.Durability == Durability.Always ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
                 _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this));
-            return new OpenTopic(log, committer, keys, positions) { RetentionTtlMs = Settings.RetentionTtlMs };
+            return new OpenTopic(log, committer, keys, producers, positions) { RetentionTtlMs = Settings.RetentionTtlMs };
         }
         catch
         {
@@ -682,20 +724,42 @@ internal sealed partial class Topic : IAsyncDisposable
         }
     }
 
-    /// <summary>Restores the compaction window from the records of the last window only, located by timestamp.</summary>
-    private async ValueTask RecoverWindowAsync(TopicLog log, CompactionIndex keys)
+    /// <summary>
+    /// Restores the compaction window and the idempotent producers' window in one scan of the records of the longer of
+    /// the two windows, located by timestamp. The producers' part is skipped when this topic knows that no producer
+    /// record is that recent (it was open before and saw none).
+    /// </summary>
+    private async ValueTask RecoverWindowsAsync(TopicLog log, CompactionIndex? keys, ProducerWindow producers)
     {
         var nowMs = NowMs;
-        using var reader = await log.OpenReaderAtTimeAsync(nowMs - Settings.CompactionWindowMs, CancellationToken.None).ConfigureAwait(false);
+        var keysFromMs = keys is null ? long.MaxValue : nowMs - Settings.CompactionWindowMs;
+        var producersFromMs = _newestProducerRecordMs > nowMs - producers.WindowMs ? nowMs - producers.WindowMs : long.MaxValue;
+        var fromMs = Math.Min(keysFromMs, producersFromMs);
+        if (fromMs == long.MaxValue || log.LastSequence < log.FirstSequence || log.LastTimestampMs < fromMs)
+        {
+            _newestProducerRecordMs = long.MinValue;
+            return;
+        }
+
+        var newestProducerRecordMs = long.MinValue;
+        using var reader = await log.OpenReaderAtTimeAsync(fromMs, CancellationToken.None).ConfigureAwait(false);
         while (reader.TryRead(out var message))
         {
-            if (message.HasKey)
+            if (message.HasKey && keys is not null && message.TimestampMs >= keysFromMs)
             {
                 keys.Accept(message.Key, message.TimestampMs, message.Sequence);
             }
 
+            if (message.Producer.IsSet && message.TimestampMs >= producersFromMs)
+            {
+                producers.Accept(message.Producer, message.TimestampMs, message.Sequence);
+                newestProducerRecordMs = message.TimestampMs;
+            }
+
             reader.Release();
         }
+
+        _newestProducerRecordMs = producersFromMs == long.MaxValue ? long.MinValue : newestProducerRecordMs;
     }
 
     private async ValueTask CloseLockedAsync(OpenTopic open)
@@ -753,6 +817,9 @@ internal enum TopicState
     /// <summary>Its files cannot be served (the reason is logged); refused with StorageFailure.</summary>
     Quarantined,
 }
+
+/// <summary>One publish as the topic stores it.</summary>
+internal readonly record struct Publish(ReadOnlyMemory<byte>? Key, ReadOnlyMemory<byte> Payload, ReadOnlyMemory<byte> Headers, ProducerStamp Producer);
 
 /// <summary>Where a new subscription starts: the storage it reads, its reader and cursor, and the sequence it starts at.</summary>
 internal readonly record struct SubscriptionStart(OpenTopic Storage, LogReader Reader, TopicCursor Cursor, long StartSequence);

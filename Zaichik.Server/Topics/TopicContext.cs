@@ -3,8 +3,12 @@ using Zaichik.Server.Storage;
 
 namespace Zaichik.Server.Topics;
 
-/// <summary>What every topic of a broker shares: how logs are sized, the descriptor budget, the clock and the limit on open topics.</summary>
-internal sealed class TopicContext(StorageOptions storage, FileBudget files, OpenTopicLimiter openTopics, TimeProvider time, ILoggerFactory loggers)
+/// <summary>
+/// What every topic of a broker shares: how logs are sized, the descriptor budget, the clock, the limit on open topics
+/// and how much each remembers of its idempotent producers.
+/// </summary>
+internal sealed class TopicContext(
+    StorageOptions storage, FileBudget files, OpenTopicLimiter openTopics, TimeProvider time, ILoggerFactory loggers, ProducerWindowOptions? producers = null)
 {
     public StorageOptions Storage { get; } = storage;
 
@@ -15,6 +19,8 @@ internal sealed class TopicContext(StorageOptions storage, FileBudget files, Ope
     public TimeProvider Time { get; } = time;
 
     public ILoggerFactory Loggers { get; } = loggers;
+
+    public ProducerWindowOptions Producers { get; } = producers ?? ProducerWindowOptions.Default;
 }
 
 /// <summary>

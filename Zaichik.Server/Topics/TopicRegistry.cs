@@ -31,7 +31,8 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         _logger = logger;
         _topicsRoot = Path.Combine(Path.GetFullPath(_options.DataPath), "topics");
         var limiter = new OpenTopicLimiter(_options.MaxOpenTopics);
-        _context = new TopicContext(_options.Storage, files, limiter, time, loggers);
+        _context = new TopicContext(_options.Storage, files, limiter, time, loggers,
+            new ProducerWindowOptions(_options.IdempotenceWindow, _options.MaxRememberedPublishesPerProducer, _options.MaxProducersPerTopic));
         limiter.MakeRoom = MakeRoomAsync;
     }
 

@@ -18,8 +18,15 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
 {
     public const string FileName = "topic.json";
 
-    /// <summary>The storage format this broker writes: logical sequences in every record (format 1 had none).</summary>
-    public const int StorageFormat = 2;
+    /// <summary>
+    /// The storage format this broker writes: logical sequences in every record (format 1 had none), and headers and
+    /// idempotent producers where a message has them (format 2 had neither; its logs are still read, see
+    /// <see cref="Storage.LogRecord"/>).
+    /// </summary>
+    public const int StorageFormat = 3;
+
+    /// <summary>The oldest storage format this broker reads.</summary>
+    public const int OldestReadableFormat = 2;
 
     /// <summary>
     /// The longest commit interval, in ms: the longest delay a .NET timer takes (about 49.7 days). The committer waits
@@ -65,8 +72,9 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
     /// Makes sure <paramref name="directory"/> holds these settings in <c>topic.json</c> before the log is opened there,
     /// writing it (aside, then renamed) when it is missing, and returns how the log's pages and segments are sized: as
     /// the log was first written, whatever the server's options say now (an address means nothing in another page size).
-    /// A folder whose log was written in an older storage format is refused: reading it as this format would lose every
-    /// message.
+    /// A format-2 folder is declared format 3 before anything is appended in format 3, so that an older broker refuses it
+    /// rather than taking the new records for damage. A folder whose log was written in format 1 is refused: reading it
+    /// as this format would lose every message.
     /// </summary>
     /// <exception cref="InvalidDataException">The folder holds a log of another storage format.</exception>
     public Storage.StorageOptions EnsureWritten(string directory, Storage.StorageOptions storage)
@@ -77,24 +85,35 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
             var json = File.ReadAllBytes(path);
             var existing = JsonSerializer.Deserialize(json, TopicSettingsJsonContext.Default.TopicFile)
                 ?? throw new JsonException($"{path} is empty");
-            if (existing.Format == StorageFormat && existing.PageSizeBits is { } page && existing.SegmentSizeBits is { } segment)
+            if (existing.Format is >= OldestReadableFormat and <= StorageFormat && existing.PageSizeBits is { } page && existing.SegmentSizeBits is { } segment)
             {
-                return storage with { PageSizeBits = page, SegmentSizeBits = segment, MemorySizeBits = Math.Max(storage.MemorySizeBits, page + 1) };
+                var sized = storage with { PageSizeBits = page, SegmentSizeBits = segment, MemorySizeBits = Math.Max(storage.MemorySizeBits, page + 1) };
+                if (existing.Format != StorageFormat)
+                {
+                    Write(path, existing with { Format = StorageFormat });
+                }
+
+                return sized;
             }
 
-            if (existing.Format != StorageFormat && Directory.EnumerateFileSystemEntries(directory, "log.*").Any())
+            if (existing.Format is not (>= OldestReadableFormat and <= StorageFormat) && Directory.EnumerateFileSystemEntries(directory, "log.*").Any())
             {
                 throw new InvalidDataException(
-                    $"its log in '{directory}' is in storage format {existing.Format ?? 1}, written by an earlier Zaichik without sequence numbers; this version reads format {StorageFormat} only");
+                    $"its log in '{directory}' is in storage format {existing.Format ?? 1}, written by an earlier Zaichik without sequence numbers; this version reads formats {OldestReadableFormat} and {StorageFormat} only");
             }
         }
 
         Directory.CreateDirectory(directory);
+        Write(path, new TopicFile(StorageFormat, RetentionTtlMs, CompactionWindowMs, Durability, CommitIntervalMs, storage.PageSizeBits, storage.SegmentSizeBits));
+        return storage;
+    }
+
+    /// <summary>Writes <c>topic.json</c> aside, then renames it over the old one.</summary>
+    private static void Write(string path, TopicFile file)
+    {
         var temporary = path + ".tmp";
-        var file = new TopicFile(StorageFormat, RetentionTtlMs, CompactionWindowMs, Durability, CommitIntervalMs, storage.PageSizeBits, storage.SegmentSizeBits);
         File.WriteAllBytes(temporary, JsonSerializer.SerializeToUtf8Bytes(file, TopicSettingsJsonContext.Default.TopicFile));
         File.Move(temporary, path, overwrite: true);
-        return storage;
     }
 
     /// <summary>What <c>topic.json</c> holds: the settings, the storage format, and the log's page and segment sizes.</summary>

@@ -85,7 +85,7 @@ public sealed class ProtocolErrorTests
     [Fact]
     public async Task Oversized_frame_is_refused_from_its_length_alone()
     {
-        await using var server = await TestServer.StartAsync(options => options with { MaxFrameSize = 64 * 1024, MaxPayloadSize = 60 * 1024 });
+        await using var server = await TestServer.StartAsync(options => options with { MaxFrameSize = 64 * 1024, MaxPayloadSize = 44 * 1024 });
         await using var raw = await RawConnection.ConnectAsync(server.Port);
         var prefix = new byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(prefix, 10_000_000);

@@ -20,14 +20,15 @@ internal sealed class RawConnection : IAsyncDisposable
         _input = PipeReader.Create(_stream);
     }
 
-    public static async Task<RawConnection> ConnectAsync(int port, bool hello = true, string? token = null)
+    /// <param name="producerId">The producer id the Hello announces: non-zero makes the connection an idempotent producer.</param>
+    public static async Task<RawConnection> ConnectAsync(int port, bool hello = true, string? token = null, ulong producerId = 0)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync("127.0.0.1", port);
         var connection = new RawConnection(socket);
         if (hello)
         {
-            await connection.SendAsync(writer => FrameWriter.Write(writer, new HelloFrame(ProtocolVersion.Current, Token: token)));
+            await connection.SendAsync(writer => FrameWriter.Write(writer, new HelloFrame(ProtocolVersion.Current, Token: token, ProducerId: producerId)));
             (await connection.ReceiveAsync()).Type.ShouldBe(FrameType.Hello);
         }
 
@@ -62,6 +63,43 @@ internal sealed class RawConnection : IAsyncDisposable
 
             _input.AdvanceTo(buffer.Start, buffer.End);
             result.IsCompleted.ShouldBeFalse("the server closed the connection instead of answering");
+        }
+    }
+
+    /// <summary>Sends <paramref name="publish"/> and returns its reply: the Ack, or the Error (the Ack is then null).</summary>
+    public async Task<(AckFrame? Ack, ErrorFrame? Error)> PublishAsync(PublishFrame publish)
+    {
+        await SendAsync(writer => FrameWriter.Write(writer, publish));
+        var (type, error, ack) = await ReceiveAsync();
+        type.ShouldBeOneOf([FrameType.Ack, FrameType.Error], $"the reply to Publish {publish.RequestId}");
+        (ack?.RequestId ?? error?.RequestId).ShouldBe(publish.RequestId);
+        return (ack, error);
+    }
+
+    /// <summary>The next frame, which must be a Message; its fields are copied out of the read buffer. Fails after 10 s.</summary>
+    public async Task<MessageFrame> ReceiveMessageAsync()
+    {
+        using var timeout = new CancellationTokenSource(MessageReader.Deadline);
+        while (true)
+        {
+            var result = await _input.ReadAsync(timeout.Token);
+            var buffer = result.Buffer;
+            if (_frames.TryRead(ref buffer, out var frame))
+            {
+                frame.Type.ShouldBe(FrameType.Message, frame.Type == FrameType.Error ? $"{_frames.ReadError(frame)}" : "expected a Message");
+                var message = _frames.ReadMessage(frame);
+                var copy = message with
+                {
+                    Key = message.Key?.ToArray(),
+                    Payload = message.Payload.ToArray(),
+                    Headers = message.Headers.ToArray(),
+                };
+                _input.AdvanceTo(buffer.Start);
+                return copy;
+            }
+
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            result.IsCompleted.ShouldBeFalse("the server closed the connection instead of delivering");
         }
     }
 

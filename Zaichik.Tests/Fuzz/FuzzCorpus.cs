@@ -174,9 +174,10 @@ internal static class FuzzCorpus
         switch (frame.Type)
         {
             case FrameType.Hello:
-                var version = Pick(random, [(ushort)0, (ushort)1, (ushort)2, (ushort)3, ProtocolVersion.Current, ushort.MaxValue]);
-                description = $"Hello version {version}";
-                return Encode(w => FrameWriter.Write(w, new HelloFrame(version)));
+                var version = Pick(random, [(ushort)0, (ushort)1, (ushort)2, (ushort)3, (ushort)4, ProtocolVersion.Current, ushort.MaxValue]);
+                var producerId = Pick(random, [0UL, 1UL, ulong.MaxValue]);
+                description = $"Hello version {version}, producer {producerId}";
+                return Encode(w => FrameWriter.Write(w, new HelloFrame(version, ProducerId: producerId)));
 
             case FrameType.CreateTopic:
                 // Half of them name a new topic: settings only take effect when they create one.
@@ -199,7 +200,7 @@ internal static class FuzzCorpus
 
             case FrameType.Publish:
                 var publish = reader.ReadPublish(frame);
-                foreach (var field in fields)
+                foreach (var field in fields.Select(field => random.Next(3) == 0 ? field + 5 : field))
                 {
                     publish = field switch
                     {
@@ -207,12 +208,19 @@ internal static class FuzzCorpus
                         2 => publish with { Key = new byte[Pick(random, [0, 1, 1024, 1025, 4096])] },
                         3 => publish with { Key = null },
 
+                        // Without a producer id in the Hello, a producer sequence above 0 is refused (InvalidArgument).
+                        5 or 6 => publish with { ProducerSequence = Pick(random, [0UL, 1UL, 2UL, ulong.MaxValue]) },
+
+                        // 16 KiB is the header limit, 16 KiB + 1 over it; 20,000 bytes of headers split over log pages.
+                        7 or 8 or 9 => publish with { Headers = HeadersOf(random.Next(64) == 0 ? Pick(random, [16 * 1024, (16 * 1024) + 1, 20_000]) : Pick(random, [0, 8, 100])) },
+
                         // 70,000 bytes is split over several log pages; 1 MiB + 1 is over the payload limit.
                         _ => publish with { Payload = new byte[random.Next(8) == 0 ? Pick(random, [70_000, (1024 * 1024) + 1]) : random.Next(64)] },
                     };
                 }
 
-                description = $"Publish to '{publish.Topic}', key {publish.Key?.Length.ToString() ?? "none"}, payload {publish.Payload.Length}";
+                description = $"Publish to '{publish.Topic}', key {publish.Key?.Length.ToString() ?? "none"}, payload {publish.Payload.Length}, "
+                    + $"producer sequence {publish.ProducerSequence}, headers {publish.Headers.Length}";
                 return Encode(w => FrameWriter.Write(w, publish));
 
             case FrameType.Subscribe:
@@ -245,6 +253,19 @@ internal static class FuzzCorpus
                 description = $"{frame.Type} unchanged (no field mutator)";
                 return seed.Bytes;
         }
+    }
+
+    /// <summary>A well-formed header block of exactly <paramref name="size"/> bytes (0, or at least 8): one bytes header.</summary>
+    internal static byte[] HeadersOf(int size)
+    {
+        if (size == 0)
+        {
+            return [];
+        }
+
+        var block = new ArrayBufferWriter<byte>();
+        HeaderBlock.WriteEntry(block, "h", isText: false, new byte[size - HeaderBlock.EntrySize(1, 0)]);
+        return block.WrittenSpan.ToArray();
     }
 
     private static long EdgeLong(Random random) => Pick(random,
@@ -449,10 +470,16 @@ internal static class FuzzCorpus
         var small = "payload"u8.ToArray();
         var kib = Enumerable.Range(0, 1024).Select(i => (byte)(i * 7)).ToArray();
         var large = Enumerable.Range(0, 100 * 1024).Select(i => (byte)(i % 251)).ToArray();
+        var headerBlock = new ArrayBufferWriter<byte>();
+        HeaderBlock.WriteEntry(headerBlock, "trace-id", isText: true, "4bf92f3577b34da6"u8);
+        HeaderBlock.WriteEntry(headerBlock, "raw", isText: false, [0, 0xFF]);
+        var headers = headerBlock.WrittenSpan.ToArray();
         var seeds = new List<SeedFrame>();
 
         Add("Hello current", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
         Add("Hello current with token", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, 0, "fuzz-token-000001")));
+        Add("Hello current with producer id", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, 0, null, ProducerId: 0x0123_4567_89AB_CDEF)));
+        Add("Hello v4", w => FrameWriter.Write(w, new HelloFrame(4)));
         Add("Hello v3", w => FrameWriter.Write(w, new HelloFrame(3)));
         Add("Hello v2", w => FrameWriter.Write(w, new HelloFrame(2)));
         Add("Hello v1", w => FrameWriter.Write(w, new HelloFrame(1)));
@@ -468,6 +495,8 @@ internal static class FuzzCorpus
         Add("Publish empty key, empty payload", w => FrameWriter.Write(w, new PublishFrame(12, "fuzz-a", Array.Empty<byte>(), Array.Empty<byte>())));
         Add("Publish 1 KiB", w => FrameWriter.Write(w, new PublishFrame(ulong.MaxValue, "fuzz-a", null, kib)));
         Add("Publish 100 KiB", w => FrameWriter.Write(w, new PublishFrame(13, "fuzz-b", key, large)));
+        Add("Publish with headers", w => FrameWriter.Write(w, new PublishFrame(14, "fuzz-a", null, small, Headers: headers)));
+        Add("Publish idempotent", w => FrameWriter.Write(w, new PublishFrame(15, "fuzz-b", key, small, ProducerSequence: 1)));
 
         Add("Subscribe Retained", w => FrameWriter.Write(w, new SubscribeFrame(20, "fuzz-a", StartPosition.Retained, 1)));
         Add("Subscribe Latest prefetch 10000", w => FrameWriter.Write(w, new SubscribeFrame(21, "fuzz-b", StartPosition.Latest, 10_000)));
@@ -485,6 +514,7 @@ internal static class FuzzCorpus
         Add("Message keyed", w => FrameWriter.Write(w, new MessageFrame("fuzz-a", 64, 1_700_000_000_000, key, small)));
         Add("Message unkeyed 1 KiB", w => FrameWriter.Write(w, new MessageFrame("fuzz-b", long.MaxValue, 0, null, kib)));
         Add("Message 100 KiB", w => FrameWriter.Write(w, new MessageFrame("fuzz-b", 128, 1, null, large)));
+        Add("Message with headers", w => FrameWriter.Write(w, new MessageFrame("fuzz-a", 65, 1_700_000_000_000, null, small, headers)));
         Add("Ack publish", w => FrameWriter.Write(w, new AckFrame(10, 64, false, true)));
         Add("Ack duplicate", w => FrameWriter.Write(w, new AckFrame(11, 64, true)));
         Add("Ack subscribe", w => FrameWriter.Write(w, new AckFrame(20, 1, false)));

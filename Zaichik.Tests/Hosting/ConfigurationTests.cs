@@ -114,7 +114,48 @@ public sealed class ConfigurationTests
         var options = ZaichikServerOptions.Default with { MaxFrameSize = 64 * 1024 };
 
         options.Validate().ShouldContain(p => p.Contains("MaxFrameSize"));
-        (options with { MaxPayloadSize = 60 * 1024 }).Validate().ShouldBeEmpty();
+        (options with { MaxPayloadSize = 44 * 1024 }).Validate().ShouldBeEmpty();
+        (options with { MaxPayloadSize = 44 * 1024, MaxHeadersSize = 32 * 1024 }).Validate().ShouldContain(p => p.Contains("MaxFrameSize"), "headers count towards the largest publish");
+    }
+
+    [Theory]
+    [InlineData("MaxHeadersSize", -1)]
+    [InlineData("IdempotenceWindow", 0)]
+    [InlineData("IdempotenceWindow", -1)]
+    [InlineData("MaxRememberedPublishesPerProducer", 0)]
+    [InlineData("MaxProducersPerTopic", 0)]
+    public void Validation_names_a_header_or_idempotence_limit_out_of_range(string option, int value)
+    {
+        var options = option switch
+        {
+            "MaxHeadersSize" => ZaichikServerOptions.Default with { MaxHeadersSize = value },
+            "IdempotenceWindow" => ZaichikServerOptions.Default with { IdempotenceWindow = TimeSpan.FromMinutes(value) },
+            "MaxRememberedPublishesPerProducer" => ZaichikServerOptions.Default with { MaxRememberedPublishesPerProducer = value },
+            _ => ZaichikServerOptions.Default with { MaxProducersPerTopic = value },
+        };
+
+        options.Validate().ShouldContain(problem => problem.StartsWith(option, StringComparison.Ordinal), $"{option} = {value}");
+    }
+
+    [Fact]
+    public void Header_and_idempotence_limits_have_their_documented_defaults_and_bind_from_configuration()
+    {
+        var defaults = ZaichikServerOptions.Default;
+        defaults.MaxHeadersSize.ShouldBe(16 * 1024);
+        defaults.IdempotenceWindow.ShouldBe(TimeSpan.FromMinutes(2));
+        defaults.MaxRememberedPublishesPerProducer.ShouldBe(10_000);
+        defaults.MaxProducersPerTopic.ShouldBe(1_000);
+        defaults.MaxFrameSize.ShouldBe((1024 * 1024) + (32 * 1024));
+        defaults.Validate().ShouldBeEmpty();
+
+        var bound = ZaichikConfiguration.BindOptions(ZaichikConfiguration.Build(
+            ["--Zaichik:MaxHeadersSize", "100", "--Zaichik:IdempotenceWindow", "00:05:00", "--Zaichik:MaxRememberedPublishesPerProducer", "50", "--Zaichik:MaxProducersPerTopic", "7"],
+            new Dictionary<string, string>()));
+
+        bound.MaxHeadersSize.ShouldBe(100);
+        bound.IdempotenceWindow.ShouldBe(TimeSpan.FromMinutes(5));
+        bound.MaxRememberedPublishesPerProducer.ShouldBe(50);
+        bound.MaxProducersPerTopic.ShouldBe(7);
     }
 
     [Fact]

@@ -254,6 +254,9 @@ internal sealed class WireBuilder
         return this;
     }
 
+    /// <summary>The fields alone, without length prefix and type byte (a header block, say).</summary>
+    public byte[] FieldBytes() => [.. _fields];
+
     /// <summary>The whole frame with a correct length prefix (type byte plus fields).</summary>
     public byte[] Build() => BuildDeclaring((uint)(1 + _fields.Count));
 

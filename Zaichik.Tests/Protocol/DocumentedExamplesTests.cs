@@ -7,17 +7,22 @@ namespace Zaichik.Tests.Protocol;
 /// <summary>The hex examples in docs/protocol.md are exactly what FrameWriter produces, so the document cannot drift.</summary>
 public sealed partial class DocumentedExamplesTests
 {
+    /// <summary>The header block of the examples: one text header, <c>trace</c> = <c>t1</c>.</summary>
+    private static readonly byte[] TraceHeader = HeaderBlockOf("trace", "t1");
+
     /// <summary>Every worked example, by its bold title, in the order the document gives them.</summary>
     private static readonly (string Title, byte[] Bytes)[] WorkedExamples =
     [
-        ($"Client Hello, version {ProtocolVersion.Current}", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, Token: "orders-writer-01")))),
+        ($"Client Hello, version {ProtocolVersion.Current}", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, Token: "orders-writer-01", ProducerId: 7_001)))),
         ("Server Hello", Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs: 60_000)))),
         ("Ping", Encode(w => FrameWriter.Write(w, new PingFrame(1)))),
         ("CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "orders", 86_400_000, 0, Durability.Interval, 500)))),
         ("Publish", Encode(w => FrameWriter.Write(w, new PublishFrame(7, "orders", "a1"u8.ToArray(), "hello"u8.ToArray())))),
         ("Ack of the Publish", Encode(w => FrameWriter.Write(w, new AckFrame(7, 1, Duplicate: false, Durable: true)))),
+        ("Idempotent Publish", Encode(w => FrameWriter.Write(w, new PublishFrame(8, "orders", null, "hi"u8.ToArray(), ProducerSequence: 1, Headers: TraceHeader)))),
         ("Subscribe", Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "orders", StartPosition.Retained, 10, "billing")))),
         ("Ack of the Subscribe", Encode(w => FrameWriter.Write(w, new AckFrame(2, 1, Duplicate: false)))),
+        ("Message", Encode(w => FrameWriter.Write(w, new MessageFrame("orders", 2, 1_795_773_600_000, null, "hi"u8.ToArray(), TraceHeader)))),
         ("Subscribe from a sequence", Encode(w => FrameWriter.Write(w, new SubscribeFrame(3, "orders", StartPosition.Sequence(42), 1)))),
         ("Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.UnsupportedVersion, "v2")))),
     ];
@@ -104,12 +109,27 @@ public sealed partial class DocumentedExamplesTests
     }
 
     [Fact]
+    public void Header_block_example_is_byte_exact()
+    {
+        var document = string.Join('\n', ReadDocument());
+
+        document.ShouldContain($"one text header `trace` = `t1`: `{Hex(TraceHeader)}`.");
+    }
+
+    [Fact]
     public void Inline_bare_commit_and_close_frames_are_byte_exact()
     {
         var document = string.Join('\n', ReadDocument());
 
         document.ShouldContain($"A bare Commit is exactly the frame `{Hex(Encode(w => FrameWriter.Write(w, CommitFrame.All)))}`.");
         document.ShouldContain($"No fields: the frame is always `{Hex(Encode(w => FrameWriter.Write(w, default(CloseFrame))))}`.");
+    }
+
+    private static byte[] HeaderBlockOf(string key, string text)
+    {
+        var block = new System.Buffers.ArrayBufferWriter<byte>();
+        HeaderBlock.WriteEntry(block, key, isText: true, System.Text.Encoding.UTF8.GetBytes(text));
+        return block.WrittenSpan.ToArray();
     }
 
     /// <summary>Each fenced block of the Worked examples section, with the bold title before it and its hex bytes joined.</summary>

@@ -9,11 +9,32 @@ namespace Zaichik.Tests.Protocol;
 public sealed class FrameLayoutTests
 {
     [Fact]
-    public void Hello_frame_encodes_version_idle_timeout_and_absent_token()
+    public void Hello_frame_encodes_version_idle_timeout_absent_token_and_producer_id()
     {
         var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs: 60_000)));
 
-        Hex(bytes).ShouldBe("00 00 00 08 01 00 04 00 00 EA 60 00");
+        Hex(bytes).ShouldBe("00 00 00 10 01 00 05 00 00 EA 60 00 00 00 00 00 00 00 00 00");
+    }
+
+    [Fact]
+    public void Hello_fields_are_version_idle_timeout_token_then_producer_id()
+    {
+        var expected = WireBuilder.Frame(FrameType.Hello).U16(5).U32(0).U8(1).Str("tk").U64(0x0102030405060708).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(5, 0, "tk", ProducerId: 0x0102030405060708)));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Version_4_Hello_decodes_to_its_version_alone()
+    {
+        var version4 = WireBuilder.Frame(FrameType.Hello).U16(4).U32(0).U8(0).Build();
+        var reader = new FrameReader();
+
+        var hello = reader.ReadHello(ReadSingle(reader, version4));
+
+        hello.ShouldBe(new HelloFrame(4), "a version 4 client, which sends no producer id, must be answered UnsupportedVersion");
     }
 
     [Fact]
@@ -73,7 +94,8 @@ public sealed class FrameLayoutTests
         var bytes = Encode(w => FrameWriter.Write(w, frame));
 
         Hex(bytes).ShouldBe(
-            "00 00 00 1F 03 00 00 00 00 00 00 00 07 00 06 6F 72 64 65 72 73 01 00 02 61 31 00 00 00 05 68 65 6C 6C 6F");
+            "00 00 00 2B 03 00 00 00 00 00 00 00 07 00 06 6F 72 64 65 72 73 01 00 02 61 31 00 00 00 05 68 65 6C 6C 6F "
+            + "00 00 00 00 00 00 00 00 00 00 00 00");
     }
 
     [Fact]
@@ -152,11 +174,32 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Publish_without_key_writes_a_zero_flag_and_no_key_length()
     {
-        var expected = WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(0).Bytes([0xAA]).Build();
+        var expected = WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(0).Bytes([0xAA]).U64(0).Bytes([]).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new PublishFrame(1, "t", null, new byte[] { 0xAA })));
 
         Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Publish_fields_end_with_the_producer_sequence_then_the_header_block()
+    {
+        var headers = HeaderBlockOf(("trace", true, "abc"u8.ToArray()));
+        var expected = WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(0).Bytes([0xAA]).U64(42).Bytes(headers).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new PublishFrame(1, "t", null, new byte[] { 0xAA }, ProducerSequence: 42, Headers: headers)));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Header_block_entry_is_kind_key_then_value()
+    {
+        var expected = WireBuilder.Frame((byte)0).U8(1).Str("trace").Bytes("abc"u8.ToArray()).U8(0).Str("b").Bytes([0xFF]).FieldBytes();
+
+        var block = HeaderBlockOf(("trace", true, "abc"u8.ToArray()), ("b", false, [0xFF]));
+
+        Hex(block).ShouldBe(Hex(expected));
     }
 
     [Fact]
@@ -260,11 +303,25 @@ public sealed class FrameLayoutTests
     public void Message_fields_are_topic_sequence_timestamp_key_then_payload()
     {
         var expected = WireBuilder.Frame(FrameType.Message)
-            .Str("t").U64(4096).I64(1_700_000_000_000).U8(1).U16(1).Raw(0x6B).Bytes([0x01, 0x02]).Build();
+            .Str("t").U64(4096).I64(1_700_000_000_000).U8(1).U16(1).Raw(0x6B).Bytes([0x01, 0x02]).Bytes([]).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new MessageFrame("t", 4096, 1_700_000_000_000, new byte[] { 0x6B }, new byte[] { 1, 2 })));
 
         Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Message_ends_with_the_header_block_as_published_whichever_writer_wrote_it()
+    {
+        var headers = HeaderBlockOf(("k", false, [1, 2, 3]));
+        var expected = WireBuilder.Frame(FrameType.Message).Str("t").U64(9).I64(5).U8(0).Bytes([7]).Bytes(headers).Build();
+
+        var fromFrame = Encode(w => FrameWriter.Write(w, new MessageFrame("t", 9, 5, null, new byte[] { 7 }, headers)));
+        var fromSpans = Encode(w => FrameWriter.WriteMessage(w, "t"u8, 9, 5, hasKey: false, default, [7], headers));
+
+        Hex(fromFrame).ShouldBe(Hex(expected));
+        Hex(fromSpans).ShouldBe(Hex(expected));
+        fromSpans.Length.ShouldBe(FrameWriter.MessageFrameSize(1, false, 0, 1, headers.Length));
     }
 
     [Fact]
@@ -309,7 +366,7 @@ public sealed class FrameLayoutTests
         var commit = Encode(w => FrameWriter.Write(w, new CommitFrame("t", long.MaxValue)));
 
         Hex(ack).ShouldBe(Hex(WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).U64(long.MaxValue).U8(0).U8(0).Build()));
-        Hex(message).ShouldBe(Hex(WireBuilder.Frame(FrameType.Message).Str("t").U64(long.MaxValue).I64(0).U8(0).Bytes([]).Build()));
+        Hex(message).ShouldBe(Hex(WireBuilder.Frame(FrameType.Message).Str("t").U64(long.MaxValue).I64(0).U8(0).Bytes([]).Bytes([]).Build()));
         Hex(commit).ShouldBe(Hex(WireBuilder.Frame(FrameType.Commit).U8(1).Str("t").U64(long.MaxValue).Build()));
     }
 
@@ -363,5 +420,16 @@ public sealed class FrameLayoutTests
 
         bytes[13..15].ShouldBe(new byte[] { 0, (byte)utf8Length }, "4 bytes for the rabbit plus 2 for the Cyrillic letter");
         bytes.Length.ShouldBe(4 + 1 + 8 + 2 + utf8Length);
+    }
+
+    private static byte[] HeaderBlockOf(params (string Key, bool IsText, byte[] Value)[] entries)
+    {
+        var block = new ArrayBufferWriter<byte>();
+        foreach (var (key, isText, value) in entries)
+        {
+            HeaderBlock.WriteEntry(block, key, isText, value);
+        }
+
+        return block.WrittenSpan.ToArray();
     }
 }

@@ -52,8 +52,8 @@ public sealed class MalformedFrameTests
     [Fact]
     public void Frame_exactly_at_the_size_limit_is_accepted()
     {
-        const int bodyWithoutPayload = 1 + 8 + 3 + 1 + 4;
-        var frame = WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(0).Bytes(new byte[64 - bodyWithoutPayload]).Build();
+        const int bodyWithoutPayload = 1 + 8 + 3 + 1 + 4 + 8 + 4;
+        var frame = WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(0).Bytes(new byte[64 - bodyWithoutPayload]).U64(0).Bytes([]).Build();
 
         var publish = (PublishFrame)ReadAndDecode(frame, maxFrameSize: 64);
 

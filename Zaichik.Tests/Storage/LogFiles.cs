@@ -56,6 +56,39 @@ internal static class LogFiles
         Write(directory, options, AddressOf(directory, options, sequence), bytes);
     }
 
+    /// <summary>
+    /// Rewrites every record of the log as the storage format 2 wrote it (which is format 3 without its optional
+    /// fields: only the format byte and so the checksum differ), and declares format 2 in <c>topic.json</c>: the
+    /// folder then looks exactly as a broker of the previous version left it. Returns how many records it rewrote.
+    /// </summary>
+    public static int RewriteAsFormat2(string directory, StorageOptions options)
+    {
+        var rewritten = 0;
+        foreach (var (address, length, sequence) in Entries(directory, options).Where(entry => entry.Sequence > 0))
+        {
+            var segment = (int)(address >> options.SegmentSizeBits);
+            var bytes = new byte[length];
+            using (var file = new FileStream(Path.Combine(directory, SegmentFiles.Prefix + segment), FileMode.Open, FileAccess.Read))
+            {
+                file.Position = (address & ((1L << options.SegmentSizeBits) - 1)) + PageEntries.EntryHeaderSize;
+                file.ReadExactly(bytes);
+            }
+
+            LogRecord.TryRead(bytes, out var record).ShouldBeTrue($"record {sequence} reads before the rewrite");
+            (record.Producer.IsSet || record.HeadersLength > 0).ShouldBeFalse($"record {sequence} has fields format 2 cannot hold");
+            bytes[4] = LogRecord.Format2;
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes, LogRecord.Checksum(bytes.AsSpan(4)));
+            Write(directory, options, address + PageEntries.EntryHeaderSize, bytes);
+            rewritten++;
+        }
+
+        var settings = Path.Combine(directory, "topic.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(settings))!;
+        json["format"] = 2;
+        File.WriteAllText(settings, json.ToJsonString());
+        return rewritten;
+    }
+
     /// <summary>Damages a log's commit record: "deleted", "zeroed" or anything else for random bytes.</summary>
     public static void DamageCommitRecord(string directory, string damage)
     {

@@ -65,9 +65,9 @@ internal sealed class LogTestContext : IAsyncDisposable
 
             var payload = Encoding.UTF8.GetBytes($"{prefix}{i}".PadRight(size, '.'));
             var now = Time.GetUtcNow().ToUnixTimeMilliseconds();
-            if (!Log!.TryAppend(now, null, payload, out var sequence))
+            if (!Log!.TryAppend(now, null, payload, default, ProducerStamp.None, out var sequence))
             {
-                sequence = await Log.AppendAsync(now, null, payload, CancellationToken.None);
+                sequence = await Log.AppendAsync(now, null, payload, default, ProducerStamp.None, CancellationToken.None);
             }
 
             sequences.Add(sequence);

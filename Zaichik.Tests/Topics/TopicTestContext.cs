@@ -31,19 +31,21 @@ internal sealed class TopicTestContext : IAsyncDisposable
 
     /// <summary>A topic on a <see cref="FakeTimeProvider"/>, or on <paramref name="time"/> when given.</summary>
     public static TopicTestContext Create(long retentionTtlMs = 0, long compactionWindowMs = 0, TimeProvider? time = null, StorageOptions? storage = null,
-        Durability durability = Durability.Interval, int maxOpenTopics = 100)
+        Durability durability = Durability.Interval, int maxOpenTopics = 100, ProducerWindowOptions? producers = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), "zaichik-topic-" + Guid.NewGuid().ToString("N"));
         var fake = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-        var context = new TopicContext(storage ?? new StorageOptions(), new FileBudget(1_000), new OpenTopicLimiter(maxOpenTopics), time ?? fake, NullLoggerFactory.Instance);
+        var context = new TopicContext(storage ?? new StorageOptions(), new FileBudget(1_000), new OpenTopicLimiter(maxOpenTopics), time ?? fake, NullLoggerFactory.Instance, producers);
         var settings = new TopicSettings(retentionTtlMs, compactionWindowMs, durability);
         return new TopicTestContext(directory, new Topic("test", directory, settings, context), fake, context);
     }
 
-    public async Task<PublishOutcome> PublishAsync(string payload, string? key = null) =>
+    public async Task<PublishOutcome> PublishAsync(string payload, string? key = null, ProducerStamp producer = default, byte[]? headers = null) =>
         await Topic.PublishAsync(
             key is null ? null : (ReadOnlyMemory<byte>?)Encoding.UTF8.GetBytes(key),
             Encoding.UTF8.GetBytes(payload),
+            headers,
+            producer,
             CancellationToken.None);
 
     /// <summary>Every message from the oldest to the newest, as (sequence, timestamp, key, payload).</summary>

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using Zaichik.Protocol;
 using Zaichik.Server.Topics;
+using Zaichik.Server.Storage;
 
 namespace Zaichik.Tests.Topics;
 
@@ -385,5 +386,56 @@ public sealed class TopicTests
         var input = new ReadOnlySequence<byte>(bytes);
         frames.TryRead(ref input, out var raw).ShouldBeTrue();
         return frames.ReadSubscribe(raw).From;
+    }
+
+    [Fact]
+    public async Task An_idempotent_repeat_is_answered_with_the_original_before_the_compaction_window_can_call_it_a_duplicate()
+    {
+        await using var context = TopicTestContext.Create(compactionWindowMs: 60_000);
+        var original = await context.PublishAsync("v1", key: "k", producer: new ProducerStamp(9, 1));
+
+        var repeat = await context.PublishAsync("v1", key: "k", producer: new ProducerStamp(9, 1));
+        var sameKey = await context.PublishAsync("v2", key: "k", producer: new ProducerStamp(9, 2));
+
+        repeat.Sequence.ShouldBe(original.Sequence);
+        repeat.Duplicate.ShouldBeFalse("the idempotence check comes first: a repeat is the original, not a duplicate");
+        sameKey.Duplicate.ShouldBeTrue("a new publish with a key inside the window is still a compaction duplicate");
+        (await context.ReadAllAsync()).Count.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task The_producer_window_is_rebuilt_when_the_topic_reopens_and_only_from_the_last_window()
+    {
+        await using var context = TopicTestContext.Create(producers: new ProducerWindowOptions(TimeSpan.FromMinutes(2), 100, 10));
+        var old = await context.PublishAsync("old", producer: new ProducerStamp(5, 1));
+        context.Time.Advance(TimeSpan.FromMinutes(1));
+        var recent = await context.PublishAsync("recent", producer: new ProducerStamp(5, 2));
+        (await context.Topic.TryCloseAsync(TimeSpan.Zero, CancellationToken.None)).ShouldBeTrue();
+        context.Time.Advance(TimeSpan.FromMinutes(1));
+
+        var repeatOfRecent = await context.PublishAsync("recent", producer: new ProducerStamp(5, 2));
+        var repeatOfOld = await context.PublishAsync("old", producer: new ProducerStamp(5, 1));
+
+        repeatOfRecent.Sequence.ShouldBe(recent.Sequence, "accepted a minute ago: rebuilt from the log on reopen");
+        repeatOfOld.Sequence.ShouldBeGreaterThan(old.Sequence, "accepted two minutes ago: past the window, stored again");
+        context.Topic.Current!.Producers.CountOf(5).ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task Headers_and_producer_are_stored_with_a_message_split_over_several_pages()
+    {
+        var storage = new StorageOptions { PageSizeBits = 12, MemorySizeBits = 13, SegmentSizeBits = 16 };
+        await using var context = TopicTestContext.Create(storage: storage);
+        var headers = Enumerable.Range(0, 9_000).Select(i => (byte)i).ToArray();
+
+        var stored = await context.PublishAsync(new string('p', 10_000), key: "k", producer: new ProducerStamp(3, 4), headers: headers);
+
+        using var reader = context.Log.OpenReaderAtBegin();
+        reader.TryRead(out var message).ShouldBeTrue();
+        message.Sequence.ShouldBe(stored.Sequence);
+        message.Headers.ToArray().ShouldBe(headers);
+        message.Payload.Length.ShouldBe(10_000);
+        message.Producer.ShouldBe(new ProducerStamp(3, 4));
+        reader.Release();
     }
 }

@@ -429,7 +429,7 @@ internal sealed class LogRecovery
             if (record.Kind == LogRecordKind.First)
             {
                 CloseDamage(record.Sequence, address);
-                _fragmented = new Fragmented(record.Sequence, address, record.PayloadLength, record.Part.Length);
+                _fragmented = new Fragmented(record.Sequence, address, record.HeadersLength + record.PayloadLength, record.Part.Length);
                 return;
             }
 
@@ -471,7 +471,8 @@ internal sealed class LogRecovery
         }
     }
 
-    private sealed class Fragmented(long sequence, long address, int payloadLength, int received)
+    /// <summary>A split message being checked: its content is its headers followed by its payload.</summary>
+    private sealed class Fragmented(long sequence, long address, int contentLength, int received)
     {
         private int _received = received;
 
@@ -479,11 +480,11 @@ internal sealed class LogRecovery
 
         public long Address { get; } = address;
 
-        public bool Complete => _received == payloadLength;
+        public bool Complete => _received == contentLength;
 
         public bool Add(int part)
         {
-            if (part > payloadLength - _received)
+            if (part > contentLength - _received)
             {
                 return false;
             }
