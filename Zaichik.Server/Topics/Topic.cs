@@ -228,21 +228,6 @@ internal sealed partial class Topic : IAsyncDisposable
             (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.Position), lowest + 1);
         }
 
-        // And the records of the last idempotence window that carry producers: a reopen rebuilds the producer window from them.
-        if (!Settings.HasRetention && KeepsProducerRecords(nowMs))
-        {
-            using var reader = await log.OpenReaderAtTimeAsync(nowMs - ProducerWindowMs, cancellationToken).ConfigureAwait(false);
-            if (reader.TryRead(out var message))
-            {
-                var sequence = message.Sequence;
-                reader.Release();
-                if (sequence < keepSequence)
-                {
-                    (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.MessageAddress), sequence);
-                }
-            }
-        }
-
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -295,7 +280,7 @@ internal sealed partial class Topic : IAsyncDisposable
                 return _open is null;
             }
 
-            if (!Settings.HasRetention && !KeepsProducerRecords(NowMs))
+            if (!Settings.HasRetention)
             {
                 // Nobody reads it: what every reader has seen can go now, not at some later open.
                 var keepSequence = open.Positions.Lowest() is { } lowest ? lowest + 1 : open.Log.NextSequence;
@@ -313,11 +298,6 @@ internal sealed partial class Topic : IAsyncDisposable
             _gate.Release();
         }
     }
-
-    private long ProducerWindowMs => (long)_context.Producers.Window.TotalMilliseconds;
-
-    /// <summary>True when a record of an idempotent producer may be within the idempotence window: such records are kept.</summary>
-    private bool KeepsProducerRecords(long nowMs) => Volatile.Read(ref _newestProducerRecordMs) > nowMs - ProducerWindowMs;
 
     /// <summary>True when a closed topic with retention holds a message that has expired since: it should be opened and swept.</summary>
     public bool ClosedWithExpiredMessages(long nowMs) => Current is null && _quarantine is null && IsExpired(_closedOldestTimestampMs, nowMs);

@@ -101,7 +101,8 @@ public sealed class HeaderTests
     public async Task A_data_folder_written_in_storage_format_2_is_still_read_and_takes_new_messages_with_headers()
     {
         await using var server = await TestServer.StartAsync();
-        var client = await server.ConnectAsync();
+        // A broker before format 3 knew no producers: publish as a client without idempotence did.
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port, new ZaichikClientOptions { Idempotence = false });
         await client.CreateTopicAsync("old", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
         await client.PublishAsync("old", "one", key: "k1");
         await client.PublishAsync("old", "two");

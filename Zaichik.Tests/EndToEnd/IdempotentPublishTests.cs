@@ -1,5 +1,6 @@
 using System.Text;
 using Microsoft.Extensions.Time.Testing;
+using Zaichik.Client;
 using Zaichik.Protocol;
 using Zaichik.Tests.Processes;
 
@@ -89,17 +90,27 @@ public sealed class IdempotentPublishTests : IDisposable
     }
 
     [Fact]
-    public async Task On_a_topic_without_retention_a_repeat_after_sweeps_idle_close_and_restart_is_stored_once()
+    public async Task On_a_topic_without_retention_a_repeat_after_a_restart_is_stored_once_while_the_original_is_in_the_log()
     {
         await using var server = await TestServer.StartAsync();
+        // A durable consumer that committed sequence 1 and left: the topic keeps every later message for it.
+        var consumer = await server.ConnectAsync();
+        await using (var slow = await consumer.SubscribeAsync("auto-created", new SubscribeOptions { DurableName = "slow" }))
+        {
+            await consumer.PublishAsync("auto-created", "first");
+            await using var reading = slow.GetAsyncEnumerator();
+            (await reading.MoveNextAsync()).ShouldBeTrue();
+            await consumer.CommitAsync(reading.Current);
+            await consumer.ConfirmCommitsAsync();
+        }
+
         AckFrame second;
         await using (var first = await RawConnection.ConnectAsync(server.Port, producerId: Producer))
         {
-            await PublishAsync(first, "auto-created", 1);
+            (await PublishAsync(first, "auto-created", 1)).Sequence.ShouldBe(2);
             second = await PublishAsync(first, "auto-created", 2);
         }
 
-        // Without retention a topic drops what nobody reads; the records of the idempotence window must stay.
         server.Registry.TryGet("auto-created", out var topic).ShouldBeTrue();
         await server.Maintenance.SweepAllAsync(CancellationToken.None);
         (await topic.TryCloseAsync(TimeSpan.Zero, CancellationToken.None)).ShouldBeTrue();
@@ -110,6 +121,23 @@ public sealed class IdempotentPublishTests : IDisposable
 
         repeat.Sequence.ShouldBe(second.Sequence, "the repeat gets the original's Ack");
         next.Sequence.ShouldBe(second.Sequence + 1, "the repeat used up no sequence: it was not stored");
+    }
+
+    [Fact]
+    public async Task On_a_topic_without_retention_the_producer_memory_does_not_hold_back_the_sweep()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using (var first = await RawConnection.ConnectAsync(server.Port, producerId: Producer))
+        {
+            await PublishAsync(first, "swept", 1);
+            await PublishAsync(first, "swept", 2);
+            server.Registry.TryGet("swept", out var topic).ShouldBeTrue();
+            await server.Maintenance.SweepAllAsync(CancellationToken.None);
+            topic.Current!.Log.FirstSequence.ShouldBe(3, "nobody reads the topic: its records go, producers or not");
+
+            // While the topic stays open, its producer window still answers a repeat.
+            (await PublishAsync(first, "swept", 2)).Sequence.ShouldBe(2);
+        }
     }
 
     [Fact]
