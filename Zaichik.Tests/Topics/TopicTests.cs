@@ -406,7 +406,8 @@ public sealed class TopicTests
     [Fact]
     public async Task The_producer_window_is_rebuilt_when_the_topic_reopens_and_only_from_the_last_window()
     {
-        await using var context = TopicTestContext.Create(producers: new ProducerWindowOptions(TimeSpan.FromMinutes(2), 100, 10));
+        // Retained, so the log still holds both originals when the topic reopens.
+        await using var context = TopicTestContext.Create(retentionTtlMs: 3_600_000, producers: new ProducerWindowOptions(TimeSpan.FromMinutes(2), 100, 10));
         var old = await context.PublishAsync("old", producer: new ProducerStamp(5, 1));
         context.Time.Advance(TimeSpan.FromMinutes(1));
         var recent = await context.PublishAsync("recent", producer: new ProducerStamp(5, 2));
