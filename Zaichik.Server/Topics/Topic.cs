@@ -439,7 +439,11 @@ internal sealed partial class Topic : IAsyncDisposable
                     $"the stored position of durable consumer '{name}' of '{Name}' cannot be read ({reason}); subscribe with From = Sequence(n) or Time(t) to set where it resumes");
 
             default:
-                return await StartAsync(open, from, cancellationToken).ConfigureAwait(false);
+                // A new consumer is remembered from its first Subscribe, not its first Commit: what it is delivered and
+                // does not commit comes again after it leaves, also on a topic without retention.
+                var fresh = await StartAsync(open, from, cancellationToken).ConfigureAwait(false);
+                CommitConsumer(open, name, fresh.StartSequence - 1);
+                return fresh;
         }
     }
 

@@ -119,6 +119,28 @@ public sealed class DurableConsumerTests
     }
 
     [Fact]
+    public async Task Without_retention_a_new_durable_consumer_that_leaves_before_its_first_commit_gets_its_messages_again()
+    {
+        await using var server = await TestServer.StartAsync();
+        var publisher = await server.ConnectAsync();
+        await using (var consumer = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port))
+        {
+            await using var reader = new MessageReader(await consumer.SubscribeAsync("first-timer", Durable("fresh")));
+            await publisher.PublishAsync("first-timer", "delivered, never committed");
+            (await reader.NextAsync()).Sequence.ShouldBe(1);
+        }
+
+        await publisher.PublishAsync("first-timer", "while-away");
+        await server.Maintenance.SweepAllAsync(CancellationToken.None);
+        var back = await server.ConnectAsync();
+        await using var resumed = new MessageReader(await back.SubscribeAsync("first-timer", Durable("fresh")));
+
+        (await resumed.NextAsync()).PayloadText.ShouldBe("delivered, never committed", "at least once: a consumer is remembered from its first Subscribe");
+        await back.CommitAsync("first-timer", 1);
+        (await resumed.NextAsync()).PayloadText.ShouldBe("while-away");
+    }
+
+    [Fact]
     public async Task Invalid_durable_name_is_refused()
     {
         await using var server = await TestServer.StartAsync();
