@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text;
 using Microsoft.Extensions.Time.Testing;
 using Shouldly;
 using Xunit;
@@ -293,10 +292,12 @@ public sealed class ReconnectTests
         }
     }
 
-    internal static async Task<List<ZaichikMessage>> ReadAsync(ZaichikSubscription subscription, int count)
+    /// <summary>The next <paramref name="count"/> messages of <paramref name="subscription"/>; fails when they do not arrive in time.</summary>
+    internal static async Task<List<ZaichikMessage>> ReadAsync(ZaichikSubscription subscription, int count, TimeSpan? patience = null)
     {
+        var wait = patience ?? Patience;
         var messages = new List<ZaichikMessage>();
-        using var deadline = new CancellationTokenSource(Patience);
+        using var deadline = new CancellationTokenSource(wait);
         await foreach (var message in subscription.WithCancellation(deadline.Token))
         {
             messages.Add(message);
@@ -306,9 +307,7 @@ public sealed class ReconnectTests
             }
         }
 
-        messages.Count.ShouldBe(count, $"{count} messages within {Patience.TotalSeconds} s");
+        messages.Count.ShouldBe(count, $"{count} messages within {wait.TotalSeconds} s");
         return messages;
     }
-
-    internal static string Text(ZaichikMessage message) => Encoding.UTF8.GetString(message.Payload.Span);
 }

@@ -590,22 +590,8 @@ public sealed class ZaichikClientTests
         return await subscribing.WaitAsync(Patience);
     }
 
-    private static async Task<List<ZaichikMessage>> TakeAsync(ZaichikSubscription subscription, int count)
-    {
-        var received = new List<ZaichikMessage>();
-        using var timeout = new CancellationTokenSource(Patience);
-        await foreach (var message in subscription.WithCancellation(timeout.Token))
-        {
-            received.Add(message);
-            if (received.Count == count)
-            {
-                break;
-            }
-        }
-
-        received.Count.ShouldBe(count, "messages did not arrive within 10 s");
-        return received;
-    }
+    private static Task<List<ZaichikMessage>> TakeAsync(ZaichikSubscription subscription, int count) =>
+        ReconnectTests.ReadAsync(subscription, count, Patience);
 
     /// <summary>The client as it was before reconnecting existed: a lost connection ends it. Reconnecting has its own tests.</summary>
     private static readonly ZaichikClientOptions WithoutReconnect = new() { Reconnect = new() { Enabled = false } };
