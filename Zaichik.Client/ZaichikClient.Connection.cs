@@ -300,7 +300,6 @@ public sealed partial class ZaichikClient
                     RaiseGap(gap);
                 }
 
-                subscription.Resumed();
                 return true;
             }
             catch (ZaichikServerException e) when (e.Code == ErrorCode.AlreadySubscribed

@@ -7,6 +7,8 @@ namespace Zaichik.Client;
 /// <summary>A message delivered to a subscription. Its key and payload are the client's own copies.</summary>
 public sealed class ZaichikMessage
 {
+    private ZaichikHeaders? _headers;
+
     /// <summary>Creates a message; the client does so for every delivery (useful for tests of consumer code).</summary>
     public ZaichikMessage(string topic, long sequence, DateTimeOffset timestamp, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ZaichikHeaders? headers = null)
     {
@@ -17,8 +19,6 @@ public sealed class ZaichikMessage
         Payload = payload;
         _headers = headers;
     }
-
-    private ZaichikHeaders? _headers;
 
     /// <summary>The topic it was published to.</summary>
     public string Topic { get; }

@@ -124,11 +124,6 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
         return last > 0 ? last + 1 : StartSequence >= 1 ? StartSequence : null;
     }
 
-    /// <summary>Called when the subscription was restored on a new connection.</summary>
-    internal void Resumed()
-    {
-    }
-
     internal void NoteCommitted(long sequence)
     {
         var current = Volatile.Read(ref _committedUpTo);

@@ -133,8 +133,8 @@ internal sealed class PendingRequests
     /// </summary>
     public void Disconnected(bool idempotentPublishes, Func<Exception> lost)
     {
-        List<PendingRequest>? failed = null;
-        List<PendingRequest>? done = null;
+        var failed = new List<PendingRequest>();
+        var done = new List<PendingRequest>();
         lock (_lock)
         {
             foreach (var request in _byId.Values)
@@ -146,11 +146,11 @@ internal sealed class PendingRequests
 
                 if (request.Internal || (request.Type == FrameType.Publish && !idempotentPublishes))
                 {
-                    (failed ??= []).Add(request);
+                    failed.Add(request);
                 }
                 else if (request.Type == FrameType.Unsubscribe)
                 {
-                    (done ??= []).Add(request);
+                    done.Add(request);
                 }
                 else
                 {
@@ -158,24 +158,19 @@ internal sealed class PendingRequests
                 }
             }
 
-            foreach (var request in (IEnumerable<PendingRequest>?)failed ?? [])
-            {
-                _byId.Remove(request.Id);
-            }
-
-            foreach (var request in (IEnumerable<PendingRequest>?)done ?? [])
+            foreach (var request in failed.Concat(done))
             {
                 _byId.Remove(request.Id);
             }
         }
 
-        foreach (var request in (IEnumerable<PendingRequest>?)failed ?? [])
+        foreach (var request in failed)
         {
             _slots.Release();
             request.SetException(lost());
         }
 
-        foreach (var request in (IEnumerable<PendingRequest>?)done ?? [])
+        foreach (var request in done)
         {
             _slots.Release();
             request.SetResult(new AckFrame(request.Id, null, false));
