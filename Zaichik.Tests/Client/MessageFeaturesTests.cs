@@ -117,17 +117,21 @@ public sealed class MessageFeaturesTests
     public async Task The_receive_span_continues_the_publishers_trace_through_the_headers()
     {
         var stopped = new ConcurrentQueue<Activity>();
+        var topic = "traced-" + Guid.NewGuid().ToString("N");
         using var listener = new ActivityListener
         {
             ShouldListenTo = source => source.Name == ZaichikTelemetry.ActivitySourceName || source.Name == "test-app",
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            // Listeners are process-wide: record only this test's spans, so other tests' publishes carry no trace headers.
+            Sample = (ref ActivityCreationOptions<ActivityContext> options) =>
+                options.Source.Name == "test-app" || options.Name.StartsWith(topic, StringComparison.Ordinal)
+                    ? ActivitySamplingResult.AllDataAndRecorded
+                    : ActivitySamplingResult.None,
             ActivityStopped = stopped.Enqueue,
         };
         ActivitySource.AddActivityListener(listener);
         using var app = new ActivitySource("test-app");
         await using var server = await TestServer.StartAsync();
         var client = await server.ConnectAsync();
-        var topic = "traced-" + Guid.NewGuid().ToString("N");
         await using var subscription = await client.SubscribeAsync(topic);
 
         using (app.StartActivity("place order"))

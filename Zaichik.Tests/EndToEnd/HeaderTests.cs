@@ -101,12 +101,16 @@ public sealed class HeaderTests
     public async Task A_data_folder_written_in_storage_format_2_is_still_read_and_takes_new_messages_with_headers()
     {
         await using var server = await TestServer.StartAsync();
-        // A broker before format 3 knew no producers: publish as a client without idempotence did.
-        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port, new ZaichikClientOptions { Idempotence = false });
-        await client.CreateTopicAsync("old", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
-        await client.PublishAsync("old", "one", key: "k1");
-        await client.PublishAsync("old", "two");
-        await client.PublishAsync("old", new byte[70_000]);
+        // A broker before format 3 knew no producers and no headers: publish as a client of that time did, with raw
+        // frames (the client adds trace headers when any test in the process listens to its spans).
+        await using (var before = await RawConnection.ConnectAsync(server.Port))
+        {
+            await CreateRetainedTopicAsync(before, "old");
+            (await before.PublishAsync(new PublishFrame(1, "old", "k1"u8.ToArray(), "one"u8.ToArray()))).Ack!.Value.Sequence.ShouldBe(1);
+            (await before.PublishAsync(new PublishFrame(2, "old", null, "two"u8.ToArray()))).Ack!.Value.Sequence.ShouldBe(2);
+            (await before.PublishAsync(new PublishFrame(3, "old", null, new byte[70_000]))).Ack!.Value.Sequence.ShouldBe(3);
+        }
+
         await server.Server.DisposeAsync();
         var folder = Path.Combine(server.DataPath, "topics", "old");
         LogFiles.RewriteAsFormat2(folder, server.Options.Storage).ShouldBeGreaterThan(3, "three messages, the last split into several records");
