@@ -3,6 +3,19 @@ using Microsoft.Extensions.Options;
 using Serilog;
 using Zaichik.Server.Hosting;
 
+switch (BrokerCommandLine.Parse(args))
+{
+    case { Command: BrokerCommand.Help }:
+        Console.WriteLine(BrokerCommandLine.Help);
+        return 0;
+    case { Command: BrokerCommand.Version }:
+        Console.WriteLine($"Zaichik {BrokerCommandLine.Version}");
+        return 0;
+    case { Command: BrokerCommand.Error, Error: var error }:
+        Console.Error.WriteLine($"Zaichik: {error}");
+        return 2;
+}
+
 var configuration = ZaichikConfiguration.Build(args);
 
 ZaichikServerOptions options;
@@ -53,9 +66,32 @@ try
     await using (app.ConfigureAwait(false))
     {
         // Said only once the listener is bound, so whoever waits for this line can connect at once.
-        app.Lifetime.ApplicationStarted.Register(() =>
-            log.Information("Zaichik listening on {Host}:{Port}, data in {DataPath}", options.Host, options.Port, Path.GetFullPath(options.DataPath)));
-        await app.RunAsync().ConfigureAwait(false);
+        app.Lifetime.ApplicationStarted.Register(() => log.Information(
+            "Zaichik {Version} listening on {Host}:{Port} ({Transport}), data in {DataPath}; durability {Durability}, tokens {Auth}, auto-create {AutoCreate}",
+            BrokerCommandLine.Version,
+            options.Host,
+            ZaichikServer.BoundPort(app, options.Port),
+            options.Tls?.CertificatePath is null ? "TCP" : "TLS",
+            Path.GetFullPath(options.DataPath),
+            options.Durability,
+            options.Tokens.Count == 0 ? "off (anyone who reaches the port may publish and subscribe)" : $"on ({options.Tokens.Count})",
+            options.AutoCreateTopics ? "on" : "off"));
+        try
+        {
+            // Tried first, so that a taken port is one line, not the web host's start-up failure with its stack trace.
+            ZaichikServer.ProbeListenAddress(options.Host, options.Port);
+            await app.RunAsync().ConfigureAwait(false);
+        }
+        catch (IOException bind) when (bind.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException || bind.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            Console.Error.WriteLine($"Zaichik cannot start: {options.Host}:{options.Port} is already in use (another broker or program listens there); choose another with --port");
+            return 4;
+        }
+        catch (IOException bind) when (bind.InnerException is System.Net.Sockets.SocketException)
+        {
+            Console.Error.WriteLine($"Zaichik cannot start: cannot listen on {options.Host}:{options.Port}: {bind.InnerException.Message}");
+            return 4;
+        }
     }
 
     log.Information("Zaichik stopped");

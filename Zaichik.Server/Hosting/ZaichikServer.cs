@@ -174,7 +174,38 @@ public sealed class ZaichikServer : IAsyncDisposable
     private static IPAddress ListenAddress(string host) =>
         host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(host);
 
-    private static int BoundPort(WebApplication app, int requested)
+    /// <summary>
+    /// Binds and releases <paramref name="host"/>:<paramref name="port"/> as the listener will, so that a port already
+    /// in use is reported before anything else starts. Throws the same <see cref="IOException"/> Kestrel would.
+    /// </summary>
+    internal static void ProbeListenAddress(string host, int port)
+    {
+        if (port == 0)
+        {
+            return;
+        }
+
+        var probe = new System.Net.Sockets.TcpListener(ListenAddress(host), port);
+        try
+        {
+            probe.Start();
+        }
+        catch (System.Net.Sockets.SocketException exception) when (exception.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            throw new IOException($"{host}:{port} is already in use", new Microsoft.AspNetCore.Connections.AddressInUseException(exception.Message, exception));
+        }
+        catch (System.Net.Sockets.SocketException exception)
+        {
+            throw new IOException($"cannot listen on {host}:{port}", exception);
+        }
+        finally
+        {
+            probe.Stop();
+        }
+    }
+
+    /// <summary>The port the listener bound, once started; <paramref name="requested"/> before that.</summary>
+    internal static int BoundPort(WebApplication app, int requested)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
         foreach (var address in addresses ?? [])

@@ -1,5 +1,6 @@
 using Zaichik.Client;
 using Zaichik.Protocol;
+using Zaichik.Server.Hosting;
 using Zaichik.Tests.Processes;
 
 namespace Zaichik.Tests.EndToEnd;
@@ -67,6 +68,71 @@ public sealed class ProcessTests : IDisposable
         await using var again = await ZaichikClient.ConnectAsync("127.0.0.1", restarted.Port);
         await using var resumed = new MessageReader(await again.SubscribeAsync("ledger", new SubscribeOptions { DurableName = "billing" }));
         (await resumed.NextAsync()).Sequence.ShouldBe(confirmed + 1, "the Pong came after the position was fsynced");
+    }
+
+    [Fact]
+    public async Task Help_prints_the_options_and_exits_0_without_starting()
+    {
+        var (exitCode, output) = await BrokerProcess.RunToExitAsync("--help", "--data", _dataPath);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("--port <port>");
+        output.ShouldContain("--Zaichik:<Name> <value>");
+        output.ShouldNotContain("listening on");
+        Directory.Exists(_dataPath).ShouldBeFalse("help starts nothing and creates no data folder");
+    }
+
+    [Fact]
+    public async Task Version_prints_the_version_and_exits_0()
+    {
+        var (exitCode, output) = await BrokerProcess.RunToExitAsync("--version");
+
+        exitCode.ShouldBe(0, output);
+        output.Trim().ShouldBe($"Zaichik {BrokerCommandLine.Version}");
+        BrokerCommandLine.Version.ShouldNotBe("unknown");
+    }
+
+    [Theory]
+    [InlineData("--prot", "unknown option '--prot'")]
+    [InlineData("--porT=9000", "unknown option '--porT'")]
+    [InlineData("8889", "unexpected argument '8889'")]
+    [InlineData("--port", "option '--port' needs a value")]
+    public async Task A_mistyped_command_line_exits_2_naming_the_argument(string argument, string expected)
+    {
+        var (exitCode, output) = await BrokerProcess.RunToExitAsync("--data", _dataPath, argument);
+
+        exitCode.ShouldBe(2, output);
+        output.Trim().ShouldBe($"Zaichik: {expected}; see --help");
+        Directory.Exists(_dataPath).ShouldBeFalse("nothing starts");
+    }
+
+    [Fact]
+    public async Task A_port_in_use_exits_4_with_one_line_naming_host_and_port()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+
+        var (exitCode, output) = await BrokerProcess.RunToExitAsync("--port", port.ToString(), "--data", _dataPath);
+
+        exitCode.ShouldBe(4, output);
+        output.ShouldContain($"Zaichik cannot start: 127.0.0.1:{port} is already in use");
+        output.ShouldNotContain("http://");
+        output.ShouldNotContain("   at ", customMessage: "no stack trace");
+    }
+
+    [Fact]
+    public async Task The_start_up_line_says_version_listener_data_durability_auth_and_auto_create()
+    {
+        await using var broker = await BrokerProcess.StartAsync(_dataPath, port: null, openFileLimit: null, "--Zaichik:Durability", "Always", "--Zaichik:AutoCreateTopics", "false");
+
+        var line = broker.Output.Split('\n').Single(text => text.Contains("listening on", StringComparison.Ordinal));
+
+        line.ShouldContain($"Zaichik {BrokerCommandLine.Version} listening on 127.0.0.1:{broker.Port} (TCP)");
+        line.ShouldContain($"data in {Path.GetFullPath(_dataPath)}");
+        line.ShouldContain("durability Always");
+        line.ShouldContain("tokens off");
+        line.ShouldContain("auto-create off");
     }
 
     [Fact]
