@@ -25,7 +25,12 @@ public sealed class ResourceTests(ITestOutputHelper output)
             await client.PublishAsync($"idle-{i}", "one message");
         }
 
-        await server.Maintenance.CloseIdleAsync(CancellationToken.None);
+        // A pass skips a topic that is busy at that moment (its last commit still running); the next one closes it.
+        for (var pass = 0; pass < 20 && server.Registry.OpenCount > 0; pass++)
+        {
+            await server.Maintenance.CloseIdleAsync(CancellationToken.None);
+        }
+
         server.Registry.OpenCount.ShouldBe(0);
         var perTopic = (ProcessResources.SettledHeapBytes() - before) / topics;
         output.WriteLine($"{perTopic:N0} bytes of managed heap per idle topic");
