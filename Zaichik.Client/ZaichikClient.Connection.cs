@@ -63,15 +63,16 @@ public sealed partial class ZaichikClient
         LogDisconnected(lost.Message);
         if (!Options.Reconnect.Enabled)
         {
-            Shutdown(() => ConnectionLost(connection, failure), graceful: false);
+            // The event first: whoever sees a request fail with this reason may look for it.
             RaiseDisconnected(lost);
+            Shutdown(() => ConnectionLost(connection, failure), graceful: false);
             return;
         }
 
+        RaiseDisconnected(lost);
         _requests.Disconnected(Options.Idempotence, () => new ZaichikConnectionException(
             $"{lost.Message}; the request was sent, and whether the server handled it is unknown", lost.InnerException));
         FailConfirmations(new ZaichikConnectionException($"{lost.Message}; the Commits could not be confirmed", lost.InnerException));
-        RaiseDisconnected(lost);
         StartConnecting(lost);
     }
 
