@@ -281,8 +281,8 @@
 
     const deltaIn = topic.messagesIn - entry.messagesIn;
     const deltaOut = topic.messagesOut - entry.messagesOut;
-    if (deltaIn < 0 || deltaOut < 0) {
-      // The counters went back: the broker restarted. Start over from these.
+    if (!Number.isFinite(deltaIn) || !Number.isFinite(deltaOut) || deltaIn < 0 || deltaOut < 0) {
+      // Counters unknown, or gone back because the broker restarted: start over from these.
       entry.rateIn = null;
       entry.rateOut = null;
       entry.samples = [];
