@@ -26,6 +26,7 @@
   let generation = 0;
   let polls = 0;
   let current = null;
+  let server = null;
 
   function readInterval(text) {
     const value = Number.parseInt(text ?? '', 10);
@@ -303,7 +304,8 @@
 
   // ---- Header, errors, token ----
 
-  function renderServer(server) {
+  function renderServer(latest) {
+    server = latest;
     setField($('server-version'), server.version ?? dash, server.version);
     setField($('server-uptime'), duration(server.uptimeMs), server.uptimeMs);
     setField($('server-auth'), server.auth ? 'tokens' : 'off', server.auth);
@@ -407,9 +409,9 @@
       async load() {
         const prefix = filter.value.trim();
         const topics = await api('api/topics' + (prefix ? '?prefix=' + encodeURIComponent(prefix) : ''));
-        return { topics, at: performance.now() };
+        return { topics, prefix, at: performance.now() };
       },
-      render({ topics, at }) {
+      render({ topics, prefix, at }) {
         const tbody = list.tBodies[0];
         syncRows(tbody, topics, (t) => t.name, 'data-topic', (t) => {
           const row = el('tr', null, cells(topicColumns));
@@ -431,9 +433,26 @@
         });
         empty.hidden = topics.length > 0;
         list.hidden = topics.length === 0;
-        summary.textContent = topics.length === 1 ? '1 topic' : `${count(topics.length)} topics`;
+        summary.textContent = topicsSummary(topics.length, prefix);
       },
     };
+  }
+
+  // The API answers one page of topics: say so when there are more than it showed.
+  function topicsSummary(shown, prefix) {
+    const total = server && server.topics ? server.topics.total : null;
+    const admin = server && server.options ? server.options.Admin : null;
+    const pageSize = (admin && (admin.MaxTopicsPerPage ?? admin.maxTopicsPerPage)) || 1000;
+    const plural = (n) => (n === 1 ? '1 topic' : `${count(n)} topics`);
+    if (!prefix && typeof total === 'number' && total > shown) {
+      return `${count(shown)} of ${plural(total)}: filter by prefix to see the others`;
+    }
+
+    if (shown >= pageSize) {
+      return `the first ${plural(shown)}: filter by a longer prefix to see the others`;
+    }
+
+    return plural(shown);
   }
 
   function definitions(id, entries) {
@@ -758,9 +777,9 @@
     const shown = current;
     try {
       // The header is drawn even when the view's own call fails (a topic that does not exist, say).
-      const header = api('api/server').then((server) => {
+      const header = api('api/server').then((latest) => {
         if (mine === generation) {
-          renderServer(server);
+          renderServer(latest);
         }
       });
       const [, data] = await Promise.all([header, shown.load()]);
