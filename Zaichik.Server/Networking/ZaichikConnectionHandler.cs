@@ -23,9 +23,6 @@ internal sealed partial class ZaichikConnectionHandler(
 {
     private int _open;
 
-    /// <summary>Connections being served or refused now.</summary>
-    public int OpenConnections => Volatile.Read(ref _open);
-
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         var open = Interlocked.Increment(ref _open);

@@ -17,7 +17,8 @@ internal sealed class BrokerState(
     IdleConnectionMonitor sessions,
     IOptions<ZaichikServerOptions> options,
     TimeProvider time,
-    ListenerAddresses listeners)
+    ListenerAddresses listeners,
+    Storage.FileBudget files)
 {
     private readonly ZaichikServerOptions _options = options.Value;
 
@@ -56,6 +57,8 @@ internal sealed class BrokerState(
             totals.BytesOut,
             totals.Duplicates,
             totals.Expired,
+            files.InUse,
+            files.Limit,
             PublicOptions());
     }
 
@@ -238,7 +241,7 @@ internal sealed class BrokerState(
         var settings = topic.Settings;
         var open = topic.Current;
         long? first = null, last = null, count = null, maxLag = null;
-        int subscribers = 0, consumers = 0, holes = 0;
+        int subscribers = 0, consumers = 0, holes = 0, openFiles = 0, readers = 0;
         if (open is not null)
         {
             var log = open.Log;
@@ -247,6 +250,8 @@ internal sealed class BrokerState(
             count = log.CountAfter(log.FirstSequence - 1);
             subscribers = open.SubscriberCount;
             holes = log.Holes.Count;
+            openFiles = log.OpenFiles + open.Positions.OpenFiles;
+            readers = log.Readers;
             foreach (var (_, committed, lost) in open.Positions.All())
             {
                 consumers++;
@@ -280,7 +285,9 @@ internal sealed class BrokerState(
             counters.MessagesOut,
             counters.BytesOut,
             counters.Duplicates,
-            holes);
+            holes,
+            openFiles,
+            readers);
     }
 
     /// <summary>The durable consumers of an open topic; none of a closed one.</summary>

@@ -22,6 +22,8 @@ public sealed record ServerView(
     long BytesOut,
     long DuplicatesDropped,
     long Expired,
+    int OpenFiles,
+    int MaxOpenFiles,
     System.Text.Json.Nodes.JsonObject Options);
 
 /// <summary>One listener: <c>tcp</c> (clients) or <c>admin</c> (HTTP).</summary>
@@ -51,7 +53,9 @@ public record TopicView(
     long MessagesOut,
     long BytesOut,
     long DuplicatesDropped,
-    int Holes);
+    int Holes,
+    int OpenFiles,
+    int Readers);
 
 /// <summary>One topic with its durable consumers and the sequence ranges lost to damaged storage.</summary>
 public sealed record TopicDetailView(TopicView Topic, IReadOnlyList<ConsumerView> Consumers, IReadOnlyList<HoleView> HoleRanges);

@@ -136,10 +136,15 @@ public sealed class AdminApiTests
         listed.GetProperty("state").GetString().ShouldBe("closed");
         listed.GetProperty("lastSequence").GetInt64().ShouldBe(2);
         listed.GetProperty("messageCount").GetInt64().ShouldBe(2);
+        listed.GetProperty("openFiles").GetInt32().ShouldBe(0, "a closed topic holds no descriptor");
 
         var detail = await admin.GetJsonAsync("/api/topics/kept");
         detail.GetProperty("state").GetString().ShouldBe("open");
         detail.GetProperty("lastSequence").GetInt64().ShouldBe(2);
+        detail.GetProperty("openFiles").GetInt32().ShouldBeGreaterThan(0);
+        var server = await admin.GetJsonAsync("/api/server");
+        server.GetProperty("openFiles").GetInt32().ShouldBeGreaterThanOrEqualTo(detail.GetProperty("openFiles").GetInt32());
+        server.GetProperty("maxOpenFiles").GetInt32().ShouldBeGreaterThan(0);
     }
 
     [Fact]

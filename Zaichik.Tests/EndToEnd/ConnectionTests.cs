@@ -84,7 +84,7 @@ public sealed class ConnectionTests
 
         await client.DisposeAsync();
 
-        await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 1, "only the publisher stays connected");
+        await TestServer.EventuallyAsync(() => server.State.Server().Connections == 1, "only the publisher stays connected");
         await server.Maintenance.SweepAllAsync(CancellationToken.None);
         topic.Current!.Log.BeginAddress.ShouldBe(topic.Current.Log.TailAddress, "with no reader left, a topic without retention keeps nothing");
     }

@@ -94,7 +94,7 @@ public sealed class DurableConsumerTests
         await first.DisposeAsync();
 
         error.Code.ShouldBe(ErrorCode.AlreadySubscribed);
-        await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 1, "the first connection has closed");
+        await TestServer.EventuallyAsync(() => server.State.Server().Connections == 1, "the first connection has closed");
         await second.SubscribeAsync("exclusive", Durable("worker"));
     }
 

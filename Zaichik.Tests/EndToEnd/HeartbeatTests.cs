@@ -22,7 +22,7 @@ public sealed class HeartbeatTests
         reply.Error!.Value.Code.ShouldBe(ErrorCode.IdleTimeout);
         reply.Error!.Value.RequestId.ShouldBeNull();
         await raw.ShouldBeClosedByServerAsync();
-        await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 0, "the idle connection should be released");
+        await TestServer.EventuallyAsync(() => server.State.Server().Connections == 0, "the idle connection should be released");
     }
 
     [Fact]
@@ -51,7 +51,7 @@ public sealed class HeartbeatTests
         await using var server = await TestServer.StartAsync(
             options => options with { IdleTimeout = TimeSpan.Zero, HandshakeTimeout = TimeSpan.FromSeconds(5) }, time);
         await using var raw = await RawConnection.ConnectAsync(server.Port, hello: false);
-        await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 1, "the server should have accepted the connection");
+        await TestServer.EventuallyAsync(() => server.State.Server().Connections == 1, "the server should have accepted the connection");
 
         time.Advance(TimeSpan.FromSeconds(6));
 

@@ -20,7 +20,7 @@ public sealed class LimitTests
         (await first.PublishAsync("limits", "still served")).Sequence.ShouldBeGreaterThanOrEqualTo(0);
 
         await second.DisposeAsync();
-        await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 1, "the closed connection should free its slot");
+        await TestServer.EventuallyAsync(() => server.State.Server().Connections == 1, "the closed connection should free its slot");
         await using var third = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port);
         (await third.PublishAsync("limits", "in the freed slot")).Sequence.ShouldBeGreaterThan(0);
     }

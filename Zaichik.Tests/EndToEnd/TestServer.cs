@@ -37,6 +37,9 @@ internal sealed class TestServer : IAsyncDisposable
 
     internal ZaichikConnectionHandler Connections => Server.Services.GetRequiredService<ZaichikConnectionHandler>();
 
+    /// <summary>The broker state model, as the admin API reads it.</summary>
+    internal Zaichik.Server.State.BrokerState State => Server.Services.GetRequiredService<Zaichik.Server.State.BrokerState>();
+
     public static async Task<TestServer> StartAsync(
         Func<ZaichikServerOptions, ZaichikServerOptions>? configure = null, TimeProvider? time = null, string? dataPath = null, ILoggerProvider? logs = null)
     {

@@ -78,7 +78,7 @@ public sealed class ServerFuzzTests(ITestOutputHelper output)
             output.WriteLine(string.Join(", ", tally.OrderBy(entry => entry.Key).Select(entry => $"{entry.Key}: {entry.Value}")));
             failures.ShouldBeEmpty($"with {FuzzSeed.Replay(seed)}:\n{string.Join("\n", failures.Take(10))}");
 
-            await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 0, "every fuzzed connection is closed on the server");
+            await TestServer.EventuallyAsync(() => server.State.Server().Connections == 0, "every fuzzed connection is closed on the server");
             await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.Current?.SubscriberCount ?? 0) == 0, "no subscription outlives its connection");
             await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.Current?.RunningPumps ?? 0) == 0, "no delivery pump outlives its subscription");
             output.WriteLine($"{server.Registry.Count} topics after fuzzing");

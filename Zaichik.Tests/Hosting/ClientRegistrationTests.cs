@@ -164,7 +164,7 @@ public sealed class ClientRegistrationTests
         {
             await host.StartAsync();
 
-            await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 1, "the client connected on start");
+            await TestServer.EventuallyAsync(() => server.State.Server().Connections == 1, "the client connected on start");
         }
         finally
         {

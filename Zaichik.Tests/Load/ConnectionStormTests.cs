@@ -105,7 +105,7 @@ public sealed class ConnectionStormTests(ITestOutputHelper output)
 
     private static async Task AllClosedAsync(TestServer server)
     {
-        await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 0, "the broker closes every connection");
+        await TestServer.EventuallyAsync(() => server.State.Server().Connections == 0, "the broker closes every connection");
         await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.Current?.SubscriberCount ?? 0) == 0, "no subscription outlives its connection");
         await TestServer.EventuallyAsync(() => server.Registry.Topics.Sum(topic => topic.Current?.RunningPumps ?? 0) == 0, "no delivery pump outlives its subscription");
     }

@@ -50,7 +50,7 @@ public sealed class DepartedSubscriberTests(ITestOutputHelper output)
 
         stalled.Dispose();
         await neverCommitting.DisposeAsync();
-        await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 1, "only the publisher is left");
+        await TestServer.EventuallyAsync(() => server.State.Server().Connections == 1, "only the publisher is left");
         await server.Maintenance.SweepAllAsync(CancellationToken.None);
 
         await TestServer.EventuallyAsync(() => Segments(server) <= 2, $"a topic without retention frees what nobody reads, without another publish ({Segments(server)} segment files left)");

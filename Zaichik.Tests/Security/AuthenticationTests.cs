@@ -36,7 +36,7 @@ public sealed class AuthenticationTests
         var refused = await Should.ThrowAsync<ZaichikServerException>(async () => await ConnectAsync(server, token));
 
         refused.Code.ShouldBe(ErrorCode.AuthenticationFailed);
-        await TestServer.EventuallyAsync(() => server.Connections.OpenConnections == 0, "the refused connection should be closed");
+        await TestServer.EventuallyAsync(() => server.State.Server().Connections == 0, "the refused connection should be closed");
     }
 
     [Fact]
