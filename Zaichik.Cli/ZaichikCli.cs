@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
+using System.Reflection;
 using System.Net.Http;
 using Zaichik.Cli.Commands;
 using Zaichik.Cli.Infrastructure;
@@ -30,6 +32,12 @@ public static class ZaichikCli
             root.Options.Add(option);
         }
 
+        // The default prints the entry assembly's version, which in-process (tests) is not this tool's.
+        foreach (var version in root.Options.OfType<VersionOption>())
+        {
+            version.Action = new PrintVersionAction(stdout);
+        }
+
         VerbRunner run = (parse, action, ct) => InvokeAsync(parse, globals, stdout, stderr, stdin, time, action, ct);
         root.Subcommands.Add(PubCommand.Create(run));
         root.Subcommands.Add(SubCommand.Create(run));
@@ -43,7 +51,8 @@ public static class ZaichikCli
         if (parse.Errors.Count > 0)
         {
             var verb = parse.CommandResult.Command == root ? "zaichik" : $"zaichik {parse.CommandResult.Command.Name}";
-            await stderr.WriteLineAsync($"zaichik: {parse.Errors[0].Message} (see '{verb} --help')");
+            var problem = string.Join(' ', parse.Errors[0].Message.Split((char[])['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(part => part.Trim()));
+            await stderr.WriteLineAsync($"zaichik: {problem} (see '{verb} --help')");
             return ExitCodes.Usage;
         }
 
@@ -56,6 +65,10 @@ public static class ZaichikCli
         };
         return await parse.InvokeAsync(configuration, cancellationToken);
     }
+
+    /// <summary>This tool's version, as the packages are versioned (Directory.Build.props), without the commit.</summary>
+    internal static string Version { get; } =
+        typeof(ZaichikCli).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown";
 
     private static Stream? StandardInput() => Console.IsInputRedirected ? Console.OpenStandardInput() : null;
 
@@ -102,3 +115,13 @@ internal delegate Task<int> VerbAction(CliContext context, ParseResult parse, Ca
 
 /// <summary>Runs a verb's action with the global settings, turning failures into one stderr line and an exit code.</summary>
 internal delegate Task<int> VerbRunner(ParseResult parse, VerbAction action, CancellationToken cancellationToken);
+
+/// <summary><c>--version</c>: prints <see cref="ZaichikCli.Version"/>.</summary>
+internal sealed class PrintVersionAction(TextWriter stdout) : SynchronousCommandLineAction
+{
+    public override int Invoke(ParseResult parseResult)
+    {
+        stdout.WriteLine(ZaichikCli.Version);
+        return ExitCodes.Ok;
+    }
+}
