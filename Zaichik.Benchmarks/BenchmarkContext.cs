@@ -62,7 +62,7 @@ internal sealed class BenchmarkContext : IAsyncDisposable
         }
 
         var dataPath = Path.Combine(Path.GetTempPath(), $"zaichik-bench-{Guid.NewGuid():N}");
-        var options = new ZaichikServerOptions { Host = "127.0.0.1", Port = 0, DataPath = dataPath };
+        var options = new ZaichikServerOptions { Host = "127.0.0.1", Port = 0, DataPath = dataPath, Admin = new AdminOptions { Url = "" } };
         X509Certificate2? certificate = null;
         if (settings.Tls)
         {

@@ -65,13 +65,16 @@ try
 
     await using (app.ConfigureAwait(false))
     {
+        string? listening = null;
+        var switchName = "--port";
         // Said only once the listener is bound, so whoever waits for this line can connect at once.
         app.Lifetime.ApplicationStarted.Register(() => log.Information(
-            "Zaichik {Version} listening on {Host}:{Port} ({Transport}), data in {DataPath}; durability {Durability}, tokens {Auth}, auto-create {AutoCreate}",
+            "Zaichik {Version} listening on {Host}:{Port} ({Transport}), admin {Admin}, data in {DataPath}; durability {Durability}, tokens {Auth}, auto-create {AutoCreate}",
             BrokerCommandLine.Version,
             options.Host,
             ZaichikServer.BoundPort(app, options.Port),
             options.Tls?.CertificatePath is null ? "TCP" : "TLS",
+            ZaichikServer.BoundAdminUrl(app) ?? "off",
             Path.GetFullPath(options.DataPath),
             options.Durability,
             options.Tokens.Count == 0 ? "off (anyone who reaches the port may publish and subscribe)" : $"on ({options.Tokens.Count})",
@@ -79,17 +82,27 @@ try
         try
         {
             // Tried first, so that a taken port is one line, not the web host's start-up failure with its stack trace.
+            listening = $"{options.Host}:{options.Port}";
             ZaichikServer.ProbeListenAddress(options.Host, options.Port);
+            if (options.Admin.Enabled)
+            {
+                var admin = options.Admin.ParsedUrl;
+                listening = $"{admin.Host}:{admin.Port}";
+                switchName = "--admin";
+                ZaichikServer.ProbeListenAddress(admin.Host.Trim('[', ']'), admin.Port);
+            }
+
+            listening = null;
             await app.RunAsync().ConfigureAwait(false);
         }
         catch (IOException bind) when (bind.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException || bind.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
         {
-            Console.Error.WriteLine($"Zaichik cannot start: {options.Host}:{options.Port} is already in use (another broker or program listens there); choose another with --port");
+            Console.Error.WriteLine($"Zaichik cannot start: {listening ?? $"{options.Host}:{options.Port}"} is already in use (another broker or program listens there); choose another with {switchName}");
             return 4;
         }
         catch (IOException bind) when (bind.InnerException is System.Net.Sockets.SocketException)
         {
-            Console.Error.WriteLine($"Zaichik cannot start: cannot listen on {options.Host}:{options.Port}: {bind.InnerException.Message}");
+            Console.Error.WriteLine($"Zaichik cannot start: cannot listen on {listening ?? $"{options.Host}:{options.Port}"}: {bind.InnerException.Message}");
             return 4;
         }
     }

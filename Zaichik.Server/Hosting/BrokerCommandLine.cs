@@ -9,7 +9,7 @@ namespace Zaichik.Server.Hosting;
 /// </summary>
 public sealed record BrokerCommandLine(BrokerCommand Command, string? Error = null)
 {
-    private static readonly string[] ValueSwitches = ["--data", "--port", "--host", "--log"];
+    private static readonly string[] ValueSwitches = ["--data", "--port", "--host", "--log", "--admin"];
 
     /// <summary>The version the broker reports: its assembly's informational version.</summary>
     public static string Version { get; } =
@@ -26,6 +26,8 @@ public sealed record BrokerCommandLine(BrokerCommand Command, string? Error = nu
           --host <address>         Address to listen on (default 127.0.0.1; 0.0.0.0 for all). Also HOST.
           --data <folder>          Data folder (default ./data). Also ZAICHIK_DATA.
           --log <level>            trace, debug, information, warning, error or fatal. Also ZAICHIK_LOG.
+          --admin <url>            Admin HTTP listener: API, /metrics, /healthz, /readyz and the dashboard
+                                   (default http://127.0.0.1:8890; off turns it off). Also ZAICHIK_ADMIN.
           --Zaichik:<Name> <value> Any setting of the README's Configuration table, e.g. --Zaichik:Durability Always
                                    or --Zaichik:Storage:PageSizeBits 16. Also Zaichik__<Name> environment variables
                                    and appsettings.json beside the binary.

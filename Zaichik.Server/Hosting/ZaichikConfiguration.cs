@@ -18,6 +18,7 @@ public static class ZaichikConfiguration
         ["HOST"] = "Zaichik:Host",
         ["ZAICHIK_DATA"] = "Zaichik:DataPath",
         ["ZAICHIK_LOG"] = "Zaichik:LogLevel",
+        ["ZAICHIK_ADMIN"] = "Zaichik:Admin:Url",
     };
 
     private static readonly Dictionary<string, string> Switches = new()
@@ -26,6 +27,7 @@ public static class ZaichikConfiguration
         ["--port"] = "Zaichik:Port",
         ["--host"] = "Zaichik:Host",
         ["--log"] = "Zaichik:LogLevel",
+        ["--admin"] = "Zaichik:Admin:Url",
     };
 
     /// <summary>Builds the configuration from <paramref name="args"/> and <paramref name="environment"/> (the process's when null).</summary>

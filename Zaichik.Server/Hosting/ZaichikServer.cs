@@ -8,6 +8,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using Zaichik.Server.Admin;
 using Zaichik.Server.Hosting.Internal;
 using Zaichik.Server.Networking;
 using Zaichik.Server.Storage;
@@ -25,11 +28,13 @@ public sealed class ZaichikServer : IAsyncDisposable
     private readonly WebApplication _app;
     private int _disposed;
 
-    private ZaichikServer(WebApplication app, ZaichikServerOptions options, int port)
+    private ZaichikServer(WebApplication app, ZaichikServerOptions options)
     {
         _app = app;
         Options = options;
-        Port = port;
+        var listeners = app.Services.GetRequiredService<BoundListeners>();
+        Port = listeners.TcpPort;
+        AdminUrl = listeners.AdminUrl;
     }
 
     public ZaichikServerOptions Options { get; }
@@ -38,6 +43,9 @@ public sealed class ZaichikServer : IAsyncDisposable
     public int Port { get; }
 
     public string Host => Options.Host;
+
+    /// <summary>The admin listener's address as bound (e.g. <c>http://127.0.0.1:8890</c>), or null when it is off.</summary>
+    public string? AdminUrl { get; }
 
     internal IServiceProvider Services => _app.Services;
 
@@ -60,7 +68,7 @@ public sealed class ZaichikServer : IAsyncDisposable
             throw;
         }
 
-        return new ZaichikServer(app, options, BoundPort(app, options.Port));
+        return new ZaichikServer(app, options);
     }
 
     /// <summary>Builds the host without starting it; throws <see cref="OptionsValidationException"/> for invalid options.</summary>
@@ -105,6 +113,12 @@ public sealed class ZaichikServer : IAsyncDisposable
         builder.Services.AddSingleton(timeProvider);
         builder.Services.AddSingleton(files);
         builder.Services.AddSingleton(folderLock);
+        var listeners = new BoundListeners();
+        builder.Services.AddSingleton(listeners);
+        builder.Services.AddSingleton(listeners.Addresses);
+        builder.Services.AddSingleton<Diagnostics.ServerCounters>();
+        builder.Services.AddSingleton<Diagnostics.ServerMetrics>();
+        builder.Services.AddSingleton<State.BrokerState>();
         builder.Services.AddSingleton<TopicRegistry>();
         builder.Services.AddSingleton<ZaichikConnectionHandler>();
         builder.Services.AddSingleton<Security.TokenAuthenticator>();
@@ -119,8 +133,10 @@ public sealed class ZaichikServer : IAsyncDisposable
             kestrel.AddServerHeader = false;
             // Up to MaxConnections more are accepted only to be told TooManyConnections; past that Kestrel drops them.
             kestrel.Limits.MaxConcurrentConnections = Math.Min(2L * options.MaxConnections, connectionRoom);
+            kestrel.Limits.MaxRequestBodySize = MaxAdminRequestBody;
             kestrel.Listen(ListenAddress(options.Host), options.Port, listen =>
             {
+                listeners.Tcp = listen;
                 if (certificate is not null)
                 {
                     // TLS comes first in the connection's pipeline, so the handler reads and writes plain frames.
@@ -129,7 +145,28 @@ public sealed class ZaichikServer : IAsyncDisposable
 
                 listen.UseConnectionHandler<ZaichikConnectionHandler>();
             });
+
+            if (options.Admin.Enabled)
+            {
+                var url = options.Admin.ParsedUrl;
+                kestrel.Listen(ListenAddress(url.Host.Trim('[', ']')), url.Port, listen =>
+                {
+                    listeners.Admin = listen;
+                    if (url.Scheme == "https")
+                    {
+                        listeners.AdminTls = true;
+                        listen.UseHttps(certificate!.ConnectionOptions(options.Tls!));
+                    }
+                });
+            }
         });
+
+        if (options.Admin.Enabled)
+        {
+            builder.Services.AddOpenTelemetry()
+                .ConfigureResource(resource => resource.AddService("zaichik", serviceVersion: BrokerCommandLine.Version, autoGenerateServiceInstanceId: false))
+                .WithMetrics(metrics => metrics.AddMeter(Diagnostics.ServerMetrics.Name).AddPrometheusExporter());
+        }
 
         WebApplication app;
         try
@@ -140,6 +177,16 @@ public sealed class ZaichikServer : IAsyncDisposable
         {
             folderLock.Dispose();
             throw;
+        }
+
+        app.Services.GetRequiredService<Diagnostics.ServerMetrics>()
+            .Observe(app.Services.GetRequiredService<State.BrokerState>(), app.Services.GetRequiredService<Diagnostics.ServerCounters>());
+        app.Lifetime.ApplicationStarted.Register(() => listeners.Bound(options));
+        if (options.Admin.Enabled)
+        {
+            app.UseAdminAuthentication();
+            app.MapPrometheusScrapingEndpoint("/metrics");
+            app.MapAdminEndpoints(options.Admin);
         }
 
         if (certificate is not null)
@@ -204,19 +251,46 @@ public sealed class ZaichikServer : IAsyncDisposable
         }
     }
 
-    /// <summary>The port the listener bound, once started; <paramref name="requested"/> before that.</summary>
-    internal static int BoundPort(WebApplication app, int requested)
+    /// <summary>The client port the listener bound, once started; <paramref name="requested"/> before that.</summary>
+    internal static int BoundPort(WebApplication app, int requested) =>
+        app.Services.GetRequiredService<BoundListeners>().Tcp is { } tcp && tcp.IPEndPoint is { Port: > 0 } bound ? bound.Port : requested;
+
+    /// <summary>The admin listener's bound address once started, or null when it is off.</summary>
+    internal static string? BoundAdminUrl(WebApplication app) => app.Services.GetRequiredService<BoundListeners>().AdminUrl;
+
+    /// <summary>Largest body the admin API reads (a topic to create is a few hundred bytes).</summary>
+    private const long MaxAdminRequestBody = 64 * 1024;
+
+}
+
+/// <summary>The listeners as configured, and what they bound once the host started (port 0 picks a free one).</summary>
+internal sealed class BoundListeners
+{
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Tcp { get; set; }
+
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Admin { get; set; }
+
+    /// <summary>Whether the admin listener serves https.</summary>
+    public bool AdminTls { get; set; }
+
+    public State.ListenerAddresses Addresses { get; } = new();
+
+    public int TcpPort => Tcp?.IPEndPoint?.Port ?? 0;
+
+    /// <summary>The admin listener's bound address, or null when it is off.</summary>
+    public string? AdminUrl => Admin?.IPEndPoint is { } endPoint
+        ? $"{(AdminTls ? "https" : "http")}://{(endPoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{endPoint.Address}]" : endPoint.Address.ToString())}:{endPoint.Port}"
+        : null;
+
+    /// <summary>Fills in <see cref="Addresses"/> once the listeners are bound.</summary>
+    public void Bound(ZaichikServerOptions options)
     {
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
-        foreach (var address in addresses ?? [])
+        var all = new List<State.ListenerView> { new("tcp", $"{options.Host}:{TcpPort}", options.Tls is not null) };
+        if (AdminUrl is { } admin)
         {
-            var separator = address.LastIndexOf(':');
-            if (separator > 0 && int.TryParse(address.AsSpan(separator + 1).TrimEnd('/'), out var port))
-            {
-                return port;
-            }
+            all.Add(new State.ListenerView("admin", admin, AdminTls));
         }
 
-        return requested;
+        Addresses.Set(all);
     }
 }

@@ -143,6 +143,9 @@ public sealed record ZaichikServerOptions
     /// <summary>TLS on the listener; null (the default) serves plain TCP.</summary>
     public ZaichikServerTlsOptions? Tls { get; init; }
 
+    /// <summary>The admin HTTP listener (API, metrics, health, dashboard); on 127.0.0.1:8890 by default.</summary>
+    public AdminOptions Admin { get; init; } = new();
+
     /// <summary>Every problem with these options; empty when they are valid.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -182,6 +185,7 @@ public sealed record ZaichikServerOptions
         Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");
         problems.AddRange(Storage.Validate());
         problems.AddRange(Tls?.Validate() ?? []);
+        problems.AddRange((Admin ?? new AdminOptions()).Validate(Tls is not null));
 
         // A message larger than a log page is split (headers and payload alike), but its key must fit in the first
         // fragment with room to spare.

@@ -24,6 +24,11 @@ public sealed record ZaichikTokenOptions
     /// <summary>Topic patterns this token may subscribe to, written like <see cref="Publish"/>. Empty: no subscribing.</summary>
     public IReadOnlyList<string> Subscribe { get; init; } = [];
 
+    /// <summary>
+    /// Whether this token may use the admin HTTP API and read <c>/metrics</c> (<c>Authorization: Bearer</c>). Default false.
+    /// </summary>
+    public bool Admin { get; init; }
+
     /// <summary>Shortest token accepted, so that a configured secret cannot be guessed by trying.</summary>
     public const int MinimumTokenLength = 16;
 
@@ -32,7 +37,8 @@ public sealed record ZaichikTokenOptions
         builder.Append("Name = ").Append(Name)
             .Append(", Token = (hidden)")
             .Append(", Publish = [").AppendJoin(", ", Publish).Append(']')
-            .Append(", Subscribe = [").AppendJoin(", ", Subscribe).Append(']');
+            .Append(", Subscribe = [").AppendJoin(", ", Subscribe).Append(']')
+            .Append(", Admin = ").Append(Admin);
         return true;
     }
 }

@@ -33,6 +33,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ErrorCode? _refusal;
     private readonly ILogger _logger;
+    private readonly Diagnostics.ServerCounters _counters;
     private readonly PipeReader _input;
     private readonly ConnectionWriter _writer;
     private readonly FrameReader _frames;
@@ -54,6 +55,9 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private volatile bool _handshakeDone;
     private volatile string? _expiry;
     private volatile string? _topicRetired;
+    private long _bytesIn;
+    private long _publishes;
+    private long _endedMessagesOut;
 
     /// <param name="refusal">When set, the session answers the Hello with this Error and ends (the server is full).</param>
     public ClientSession(
@@ -63,8 +67,10 @@ internal sealed partial class ClientSession : IAsyncDisposable
         TokenAuthenticator authenticator,
         TimeProvider time,
         ErrorCode? refusal,
-        ILogger logger)
+        ILogger logger,
+        Diagnostics.ServerCounters? counters = null)
     {
+        _counters = counters ?? new Diagnostics.ServerCounters();
         _connection = connection;
         _registry = registry;
         _options = options;
@@ -76,6 +82,60 @@ internal sealed partial class ClientSession : IAsyncDisposable
         _input = connection.Transport.Input;
         _writer = new ConnectionWriter(connection.Transport.Output);
         _frames = new FrameReader(options.MaxFrameSize);
+        ConnectedAt = time.GetUtcNow();
+    }
+
+    /// <summary>How many subscriptions the connection holds now.</summary>
+    public int SubscriptionCount
+    {
+        get
+        {
+            lock (_subscriptions)
+            {
+                return _subscriptions.Count;
+            }
+        }
+    }
+
+    /// <summary>When the connection was accepted.</summary>
+    public DateTimeOffset ConnectedAt { get; }
+
+    /// <summary>
+    /// What this connection is doing now, for the broker state model. Safe to call from any thread: the subscriptions
+    /// are copied under the lock their changes take, and counters are read as they are.
+    /// </summary>
+    public State.ConnectionView Describe()
+    {
+        Subscription[] subscriptions;
+        lock (_subscriptions)
+        {
+            subscriptions = [.. _subscriptions.Values];
+        }
+
+        var messagesOut = Volatile.Read(ref _endedMessagesOut);
+        var views = new State.SubscriptionView[subscriptions.Length];
+        for (var i = 0; i < subscriptions.Length; i++)
+        {
+            var subscription = subscriptions[i];
+            messagesOut += subscription.MessagesOut;
+            views[i] = new State.SubscriptionView(subscription.Topic.Name, subscription.DurableName, subscription.Prefetch, subscription.Uncommitted,
+                subscription.StartSequence, subscription.MessagesOut);
+        }
+
+        return new State.ConnectionView(
+            _connection.ConnectionId,
+            _connection.RemoteEndPoint?.ToString(),
+            _authenticator.Required && _handshakeDone ? _grant.Name : null,
+            _connection.Features.Get<Microsoft.AspNetCore.Connections.Features.ITlsHandshakeFeature>() is not null,
+            ConnectedAt,
+            _handshakeDone,
+            _producerId,
+            Volatile.Read(ref _publishes),
+            Volatile.Read(ref _bytesIn),
+            messagesOut,
+            _writer.BytesWritten,
+            Volatile.Read(ref _publishesAwaitingCommit),
+            views);
     }
 
     public async Task RunAsync(CancellationToken stopping)
@@ -181,7 +241,11 @@ internal sealed partial class ClientSession : IAsyncDisposable
             await subscription.DisposeAsync().ConfigureAwait(false);
         }
 
-        _subscriptions.Clear();
+        lock (_subscriptions)
+        {
+            _subscriptions.Clear();
+        }
+
         _replies.Dispose();
         _ended.Dispose();
     }
@@ -250,6 +314,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
             var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _lastActivity, _time.GetTimestamp());
             var buffer = result.Buffer;
+            var unread = buffer.Length;
             try
             {
                 while (_frames.TryRead(ref buffer, out var frame))
@@ -273,6 +338,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
             }
             finally
             {
+                Volatile.Write(ref _bytesIn, _bytesIn + unread - buffer.Length);
                 _input.AdvanceTo(buffer.Start, buffer.End);
             }
 
@@ -419,6 +485,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
     private async ValueTask HandlePublishAsync(PublishFrame publish, CancellationToken cancellationToken)
     {
+        Volatile.Write(ref _publishes, _publishes + 1);
         try
         {
             if (publish.Key is { Length: var keyLength } && keyLength > _options.MaxKeySize)
@@ -479,10 +546,12 @@ internal sealed partial class ClientSession : IAsyncDisposable
         }
         catch (TopicException failure)
         {
+            _counters.PublishRefused(failure.Code);
             Reply(new ErrorFrame(publish.RequestId, failure.Code, failure.Message));
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
+            _counters.PublishRefused(ErrorCode.StorageFailure);
             LogStorageFailure(exception, publish.Topic);
             Reply(new ErrorFrame(publish.RequestId, ErrorCode.StorageFailure, $"the message was not stored: {exception.Message}"));
         }
@@ -522,7 +591,11 @@ internal sealed partial class ClientSession : IAsyncDisposable
             var subscription = new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, subscribe.DurableName);
             var topicName = topic.Name;
             subscription.WhenTopicRetired(() => OnTopicRetired(topicName));
-            _subscriptions.Add(subscribe.Topic, subscription);
+            lock (_subscriptions)
+            {
+                _subscriptions.Add(subscribe.Topic, subscription);
+            }
+
             _subscriptionsToStart.Add(subscription);
             Reply(new AckFrame(subscribe.RequestId, subscription.StartSequence, false));
         }
@@ -534,13 +607,21 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
     private async ValueTask HandleUnsubscribeAsync(UnsubscribeFrame unsubscribe)
     {
-        if (!_subscriptions.Remove(unsubscribe.Topic, out var subscription))
+        bool removed;
+        Subscription? subscription;
+        lock (_subscriptions)
+        {
+            removed = _subscriptions.Remove(unsubscribe.Topic, out subscription);
+        }
+
+        if (!removed || subscription is null)
         {
             Reply(new ErrorFrame(unsubscribe.RequestId, ErrorCode.NotSubscribed, $"this connection does not subscribe to '{unsubscribe.Topic}'"));
             return;
         }
 
         _subscriptionsToStart.Remove(subscription);
+        Interlocked.Add(ref _endedMessagesOut, subscription.MessagesOut);
         await subscription.DisposeAsync().ConfigureAwait(false);
         Reply(new AckFrame(unsubscribe.RequestId, null, false));
     }

@@ -18,7 +18,8 @@ internal sealed partial class ZaichikConnectionHandler(
     IdleConnectionMonitor monitor,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
-    ILogger<ZaichikConnectionHandler> logger) : ConnectionHandler
+    ILogger<ZaichikConnectionHandler> logger,
+    Diagnostics.ServerCounters counters) : ConnectionHandler
 {
     private int _open;
 
@@ -36,7 +37,7 @@ internal sealed partial class ZaichikConnectionHandler(
         }
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, lifetime.ApplicationStopping);
-        var session = new ClientSession(connection, registry, options.Value, authenticator, time, refusal, logger);
+        var session = new ClientSession(connection, registry, options.Value, authenticator, time, refusal, logger, counters);
         monitor.Add(session);
         try
         {

@@ -17,7 +17,7 @@ internal sealed class TokenAuthenticator
     public TokenAuthenticator(IOptions<ZaichikServerOptions> options)
     {
         _tokens = options.Value.Tokens
-            .Select(token => (Digest(token.Token), new TokenGrant(token.Name, Parse(token.Publish), Parse(token.Subscribe))))
+            .Select(token => (Digest(token.Token), new TokenGrant(token.Name, Parse(token.Publish), Parse(token.Subscribe), token.Admin)))
             .ToArray();
     }
 

@@ -35,6 +35,8 @@ internal sealed partial class Subscription : IAsyncDisposable
     private readonly string? _durableName;
     private Task _pump = Task.CompletedTask;
     private long _positionVersion;
+    private long _messagesOut;
+    private long _bytesOut;
     private int _disposed;
     private CancellationTokenRegistration _retirement;
 
@@ -78,6 +80,12 @@ internal sealed partial class Subscription : IAsyncDisposable
 
     /// <summary>The durable consumer name, or null for an ordinary subscription.</summary>
     public string? DurableName => _durableName;
+
+    /// <summary>Messages this subscription delivered.</summary>
+    public long MessagesOut => Volatile.Read(ref _messagesOut);
+
+    /// <summary>Bytes of the Message frames this subscription delivered.</summary>
+    public long BytesOut => Volatile.Read(ref _bytesOut);
 
     /// <summary>Commits every delivered message up to and including <paramref name="sequence"/>.</summary>
     public void CommitUpTo(long sequence)
@@ -217,6 +225,9 @@ internal sealed partial class Subscription : IAsyncDisposable
                 _cursor.MoveTo(_reader.Position, _reader.LastSequence + 1);
                 if (_staging.WrittenCount > 0)
                 {
+                    _topic.Counters.Delivered(delivered, _staging.WrittenCount);
+                    Volatile.Write(ref _messagesOut, _messagesOut + delivered);
+                    Volatile.Write(ref _bytesOut, _bytesOut + _staging.WrittenCount);
                     var sent = await _writer.WriteAsync(_staging.WrittenMemory, cancellationToken).ConfigureAwait(false);
                     _staging.Reset();
                     if (!sent)

@@ -110,6 +110,15 @@ internal sealed class OpenTopic : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether the durable consumer <paramref name="name"/> is connected now.</summary>
+    public bool IsConsumerConnected(string name)
+    {
+        lock (_lock)
+        {
+            return _connectedConsumers.Contains(name);
+        }
+    }
+
     public void ReleaseConsumer(string name)
     {
         lock (_lock)

@@ -60,6 +60,12 @@ internal sealed partial class Topic : IAsyncDisposable
 
     public TopicSettings Settings { get; }
 
+    /// <summary>The first and last sequence and message count when the topic last closed; null before its first close.</summary>
+    public (long First, long Last, long Count)? ClosedSequences { get; private set; }
+
+    /// <summary>What the topic has stored, dropped and delivered since the broker started.</summary>
+    public TopicCounters Counters { get; } = new();
+
     public TopicState State => _quarantine is not null ? TopicState.Quarantined : Volatile.Read(ref _open) is null ? TopicState.Closed : TopicState.Open;
 
     /// <summary>Why the topic is quarantined, or null.</summary>
@@ -246,6 +252,11 @@ internal sealed partial class Topic : IAsyncDisposable
 
             if (keepFrom > log.BeginAddress)
             {
+                if (Settings.HasRetention && keepSequence > log.FirstSequence)
+                {
+                    Counters.ExpiredRemoved(log.CountAfter(log.FirstSequence - 1) - log.CountAfter(keepSequence - 1));
+                }
+
                 log.TruncateUntil(keepFrom, keepSequence);
                 open.Committer?.MarkDirty();
             }
@@ -526,12 +537,14 @@ internal sealed partial class Topic : IAsyncDisposable
             // A repeat of a stored publish is answered as the original was, before the key window can call it a duplicate.
             if (publish.Producer.IsSet && open.Producers.TryGetStored(publish.Producer, nowMs, out var stored))
             {
+                Counters.Repeat();
                 return ValueTask.FromResult(new PublishOutcome(stored, Duplicate: false, open));
             }
 
             var key = publish.Key;
             if (key.HasValue && open.Keys is { } keys && keys.IsDuplicate(key.Value.Span, nowMs, out var original))
             {
+                Counters.Duplicate();
                 return ValueTask.FromResult(new PublishOutcome(original, Duplicate: true, open));
             }
 
@@ -590,6 +603,7 @@ internal sealed partial class Topic : IAsyncDisposable
     private void Accepted(OpenTopic open, in Publish publish, long nowMs, long sequence)
     {
         open.Committer?.MarkDirty();
+        Counters.Stored((publish.Key?.Length ?? 0) + publish.Payload.Length + publish.Headers.Length);
         if (publish.Key.HasValue && open.Keys is { } keys)
         {
             keys.Accept(publish.Key.Value.Span, nowMs, sequence);
@@ -692,7 +706,8 @@ internal sealed partial class Topic : IAsyncDisposable
 
             committer = memory ? null : new TopicCommitter(Name, Directory, log, positions,
                 Settings.Durability == Durability.Always ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
-                _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this));
+                _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this),
+                _context.FlushDuration);
             return new OpenTopic(log, committer, keys, producers, positions) { RetentionTtlMs = Settings.RetentionTtlMs };
         }
         catch
@@ -751,6 +766,11 @@ internal sealed partial class Topic : IAsyncDisposable
         Volatile.Write(ref _open, null);
         try
         {
+            if (!open.Log.IsDisposed)
+            {
+                ClosedSequences = (open.Log.FirstSequence, open.Log.LastSequence, open.Log.CountAfter(open.Log.FirstSequence - 1));
+            }
+
             // What a closed topic keeps in mind: when its oldest message expires, maintenance opens it to remove it.
             _closedOldestTimestampMs = long.MaxValue;
             if (Settings.HasRetention && !open.Log.IsDisposed)

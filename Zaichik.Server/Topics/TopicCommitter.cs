@@ -40,8 +40,12 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     /// Called once when, after a failed commit, the topic's folder takes writes again: FasterLog stays failed after a
     /// failed write, so the topic must be reopened from its last commit to write again.
     /// </param>
-    public TopicCommitter(string topic, string directory, TopicLog log, ConsumerPositionStore positions, TimeSpan delay, TimeProvider time, ILogger logger, Action? onDiskWritable = null)
+    private readonly System.Diagnostics.Metrics.Histogram<double>? _flushDuration;
+
+    public TopicCommitter(string topic, string directory, TopicLog log, ConsumerPositionStore positions, TimeSpan delay, TimeProvider time, ILogger logger, Action? onDiskWritable = null,
+        System.Diagnostics.Metrics.Histogram<double>? flushDuration = null)
     {
+        _flushDuration = flushDuration;
         _topic = topic;
         _directory = directory;
         _onDiskWritable = onDiskWritable;
@@ -123,8 +127,10 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                 Volatile.Write(ref _dirty, 0);
                 try
                 {
+                    var started = _time.GetTimestamp();
                     await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
                     FlushPositions();
+                    _flushDuration?.Record(_time.GetElapsedTime(started).TotalSeconds);
 
                     if (LastFailure is not null)
                     {

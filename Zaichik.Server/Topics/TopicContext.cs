@@ -21,6 +21,9 @@ internal sealed class TopicContext(
     public ILoggerFactory Loggers { get; } = loggers;
 
     public ProducerWindowOptions Producers { get; } = producers ?? ProducerWindowOptions.Default;
+
+    /// <summary>Where each group flush records how long it took (the <c>Zaichik.Server</c> Meter's), or null.</summary>
+    public System.Diagnostics.Metrics.Histogram<double>? FlushDuration { get; init; }
 }
 
 /// <summary>

@@ -25,14 +25,18 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     private TopicCatalog? _catalog;
     private int _disposed;
 
-    public TopicRegistry(IOptions<ZaichikServerOptions> options, TimeProvider time, ILogger<TopicRegistry> logger, ILoggerFactory loggers, FileBudget files)
+    public TopicRegistry(IOptions<ZaichikServerOptions> options, TimeProvider time, ILogger<TopicRegistry> logger, ILoggerFactory loggers, FileBudget files,
+        Diagnostics.ServerMetrics? metrics = null)
     {
         _options = options.Value;
         _logger = logger;
         _topicsRoot = Path.Combine(Path.GetFullPath(_options.DataPath), "topics");
         var limiter = new OpenTopicLimiter(_options.MaxOpenTopics);
         _context = new TopicContext(_options.Storage, files, limiter, time, loggers,
-            new ProducerWindowOptions(_options.IdempotenceWindow, _options.MaxRememberedPublishesPerProducer, _options.MaxProducersPerTopic));
+            new ProducerWindowOptions(_options.IdempotenceWindow, _options.MaxRememberedPublishesPerProducer, _options.MaxProducersPerTopic))
+        {
+            FlushDuration = metrics?.FlushDuration,
+        };
         limiter.MakeRoom = MakeRoomAsync;
     }
 

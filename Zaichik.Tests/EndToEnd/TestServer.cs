@@ -46,6 +46,9 @@ internal sealed class TestServer : IAsyncDisposable
             Port = 0,
             DataPath = dataPath ?? Path.Combine(Path.GetTempPath(), "zaichik-e2e-" + Guid.NewGuid().ToString("N")),
             ShutdownTimeout = TimeSpan.FromSeconds(5),
+
+            // Off unless a test asks for it (Admin with Url http://127.0.0.1:0): most tests need no HTTP listener.
+            Admin = new AdminOptions { Url = "" },
         };
         if (time is not null)
         {

@@ -185,6 +185,9 @@ internal sealed class BrokerProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = AppContext.BaseDirectory,
         };
+
+        // Many brokers run at once in the tests: the admin listener is off unless a test's --admin turns it on.
+        start.Environment["ZAICHIK_ADMIN"] = "off";
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Zaichik.Server.dll"));
         foreach (var argument in arguments)
         {

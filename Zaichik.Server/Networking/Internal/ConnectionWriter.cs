@@ -11,6 +11,10 @@ internal sealed class ConnectionWriter(PipeWriter output)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private volatile bool _closed;
+    private long _bytesWritten;
+
+    /// <summary>Bytes handed to the connection so far.</summary>
+    public long BytesWritten => Volatile.Read(ref _bytesWritten);
 
     /// <summary>True once a flush found the peer gone; nothing more will be written.</summary>
     public bool IsClosed => _closed;
@@ -35,6 +39,7 @@ internal sealed class ConnectionWriter(PipeWriter output)
                 return false;
             }
 
+            Volatile.Write(ref _bytesWritten, _bytesWritten + frames.Length);
             var result = await output.WriteAsync(frames, cancellationToken).ConfigureAwait(false);
             if (result.IsCompleted || result.IsCanceled || last)
             {

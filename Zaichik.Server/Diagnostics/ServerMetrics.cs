@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Zaichik.Server.Hosting;
+using Zaichik.Server.State;
+
+namespace Zaichik.Server.Diagnostics;
+
+/// <summary>
+/// The broker's one Meter, <c>Zaichik.Server</c>, and its one ActivitySource of the same name. Counts are observed from
+/// the broker state model when a listener (the Prometheus exporter, dotnet-counters) collects, so the message path pays
+/// nothing for them but the per-topic counters it keeps anyway; only group flushes are recorded as they happen.
+/// </summary>
+internal sealed class ServerMetrics : IDisposable
+{
+    /// <summary>The Meter's and the ActivitySource's name.</summary>
+    public const string Name = "Zaichik.Server";
+
+    /// <summary>Spans of publishes and deliveries, parented to the producer's <c>traceparent</c> header when it has one.</summary>
+    public static ActivitySource Activities { get; } = new(Name, BrokerCommandLine.Version);
+
+    private readonly Meter _meter;
+
+    public ServerMetrics(IMeterFactory? meters = null)
+    {
+        _meter = meters?.Create(Name, BrokerCommandLine.Version) ?? new Meter(Name, BrokerCommandLine.Version);
+        FlushDuration = _meter.CreateHistogram<double>("zaichik.flush.duration", "s",
+            "How long a topic's group flush (log pages, commit record and consumer positions to disk) took",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
+    }
+
+    public Meter Meter => _meter;
+
+    /// <summary>Group flush durations, in seconds.</summary>
+    public Histogram<double> FlushDuration { get; }
+
+    /// <summary>Creates the observed instruments over <paramref name="state"/>; called once, when the state model is built.</summary>
+    public void Observe(BrokerState state, ServerCounters counters)
+    {
+        _meter.CreateObservableCounter("zaichik.messages.in", () => state.Totals().MessagesIn, "{message}", "Messages stored");
+        _meter.CreateObservableCounter("zaichik.messages.out", () => state.Totals().MessagesOut, "{message}", "Messages delivered to subscribers");
+        _meter.CreateObservableCounter("zaichik.bytes.in", () => state.Totals().BytesIn, "By", "Key, header and payload bytes of the messages stored");
+        _meter.CreateObservableCounter("zaichik.bytes.out", () => state.Totals().BytesOut, "By", "Bytes of the Message frames delivered");
+        _meter.CreateObservableCounter("zaichik.duplicates.dropped", () => state.Totals().Duplicates, "{message}",
+            "Keyed publishes dropped as duplicates inside the compaction window");
+        _meter.CreateObservableCounter("zaichik.messages.expired", () => state.Totals().Expired, "{message}", "Messages removed because their retention ran out");
+        _meter.CreateObservableCounter("zaichik.publishes", () => Publishes(state, counters), "{publish}",
+            "Publishes by result: stored, duplicate (key window), repeat (idempotent producer), or the error code that refused them");
+        _meter.CreateObservableUpDownCounter("zaichik.connections", () => state.Sessions.Sessions.Count(), "{connection}", "Client connections");
+        _meter.CreateObservableUpDownCounter("zaichik.subscriptions", () => state.Sessions.Sessions.Sum(session => session.SubscriptionCount), "{subscription}",
+            "Subscriptions of the client connections");
+        _meter.CreateObservableUpDownCounter("zaichik.topics", () => Topics(state), "{topic}", "Topics by state: open, closed (idle) or quarantined");
+        _meter.CreateObservableGauge("zaichik.consumer.lag", () => Lags(state), "{message}",
+            "Messages stored after a durable consumer's committed sequence, for the consumers of open topics");
+    }
+
+    public void Dispose() => _meter.Dispose();
+
+    private static IEnumerable<Measurement<long>> Publishes(BrokerState state, ServerCounters counters)
+    {
+        var totals = state.Totals();
+        yield return new Measurement<long>(totals.MessagesIn, new KeyValuePair<string, object?>("result", "stored"));
+        yield return new Measurement<long>(totals.Duplicates, new KeyValuePair<string, object?>("result", "duplicate"));
+        yield return new Measurement<long>(totals.Repeats, new KeyValuePair<string, object?>("result", "repeat"));
+        foreach (var (code, count) in counters.Refused())
+        {
+            yield return new Measurement<long>(count, new KeyValuePair<string, object?>("result", code.ToString()));
+        }
+    }
+
+    private static IEnumerable<Measurement<int>> Topics(BrokerState state)
+    {
+        var totals = state.Totals();
+        yield return new Measurement<int>(totals.Open, new KeyValuePair<string, object?>("state", "open"));
+        yield return new Measurement<int>(totals.Topics - totals.Open - totals.Quarantined, new KeyValuePair<string, object?>("state", "closed"));
+        yield return new Measurement<int>(totals.Quarantined, new KeyValuePair<string, object?>("state", "quarantined"));
+    }
+
+    private static IEnumerable<Measurement<long>> Lags(BrokerState state)
+    {
+        foreach (var consumer in state.Consumers())
+        {
+            yield return new Measurement<long>(consumer.Lag,
+                new KeyValuePair<string, object?>("topic", consumer.Topic), new KeyValuePair<string, object?>("consumer", consumer.Name));
+        }
+    }
+}

@@ -1,0 +1,99 @@
+namespace Zaichik.Server.State;
+
+// The broker state model's read-only views: what the admin API answers (as JSON, camelCase), the dashboard shows and
+// the CLI prints. docs/admin-api.md describes every field.
+
+/// <summary>The server as a whole.</summary>
+public sealed record ServerView(
+    string Version,
+    DateTimeOffset StartedAt,
+    long UptimeMs,
+    IReadOnlyList<ListenerView> Listeners,
+    string DataPath,
+    string Durability,
+    bool Auth,
+    bool AutoCreateTopics,
+    TopicCountsView Topics,
+    int Connections,
+    int Subscriptions,
+    long MessagesIn,
+    long BytesIn,
+    long MessagesOut,
+    long BytesOut,
+    long DuplicatesDropped,
+    long Expired,
+    IReadOnlyDictionary<string, object?> Options);
+
+/// <summary>One listener: <c>tcp</c> (clients) or <c>admin</c> (HTTP).</summary>
+public sealed record ListenerView(string Kind, string Address, bool Tls);
+
+/// <summary>How many topics there are, and in which state.</summary>
+public sealed record TopicCountsView(int Total, int Open, int Quarantined);
+
+/// <summary>One topic: its settings, what it stores and what it has done since the broker started.</summary>
+public record TopicView(
+    string Name,
+    string State,
+    string? QuarantineReason,
+    long RetentionTtlMs,
+    long CompactionWindowMs,
+    string Durability,
+    long CommitIntervalMs,
+    long? FirstSequence,
+    long? LastSequence,
+    long? MessageCount,
+    long BytesOnDisk,
+    int Subscribers,
+    int ConsumerCount,
+    long? MaxLag,
+    long MessagesIn,
+    long BytesIn,
+    long MessagesOut,
+    long BytesOut,
+    long DuplicatesDropped,
+    int Holes);
+
+/// <summary>One topic with its durable consumers and the sequence ranges lost to damaged storage.</summary>
+public sealed record TopicDetailView(TopicView Topic, IReadOnlyList<ConsumerView> Consumers, IReadOnlyList<HoleView> HoleRanges);
+
+/// <summary>A range of sequences lost to damaged storage.</summary>
+public sealed record HoleView(long First, long Last);
+
+/// <summary>One durable consumer of a topic.</summary>
+public sealed record ConsumerView(string Topic, string Name, long CommittedSequence, long Lag, bool Connected, bool Lost);
+
+/// <summary>One client connection.</summary>
+public sealed record ConnectionView(
+    string Id,
+    string? RemoteAddress,
+    string? Token,
+    bool Tls,
+    DateTimeOffset ConnectedAt,
+    bool Authenticated,
+    ulong ProducerId,
+    long MessagesIn,
+    long BytesIn,
+    long MessagesOut,
+    long BytesOut,
+    int PublishesInFlight,
+    IReadOnlyList<SubscriptionView> Subscriptions);
+
+/// <summary>One subscription of a connection.</summary>
+public sealed record SubscriptionView(string Topic, string? DurableName, int Prefetch, int InFlight, long StartSequence, long MessagesOut);
+
+/// <summary>A page of stored messages, read without moving any consumer.</summary>
+public sealed record PeekView(string Topic, long FirstSequence, long LastSequence, IReadOnlyList<PeekedMessage> Messages, long? Next);
+
+/// <summary>One stored message. Key, header values and payload are text or base64, as their encoding says.</summary>
+public sealed record PeekedMessage(
+    long Sequence,
+    DateTimeOffset Timestamp,
+    string? Key,
+    string? KeyEncoding,
+    IReadOnlyList<PeekedHeader> Headers,
+    string Payload,
+    string PayloadEncoding,
+    int Size);
+
+/// <summary>One header of a peeked message.</summary>
+public sealed record PeekedHeader(string Key, string Value, string Encoding);
