@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Unicode;
 using Zaichik.Cli.Infrastructure;
@@ -10,6 +11,9 @@ namespace Zaichik.Cli.Commands;
 /// <summary><c>zaichik sub &lt;topic&gt;</c>: prints messages and commits each after printing it.</summary>
 internal static class SubCommand
 {
+    /// <summary>Payloads are mostly JSON or text read by people and jq: quotes and non-ASCII stay as they are.</summary>
+    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static Command Create(VerbRunner run)
     {
         var topic = TopicArgument.Create("topic", "The topic to subscribe to");
@@ -113,7 +117,7 @@ internal static class SubCommand
     internal static string Json(ZaichikMessage message)
     {
         using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
+        using (var json = new Utf8JsonWriter(buffer, JsonOptions))
         {
             json.WriteStartObject();
             json.WriteString("topic", message.Topic);
