@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.Reflection;
-using System.Net.Http;
 using Zaichik.Cli.Commands;
 using Zaichik.Cli.Infrastructure;
 using Zaichik.Client;
@@ -99,8 +98,9 @@ public static class ZaichikCli
         {
             (exitCode, message) = (ExitCodes.Failed, "interrupted");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or HttpRequestException)
+        catch (Exception e)
         {
+            // Files, the admin API's HTTP, arguments the client refuses: the message says it; a stack trace would not help.
             (exitCode, message) = (ExitCodes.Failed, e.Message);
         }
 

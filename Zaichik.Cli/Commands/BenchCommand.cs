@@ -211,13 +211,13 @@ internal static class BenchCommand
 
         private async Task WorkAsync(CancellationToken cancellationToken)
         {
-            // Each worker owns its buffer when stamping: the client may still read one while another publish is built.
-            var body = stamp ? (byte[])payload.Clone() : payload;
+            var body = payload;
             while (Interlocked.Increment(ref _next) <= run.Count)
             {
                 var sent = time.GetTimestamp();
                 if (stamp)
                 {
+                    // A stamped payload gets its own buffer: the client keeps a publish's bytes to send again after a reconnect.
                     body = (byte[])payload.Clone();
                     BinaryPrimitives.WriteInt64LittleEndian(body, sent);
                 }
