@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Spectre.Console;
@@ -69,16 +70,19 @@ internal sealed class CliContext
         };
     }
 
-    /// <summary>Connects to the broker; a broker that cannot be reached is exit code 3, naming host:port.</summary>
+    /// <summary>
+    /// Connects to the broker. Nothing listening, or no answer within the connect timeout, is exit code 3 naming
+    /// host:port; a handshake that fails (TLS refused, a TLS server reached without --tls) is exit code 1 with its reason.
+    /// </summary>
     public async Task<ZaichikClient> ConnectAsync(CancellationToken cancellationToken)
     {
         try
         {
             return await ZaichikClient.ConnectAsync(ClientOptions(), cancellationToken);
         }
-        catch (ZaichikConnectionException e)
+        catch (ZaichikConnectionException e) when (e.InnerException is SocketException || e.Message.Contains("no answer within", StringComparison.Ordinal))
         {
-            var reason = e.InnerException?.Message ?? e.Message;
+            var reason = e.InnerException?.Message ?? e.Message[(e.Message.LastIndexOf(": ", StringComparison.Ordinal) + 2)..];
             throw CliException.Unreachable($"cannot reach the server at {Settings.Server}: {reason}");
         }
     }
