@@ -44,18 +44,22 @@ internal static class AdminCommands
     {
         using var api = new AdminApi(context.Settings);
         var topics = new List<JsonElement>();
+        string? firstPage = null;
+        var pages = 0;
         string? after = null;
         // Pages until an empty one: the server caps a page at its own Admin:MaxTopicsPerPage.
         while (true)
         {
             var query = $"api/topics?prefix={Uri.EscapeDataString(prefix ?? "")}"
                 + (after is null ? "" : $"&after={Uri.EscapeDataString(after)}");
-            var (_, page) = await api.GetAsync(query, cancellationToken);
+            var (raw, page) = await api.GetAsync(query, cancellationToken);
+            firstPage ??= raw;
             if (page.ValueKind != JsonValueKind.Array || page.GetArrayLength() == 0)
             {
                 break;
             }
 
+            pages++;
             topics.AddRange(page.EnumerateArray());
             var last = Text(topics[^1], "name");
             if (last == after)
@@ -68,7 +72,8 @@ internal static class AdminCommands
 
         if (json)
         {
-            await context.Out.WriteLineAsync(JsonSerializer.Serialize(topics));
+            // One page is printed as the API sent it; more are joined into one array.
+            await context.Out.WriteLineAsync(pages <= 1 && firstPage is not null ? firstPage.Trim() : JsonSerializer.Serialize(topics));
             return ExitCodes.Ok;
         }
 

@@ -9,7 +9,11 @@ namespace Zaichik.Tests.Cli;
 public sealed class AdminCliTests
 {
     private static Task<TestServer> StartAsync(Func<ZaichikServerOptions, ZaichikServerOptions>? configure = null) =>
-        TestServer.StartAsync(o => (configure?.Invoke(o) ?? o) with { Admin = o.Admin with { Url = "http://127.0.0.1:0" } });
+        TestServer.StartAsync(o =>
+        {
+            var configured = configure?.Invoke(o) ?? o;
+            return configured with { Admin = configured.Admin with { Url = "http://127.0.0.1:0" } };
+        });
 
     /// <summary>--server and --admin for a test broker.</summary>
     private static string[] Both(TestServer server) => [.. At(server), "--admin", server.Server.AdminUrl!];
@@ -66,6 +70,30 @@ public sealed class AdminCliTests
         topics.RootElement.EnumerateArray().Select(t => t.GetProperty("name").GetString()).ShouldBe([$"{prefix}.a", $"{prefix}.b"]);
         none.ExitCode.ShouldBe(0, none.ToString());
         none.Lines.ShouldBe(["no topics starting with 'nothing-has-this-prefix'"]);
+    }
+
+    [Fact]
+    public async Task Topics_reads_every_page_the_server_splits_the_list_into()
+    {
+        await using var server = await StartAsync(o => o with { Admin = o.Admin with { MaxTopicsPerPage = 2 } });
+        var prefix = Topic("paged");
+        var names = Enumerable.Range(1, 5).Select(i => $"{prefix}.{i}").ToArray();
+        foreach (var name in names)
+        {
+            (await RunAsync([.. Both(server), "create", name])).ExitCode.ShouldBe(0);
+        }
+
+        var listed = await RunAsync([.. Both(server), "topics", "--prefix", prefix]);
+        var json = await RunAsync([.. Both(server), "topics", "--prefix", prefix, "--output", "json"]);
+
+        listed.ExitCode.ShouldBe(0, listed.ToString());
+        foreach (var name in names)
+        {
+            Row(listed, name).ShouldContain(" 0 ");
+        }
+
+        using var topics = JsonDocument.Parse(json.Out);
+        topics.RootElement.EnumerateArray().Select(t => t.GetProperty("name").GetString()).ShouldBe(names);
     }
 
     [Fact]
