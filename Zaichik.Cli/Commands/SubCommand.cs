@@ -63,7 +63,17 @@ internal static class SubCommand
     private static async Task<int> RunAsync(
         CliContext context, string topic, SubscribeOptions options, int? count, bool json, CancellationToken cancellationToken)
     {
-        await using var client = await context.ConnectAsync(cancellationToken);
+        ZaichikClient client;
+        try
+        {
+            client = await context.ConnectAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return ExitCodes.Ok;
+        }
+
+        await using var connected = client;
         var received = 0;
         try
         {
