@@ -84,3 +84,64 @@ internal sealed class ServerMetrics : IDisposable
         }
     }
 }
+
+/// <summary>The broker's spans: one per publish handled and one per message handed to a subscriber, when someone listens.</summary>
+internal static class ServerActivities
+{
+    /// <summary>A span for handling a publish to <paramref name="topic"/>, child of the producer's <c>traceparent</c> header if any; null when nobody listens.</summary>
+    public static Activity? StartPublish(string topic, ReadOnlyMemory<byte> headers)
+    {
+        if (!ServerMetrics.Activities.HasListeners())
+        {
+            return null;
+        }
+
+        var activity = ServerMetrics.Activities.StartActivity($"{topic} publish", ActivityKind.Server, Parent(headers));
+        activity?.SetTag("messaging.system", "zaichik");
+        activity?.SetTag("messaging.operation.type", "receive");
+        activity?.SetTag("messaging.destination.name", topic);
+        return activity;
+    }
+
+    /// <summary>A span for handing message <paramref name="sequence"/> of <paramref name="topic"/> to a subscriber; call only when <see cref="ActivitySource.HasListeners"/>.</summary>
+    public static void Delivered(string topic, long sequence, string? durableName, ReadOnlySpan<byte> headers)
+    {
+        using var activity = ServerMetrics.Activities.StartActivity($"{topic} deliver", ActivityKind.Producer, headers.IsEmpty ? default : Parent(headers.ToArray()));
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.SetTag("messaging.system", "zaichik");
+        activity.SetTag("messaging.operation.type", "send");
+        activity.SetTag("messaging.destination.name", topic);
+        activity.SetTag("messaging.message.id", sequence);
+        if (durableName is not null)
+        {
+            activity.SetTag("messaging.consumer.group.name", durableName);
+        }
+    }
+
+    private static ActivityContext Parent(ReadOnlyMemory<byte> headers)
+    {
+        if (headers.IsEmpty)
+        {
+            return default;
+        }
+
+        string? traceParent = null, traceState = null;
+        foreach (var header in Zaichik.Protocol.HeaderBlock.Enumerate(headers))
+        {
+            if (header.Key == "traceparent")
+            {
+                traceParent = System.Text.Encoding.UTF8.GetString(header.Value.Span);
+            }
+            else if (header.Key == "tracestate")
+            {
+                traceState = System.Text.Encoding.UTF8.GetString(header.Value.Span);
+            }
+        }
+
+        return traceParent is not null && ActivityContext.TryParse(traceParent, traceState, out var parent) ? parent : default;
+    }
+}

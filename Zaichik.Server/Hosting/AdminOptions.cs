@@ -23,6 +23,7 @@ public sealed record AdminOptions
     public int MaxTopicsPerPage { get; init; } = 1_000;
 
     /// <summary>True when the listener is on.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public bool Enabled => !string.IsNullOrWhiteSpace(Url) && !Url.Trim().Equals("off", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The parsed <see cref="Url"/>; valid only when <see cref="Validate"/> found nothing.</summary>

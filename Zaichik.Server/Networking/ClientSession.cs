@@ -486,6 +486,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private async ValueTask HandlePublishAsync(PublishFrame publish, CancellationToken cancellationToken)
     {
         Volatile.Write(ref _publishes, _publishes + 1);
+        using var activity = Diagnostics.ServerActivities.StartPublish(publish.Topic, publish.Headers);
         try
         {
             if (publish.Key is { Length: var keyLength } && keyLength > _options.MaxKeySize)
@@ -534,6 +535,8 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
             var topic = await ResolveTopicAsync(publish.Topic, cancellationToken).ConfigureAwait(false);
             var outcome = await topic.PublishAsync(publish.Key, publish.Payload, publish.Headers, producer, cancellationToken).ConfigureAwait(false);
+            activity?.SetTag("messaging.message.id", outcome.Sequence);
+            activity?.SetTag("zaichik.duplicate", outcome.Duplicate);
             var durable = Topic.IsDurable(outcome);
             if (!durable && topic.Settings.Durability == Durability.Always)
             {
@@ -547,6 +550,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
         catch (TopicException failure)
         {
             _counters.PublishRefused(failure.Code);
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, failure.Code.ToString());
             Reply(new ErrorFrame(publish.RequestId, failure.Code, failure.Message));
         }
         catch (Exception exception) when (exception is not OperationCanceledException)

@@ -382,7 +382,7 @@ internal sealed class BrokerState(
     }
 
     /// <summary>Every setting, secrets left out: tokens by name and rights, TLS without its password.</summary>
-    private Dictionary<string, object?> PublicOptions()
+    private System.Text.Json.Nodes.JsonObject PublicOptions()
     {
         var values = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var property in typeof(ZaichikServerOptions).GetProperties(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public))
@@ -403,8 +403,14 @@ internal sealed class BrokerState(
             };
         }
 
-        return values;
+        // Named as in configuration (Zaichik:MaxFrameSize, Zaichik:Storage:PageSizeBits), so what is shown can be set.
+        return (System.Text.Json.Nodes.JsonObject)System.Text.Json.JsonSerializer.SerializeToNode(values, ConfigurationNames)!;
     }
+
+    private static readonly System.Text.Json.JsonSerializerOptions ConfigurationNames = new()
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
 }
 
 /// <summary>Server-wide sums over every topic.</summary>

@@ -22,7 +22,7 @@ public sealed record ServerView(
     long BytesOut,
     long DuplicatesDropped,
     long Expired,
-    IReadOnlyDictionary<string, object?> Options);
+    System.Text.Json.Nodes.JsonObject Options);
 
 /// <summary>One listener: <c>tcp</c> (clients) or <c>admin</c> (HTTP).</summary>
 public sealed record ListenerView(string Kind, string Address, bool Tls);

@@ -272,6 +272,10 @@ internal sealed partial class Subscription : IAsyncDisposable
                 {
                     FrameWriter.WriteMessage(_staging, _topic.NameUtf8, message.Sequence, message.TimestampMs, message.HasKey, message.Key, message.Payload, message.Headers);
                     _stagedSequences[delivered++] = message.Sequence;
+                    if (Diagnostics.ServerMetrics.Activities.HasListeners())
+                    {
+                        Diagnostics.ServerActivities.Delivered(_topic.Name, message.Sequence, _durableName, message.Headers);
+                    }
                 }
             }
             finally

@@ -77,6 +77,7 @@ public sealed class ProcessTests : IDisposable
 
         exitCode.ShouldBe(0, output);
         output.ShouldContain("--port <port>");
+        output.ShouldContain("--admin <url>");
         output.ShouldContain("--Zaichik:<Name> <value>");
         output.ShouldNotContain("listening on");
         Directory.Exists(_dataPath).ShouldBeFalse("help starts nothing and creates no data folder");
@@ -119,6 +120,43 @@ public sealed class ProcessTests : IDisposable
         output.ShouldContain($"Zaichik cannot start: 127.0.0.1:{port} is already in use");
         output.ShouldNotContain("http://");
         output.ShouldNotContain("   at ", customMessage: "no stack trace");
+    }
+
+    [Fact]
+    public async Task An_admin_port_in_use_exits_4_with_one_line_naming_it_and_the_switch()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var adminPort = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+
+        var (exitCode, output) = await BrokerProcess.RunToExitAsync(
+            "--port", BrokerProcess.FreePort().ToString(), "--data", _dataPath, "--admin", $"http://127.0.0.1:{adminPort}");
+
+        exitCode.ShouldBe(4, output);
+        output.Split('\n').Single(line => line.Contains("cannot start", StringComparison.Ordinal))
+            .ShouldBe($"Zaichik cannot start: 127.0.0.1:{adminPort} is already in use (another broker or program listens there); choose another with --admin");
+        output.ShouldNotContain("   at ", customMessage: "no stack trace");
+    }
+
+    [Fact]
+    public async Task The_admin_listener_is_named_in_the_start_up_line_and_answers_there()
+    {
+        await using var broker = await BrokerProcess.StartAsync(_dataPath, port: null, openFileLimit: null, "--admin", "http://127.0.0.1:0");
+
+        var line = broker.Output.Split('\n').Single(text => text.Contains("listening on", StringComparison.Ordinal));
+        var url = System.Text.RegularExpressions.Regex.Match(line, @"admin (http://127\.0\.0\.1:\d+)").Groups[1].Value;
+        url.ShouldNotBeEmpty(line);
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        (await http.GetStringAsync("/readyz")).Trim().ShouldBe("ready");
+        (await http.GetStringAsync("/api/server")).ShouldContain($"\"address\":\"127.0.0.1:{broker.Port}\"");
+    }
+
+    [Fact]
+    public async Task Turning_the_admin_listener_off_says_so_in_the_start_up_line()
+    {
+        await using var broker = await BrokerProcess.StartAsync(_dataPath, port: null, openFileLimit: null, "--admin", "off");
+
+        broker.Output.Split('\n').Single(text => text.Contains("listening on", StringComparison.Ordinal)).ShouldContain("admin off");
     }
 
     [Fact]
