@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 using System.Reflection;
 using Zaichik.Cli.Commands;
 using Zaichik.Cli.Infrastructure;
@@ -49,7 +50,7 @@ public static class ZaichikCli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            var verb = parse.CommandResult.Command == root ? "zaichik" : $"zaichik {parse.CommandResult.Command.Name}";
+            var verb = string.Join(' ', VerbPath(parse.CommandResult, root).Prepend("zaichik"));
             var problem = string.Join(' ', parse.Errors[0].Message.Split((char[])['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(part => part.Trim()));
             await stderr.WriteLineAsync($"zaichik: {problem} (see '{verb} --help')");
             return ExitCodes.Usage;
@@ -68,6 +69,18 @@ public static class ZaichikCli
     /// <summary>This tool's version, as the packages are versioned (Directory.Build.props), without the commit.</summary>
     internal static string Version { get; } =
         typeof(ZaichikCli).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown";
+
+    /// <summary>The verbs from the root down to <paramref name="result"/>'s: <c>bench</c>, <c>sub</c>.</summary>
+    private static IEnumerable<string> VerbPath(CommandResult result, RootCommand root)
+    {
+        var verbs = new Stack<string>();
+        for (SymbolResult? current = result; current is CommandResult command && command.Command != root; current = command.Parent)
+        {
+            verbs.Push(command.Command.Name);
+        }
+
+        return verbs;
+    }
 
     private static Stream? StandardInput() => Console.IsInputRedirected ? Console.OpenStandardInput() : null;
 

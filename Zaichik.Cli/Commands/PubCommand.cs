@@ -139,8 +139,9 @@ internal static class PubCommand
             return await File.ReadAllBytesAsync(file.FullName, cancellationToken);
         }
 
-        if (context.Stdin() is { } stdin)
+        if (context.Stdin() is { } input)
         {
+            await using var stdin = input;
             using var buffer = new MemoryStream();
             await stdin.CopyToAsync(buffer, cancellationToken);
             return buffer.ToArray();

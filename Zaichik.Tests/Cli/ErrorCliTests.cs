@@ -31,6 +31,18 @@ public sealed class ErrorCliTests
     }
 
     [Fact]
+    public async Task A_usage_error_names_the_verb_whose_help_to_read()
+    {
+        var bench = await RunAsync("bench", "sub", "--size", "4");
+        var pub = await RunAsync("pub");
+
+        bench.ErrorLines.ShouldBe(["zaichik: --size must be at least 8 (see 'zaichik bench sub --help')"], bench.ToString());
+        pub.ExitCode.ShouldBe(2, pub.ToString());
+        pub.ErrorLines.Length.ShouldBe(1, pub.ToString());
+        pub.ErrorLines[0].ShouldEndWith("(see 'zaichik pub --help')");
+    }
+
+    [Fact]
     public async Task Nothing_listening_is_exit_code_3_naming_host_and_port()
     {
         var port = UnusedPort();
