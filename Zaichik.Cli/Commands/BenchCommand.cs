@@ -94,6 +94,19 @@ internal static class BenchCommand
             using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             idle.CancelAfter(IdleLimit);
             var publishing = publisher.RunAsync(cancellationToken);
+            // A publish that fails ends the wait for messages at once; its error is the one to report.
+            _ = publishing.ContinueWith(
+                _ =>
+                {
+                    try
+                    {
+                        idle.Cancel();
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                    }
+                },
+                CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             try
             {
                 await foreach (var message in subscription.WithCancellation(idle.Token))
@@ -116,6 +129,11 @@ internal static class BenchCommand
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 await publishing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (publishing.IsFaulted)
+                {
+                    await publishing;
+                }
+
                 throw CliException.Failed($"bench sub: {received} of {run.Count} messages arrived, then none for {IdleLimit.TotalSeconds:0} s");
             }
 

@@ -1,3 +1,4 @@
+using Zaichik.Server.Hosting;
 using Zaichik.Tests.EndToEnd;
 using static Zaichik.Tests.Cli.CliRunner;
 
@@ -37,5 +38,18 @@ public sealed class BenchCliTests
         bench.Out.ShouldContain("bench sub: 200 of 200 messages of 16 bytes received from bench-");
         bench.Out.ShouldContain("(200 published, 0 duplicates), prefetch 10");
         bench.Out.ShouldContain("p99.9 ms");
+    }
+
+    [Fact]
+    public async Task Bench_sub_reports_a_refused_publish_instead_of_waiting_for_messages()
+    {
+        ZaichikTokenOptions[] tokens = [new() { Name = "reader", Token = "reader-secret-0123456789", Subscribe = [">"] }];
+        await using var server = await TestServer.StartAsync(o => o with { Tokens = tokens });
+
+        var bench = await RunAsync([.. At(server), "--token", "reader-secret-0123456789", "bench", "sub", "readonly", "--count", "10"]);
+
+        bench.ExitCode.ShouldBe(1, bench.ToString());
+        bench.ErrorLines.Length.ShouldBe(1, bench.ToString());
+        bench.ErrorLines[0].ShouldStartWith("zaichik: NotAuthorized: ");
     }
 }
