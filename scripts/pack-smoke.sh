@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Proves the NuGet packages work outside this repository. Packs Zaichik.Client and Zaichik.Client.Extensions.Hosting
-# (the README's pack commands), checks what the client package holds, then in temporary folders (so none of this
-# repo's Directory.*.props apply) installs exactly the packages the README tells users to install:
+# Proves the NuGet packages work outside this repository. Packs Zaichik.Client, Zaichik.Client.Extensions.Hosting and
+# Zaichik.Cli (the README's pack commands), checks what the client package holds, then in temporary folders (so none
+# of this repo's Directory.*.props apply) installs exactly the packages the README tells users to install:
 #   - into a fresh console app: Zaichik.Client, and runs an echo;
 #   - into a fresh worker app: Zaichik.Client.Extensions.Hosting, and runs AddZaichikClient + a ZaichikConsumer<T>
-#     round trip and the health check.
+#     round trip and the health check;
+#   - as a .NET tool into a temporary --tool-path: Zaichik.Cli, and runs zaichik --version, pub and sub.
 # Zaichik packages come only from the packed folder (package source mapping), into an empty package cache, so a
 # stale or foreign 0.1.0 is never used; everything else comes from the machine's usual sources. One restore per app.
 #
 # Usage: scripts/pack-smoke.sh [HOST] [PORT]     (default 127.0.0.1 8889; start the server first:
 #        dotnet run --project Zaichik.Server)
-# Exits 0 when both apps' round trips came back.
+# Exits 0 when both apps' round trips and the tool's came back.
 set -euo pipefail
 
 host="${1:-127.0.0.1}"
@@ -33,12 +34,15 @@ fail() { echo "pack smoke: $*" >&2; exit 1; }
 for line in "dotnet pack Zaichik.Client -c Release -o packages" \
             "dotnet pack Zaichik.Client.Extensions.Hosting -c Release -o packages" \
             "dotnet add package Zaichik.Client" \
-            "dotnet add package Zaichik.Client.Extensions.Hosting"; do
+            "dotnet add package Zaichik.Client.Extensions.Hosting" \
+            "dotnet pack Zaichik.Cli -c Release -o packages" \
+            "dotnet tool install --global --add-source packages Zaichik.Cli"; do
   grep -qxF "$line" "$repo/README.md" || fail "README.md no longer says: $line"
 done
 
 echo "== Packing into $packages"
-(cd "$repo" && dotnet pack Zaichik.Client -c Release -o "$packages" && dotnet pack Zaichik.Client.Extensions.Hosting -c Release -o "$packages")
+(cd "$repo" && dotnet pack Zaichik.Client -c Release -o "$packages" && dotnet pack Zaichik.Client.Extensions.Hosting -c Release -o "$packages" \
+  && dotnet pack Zaichik.Cli -c Release -o "$packages")
 ls -1 "$packages"
 
 echo "== Checking the Zaichik.Client package"
@@ -214,5 +218,32 @@ worker_status=$?
 set -e
 echo "== worker app exit code: $worker_status"
 
-echo "== pack smoke: console $console_status, worker $worker_status"
-[ "$console_status" -eq 0 ] && [ "$worker_status" -eq 0 ]
+echo "== Tool: dotnet tool install Zaichik.Cli (into a temporary --tool-path, from the packed folder only)"
+unzip -l "$packages/Zaichik.Cli.$version.nupkg" | grep -q "tools/net10.0/any/Zaichik.Cli.dll" || fail "Zaichik.Cli.$version.nupkg is not a .NET tool"
+mkdir "$work/tool" && cd "$work/tool"
+nuget_config > nuget.config
+dotnet tool install Zaichik.Cli --version "$version" --tool-path "$work/tool/bin" --configfile nuget.config
+# A tool's store keeps no source in its .nupkg.metadata: compare the installed dll with the packed one instead.
+installed_dll="$work/tool/bin/.store/zaichik.cli/$version/zaichik.cli/$version/tools/net10.0/any/Zaichik.Cli.dll"
+[ "$(unzip -p "$packages/Zaichik.Cli.$version.nupkg" tools/net10.0/any/Zaichik.Cli.dll | sha256sum)" = "$(sha256sum < "$installed_dll")" ] \
+  || fail "the installed zaichik is not the one packed into $packages"
+zaichik="$work/tool/bin/zaichik"
+tool_topic="pack-cli-$(date +%s)-$$"
+tool_text="Hello from the packed Zaichik.Cli!"
+echo "== Running the tool against $host:$port"
+set +e
+tool_status=0
+tool_version="$("$zaichik" --version)" || tool_status=1
+echo "zaichik --version: $tool_version"
+[ "$tool_version" = "$version" ] || { echo "pack smoke: zaichik --version printed '$tool_version', not $version" >&2; tool_status=1; }
+# Retained, so sub --from retained gets the message published before it subscribed.
+"$zaichik" create "$tool_topic" --retention 10m --server "$host:$port" || tool_status=1
+"$zaichik" pub "$tool_topic" "$tool_text" --server "$host:$port" || tool_status=1
+tool_received="$(timeout 30 "$zaichik" sub "$tool_topic" --count 1 --from retained --server "$host:$port")" || tool_status=1
+echo "zaichik sub: $tool_received"
+[[ "$tool_received" == *"$tool_text"* ]] || { echo "pack smoke: zaichik sub did not print the published message" >&2; tool_status=1; }
+set -e
+echo "== tool exit code: $tool_status"
+
+echo "== pack smoke: console $console_status, worker $worker_status, tool $tool_status"
+[ "$console_status" -eq 0 ] && [ "$worker_status" -eq 0 ] && [ "$tool_status" -eq 0 ]
