@@ -185,7 +185,8 @@ public sealed record ZaichikServerOptions
         Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");
         problems.AddRange(Storage.Validate());
         problems.AddRange(Tls?.Validate() ?? []);
-        problems.AddRange((Admin ?? new AdminOptions()).Validate(Tls is not null));
+        Check(Admin is not null, "Admin is missing; leave it out for the default, or set Admin:Url to off");
+        problems.AddRange(Admin?.Validate(Tls is not null) ?? []);
 
         // A message larger than a log page is split (headers and payload alike), but its key must fit in the first
         // fragment with room to spare.
