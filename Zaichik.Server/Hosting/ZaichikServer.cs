@@ -12,7 +12,7 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using Zaichik.Server.Admin;
 using Zaichik.Server.Hosting.Internal;
-using Zaichik.Server.Networking;
+using Zaichik.Server.Transports;
 using Zaichik.Server.Storage;
 using Zaichik.Server.Topics;
 
@@ -122,7 +122,7 @@ public sealed class ZaichikServer : IAsyncDisposable
         builder.Services.AddSingleton<TopicRegistry>();
         builder.Services.AddSingleton<ZaichikConnectionHandler>();
         builder.Services.AddSingleton<Security.TokenAuthenticator>();
-        builder.Services.AddSingleton<Networking.Internal.IdleConnectionMonitor>();
+        builder.Services.AddSingleton<Sessions.Internal.IdleConnectionMonitor>();
         builder.Services.AddHostedService<BrokerLifecycle>();
         builder.Services.AddSingleton<TopicMaintenance>();
         builder.Services.AddHostedService(services => services.GetRequiredService<TopicMaintenance>());

@@ -2,7 +2,7 @@ using System.Text;
 using Microsoft.Extensions.Options;
 using Zaichik.Protocol;
 using Zaichik.Server.Hosting;
-using Zaichik.Server.Networking.Internal;
+using Zaichik.Server.Sessions.Internal;
 using Zaichik.Server.Topics;
 
 namespace Zaichik.Server.State;

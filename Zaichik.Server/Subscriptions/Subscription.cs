@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
-using Zaichik.Server.Networking.Internal;
+using Zaichik.Server.Sessions.Internal;
 using Zaichik.Server.Storage;
 using Zaichik.Server.Topics;
 

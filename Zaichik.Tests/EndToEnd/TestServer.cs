@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Zaichik.Client;
 using Zaichik.Server.Hosting;
-using Zaichik.Server.Networking;
+using Zaichik.Server.Transports;
 using Zaichik.Server.Topics;
 
 namespace Zaichik.Tests.EndToEnd;

@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace Zaichik.Server.Networking.Internal;
+namespace Zaichik.Server.Sessions.Internal;
 
 /// <summary>
 /// A growable staging buffer for encoded frames, rented from the shared pool and handed back by

@@ -4,11 +4,12 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Zaichik.Protocol;
 using Zaichik.Server.Hosting;
-using Zaichik.Server.Networking.Internal;
+using Zaichik.Server.Sessions;
+using Zaichik.Server.Sessions.Internal;
 using Zaichik.Server.Security;
 using Zaichik.Server.Topics;
 
-namespace Zaichik.Server.Networking;
+namespace Zaichik.Server.Transports;
 
 /// <summary>Kestrel hands every accepted TCP connection to this handler, which runs one <see cref="ClientSession"/> for it.</summary>
 internal sealed partial class ZaichikConnectionHandler(

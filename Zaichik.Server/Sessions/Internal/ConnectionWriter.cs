@@ -1,6 +1,6 @@
 using System.IO.Pipelines;
 
-namespace Zaichik.Server.Networking.Internal;
+namespace Zaichik.Server.Sessions.Internal;
 
 /// <summary>
 /// The single way onto a connection's output. Writers take the gate, copy already-encoded frames in, flush, and

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Zaichik.Server.Hosting;
 
-namespace Zaichik.Server.Networking.Internal;
+namespace Zaichik.Server.Sessions.Internal;
 
 /// <summary>
 /// One timer for every connection, instead of a timer per connection reset on every read: each tick asks every

@@ -1,0 +1,266 @@
+using Microsoft.Extensions.Logging;
+using Zaichik.Protocol;
+using Zaichik.Server.Hosting;
+using Zaichik.Server.Security;
+using Zaichik.Server.Sessions.Internal;
+using Zaichik.Server.Storage;
+using Zaichik.Server.Subscriptions;
+using Zaichik.Server.Topics;
+
+namespace Zaichik.Server.Requests;
+
+/// <summary>
+/// The request handlers of one authenticated connection: they turn Publish, Subscribe, Unsubscribe, Commit, CreateTopic
+/// and Ping into calls on the domain (topics, subscriptions) and its results into Ack, Error and Pong frames. The session
+/// shell (<see cref="Sessions.ClientSession"/>) reads and decodes frames, calls one handler per frame on its read loop,
+/// and flushes the replies written into <c>replies</c> once per read; the handlers never touch the socket but through
+/// the connection's one <see cref="ConnectionWriter"/>. One file per frame kind.
+/// </summary>
+internal sealed partial class ConnectionRequests : IAsyncDisposable
+{
+    private readonly TopicRegistry _registry;
+    private readonly ZaichikServerOptions _options;
+    private readonly Diagnostics.ServerCounters _counters;
+    private readonly ILogger _logger;
+    private readonly TokenGrant _grant;
+    private readonly ulong _producerId;
+    private readonly PooledBufferWriter _replies;
+    private readonly ConnectionWriter _writer;
+    private readonly Action<string> _onTopicRetired;
+    private readonly DeliveryWindow _window = new();
+    private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
+    private readonly List<Subscription> _subscriptionsToStart = [];
+    private readonly List<DurableAck> _awaitingCommit = [];
+    private readonly List<PendingCreate> _pendingCreates = [];
+    private readonly List<PendingPong> _pendingPongs = [];
+    private Task _commitAcknowledgements = Task.CompletedTask;
+    private Topic? _lastTopic;
+    private string? _lastPublishAllowed;
+    private int _publishesAwaitingCommit;
+    private long _publishes;
+    private long _endedMessagesOut;
+
+    /// <param name="grant">What the connection's token allows.</param>
+    /// <param name="producerId">The idempotent producer id of the connection's Hello; 0 for none.</param>
+    /// <param name="replies">Where handlers write their replies; the shell flushes it once per read.</param>
+    /// <param name="onTopicRetired">Called when a subscribed topic was reopened after a storage failure: the connection must end.</param>
+    public ConnectionRequests(
+        TopicRegistry registry,
+        ZaichikServerOptions options,
+        Diagnostics.ServerCounters counters,
+        ILogger logger,
+        TokenGrant grant,
+        ulong producerId,
+        PooledBufferWriter replies,
+        ConnectionWriter writer,
+        Action<string> onTopicRetired)
+    {
+        _registry = registry;
+        _options = options;
+        _counters = counters;
+        _logger = logger;
+        _grant = grant;
+        _producerId = producerId;
+        _replies = replies;
+        _writer = writer;
+        _onTopicRetired = onTopicRetired;
+    }
+
+    /// <summary>The token's name, for the state model.</summary>
+    public string TokenName => _grant.Name;
+
+    /// <summary>The Hello's producer id (0: none).</summary>
+    public ulong ProducerId => _producerId;
+
+    /// <summary>Publishes read so far.</summary>
+    public long Publishes => Volatile.Read(ref _publishes);
+
+    /// <summary>Publishes and creations waiting for their commit now.</summary>
+    public int PublishesInFlight => Volatile.Read(ref _publishesAwaitingCommit);
+
+    /// <summary>How many subscriptions the connection holds now; safe from any thread.</summary>
+    public int SubscriptionCount
+    {
+        get
+        {
+            lock (_subscriptions)
+            {
+                return _subscriptions.Count;
+            }
+        }
+    }
+
+    /// <summary>The subscriptions now and every delivery the connection made; safe from any thread.</summary>
+    public (State.SubscriptionView[] Subscriptions, long MessagesOut) DescribeSubscriptions()
+    {
+        Subscription[] subscriptions;
+        lock (_subscriptions)
+        {
+            subscriptions = [.. _subscriptions.Values];
+        }
+
+        var messagesOut = Volatile.Read(ref _endedMessagesOut);
+        var views = new State.SubscriptionView[subscriptions.Length];
+        for (var i = 0; i < subscriptions.Length; i++)
+        {
+            var subscription = subscriptions[i];
+            messagesOut += subscription.MessagesOut;
+            views[i] = new State.SubscriptionView(subscription.Topic.Name, subscription.DurableName, subscription.Prefetch, subscription.Uncommitted,
+                subscription.StartSequence, subscription.MessagesOut);
+        }
+
+        return (views, messagesOut);
+    }
+
+    /// <summary>After each read: hands held Acks to the commit waiter and starts the subscriptions that read made.</summary>
+    public void AfterRead(CancellationToken cancellationToken)
+    {
+        AcknowledgeWhenCommitted(cancellationToken);
+        StartNewSubscriptions();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _commitAcknowledgements.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        foreach (var subscription in _subscriptions.Values)
+        {
+            await subscription.DisposeAsync().ConfigureAwait(false);
+        }
+
+        lock (_subscriptions)
+        {
+            _subscriptions.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Hands this read's Always-durability publishes to one task that waits for their topics' commits and then
+    /// sends their Acks together. Reading goes on meanwhile, so later publishes join the next group commit.
+    /// </summary>
+    public void AcknowledgeWhenCommitted(CancellationToken cancellationToken)
+    {
+        if (_awaitingCommit.Count == 0 && _pendingCreates.Count == 0 && _pendingPongs.Count == 0)
+        {
+            return;
+        }
+
+        var batch = _awaitingCommit.ToArray();
+        var creates = _pendingCreates.ToArray();
+        var pongs = _pendingPongs.ToArray();
+        _awaitingCommit.Clear();
+        _pendingCreates.Clear();
+        _pendingPongs.Clear();
+        Interlocked.Add(ref _publishesAwaitingCommit, batch.Length + creates.Length);
+        var previous = _commitAcknowledgements;
+        _commitAcknowledgements = SendWhenCommittedAsync(batch, creates, pongs, previous, cancellationToken);
+    }
+
+    private async Task SendWhenCommittedAsync(DurableAck[] batch, PendingCreate[] creates, PendingPong[] pongs, Task previous, CancellationToken cancellationToken)
+    {
+        using var replies = new PooledBufferWriter();
+        try
+        {
+            foreach (var (positions, nonce) in pongs)
+            {
+                try
+                {
+                    await positions.ConfigureAwait(false);
+                }
+                catch (IOException failure)
+                {
+                    FrameWriter.Write(replies, new ErrorFrame(null, ErrorCode.CommitNotDurable, $"Commits before Ping {nonce} are not on disk: {failure.Message}"));
+                }
+
+                FrameWriter.Write(replies, new PongFrame(nonce));
+            }
+
+            foreach (var (creating, requestId) in creates)
+            {
+                try
+                {
+                    await creating.ConfigureAwait(false);
+                    FrameWriter.Write(replies, new AckFrame(requestId, null, false));
+                }
+                catch (TopicException failure)
+                {
+                    FrameWriter.Write(replies, new ErrorFrame(requestId, failure.Code, failure.Message));
+                }
+            }
+
+            foreach (var group in batch.GroupBy(ack => ack.Outcome.Storage))
+            {
+                try
+                {
+                    var last = group.MaxBy(ack => ack.Outcome.Sequence);
+                    await Topic.WhenDurableAsync(last.Outcome, cancellationToken).ConfigureAwait(false);
+                    foreach (var ack in group)
+                    {
+                        FrameWriter.Write(replies, ack.Ack);
+                    }
+                }
+                catch (IOException failure)
+                {
+                    foreach (var ack in group)
+                    {
+                        FrameWriter.Write(replies, new ErrorFrame(ack.Ack.RequestId, ErrorCode.StorageFailure, $"the message is stored but could not be made durable: {failure.Message}"));
+                    }
+                }
+            }
+
+            // Keep the order between batches: an earlier batch's Acks go first.
+            await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await _writer.WriteAsync(replies.WrittenMemory, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            Interlocked.Add(ref _publishesAwaitingCommit, -(batch.Length + creates.Length));
+        }
+    }
+
+    /// <summary>A Ping read after Commits of durable consumers on Always topics: answered once their positions are on disk.</summary>
+    private readonly record struct PendingPong(Task Positions, ulong Nonce);
+
+    /// <summary>A CreateTopic whose topic is being recorded in the catalog: answered when that is on disk, meanwhile reading goes on.</summary>
+    private readonly record struct PendingCreate(Task Creating, ulong RequestId);
+
+    /// <summary>An Ack held back until the message it names (for a duplicate, the original) is on disk.</summary>
+    private readonly record struct DurableAck(PublishOutcome Outcome, AckFrame Ack);
+
+    private ValueTask<Topic> ResolveTopicAsync(string name, CancellationToken cancellationToken)
+    {
+        // The frame reader hands out the same string instance for a repeated topic name.
+        if (_lastTopic is { } last && (ReferenceEquals(last.Name, name) || last.Name == name))
+        {
+            return ValueTask.FromResult(last);
+        }
+
+        return ResolveAndRememberAsync(name, cancellationToken);
+    }
+
+    private async ValueTask<Topic> ResolveAndRememberAsync(string name, CancellationToken cancellationToken)
+    {
+        var topic = await _registry.GetForUseAsync(name, cancellationToken).ConfigureAwait(false);
+        _lastTopic = topic;
+        return topic;
+    }
+
+    private void StartNewSubscriptions()
+    {
+        foreach (var subscription in _subscriptionsToStart)
+        {
+            subscription.Start();
+        }
+
+        _subscriptionsToStart.Clear();
+    }
+
+    private void Reply(in AckFrame ack) => FrameWriter.Write(_replies, ack);
+
+    private void Reply(in ErrorFrame error) => FrameWriter.Write(_replies, error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Publish to {Topic} failed in storage")]
+    private partial void LogStorageFailure(Exception exception, string topic);
+}
