@@ -65,23 +65,28 @@ internal sealed class BrokerState(
     /// <summary>Topics in name order: those starting with <paramref name="prefix"/>, after <paramref name="after"/>, at most <paramref name="limit"/>.</summary>
     public IReadOnlyList<TopicView> Topics(string? prefix, string? after, int limit)
     {
-        var names = new List<string>();
-        foreach (var topic in registry.Topics)
+        // Binary search to the first name past both 'after' and the start of 'prefix', then read names in order.
+        var names = registry.SortedNames;
+        var from = prefix is not null && (after is null || string.CompareOrdinal(prefix, after) > 0) ? prefix : after;
+        var index = 0;
+        if (from is not null)
         {
-            if ((prefix is null || topic.Name.StartsWith(prefix, StringComparison.Ordinal))
-                && (after is null || string.CompareOrdinal(topic.Name, after) > 0))
-            {
-                names.Add(topic.Name);
-            }
+            index = Array.BinarySearch(names, from, StringComparer.Ordinal);
+            index = index >= 0 ? (ReferenceEquals(from, after) || from == after ? index + 1 : index) : ~index;
         }
 
-        names.Sort(StringComparer.Ordinal);
-        var views = new List<TopicView>(Math.Min(limit, names.Count));
-        foreach (var name in names)
+        var views = new List<TopicView>(Math.Min(limit, names.Length - index));
+        for (; index < names.Length && views.Count < limit; index++)
         {
-            if (views.Count == limit)
+            var name = names[index];
+            if (prefix is not null && !name.StartsWith(prefix, StringComparison.Ordinal))
             {
                 break;
+            }
+
+            if (after is not null && string.CompareOrdinal(name, after) <= 0)
+            {
+                continue;
             }
 
             if (registry.TryGet(name, out var topic))

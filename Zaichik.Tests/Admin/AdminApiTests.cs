@@ -76,6 +76,14 @@ public sealed class AdminApiTests
         firstPage.ShouldBe(["audit.a", "audit.b"]);
         var nextPage = (await admin.GetJsonAsync($"/api/topics?limit=2&after={firstPage[^1]}")).EnumerateArray().Select(topic => topic.GetProperty("name").GetString());
         nextPage.ShouldBe(["zeta"]);
+        (await admin.GetJsonAsync("/api/topics?prefix=audit.&after=audit.a")).EnumerateArray().Select(topic => topic.GetProperty("name").GetString()).ShouldBe(["audit.b"]);
+        (await admin.GetJsonAsync("/api/topics?prefix=audit.b&after=audit.a")).EnumerateArray().Select(topic => topic.GetProperty("name").GetString()).ShouldBe(["audit.b"]);
+        (await admin.GetJsonAsync("/api/topics?prefix=nothing")).GetArrayLength().ShouldBe(0);
+        (await admin.GetJsonAsync("/api/topics?after=zeta")).GetArrayLength().ShouldBe(0);
+
+        // A topic created after a listing shows in the next one, in its place.
+        await client.PublishAsync("audit.ab", "late");
+        (await admin.GetJsonAsync("/api/topics?prefix=audit.")).EnumerateArray().Select(topic => topic.GetProperty("name").GetString()).ShouldBe(["audit.a", "audit.ab", "audit.b"]);
 
         await admin.GetProblemAsync("/api/topics?limit=0", 400, "invalid-request");
         await admin.GetProblemAsync("/api/topics?limit=1001", 400, "invalid-request");
