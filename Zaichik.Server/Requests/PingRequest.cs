@@ -1,11 +1,4 @@
-using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
-using Zaichik.Server.Hosting;
-using Zaichik.Server.Security;
-using Zaichik.Server.Sessions.Internal;
-using Zaichik.Server.Storage;
-using Zaichik.Server.Subscriptions;
-using Zaichik.Server.Topics;
 
 namespace Zaichik.Server.Requests;
 
