@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
 using Zaichik.Server.Hosting;
 using Zaichik.Server.Security;
@@ -20,7 +21,7 @@ namespace Zaichik.Server.Admin;
 /// the dashboard's files and, mapped by the host, <c>/metrics</c>. Every error is an RFC 7807 problem response. When
 /// tokens are configured, <c>/api</c> and <c>/metrics</c> need one with the admin right; a token is never logged.
 /// </summary>
-internal static class AdminEndpoints
+internal static partial class AdminEndpoints
 {
     /// <summary>The dashboard's files, embedded in this assembly under <c>Zaichik.Dashboard.&lt;file name&gt;</c>.</summary>
     private const string DashboardResourcePrefix = "Zaichik.Dashboard.";
@@ -35,6 +36,7 @@ internal static class AdminEndpoints
     public static void UseAdminAuthentication(this WebApplication app)
     {
         var authenticator = app.Services.GetRequiredService<TokenAuthenticator>();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Zaichik.Server.Admin");
         app.Use(async (context, next) =>
         {
             var path = context.Request.Path;
@@ -45,6 +47,12 @@ internal static class AdminEndpoints
                 var grant = string.IsNullOrEmpty(token) ? null : authenticator.Authenticate(token);
                 if (grant is null)
                 {
+                    if (!string.IsNullOrEmpty(token))
+                    {
+                        // As on the client port: the attempt is logged, never the token.
+                        LogRefused(logger, context.Connection.RemoteIpAddress?.ToString(), path, "the token is not known to this server");
+                    }
+
                     context.Response.Headers.WWWAuthenticate = "Bearer realm=\"zaichik\"";
                     await Problem(StatusCodes.Status401Unauthorized, "unauthorized", "Unauthorized",
                         string.IsNullOrEmpty(token)
@@ -55,6 +63,7 @@ internal static class AdminEndpoints
 
                 if (!grant.MayAdminister)
                 {
+                    LogRefused(logger, context.Connection.RemoteIpAddress?.ToString(), path, $"token '{grant.Name}' does not have the admin right");
                     await Problem(StatusCodes.Status403Forbidden, "forbidden", "Forbidden",
                         $"token '{grant.Name}' does not have the admin right (Admin: true in its token options)").ExecuteAsync(context).ConfigureAwait(false);
                     return;
@@ -255,6 +264,9 @@ internal static class AdminEndpoints
         };
         return Results.Stream(stream, contentType);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Admin request from {Remote} to {Path} refused: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string? remote, string path, string reason);
 
     private sealed record ProblemBody(string Type, string Title, int Status, string Detail, string Code);
 

@@ -725,9 +725,6 @@ internal sealed partial class TopicLog : IAsyncDisposable
         await advanced.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Directory flushes made because a segment file was created (tests count them).</summary>
-    public int DirectorySyncs => _files?.DirectoryFlushes ?? 0;
-
     private Task PersistReservationAsync(long until)
     {
         if (_memorySequence is { } file)

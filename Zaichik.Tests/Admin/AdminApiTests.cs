@@ -290,7 +290,8 @@ public sealed class AdminApiTests
     [Fact]
     public async Task With_tokens_the_api_and_metrics_need_the_admin_right_and_health_does_not()
     {
-        await using var admin = await AdminTestServer.StartAsync(configure: Tokens);
+        var logs = new Zaichik.Tests.EndToEnd.CapturingLoggerProvider();
+        await using var admin = await AdminTestServer.StartAsync(configure: Tokens, logs: logs);
 
         var missing = await admin.GetProblemAsync("/api/topics", 401, "unauthorized");
         missing.GetProperty("detail").GetString()!.ShouldContain("Bearer");
@@ -314,6 +315,10 @@ public sealed class AdminApiTests
         {
             metrics.StatusCode.ShouldBe(HttpStatusCode.OK);
         }
+
+        logs.Lines.ShouldContain(line => line.Contains("refused") && line.Contains("the token is not known"));
+        logs.Lines.ShouldContain(line => line.Contains("refused") && line.Contains("token 'app' does not have the admin right"));
+        logs.Lines.ShouldNotContain(line => line.Contains("0123456789abcdef"), "no secret is ever logged");
 
         admin.Http.DefaultRequestHeaders.Authorization = null;
         (await admin.Http.GetStringAsync("/healthz")).Trim().ShouldBe("ok");

@@ -19,10 +19,11 @@ internal sealed class AdminTestServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<AdminTestServer> StartAsync(Func<ZaichikServerOptions, ZaichikServerOptions>? configure = null, TimeProvider? time = null, string? token = null)
+    public static async Task<AdminTestServer> StartAsync(
+        Func<ZaichikServerOptions, ZaichikServerOptions>? configure = null, TimeProvider? time = null, string? token = null, Microsoft.Extensions.Logging.ILoggerProvider? logs = null)
     {
         var broker = await TestServer.StartAsync(
-            options => (configure?.Invoke(options) ?? options) with { Admin = new AdminOptions { Url = "http://127.0.0.1:0" } }, time);
+            options => (configure?.Invoke(options) ?? options) with { Admin = new AdminOptions { Url = "http://127.0.0.1:0" } }, time, logs: logs);
         var http = new HttpClient { BaseAddress = new Uri(broker.Server.AdminUrl!), Timeout = TimeSpan.FromSeconds(30) };
         if (token is not null)
         {

@@ -30,9 +30,6 @@ internal sealed class IdleConnectionMonitor : IDisposable
         }
     }
 
-    /// <summary>Sessions being watched now.</summary>
-    public int Count => _sessions.Count;
-
     /// <summary>The sessions now (a live view; enumerating it is safe while sessions come and go).</summary>
     public IEnumerable<ClientSession> Sessions => _sessions.Keys;
 

@@ -71,9 +71,6 @@ internal sealed class SegmentFiles : IDisposable
         }
     }
 
-    /// <summary>Directory flushes made because a segment file was created (tests count them).</summary>
-    public int DirectoryFlushes { get; private set; }
-
     /// <summary>A file was created in the folder (the commit file): the next flush makes its name durable.</summary>
     public void FolderChanged()
     {
@@ -201,7 +198,6 @@ internal sealed class SegmentFiles : IDisposable
             if (directory)
             {
                 DirectorySync.Flush(_directory);
-                DirectoryFlushes++;
             }
 
             if (parent && Path.GetDirectoryName(_directory) is { } topics)
