@@ -35,11 +35,26 @@ public sealed record SubscribeOptions
     /// </summary>
     public string? DurableName { get; init; }
 
+    /// <summary>
+    /// <see cref="AckPolicy.Explicit"/> (the default): deliveries wait for a commit within <see cref="Prefetch"/>.
+    /// <see cref="AckPolicy.None"/>: nothing to commit; the server sends as fast as this connection reads, for fan-out and
+    /// replay at full speed. Commits of such a subscription are skipped, and <see cref="AutoCommit"/> does nothing. As a
+    /// durable consumer its stored position moves as messages are sent, so after a disconnect it resumes after what the
+    /// server had sent (messages in transit then are not sent again: at most once), and a gap is reported through
+    /// <see cref="ZaichikClient.SubscriptionGap"/>.
+    /// </summary>
+    public AckPolicy AckPolicy { get; init; } = AckPolicy.Explicit;
+
     internal void Validate()
     {
         if (!Enum.IsDefined(From.Kind))
         {
             throw new ArgumentOutOfRangeException(nameof(From), From, "From must be Retained, Latest, a Sequence or a Time");
+        }
+
+        if (!Enum.IsDefined(AckPolicy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(AckPolicy), AckPolicy, "AckPolicy must be Explicit or None");
         }
 
         if (Prefetch < 1)

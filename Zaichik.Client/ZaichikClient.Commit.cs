@@ -35,7 +35,8 @@ public sealed partial class ZaichikClient
 
     /// <summary>
     /// Acknowledges the deliveries of <paramref name="topic"/> up to and including <paramref name="sequence"/>. For a durable
-    /// consumer this is also the position the server stores. A commit naming a topic this connection does not subscribe
+    /// consumer this is also the position the server stores. Nothing is sent for a subscription with
+    /// <see cref="AckPolicy.None"/>. A commit naming a topic this connection does not subscribe
     /// to is reported through <see cref="ServerError"/>.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="sequence"/> is less than 1 (sequences start at 1).</exception>
@@ -45,6 +46,12 @@ public sealed partial class ZaichikClient
         ArgumentOutOfRangeException.ThrowIfLessThan(sequence, 1);
         if (_subscriptions.TryGetValue(topic, out var subscription))
         {
+            if (subscription.Options.AckPolicy == AckPolicy.None)
+            {
+                // Nothing to commit: the server would answer InvalidArgument.
+                return ValueTask.CompletedTask;
+            }
+
             subscription.NoteCommitted(sequence);
         }
 

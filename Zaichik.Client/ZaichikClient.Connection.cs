@@ -282,7 +282,7 @@ public sealed partial class ZaichikClient
             try
             {
                 connection.Sender.Write(new SubscribeFrame(
-                    request.Id, subscription.Topic, from, (uint)subscription.Options.Prefetch, subscription.Options.DurableName));
+                    request.Id, subscription.Topic, from, (uint)subscription.Options.Prefetch, subscription.Options.DurableName, subscription.Options.AckPolicy));
             }
             catch (ZaichikConnectionException)
             {
@@ -294,7 +294,7 @@ public sealed partial class ZaichikClient
             {
                 var ack = await request.AsValueTask().ConfigureAwait(false);
                 var start = ack.Sequence ?? -1;
-                if (resume is { } expected && start > expected && subscription.Options.DurableName is null)
+                if (resume is { } expected && start > expected && (subscription.Options.DurableName is null || subscription.Options.AckPolicy == AckPolicy.None))
                 {
                     var gap = new ZaichikSubscriptionGap(subscription.Topic, expected, start - 1);
                     LogGap(gap.Topic, gap.FirstMissed, gap.LastMissed);

@@ -177,7 +177,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                     var message = ZaichikMessage.CopyOf(decoded);
                     ZaichikTelemetry.Received(message.Topic);
                     ZaichikTelemetry.RecordReceive(message);
-                    if (!subscription.Deliver(message) && subscription.CommittedUpTo >= message.Sequence)
+                    if (!subscription.Deliver(message) && subscription.CommittedUpTo >= message.Sequence && subscription.Options.AckPolicy == AckPolicy.Explicit)
                     {
                         // A durable consumer's redelivery of a message the application already committed on the last
                         // connection: commit it again here so the server's window moves on.

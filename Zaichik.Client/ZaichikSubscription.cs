@@ -83,7 +83,7 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
                 }
             }
 
-            if (Options.AutoCommit)
+            if (Options.AutoCommit && Options.AckPolicy == AckPolicy.Explicit)
             {
                 toCommit = message;
             }
@@ -115,7 +115,9 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
     /// </summary>
     internal long? ResumePoint()
     {
-        if (Options.DurableName is not null)
+        // A durable consumer resumes where the server keeps it. Without acks that is after what was sent, which may be
+        // past what arrived: the expected start lets a gap be reported.
+        if (Options.DurableName is not null && Options.AckPolicy == AckPolicy.Explicit)
         {
             return null;
         }

@@ -48,13 +48,21 @@ internal static class SubCommand
                 result.AddError("--prefetch must be at least 1");
             }
         });
+        var ack = new Option<Zaichik.Protocol.AckPolicy>("--ack")
+        {
+            Description = "explicit: commit each message after printing it; none: no commits, the server sends as fast as this reads",
+            DefaultValueFactory = _ => Zaichik.Protocol.AckPolicy.Explicit,
+        };
         var output = OutputFormat.CreateOption("one JSON object per message and line");
 
-        var command = new Command("sub", "Subscribe and print messages, committing each") { topic, from, durable, count, prefetch, output };
+        var command = new Command("sub", "Subscribe and print messages, committing each") { topic, from, durable, count, prefetch, ack, output };
         command.SetAction((parse, ct) => run(parse, (context, parse, ct) =>
         {
             StartPositions.TryParse(parse.GetValue(from) ?? "retained", context.Time, out var start, out _);
-            var options = new SubscribeOptions { From = start, DurableName = parse.GetValue(durable), Prefetch = parse.GetValue(prefetch) };
+            var options = new SubscribeOptions
+            {
+                From = start, DurableName = parse.GetValue(durable), Prefetch = parse.GetValue(prefetch), AckPolicy = parse.GetValue(ack),
+            };
             return RunAsync(context, parse.GetRequiredValue(topic), options, parse.GetValue(count), parse.GetValue(output) == OutputFormat.Json, ct);
         }, ct));
         return command;

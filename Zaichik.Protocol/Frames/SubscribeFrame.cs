@@ -14,14 +14,19 @@ namespace Zaichik.Protocol;
 /// Names a durable consumer: the server keeps its last committed sequence, and a later Subscribe with the same name resumes
 /// after it (and ignores <paramref name="From"/>, unless the stored position is lost). Null for an ordinary subscription.
 /// </param>
-public readonly record struct SubscribeFrame(ulong RequestId, string Topic, StartPosition From, uint Prefetch, string? DurableName = null)
+/// <param name="AckPolicy">
+/// <see cref="AckPolicy.Explicit"/>: deliveries wait for Commit within <paramref name="Prefetch"/>. <see cref="AckPolicy.None"/>:
+/// no Commit, delivery paced by the socket alone.
+/// </param>
+public readonly record struct SubscribeFrame(
+    ulong RequestId, string Topic, StartPosition From, uint Prefetch, string? DurableName = null, AckPolicy AckPolicy = AckPolicy.Explicit)
     : IFrameCodec<SubscribeFrame>
 {
     static FrameType IFrameCodec<SubscribeFrame>.Type => FrameType.Subscribe;
 
     int IFrameCodec<SubscribeFrame>.GetFieldsSize() =>
         FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Byte + FieldSize.Int64 + FieldSize.UInt32 + FieldSize.Byte
-        + (DurableName is null ? 0 : FieldSize.String(DurableName));
+        + (DurableName is null ? 0 : FieldSize.String(DurableName)) + FieldSize.Byte;
 
     void IFrameCodec<SubscribeFrame>.WriteFields(ref FieldWriter writer)
     {
@@ -35,6 +40,8 @@ public readonly record struct SubscribeFrame(ulong RequestId, string Topic, Star
         {
             writer.WriteString(DurableName);
         }
+
+        writer.WriteByte((byte)AckPolicy);
     }
 
     static SubscribeFrame IFrameCodec<SubscribeFrame>.ReadFields(ref FieldReader reader)
@@ -50,6 +57,12 @@ public readonly record struct SubscribeFrame(ulong RequestId, string Topic, Star
         var position = reader.ReadInt64();
         var prefetch = reader.ReadUInt32();
         var durableName = reader.ReadBool() ? reader.ReadString() : null;
-        return new(requestId, topic, new StartPosition((StartPositionKind)from, position), prefetch, durableName);
+        var ackPolicy = reader.ReadByte();
+        if (ackPolicy > (byte)AckPolicy.None)
+        {
+            throw new ProtocolViolationException(ErrorCode.MalformedFrame, $"Subscribe ack policy {ackPolicy} is not defined");
+        }
+
+        return new(requestId, topic, new StartPosition((StartPositionKind)from, position), prefetch, durableName, (AckPolicy)ackPolicy);
     }
 }

@@ -17,7 +17,11 @@ internal sealed partial class ConnectionRequests
             return;
         }
 
-        if (_subscriptions.TryGetValue(commit.Topic, out var target))
+        if (_subscriptions.TryGetValue(commit.Topic, out var target) && target.AckPolicy == AckPolicy.None)
+        {
+            Reply(new ErrorFrame(null, ErrorCode.InvalidArgument, $"the subscription to '{commit.Topic}' has AckPolicy None: there is nothing to commit"));
+        }
+        else if (target is not null)
         {
             target.CommitUpTo(commit.Sequence);
         }

@@ -38,7 +38,7 @@ internal sealed partial class ConnectionRequests
 
             var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
             var start = await topic.SubscribeAsync(subscribe.From, subscribe.DurableName, cancellationToken).ConfigureAwait(false);
-            var subscription = new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, subscribe.DurableName);
+            var subscription = new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, subscribe.DurableName, subscribe.AckPolicy);
             var topicName = topic.Name;
             subscription.WhenTopicRetired(() => _onTopicRetired(topicName));
             lock (_subscriptions)

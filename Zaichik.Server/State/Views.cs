@@ -83,7 +83,7 @@ public sealed record ConnectionView(
     IReadOnlyList<SubscriptionView> Subscriptions);
 
 /// <summary>One subscription of a connection.</summary>
-public sealed record SubscriptionView(string Topic, string? DurableName, int Prefetch, int InFlight, long StartSequence, long MessagesOut);
+public sealed record SubscriptionView(string Topic, string? DurableName, string AckPolicy, int Prefetch, int InFlight, long StartSequence, long MessagesOut);
 
 /// <summary>A page of stored messages, read without moving any consumer.</summary>
 public sealed record PeekView(string Topic, long FirstSequence, long LastSequence, IReadOnlyList<PeekedMessage> Messages, long? Next);

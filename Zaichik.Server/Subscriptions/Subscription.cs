@@ -41,8 +41,12 @@ internal sealed partial class Subscription : IAsyncDisposable
     private CancellationTokenRegistration _retirement;
 
     /// <param name="durableName">The durable consumer this subscription is, or null.</param>
-    public Subscription(Topic topic, SubscriptionStart start, int prefetch, DeliveryWindow window, ConnectionWriter writer, ILogger logger, string? durableName = null)
+    /// <param name="ackPolicy">None: deliveries are not counted in <paramref name="window"/> and need no Commit; a durable consumer's position moves as they are written.</param>
+    public Subscription(
+        Topic topic, SubscriptionStart start, int prefetch, DeliveryWindow window, ConnectionWriter writer, ILogger logger, string? durableName = null,
+        AckPolicy ackPolicy = AckPolicy.Explicit)
     {
+        AckPolicy = ackPolicy;
         _topic = topic;
         _storage = start.Storage;
         _reader = start.Reader;
@@ -53,12 +57,15 @@ internal sealed partial class Subscription : IAsyncDisposable
         _window = window;
         _writer = writer;
         _logger = logger;
-        _stagedSequences = new long[Math.Min(prefetch, MaxBatchMessages)];
+        _stagedSequences = new long[ackPolicy == AckPolicy.None ? MaxBatchMessages : Math.Min(prefetch, MaxBatchMessages)];
     }
 
     public Topic Topic => _topic;
 
     public int Prefetch { get; }
+
+    /// <summary>Whether deliveries wait for Commit.</summary>
+    public AckPolicy AckPolicy { get; }
 
     /// <summary>The sequence this subscription starts at (the Subscribe Ack carries it).</summary>
     public long StartSequence { get; }
@@ -126,7 +133,7 @@ internal sealed partial class Subscription : IAsyncDisposable
     /// an Always topic: fsynced). Called on the connection's read loop, like the Commits.
     /// </summary>
     public Task WhenPositionDurableAsync() =>
-        _positionVersion == 0 ? Task.CompletedTask : _topic.WhenConsumerPositionDurableAsync(_storage, _positionVersion);
+        Volatile.Read(ref _positionVersion) is var version && version == 0 ? Task.CompletedTask : _topic.WhenConsumerPositionDurableAsync(_storage, version);
 
     /// <summary>Calls <paramref name="callback"/> if the storage this subscription reads is retired while it lives.</summary>
     public void WhenTopicRetired(Action callback) =>
@@ -199,9 +206,10 @@ internal sealed partial class Subscription : IAsyncDisposable
         var cancellationToken = _stop.Token;
         try
         {
+            var explicitAcks = AckPolicy == AckPolicy.Explicit;
             while (true)
             {
-                var granted = _window.TryReserve(Prefetch, _stagedSequences.Length);
+                var granted = explicitAcks ? _window.TryReserve(Prefetch, _stagedSequences.Length) : _stagedSequences.Length;
                 if (granted == 0)
                 {
                     await _window.WaitForRoomAsync(Prefetch, cancellationToken).ConfigureAwait(false);
@@ -209,8 +217,12 @@ internal sealed partial class Subscription : IAsyncDisposable
                 }
 
                 var (delivered, caughtUp) = Stage(granted);
-                _window.Release(granted - delivered);
-                if (delivered > 0)
+                if (explicitAcks)
+                {
+                    _window.Release(granted - delivered);
+                }
+
+                if (delivered > 0 && explicitAcks)
                 {
                     // Recorded before the write, so a Commit racing the delivery always finds its sequences.
                     lock (_pendingLock)
@@ -233,6 +245,12 @@ internal sealed partial class Subscription : IAsyncDisposable
                     if (!sent)
                     {
                         return;
+                    }
+
+                    if (!explicitAcks && _durableName is not null && delivered > 0)
+                    {
+                        // No Commit will come: the batch written to the connection is the consumer's position.
+                        Volatile.Write(ref _positionVersion, _topic.CommitConsumer(_storage, _durableName, _stagedSequences[delivered - 1]));
                     }
                 }
 

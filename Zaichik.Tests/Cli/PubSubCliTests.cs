@@ -46,6 +46,20 @@ public sealed class PubSubCliTests
     }
 
     [Fact]
+    public async Task Sub_with_ack_none_reads_without_commits_and_an_unknown_policy_is_a_usage_error()
+    {
+        await using var server = await TestServer.StartAsync();
+        var topic = await RetainedTopicAsync(server, "noack");
+        (await RunAsync([.. At(server), "pub", topic, "m{n}", "--count", "5"])).ExitCode.ShouldBe(0);
+
+        var sub = await RunAsync([.. At(server), "sub", topic, "--ack", "none", "--from", "seq:1", "--count", "3", "--durable", "tail"]);
+        sub.ExitCode.ShouldBe(0, sub.ToString());
+        sub.Lines.ShouldBe(["1	m1", "2	m2", "3	m3"], sub.ToString());
+
+        (await RunAsync([.. At(server), "sub", topic, "--ack", "sometimes"])).ExitCode.ShouldBe(2);
+    }
+
+    [Fact]
     public async Task Pub_reports_duplicates_the_compaction_window_dropped()
     {
         await using var server = await TestServer.StartAsync();

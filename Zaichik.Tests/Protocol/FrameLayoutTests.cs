@@ -13,7 +13,7 @@ public sealed class FrameLayoutTests
     {
         var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs: 60_000)));
 
-        Hex(bytes).ShouldBe("00 00 00 10 01 00 05 00 00 EA 60 00 00 00 00 00 00 00 00 00");
+        Hex(bytes).ShouldBe("00 00 00 10 01 00 06 00 00 EA 60 00 00 00 00 00 00 00 00 00");
     }
 
     [Fact]
@@ -114,8 +114,8 @@ public sealed class FrameLayoutTests
         var bytes = Encode(w => FrameWriter.Write(w, frame));
 
         Hex(bytes).ShouldBe(
-            "00 00 00 28 04 00 00 00 00 00 00 00 02 00 06 6F 72 64 65 72 73 00 00 00 00 00 00 00 00 00 00 00 00 0A "
-            + "01 00 07 62 69 6C 6C 69 6E 67");
+            "00 00 00 29 04 00 00 00 00 00 00 00 02 00 06 6F 72 64 65 72 73 00 00 00 00 00 00 00 00 00 00 00 00 0A "
+            + "01 00 07 62 69 6C 6C 69 6E 67 00");
     }
 
     [Fact]
@@ -126,7 +126,7 @@ public sealed class FrameLayoutTests
         var bytes = Encode(w => FrameWriter.Write(w, frame));
 
         Hex(bytes).ShouldBe(
-            "00 00 00 1F 04 00 00 00 00 00 00 00 03 00 06 6F 72 64 65 72 73 02 00 00 00 00 00 00 00 2A 00 00 00 01 00");
+            "00 00 00 20 04 00 00 00 00 00 00 00 03 00 06 6F 72 64 65 72 73 02 00 00 00 00 00 00 00 2A 00 00 00 01 00 00");
     }
 
     [Fact]
@@ -203,11 +203,11 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Subscribe_fields_are_request_id_topic_from_position_prefetch_then_durable_name()
+    public void Subscribe_fields_are_request_id_topic_from_position_prefetch_durable_name_then_ack_policy()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(2).I64(1_000_000).U32(10).U8(1).Str("audit-1").Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(2).I64(1_000_000).U32(10).U8(1).Str("audit-1").U8(1).Build();
 
-        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Sequence(1_000_000), 10, "audit-1")));
+        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Sequence(1_000_000), 10, "audit-1", AckPolicy.None)));
 
         Hex(bytes).ShouldBe(Hex(expected));
     }
@@ -234,7 +234,7 @@ public sealed class FrameLayoutTests
             _ when from == 2 => StartPosition.Sequence(position),
             _ => StartPosition.Time(position),
         };
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(from).I64(position).U32(1).U8(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(from).I64(position).U32(1).U8(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", start, 1)));
 
@@ -242,9 +242,9 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Subscribe_without_durable_name_ends_with_a_zero_flag_and_no_name_length()
+    public void Subscribe_without_durable_name_has_a_zero_flag_and_no_name_length_before_its_ack_policy()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).I64(0).U32(10).U8(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).I64(0).U32(10).U8(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Latest, 10)));
 
@@ -254,7 +254,7 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Subscribe_with_an_empty_durable_name_writes_a_present_flag_and_a_zero_length()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(0).I64(0).U32(1).U8(1).U16(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(0).I64(0).U32(1).U8(1).U16(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Retained, 1, string.Empty)));
 

@@ -262,12 +262,40 @@ public sealed class MalformedFrameTests
     [InlineData((byte)3, StartPositionKind.Time, 1_795_773_600_000L)]
     public void Every_defined_start_position_byte_decodes_with_its_position(byte wire, StartPositionKind expected, long position)
     {
-        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(wire).I64(position).U32(1).U8(0).Build();
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(wire).I64(position).U32(1).U8(0).U8(0).Build();
 
         var subscribe = (SubscribeFrame)ReadAndDecode(bytes);
 
         subscribe.From.Kind.ShouldBe(expected);
         subscribe.From.Value.ShouldBe(position);
+    }
+
+    [Theory]
+    [InlineData(0, AckPolicy.Explicit)]
+    [InlineData(1, AckPolicy.None)]
+    public void Every_defined_ack_policy_byte_decodes(byte wire, AckPolicy expected)
+    {
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(wire).Build();
+
+        ((SubscribeFrame)ReadAndDecode(bytes)).AckPolicy.ShouldBe(expected);
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(255)]
+    public void An_undefined_ack_policy_is_malformed(byte wire)
+    {
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(wire).Build();
+
+        Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes)).Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void A_version_5_subscribe_without_its_ack_policy_is_malformed()
+    {
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).Build();
+
+        Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes)).Code.ShouldBe(ErrorCode.MalformedFrame);
     }
 
     /// <summary>Subscribes that end at <c>from</c> or inside <c>position</c>, as a version 3 client's might.</summary>
