@@ -7,7 +7,8 @@ namespace Zaichik.Benchmarks.Workloads;
 /// <summary>
 /// W2: a retained topic is loaded with the message count (timed separately), then a new subscriber connection
 /// reads all of it from the start with prefetch 1,000, committing every 500 messages; the clock stops when the
-/// last Commit is sent. A second new connection then does the same with AutoCommit (one Commit per message).
+/// last Commit is sent. A second new connection then does the same with AutoCommit (one Commit per message), and a
+/// third with <see cref="AckPolicy.None"/> (no Commit at all).
 /// </summary>
 internal sealed class ReplayWorkload : IWorkload
 {
@@ -47,18 +48,26 @@ internal sealed class ReplayWorkload : IWorkload
             var auto = await ReplayAsync("W2 replay, prefetch 1,000, AutoCommit", context, topic, messages, autoCommit: true, cancellationToken);
             results.Add(auto with { Notes = "one Commit frame per message; " + auto.Notes });
         }
+
+        if (!cancellationToken.IsCancellationRequested)
+        {
+            var none = await ReplayAsync("W2 replay, AckPolicy None", context, topic, messages, autoCommit: false, cancellationToken, ackPolicy: AckPolicy.None);
+            results.Add(none with { Notes = "no Commit: paced by the socket; " + none.Notes });
+        }
     }
 
     /// <summary>A new connection reads <paramref name="expected"/> messages of <paramref name="topic"/> from the start, as a durable consumer when <paramref name="durableName"/> is set.</summary>
     internal static async Task<WorkloadResult> ReplayAsync(
-        string name, BenchmarkContext context, string topic, long expected, bool autoCommit, CancellationToken cancellationToken, string? durableName = null)
+        string name, BenchmarkContext context, string topic, long expected, bool autoCommit, CancellationToken cancellationToken, string? durableName = null,
+        AckPolicy ackPolicy = AckPolicy.Explicit)
     {
         await using var consumer = await context.ConnectAsync(cancellationToken);
         var before = ResourceSnapshot.Take();
         await using var subscription = await consumer.SubscribeAsync(
-            topic, new SubscribeOptions { From = StartPosition.Retained, Prefetch = Prefetch, AutoCommit = autoCommit, DurableName = durableName }, cancellationToken);
+            topic, new SubscribeOptions { From = StartPosition.Retained, Prefetch = Prefetch, AutoCommit = autoCommit, DurableName = durableName, AckPolicy = ackPolicy },
+            cancellationToken);
         var outcome = await SubscriptionReader.ReadAsync(
-            consumer, subscription, expected, autoCommit ? int.MaxValue : CommitEvery, TimeSpan.Zero, cancellationToken);
+            consumer, subscription, expected, autoCommit || ackPolicy == AckPolicy.None ? int.MaxValue : CommitEvery, TimeSpan.Zero, cancellationToken);
         var usage = ResourceSnapshot.Take().Since(before);
 
         var correct = outcome.Received == expected && outcome.OutOfOrder == 0;
