@@ -12,13 +12,13 @@ internal static class StalledSubscriber
     /// A raw connection that subscribes and then never reads again. Its receive buffer is small, so the broker meets a
     /// full socket early instead of the kernel absorbing megabytes.
     /// </summary>
-    public static async Task<Socket> ConnectAsync(int port, string topic, int prefetch)
+    public static async Task<Socket> ConnectAsync(int port, string topic, int prefetch, AckPolicy ackPolicy = AckPolicy.Explicit)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveBufferSize = 4096 };
         await socket.ConnectAsync("127.0.0.1", port);
         var request = new ArrayBufferWriter<byte>();
         FrameWriter.Write(request, new HelloFrame(ProtocolVersion.Current));
-        FrameWriter.Write(request, new SubscribeFrame(1, topic, StartPosition.Latest, (uint)prefetch));
+        FrameWriter.Write(request, new SubscribeFrame(1, topic, StartPosition.Latest, (uint)prefetch, null, ackPolicy));
         await socket.SendAsync(request.WrittenMemory, SocketFlags.None);
 
         // One byte at a time up to the Subscribe's Ack, so not a byte of any later Message is read.
