@@ -23,7 +23,7 @@ namespace Zaichik.Server.Hosting;
 /// maintenance loops. <c>Program</c> runs it until Ctrl+C or SIGTERM; tests and benchmarks start one
 /// in-process with <see cref="StartAsync"/>.
 /// </summary>
-public sealed class ZaichikServer : IAsyncDisposable
+public sealed partial class ZaichikServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private int _disposed;
@@ -184,6 +184,12 @@ public sealed class ZaichikServer : IAsyncDisposable
         app.Lifetime.ApplicationStarted.Register(() => listeners.Bound(options));
         if (options.Admin.Enabled)
         {
+            var adminHost = options.Admin.ParsedUrl.Host.Trim('[', ']');
+            if (options.Tokens.Count == 0 && adminHost != "localhost" && !System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(adminHost)))
+            {
+                LogAdminOpen(app.Services.GetRequiredService<ILogger<ZaichikServer>>(), options.Admin.Url);
+            }
+
             app.UseAdminAuthentication();
             app.MapPrometheusScrapingEndpoint("/metrics");
             app.MapAdminEndpoints(options.Admin);
@@ -257,6 +263,9 @@ public sealed class ZaichikServer : IAsyncDisposable
 
     /// <summary>The admin listener's bound address once started, or null when it is off.</summary>
     internal static string? BoundAdminUrl(WebApplication app) => app.Services.GetRequiredService<BoundListeners>().AdminUrl;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The admin API listens on {Url}, beyond this machine, and no tokens are configured: anyone who reaches it can read every topic's messages and create topics; configure Tokens (one with Admin: true) or listen on 127.0.0.1")]
+    private static partial void LogAdminOpen(ILogger logger, string url);
 
     /// <summary>Largest body the admin API reads (a topic to create is a few hundred bytes).</summary>
     private const long MaxAdminRequestBody = 64 * 1024;

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -370,5 +372,36 @@ public sealed class AdminApiTests
         {
             await Task.Delay(20, deadline.Token);
         }
+    }
+}
+
+/// <summary>What the broker says at start-up about who can reach its admin API.</summary>
+public sealed class AdminExposureTests
+{
+    [Theory]
+    [InlineData("http://0.0.0.0:0", false, true)]
+    [InlineData("http://0.0.0.0:0", true, false)]
+    [InlineData("http://127.0.0.1:0", false, false)]
+    [InlineData("http://localhost:0", false, false)]
+    public async Task An_admin_api_beyond_this_machine_without_tokens_is_warned_about(string url, bool tokens, bool warned)
+    {
+        var logs = new Zaichik.Tests.EndToEnd.CapturingLoggerProvider();
+        var data = Path.Combine(Path.GetTempPath(), "zaichik-admin-exposure-" + Guid.NewGuid().ToString("N"));
+        var options = new ZaichikServerOptions
+        {
+            Port = 0,
+            DataPath = data,
+            Admin = new AdminOptions { Url = url },
+            Tokens = tokens ? [new ZaichikTokenOptions { Name = "ops", Token = "0123456789abcdef-ops", Admin = true }] : [],
+        };
+
+        // Built, never started: nothing listens, and the warning is decided from the settings alone.
+        var app = ZaichikServer.Build(options, TimeProvider.System, logging => logging.AddProvider(logs));
+        var folderLock = app.Services.GetRequiredService<Zaichik.Server.Storage.DataFolderLock>();
+        await app.DisposeAsync();
+        folderLock.Dispose();
+        Directory.Delete(data, recursive: true);
+
+        logs.Lines.Any(line => line.Contains("beyond this machine", StringComparison.Ordinal)).ShouldBe(warned, string.Join('\n', logs.Lines));
     }
 }
