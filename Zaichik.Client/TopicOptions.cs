@@ -30,6 +30,18 @@ public sealed record TopicOptions
     /// <summary>For <see cref="Durability.Interval"/>: the commit period. <see cref="TimeSpan.Zero"/> (the default) takes the server's.</summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// Most messages the topic keeps: past it the oldest are removed (at the server's next sweep, every second by default),
+    /// whoever still wanted them. 0 (the default): no limit. Beside <see cref="RetentionTtl"/>: whichever removes more.
+    /// </summary>
+    public long MaxMessages { get; init; }
+
+    /// <summary>
+    /// Most bytes of log the topic keeps (counted in log pages, so up to a page more): past it the oldest messages are
+    /// removed at the server's next sweep. 0 (the default): no limit.
+    /// </summary>
+    public long MaxBytes { get; init; }
+
     internal void Validate()
     {
         if (RetentionTtl < TimeSpan.Zero)
@@ -45,6 +57,16 @@ public sealed record TopicOptions
         if (!Enum.IsDefined(Durability))
         {
             throw new ArgumentOutOfRangeException(nameof(Durability), Durability, "Durability must be ServerDefault, Always, Interval or Memory");
+        }
+
+        if (MaxMessages < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxMessages), MaxMessages, "MaxMessages must not be negative (0: no limit)");
+        }
+
+        if (MaxBytes < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxBytes), MaxBytes, "MaxBytes must not be negative (0: no limit)");
         }
 
         if (CommitInterval < TimeSpan.Zero || (CommitInterval > TimeSpan.Zero && Durability != Durability.Interval))

@@ -23,7 +23,9 @@ public sealed partial class ZaichikClient
             (long)options.RetentionTtl.TotalMilliseconds,
             (long)options.CompactionWindow.TotalMilliseconds,
             options.Durability,
-            (long)options.CommitInterval.TotalMilliseconds);
+            (long)options.CommitInterval.TotalMilliseconds,
+            options.MaxMessages,
+            options.MaxBytes);
         await RequestAsync(FrameType.CreateTopic, topic, frame, cancellationToken).ConfigureAwait(false);
     }
 }

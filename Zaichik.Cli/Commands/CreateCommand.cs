@@ -22,7 +22,13 @@ internal static class CreateCommand
         durability.AcceptOnlyFromAmong(StringComparer.OrdinalIgnoreCase, "always", "interval", "memory");
         var commitInterval = DurationOption("--commit-interval", "With --durability interval: how often the log is committed (0: the server's)");
 
-        var command = new Command("create", "Create a topic (or check that it exists with these settings)") { topic, retention, window, durability, commitInterval };
+        var maxMessages = CountOption("--max-messages", "Most messages kept; the oldest go first (0: no limit)");
+        var maxBytes = CountOption("--max-bytes", "Most bytes of log kept, counted in log pages; the oldest messages go first (0: no limit)");
+
+        var command = new Command("create", "Create a topic (or check that it exists with these settings)")
+        {
+            topic, retention, window, durability, commitInterval, maxMessages, maxBytes,
+        };
         command.SetAction((parse, ct) => run(parse, (context, parse, ct) =>
         {
             var options = new TopicOptions
@@ -37,10 +43,25 @@ internal static class CreateCommand
                     _ => Durability.ServerDefault,
                 },
                 CommitInterval = parse.GetValue(commitInterval),
+                MaxMessages = parse.GetValue(maxMessages),
+                MaxBytes = parse.GetValue(maxBytes),
             };
             return RunAsync(context, parse.GetRequiredValue(topic), options, ct);
         }, ct));
         return command;
+    }
+
+    private static Option<long> CountOption(string name, string description)
+    {
+        var option = new Option<long>(name) { Description = description, HelpName = "n", DefaultValueFactory = _ => 0 };
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<long>() < 0)
+            {
+                result.AddError($"{name} must be 0 (no limit) or more");
+            }
+        });
+        return option;
     }
 
     internal static Option<TimeSpan> DurationOption(string name, string description) => new(name)
@@ -74,7 +95,9 @@ internal static class CreateCommand
         await client.CreateTopicAsync(topic, options, cancellationToken);
         var durability = options.Durability == Durability.ServerDefault ? "the server's" : options.Durability.ToString().ToLowerInvariant();
         await context.Out.WriteLineAsync(
-            $"topic {topic}: retention {Durations.Format(options.RetentionTtl)}, window {Durations.Format(options.CompactionWindow)}, durability {durability}");
+            $"topic {topic}: retention {Durations.Format(options.RetentionTtl)}, window {Durations.Format(options.CompactionWindow)}, durability {durability}"
+            + (options.MaxMessages > 0 ? $", at most {options.MaxMessages} messages" : "")
+            + (options.MaxBytes > 0 ? $", at most {options.MaxBytes} bytes" : ""));
         return ExitCodes.Ok;
     }
 }

@@ -9,14 +9,17 @@ namespace Zaichik.Protocol;
 /// <param name="CompactionWindowMs">Key deduplication window in milliseconds; 0 turns it off.</param>
 /// <param name="Durability">When messages reach the disk; <see cref="Protocol.Durability.ServerDefault"/> takes the server's.</param>
 /// <param name="CommitIntervalMs">For <see cref="Protocol.Durability.Interval"/>: the commit period; 0 takes the server's.</param>
+/// <param name="MaxMessages">Most messages the topic keeps, the oldest removed first; 0 = no limit.</param>
+/// <param name="MaxBytes">Most bytes of log the topic keeps, the oldest messages removed first; 0 = no limit.</param>
 public readonly record struct CreateTopicFrame(
-    ulong RequestId, string Topic, long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0)
+    ulong RequestId, string Topic, long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0,
+    long MaxMessages = 0, long MaxBytes = 0)
     : IFrameCodec<CreateTopicFrame>
 {
     static FrameType IFrameCodec<CreateTopicFrame>.Type => FrameType.CreateTopic;
 
     int IFrameCodec<CreateTopicFrame>.GetFieldsSize() =>
-        FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Int64 + FieldSize.Int64 + FieldSize.Byte + FieldSize.Int64;
+        FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Int64 + FieldSize.Int64 + FieldSize.Byte + FieldSize.Int64 + FieldSize.Int64 + FieldSize.Int64;
 
     void IFrameCodec<CreateTopicFrame>.WriteFields(ref FieldWriter writer)
     {
@@ -26,6 +29,8 @@ public readonly record struct CreateTopicFrame(
         writer.WriteInt64(CompactionWindowMs);
         writer.WriteByte((byte)Durability);
         writer.WriteInt64(CommitIntervalMs);
+        writer.WriteInt64(MaxMessages);
+        writer.WriteInt64(MaxBytes);
     }
 
     static CreateTopicFrame IFrameCodec<CreateTopicFrame>.ReadFields(ref FieldReader reader)
@@ -40,6 +45,7 @@ public readonly record struct CreateTopicFrame(
             throw new ProtocolViolationException(ErrorCode.MalformedFrame, $"CreateTopic durability {durability} is not defined");
         }
 
-        return new(requestId, topic, retentionTtlMs, compactionWindowMs, (Durability)durability, reader.ReadInt64());
+        var commitIntervalMs = reader.ReadInt64();
+        return new(requestId, topic, retentionTtlMs, compactionWindowMs, (Durability)durability, commitIntervalMs, reader.ReadInt64(), reader.ReadInt64());
     }
 }

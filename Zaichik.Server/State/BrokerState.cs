@@ -232,6 +232,7 @@ internal sealed class BrokerState(
             totals.Duplicates += counters.Duplicates;
             totals.Repeats += counters.Repeats;
             totals.Expired += counters.Expired;
+            totals.Trimmed += counters.Trimmed;
         }
 
         return totals;
@@ -278,6 +279,8 @@ internal sealed class BrokerState(
             settings.CompactionWindowMs,
             settings.Durability.ToString(),
             settings.CommitIntervalMs,
+            settings.MaxMessages,
+            settings.MaxBytes,
             first,
             last,
             count,
@@ -290,6 +293,8 @@ internal sealed class BrokerState(
             counters.MessagesOut,
             counters.BytesOut,
             counters.Duplicates,
+            counters.Expired,
+            counters.Trimmed,
             holes,
             openFiles,
             readers);
@@ -438,6 +443,7 @@ internal sealed class BrokerTotals
     public long Duplicates;
     public long Repeats;
     public long Expired;
+    public long Trimmed;
 }
 
 /// <summary>The addresses the broker's listeners bound, filled in once they are bound.</summary>

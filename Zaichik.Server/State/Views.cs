@@ -41,6 +41,8 @@ public record TopicView(
     long CompactionWindowMs,
     string Durability,
     long CommitIntervalMs,
+    long MaxMessages,
+    long MaxBytes,
     long? FirstSequence,
     long? LastSequence,
     long? MessageCount,
@@ -53,6 +55,8 @@ public record TopicView(
     long MessagesOut,
     long BytesOut,
     long DuplicatesDropped,
+    long Expired,
+    long Trimmed,
     int Holes,
     int OpenFiles,
     int Readers);

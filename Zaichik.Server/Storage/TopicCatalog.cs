@@ -216,7 +216,8 @@ internal sealed class TopicCatalog : IDisposable
     private static byte[] Encode(CatalogEntry entry)
     {
         var name = Encoding.UTF8.GetBytes(entry.Name);
-        var length = 1 + name.Length + sizeof(long) + sizeof(long) + 1 + sizeof(long);
+        var limits = entry.MaxMessages > 0 || entry.MaxBytes > 0;
+        var length = 1 + name.Length + sizeof(long) + sizeof(long) + 1 + sizeof(long) + (limits ? 2 * sizeof(long) : 0);
         var record = new byte[HeaderSize + length];
         var body = record.AsSpan(HeaderSize);
         body[0] = (byte)name.Length;
@@ -226,6 +227,12 @@ internal sealed class TopicCatalog : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(body[(at + 8)..], entry.CompactionWindowMs);
         body[at + 16] = entry.Durability;
         BinaryPrimitives.WriteInt64LittleEndian(body[(at + 17)..], entry.CommitIntervalMs);
+        if (limits)
+        {
+            // Only topics with limits carry them, so a catalog without any stays readable by a broker from before them.
+            BinaryPrimitives.WriteInt64LittleEndian(body[(at + 25)..], entry.MaxMessages);
+            BinaryPrimitives.WriteInt64LittleEndian(body[(at + 33)..], entry.MaxBytes);
+        }
         BinaryPrimitives.WriteUInt16LittleEndian(record.AsSpan(sizeof(uint)), (ushort)length);
         BinaryPrimitives.WriteUInt32LittleEndian(record, LogRecord.Checksum(record.AsSpan(sizeof(uint))));
         return record;
@@ -234,7 +241,8 @@ internal sealed class TopicCatalog : IDisposable
     private static CatalogEntry? Decode(ReadOnlySpan<byte> body)
     {
         var nameLength = body[0];
-        if (body.Length != 1 + nameLength + 25)
+        var limits = body.Length == 1 + nameLength + 41;
+        if (body.Length != 1 + nameLength + 25 && !limits)
         {
             return null;
         }
@@ -246,9 +254,12 @@ internal sealed class TopicCatalog : IDisposable
             BinaryPrimitives.ReadInt64LittleEndian(body[at..]),
             BinaryPrimitives.ReadInt64LittleEndian(body[(at + 8)..]),
             body[at + 16],
-            BinaryPrimitives.ReadInt64LittleEndian(body[(at + 17)..]));
+            BinaryPrimitives.ReadInt64LittleEndian(body[(at + 17)..]),
+            limits ? BinaryPrimitives.ReadInt64LittleEndian(body[(at + 25)..]) : 0,
+            limits ? BinaryPrimitives.ReadInt64LittleEndian(body[(at + 33)..]) : 0);
     }
 }
 
 /// <summary>One topic in the catalog: its name and resolved settings (durability as its wire value).</summary>
-internal readonly record struct CatalogEntry(string Name, long RetentionTtlMs, long CompactionWindowMs, byte Durability, long CommitIntervalMs);
+internal readonly record struct CatalogEntry(
+    string Name, long RetentionTtlMs, long CompactionWindowMs, byte Durability, long CommitIntervalMs, long MaxMessages = 0, long MaxBytes = 0);

@@ -448,7 +448,11 @@ internal sealed partial class TopicLog : IAsyncDisposable
     }
 
     /// <summary>A reader from the oldest message.</summary>
-    public LogReader OpenReaderAtBegin() => OpenReader(BeginAddress, 0);
+    /// <remarks>
+    /// Truncation frees whole pages, so the first page may still hold messages below <see cref="FirstSequence"/>: they are
+    /// gone all the same, and no reader opened here or by sequence or time returns them.
+    /// </remarks>
+    public LogReader OpenReaderAtBegin() => OpenReader(BeginAddress, FirstSequence);
 
     /// <summary>A reader of messages appended from now on.</summary>
     public LogReader OpenReaderAtTail() => OpenReader(TailAddress, NextSequence);
@@ -462,7 +466,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     {
         if (sequence <= FirstSequence)
         {
-            return OpenReader(BeginAddress, sequence);
+            return OpenReader(BeginAddress, FirstSequence);
         }
 
         if (sequence >= NextSequence)
@@ -478,7 +482,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     public async ValueTask<LogReader> OpenReaderAtTimeAsync(long timestampMs, CancellationToken cancellationToken)
     {
         var address = await SeekAsync(probe => probe.TimestampMs < timestampMs, cancellationToken).ConfigureAwait(false);
-        var reader = OpenReader(address, 0);
+        var reader = OpenReader(address, FirstSequence);
         reader.SkipBefore(timestampMs);
         return reader;
     }
@@ -642,13 +646,23 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// Drops every record below <paramref name="address"/>, whose first message has <paramref name="firstSequence"/>;
     /// disk is freed a segment at a time, at the next commit.
     /// </summary>
+    /// <remarks>
+    /// Pages are freed whole, so <paramref name="address"/> may stay at the begin address (the first message kept is on the
+    /// first page): the first sequence moves all the same, and no reader returns the messages before it.
+    /// </remarks>
     public void TruncateUntil(long address, long firstSequence)
     {
-        if (address > _log.BeginAddress && address <= _log.TailAddress)
+        if (address < _log.BeginAddress || address > _log.TailAddress)
+        {
+            return;
+        }
+
+        if (address > _log.BeginAddress)
         {
             _log.TruncateUntil(address);
-            Volatile.Write(ref _firstSequence, Math.Max(_firstSequence, Math.Min(firstSequence, NextSequence)));
         }
+
+        Volatile.Write(ref _firstSequence, Math.Max(_firstSequence, Math.Min(firstSequence, NextSequence)));
     }
 
     /// <summary>True when there is something for <see cref="CommitAsync"/> to do.</summary>

@@ -234,6 +234,13 @@ internal sealed partial class Topic : IAsyncDisposable
             (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.Position), lowest + 1);
         }
 
+        // Count and size limits cut further, whoever still wanted those messages (Kafka's and JetStream's discard-old).
+        var retentionSequence = keepSequence;
+        if (Settings.HasLimits && await LimitStartAsync(log, keepFrom, keepSequence, cancellationToken).ConfigureAwait(false) is { } limit)
+        {
+            (keepFrom, keepSequence) = limit;
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -250,11 +257,18 @@ internal sealed partial class Topic : IAsyncDisposable
                 (keepFrom, keepSequence) = (slowest.Position, slowest.Sequence);
             }
 
-            if (keepFrom > log.BeginAddress)
+            if (keepFrom > log.BeginAddress || (keepFrom == log.BeginAddress && keepSequence > log.FirstSequence))
             {
-                if (Settings.HasRetention && keepSequence > log.FirstSequence)
+                var expiredUpTo = Settings.HasRetention ? Math.Min(retentionSequence, keepSequence) : log.FirstSequence;
+                if (expiredUpTo > log.FirstSequence)
                 {
-                    Counters.ExpiredRemoved(log.CountAfter(log.FirstSequence - 1) - log.CountAfter(keepSequence - 1));
+                    Counters.ExpiredRemoved(log.CountAfter(log.FirstSequence - 1) - log.CountAfter(expiredUpTo - 1));
+                }
+
+                if (Settings.HasLimits && keepSequence > Math.Max(retentionSequence, log.FirstSequence))
+                {
+                    var from = Math.Max(retentionSequence, log.FirstSequence);
+                    Counters.TrimmedRemoved(log.CountAfter(from - 1) - log.CountAfter(keepSequence - 1));
                 }
 
                 log.TruncateUntil(keepFrom, keepSequence);
@@ -265,6 +279,41 @@ internal sealed partial class Topic : IAsyncDisposable
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Where the topic must start for <see cref="TopicSettings.MaxMessages"/> and <see cref="TopicSettings.MaxBytes"/> to
+    /// hold, when that is past (<paramref name="keepFrom"/>, <paramref name="keepSequence"/>); null when they hold already.
+    /// Bytes are counted in log pages: the cut is at a page start, so up to a page more is kept.
+    /// </summary>
+    private async ValueTask<(long Address, long Sequence)?> LimitStartAsync(TopicLog log, long keepFrom, long keepSequence, CancellationToken cancellationToken)
+    {
+        (long Address, long Sequence)? cut = null;
+        if (Settings.MaxMessages > 0 && log.CountAfter(keepSequence - 1) > Settings.MaxMessages)
+        {
+            var start = log.LastSequence - Settings.MaxMessages + 1;
+            using var reader = await log.OpenReaderAtSequenceAsync(start, cancellationToken).ConfigureAwait(false);
+            cut = (reader.Position, start);
+        }
+
+        var from = cut?.Address ?? keepFrom;
+        if (Settings.MaxBytes > 0 && log.TailAddress - from > Settings.MaxBytes)
+        {
+            var page = 1L << log.PageSizeBits;
+            var pageStart = (log.TailAddress - Settings.MaxBytes + page - 1) / page * page;
+            if (pageStart > from && pageStart < log.TailAddress)
+            {
+                using var reader = log.OpenReader(pageStart, 0);
+                if (reader.TryRead(out var message))
+                {
+                    var sequence = message.Sequence;
+                    reader.Release();
+                    cut = (pageStart, sequence);
+                }
+            }
+        }
+
+        return cut is { } found && found.Sequence > keepSequence ? found : null;
     }
 
     /// <summary>

@@ -14,6 +14,7 @@ internal sealed class TopicCounters
     private long _messagesOut;
     private long _bytesOut;
     private long _expired;
+    private long _trimmed;
 
     /// <summary>Messages stored.</summary>
     public long MessagesIn => Volatile.Read(ref _messagesIn);
@@ -56,6 +57,12 @@ internal sealed class TopicCounters
         Interlocked.Add(ref _bytesOut, bytes);
     }
 
+    /// <summary>Messages removed because the topic's MaxMessages or MaxBytes was exceeded.</summary>
+    public long Trimmed => Volatile.Read(ref _trimmed);
+
     /// <summary>Under the topic's gate.</summary>
     public void ExpiredRemoved(long messages) => Interlocked.Add(ref _expired, messages);
+
+    /// <summary>Under the topic's gate.</summary>
+    public void TrimmedRemoved(long messages) => Interlocked.Add(ref _trimmed, messages);
 }

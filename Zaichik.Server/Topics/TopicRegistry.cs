@@ -101,7 +101,8 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
 
         foreach (var entry in entries)
         {
-            var settings = new TopicSettings(entry.RetentionTtlMs, entry.CompactionWindowMs, (Durability)entry.Durability, entry.CommitIntervalMs);
+            var settings = new TopicSettings(entry.RetentionTtlMs, entry.CompactionWindowMs, (Durability)entry.Durability, entry.CommitIntervalMs,
+                entry.MaxMessages, entry.MaxBytes);
             _topics[entry.Name] = NewTopic(entry.Name, Resolve(settings));
         }
 
@@ -132,9 +133,10 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     public async ValueTask<Topic> CreateAsync(string name, TopicSettings settings, CancellationToken cancellationToken)
     {
         ValidateName(name);
-        if (settings.RetentionTtlMs < 0 || settings.CompactionWindowMs < 0 || settings.CommitIntervalMs < 0)
+        if (settings.RetentionTtlMs < 0 || settings.CompactionWindowMs < 0 || settings.CommitIntervalMs < 0 || settings.MaxMessages < 0 || settings.MaxBytes < 0)
         {
-            throw new TopicException(ErrorCode.InvalidArgument, $"retentionTtlMs, compactionWindowMs and commitIntervalMs must be 0 or positive; got {settings}");
+            throw new TopicException(ErrorCode.InvalidArgument,
+                $"retentionTtlMs, compactionWindowMs, commitIntervalMs, maxMessages and maxBytes must be 0 or positive; got {settings}");
         }
 
         // A longer one would fail in the committer's timer after the topic was created.
@@ -264,7 +266,8 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
 
             try
             {
-                await _catalog!.AddAsync(new CatalogEntry(name, settings.RetentionTtlMs, settings.CompactionWindowMs, (byte)settings.Durability, settings.CommitIntervalMs))
+                await _catalog!.AddAsync(new CatalogEntry(name, settings.RetentionTtlMs, settings.CompactionWindowMs, (byte)settings.Durability, settings.CommitIntervalMs,
+                    settings.MaxMessages, settings.MaxBytes))
                     .ConfigureAwait(false);
             }
             catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ObjectDisposedException)
@@ -316,7 +319,8 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
                 settings = Resolve(TopicSettings.Default);
             }
 
-            yield return new CatalogEntry(name, settings.RetentionTtlMs, settings.CompactionWindowMs, (byte)settings.Durability, settings.CommitIntervalMs);
+            yield return new CatalogEntry(name, settings.RetentionTtlMs, settings.CompactionWindowMs, (byte)settings.Durability, settings.CommitIntervalMs,
+                settings.MaxMessages, settings.MaxBytes);
         }
     }
 

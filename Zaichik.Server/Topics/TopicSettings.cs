@@ -14,7 +14,10 @@ namespace Zaichik.Server.Topics;
 /// <param name="CompactionWindowMs">A keyed message is dropped if its key was accepted less than this long ago; 0 = off.</param>
 /// <param name="Durability">When messages reach the disk.</param>
 /// <param name="CommitIntervalMs">For <see cref="Durability.Interval"/>, how often the log is committed.</param>
-internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0)
+/// <param name="MaxMessages">Most messages the topic keeps; past it the oldest are removed by the sweep. 0 = no limit.</param>
+/// <param name="MaxBytes">Most bytes of log the topic keeps; past it the oldest messages are removed by the sweep. 0 = no limit.</param>
+internal sealed record TopicSettings(
+    long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0, long MaxMessages = 0, long MaxBytes = 0)
 {
     public const string FileName = "topic.json";
 
@@ -43,9 +46,15 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
     [JsonIgnore]
     public bool HasCompaction => CompactionWindowMs > 0;
 
+    /// <summary>True when a count or size limit removes the oldest messages.</summary>
+    [JsonIgnore]
+    public bool HasLimits => MaxMessages > 0 || MaxBytes > 0;
+
     public override string ToString() =>
         $"retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}, durability={Durability}"
-        + (Durability == Durability.Interval ? $", commitIntervalMs={CommitIntervalMs}" : string.Empty);
+        + (Durability == Durability.Interval ? $", commitIntervalMs={CommitIntervalMs}" : string.Empty)
+        + (MaxMessages > 0 ? $", maxMessages={MaxMessages}" : string.Empty)
+        + (MaxBytes > 0 ? $", maxBytes={MaxBytes}" : string.Empty);
 
     /// <summary>These settings with the server's defaults filled in where they ask for them.</summary>
     public TopicSettings Resolve(Durability serverDurability, TimeSpan serverCommitInterval)
@@ -65,7 +74,7 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
         var json = File.ReadAllBytes(Path.Combine(directory, FileName));
         var file = JsonSerializer.Deserialize(json, TopicSettingsJsonContext.Default.TopicFile)
             ?? throw new JsonException($"{Path.Combine(directory, FileName)} is empty");
-        return (new TopicSettings(file.RetentionTtlMs, file.CompactionWindowMs, file.Durability, file.CommitIntervalMs), file.Format ?? 1);
+        return (new TopicSettings(file.RetentionTtlMs, file.CompactionWindowMs, file.Durability, file.CommitIntervalMs, file.MaxMessages ?? 0, file.MaxBytes ?? 0), file.Format ?? 1);
     }
 
     /// <summary>
@@ -104,7 +113,8 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
         }
 
         Directory.CreateDirectory(directory);
-        Write(path, new TopicFile(StorageFormat, RetentionTtlMs, CompactionWindowMs, Durability, CommitIntervalMs, storage.PageSizeBits, storage.SegmentSizeBits));
+        Write(path, new TopicFile(StorageFormat, RetentionTtlMs, CompactionWindowMs, Durability, CommitIntervalMs, storage.PageSizeBits, storage.SegmentSizeBits,
+            MaxMessages > 0 ? MaxMessages : null, MaxBytes > 0 ? MaxBytes : null));
         return storage;
     }
 
@@ -118,7 +128,8 @@ internal sealed record TopicSettings(long RetentionTtlMs, long CompactionWindowM
 
     /// <summary>What <c>topic.json</c> holds: the settings, the storage format, and the log's page and segment sizes.</summary>
     internal sealed record TopicFile(
-        int? Format, long RetentionTtlMs, long CompactionWindowMs, Durability Durability, long CommitIntervalMs, int? PageSizeBits = null, int? SegmentSizeBits = null);
+        int? Format, long RetentionTtlMs, long CompactionWindowMs, Durability Durability, long CommitIntervalMs, int? PageSizeBits = null, int? SegmentSizeBits = null,
+        long? MaxMessages = null, long? MaxBytes = null);
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, UseStringEnumConverter = true)]

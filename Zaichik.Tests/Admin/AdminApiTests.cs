@@ -243,6 +243,15 @@ public sealed class AdminApiTests
             again.StatusCode.ShouldBe(HttpStatusCode.OK);
         }
 
+        using (var limited = await admin.Http.PostAsJsonAsync("/api/topics", new { name = "limited", retentionTtlMs = 60_000, maxMessages = 100, maxBytes = 65_536 }))
+        {
+            limited.StatusCode.ShouldBe(HttpStatusCode.Created, await limited.Content.ReadAsStringAsync());
+            var topic = await limited.Content.ReadFromJsonAsync<JsonElement>();
+            topic.GetProperty("maxMessages").GetInt64().ShouldBe(100);
+            topic.GetProperty("maxBytes").GetInt64().ShouldBe(65_536);
+        }
+
+        await admin.GetProblemAsync("/api/topics", 400, "invalid-request", HttpMethod.Post, new { name = "negative", maxMessages = -1 });
         await admin.GetProblemAsync("/api/topics", 409, "topic-exists", HttpMethod.Post, new { name = "payments", retentionTtlMs = 1 });
         await admin.GetProblemAsync("/api/topics", 400, "invalid-request", HttpMethod.Post, new { name = "bad name with spaces" });
         await admin.GetProblemAsync("/api/topics", 400, "invalid-request", HttpMethod.Post, new { name = "x", durability = "sometimes" });

@@ -27,4 +27,21 @@ public sealed class CreateCliTests
         stored.Settings.CompactionWindowMs.ShouldBe(10_000);
         stored.Settings.Durability.ShouldBe(Zaichik.Protocol.Durability.Always);
     }
+
+    [Fact]
+    public async Task Create_with_limits_prints_and_stores_them_and_refuses_a_negative_one()
+    {
+        await using var server = await TestServer.StartAsync();
+        var topic = Topic("limits");
+
+        var created = await RunAsync([.. At(server), "create", topic, "--retention", "1h", "--max-messages", "1000", "--max-bytes", "1048576"]);
+        var negative = await RunAsync([.. At(server), "create", topic, "--max-messages", "-1"]);
+
+        created.ExitCode.ShouldBe(0, created.ToString());
+        created.Lines.ShouldBe([$"topic {topic}: retention 1h, window 0, durability the server's, at most 1000 messages, at most 1048576 bytes"], created.ToString());
+        server.Registry.TryGet(topic, out var stored).ShouldBeTrue();
+        stored.Settings.MaxMessages.ShouldBe(1_000);
+        stored.Settings.MaxBytes.ShouldBe(1_048_576);
+        negative.ExitCode.ShouldBe(2, negative.ToString());
+    }
 }

@@ -82,8 +82,8 @@ public sealed class FrameLayoutTests
         var bytes = Encode(w => FrameWriter.Write(w, frame));
 
         Hex(bytes).ShouldBe(
-            "00 00 00 2A 02 00 00 00 00 00 00 00 01 00 06 6F 72 64 65 72 73 00 00 00 00 05 26 5C 00 "
-            + "00 00 00 00 00 00 00 00 02 00 00 00 00 00 00 01 F4");
+            "00 00 00 3A 02 00 00 00 00 00 00 00 01 00 06 6F 72 64 65 72 73 00 00 00 00 05 26 5C 00 "
+            + "00 00 00 00 00 00 00 00 02 00 00 00 00 00 00 01 F4 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
     }
 
     [Fact]
@@ -138,11 +138,11 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void CreateTopic_fields_are_request_id_topic_retention_compaction_window_durability_then_commit_interval()
+    public void CreateTopic_fields_are_request_id_topic_retention_compaction_window_durability_commit_interval_then_limits()
     {
-        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(60_000).I64(-2).U8(2).I64(250).Build();
+        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(60_000).I64(-2).U8(2).I64(250).I64(1_000).I64(1L << 30).Build();
 
-        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(9, "t", 60_000, -2, Durability.Interval, 250)));
+        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(9, "t", 60_000, -2, Durability.Interval, 250, 1_000, 1L << 30)));
 
         Hex(bytes).ShouldBe(Hex(expected));
     }
@@ -150,7 +150,7 @@ public sealed class FrameLayoutTests
     [Fact]
     public void CreateTopic_with_default_settings_still_writes_a_zero_durability_byte_and_a_zero_commit_interval()
     {
-        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(0).I64(0).U8(0).I64(0).Build();
+        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(0).I64(0).U8(0).I64(0).I64(0).I64(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(9, "t", 0, 0)));
 
@@ -164,7 +164,7 @@ public sealed class FrameLayoutTests
     [InlineData(Durability.Memory, (byte)3)]
     public void CreateTopic_durability_is_one_byte_with_the_documented_value(Durability durability, byte wire)
     {
-        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(-1).Build();
+        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(-1).I64(0).I64(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, durability, -1)));
 

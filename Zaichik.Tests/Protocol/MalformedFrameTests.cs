@@ -338,7 +338,7 @@ public sealed class MalformedFrameTests
     [InlineData((byte)0xFF)]
     public void Undefined_durability_is_malformed(byte durability)
     {
-        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(durability).I64(0).Build();
+        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(durability).I64(0).I64(0).I64(0).Build();
 
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
 
@@ -352,7 +352,7 @@ public sealed class MalformedFrameTests
     [InlineData((byte)3, Durability.Memory)]
     public void Every_defined_durability_byte_decodes(byte wire, Durability expected)
     {
-        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(100).Build();
+        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(100).I64(0).I64(0).Build();
 
         var createTopic = (CreateTopicFrame)ReadAndDecode(bytes);
 
