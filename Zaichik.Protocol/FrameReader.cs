@@ -112,6 +112,9 @@ public sealed class FrameReader
     /// <summary>Decodes a Commit frame.</summary>
     public CommitFrame ReadCommit(in RawFrame frame) => Decode<CommitFrame>(frame);
 
+    /// <summary>Decodes a Nack frame.</summary>
+    public NackFrame ReadNack(in RawFrame frame) => Decode<NackFrame>(frame);
+
     /// <summary>Decodes a Close frame.</summary>
     public CloseFrame ReadClose(in RawFrame frame) => Decode<CloseFrame>(frame);
 

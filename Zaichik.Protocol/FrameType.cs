@@ -21,6 +21,8 @@ public enum FrameType : byte
     Ping = 0x08,
     /// <summary>The answer to a Ping (either direction).</summary>
     Pong = 0x09,
+    /// <summary>Returns one delivered message of a group member for redelivery, now or after a delay.</summary>
+    Nack = 0x0A,
     /// <summary>A delivered message (server to client).</summary>
     Message = 0x10,
     /// <summary>The answer to a request that succeeded (server to client).</summary>

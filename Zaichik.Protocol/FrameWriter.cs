@@ -30,6 +30,9 @@ public static class FrameWriter
     /// <summary>Writes a Close frame.</summary>
     public static void Write(IBufferWriter<byte> output, in CloseFrame frame) => WriteFrame(output, frame);
 
+    /// <summary>Writes a Nack frame.</summary>
+    public static void Write(IBufferWriter<byte> output, in NackFrame frame) => WriteFrame(output, frame);
+
     /// <summary>Writes a Ping frame.</summary>
     public static void Write(IBufferWriter<byte> output, in PingFrame frame) => WriteFrame(output, frame);
 
@@ -58,10 +61,11 @@ public static class FrameWriter
         bool hasKey,
         ReadOnlySpan<byte> key,
         ReadOnlySpan<byte> payload,
-        ReadOnlySpan<byte> headers = default)
+        ReadOnlySpan<byte> headers = default,
+        uint deliveryCount = 1)
     {
         var fieldsSize = FieldSize.UInt16 + topicUtf8.Length + FieldSize.Sequence(sequence, nameof(sequence)) + FieldSize.Int64
-            + FieldSize.OptionalKey(hasKey, key.Length) + FieldSize.Bytes(payload.Length) + FieldSize.Bytes(headers.Length);
+            + FieldSize.OptionalKey(hasKey, key.Length) + FieldSize.Bytes(payload.Length) + FieldSize.Bytes(headers.Length) + FieldSize.UInt32;
         var span = BeginFrame(output, FrameType.Message, fieldsSize);
         var writer = new FieldWriter(span);
         writer.WriteUtf8(topicUtf8);
@@ -70,13 +74,14 @@ public static class FrameWriter
         writer.WriteOptionalKey(hasKey, key);
         writer.WriteBytes(payload);
         writer.WriteBytes(headers);
+        writer.WriteUInt32(deliveryCount);
         output.Advance(HeaderSize + fieldsSize);
     }
 
     /// <summary>The total bytes (length prefix included) a Message frame with these sizes takes on the wire.</summary>
     public static int MessageFrameSize(int topicUtf8Length, bool hasKey, int keyLength, int payloadLength, int headersLength = 0) =>
         HeaderSize + FieldSize.UInt16 + topicUtf8Length + FieldSize.Int64 + FieldSize.Int64
-        + FieldSize.OptionalKey(hasKey, keyLength) + FieldSize.Bytes(payloadLength) + FieldSize.Bytes(headersLength);
+        + FieldSize.OptionalKey(hasKey, keyLength) + FieldSize.Bytes(payloadLength) + FieldSize.Bytes(headersLength) + FieldSize.UInt32;
 
     private static void WriteFrame<TFrame>(IBufferWriter<byte> output, in TFrame frame)
         where TFrame : struct, IFrameCodec<TFrame>

@@ -4,5 +4,5 @@ namespace Zaichik.Protocol;
 public static class ProtocolVersion
 {
     /// <summary>The version this library speaks, sent in Hello.</summary>
-    public const ushort Current = 6;
+    public const ushort Current = 7;
 }

@@ -18,15 +18,25 @@ namespace Zaichik.Protocol;
 /// <see cref="AckPolicy.Explicit"/>: deliveries wait for Commit within <paramref name="Prefetch"/>. <see cref="AckPolicy.None"/>:
 /// no Commit, delivery paced by the socket alone.
 /// </param>
+/// <param name="Group">
+/// Joins the consumer group of this name on the topic: its members share the messages, each to one member at a time. Null for
+/// a subscription of its own. A group is durable: the server keeps its state. Exclusive with <paramref name="DurableName"/>.
+/// </param>
+/// <param name="AckWaitMs">Group only: a delivery not committed within this many ms is redelivered; 0 = the server's default (30 s).</param>
+/// <param name="MaxDeliver">Group only: after this many deliveries a message goes to <paramref name="DeadLetterTopic"/> (or is dropped); 0 = unlimited.</param>
+/// <param name="DeadLetterTopic">Group only: where messages that reached <paramref name="MaxDeliver"/> go; null to drop them.</param>
 public readonly record struct SubscribeFrame(
-    ulong RequestId, string Topic, StartPosition From, uint Prefetch, string? DurableName = null, AckPolicy AckPolicy = AckPolicy.Explicit)
+    ulong RequestId, string Topic, StartPosition From, uint Prefetch, string? DurableName = null, AckPolicy AckPolicy = AckPolicy.Explicit,
+    string? Group = null, uint AckWaitMs = 0, uint MaxDeliver = 0, string? DeadLetterTopic = null)
     : IFrameCodec<SubscribeFrame>
 {
     static FrameType IFrameCodec<SubscribeFrame>.Type => FrameType.Subscribe;
 
     int IFrameCodec<SubscribeFrame>.GetFieldsSize() =>
         FieldSize.Int64 + FieldSize.String(Topic) + FieldSize.Byte + FieldSize.Int64 + FieldSize.UInt32 + FieldSize.Byte
-        + (DurableName is null ? 0 : FieldSize.String(DurableName)) + FieldSize.Byte;
+        + (DurableName is null ? 0 : FieldSize.String(DurableName)) + FieldSize.Byte
+        + FieldSize.Byte + (Group is null ? 0 : FieldSize.String(Group)) + FieldSize.UInt32 + FieldSize.UInt32
+        + FieldSize.Byte + (DeadLetterTopic is null ? 0 : FieldSize.String(DeadLetterTopic));
 
     void IFrameCodec<SubscribeFrame>.WriteFields(ref FieldWriter writer)
     {
@@ -42,6 +52,19 @@ public readonly record struct SubscribeFrame(
         }
 
         writer.WriteByte((byte)AckPolicy);
+        writer.WriteBool(Group is not null);
+        if (Group is not null)
+        {
+            writer.WriteString(Group);
+        }
+
+        writer.WriteUInt32(AckWaitMs);
+        writer.WriteUInt32(MaxDeliver);
+        writer.WriteBool(DeadLetterTopic is not null);
+        if (DeadLetterTopic is not null)
+        {
+            writer.WriteString(DeadLetterTopic);
+        }
     }
 
     static SubscribeFrame IFrameCodec<SubscribeFrame>.ReadFields(ref FieldReader reader)
@@ -63,6 +86,12 @@ public readonly record struct SubscribeFrame(
             throw new ProtocolViolationException(ErrorCode.MalformedFrame, $"Subscribe ack policy {ackPolicy} is not defined");
         }
 
-        return new(requestId, topic, new StartPosition((StartPositionKind)from, position), prefetch, durableName, (AckPolicy)ackPolicy);
+        var group = reader.ReadBool() ? reader.ReadString() : null;
+        var ackWaitMs = reader.ReadUInt32();
+        var maxDeliver = reader.ReadUInt32();
+        var deadLetterTopic = reader.ReadBool() ? reader.ReadString() : null;
+        return new(
+            requestId, topic, new StartPosition((StartPositionKind)from, position), prefetch, durableName, (AckPolicy)ackPolicy,
+            group, ackWaitMs, maxDeliver, deadLetterTopic);
     }
 }
