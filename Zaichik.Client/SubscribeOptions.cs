@@ -45,6 +45,44 @@ public sealed record SubscribeOptions
     /// </summary>
     public AckPolicy AckPolicy { get; init; } = AckPolicy.Explicit;
 
+    /// <summary>
+    /// Joins the consumer group of this name on the topic: every subscription with the same group name, on any connection,
+    /// shares the topic's messages, each message in flight to one member at a time (a keyed message to the member its key
+    /// is assigned to, so one key's messages reach one member in order while it stays; unkeyed ones round robin). A
+    /// delivery not committed within <see cref="AckWait"/>, given back with
+    /// <see cref="ZaichikClient.NackAsync(ZaichikMessage, TimeSpan, CancellationToken)"/>, or left by a member that goes
+    /// away is delivered again, preferably to another member, with <see cref="ZaichikMessage.DeliveryCount"/> one higher.
+    /// The group is durable: the server keeps what it has done across restarts, and the group's first member ever starts
+    /// where <see cref="From"/> says. Members commit each message on its own
+    /// (<see cref="ZaichikClient.CommitAsync(ZaichikMessage, CancellationToken)"/>). Null (the default): a subscription of its
+    /// own. Same rules as <see cref="DurableName"/>; not both.
+    /// </summary>
+    public string? Group { get; init; }
+
+    /// <summary>
+    /// Group only: how long the server waits for this group's member to commit a delivery before delivering it again. Null
+    /// (the default): the server's default (30 s unless configured). The group takes the settings of the member that joined
+    /// last.
+    /// </summary>
+    public TimeSpan? AckWait { get; init; }
+
+    /// <summary>
+    /// Group only: after this many deliveries without a commit, a message goes to <see cref="DeadLetterTopic"/> (or is
+    /// dropped when there is none) and counts as committed. Null (the default): unlimited.
+    /// </summary>
+    public int? MaxDeliver { get; init; }
+
+    /// <summary>
+    /// Group only: where messages that reached <see cref="MaxDeliver"/> go, with their key, payload and headers plus
+    /// <c>zaichik-dead-letter-topic</c>, <c>zaichik-dead-letter-sequence</c>, <c>zaichik-delivery-count</c> and
+    /// <c>zaichik-dead-letter-group</c>. The token must be allowed to publish there.
+    /// </summary>
+    public string? DeadLetterTopic { get; init; }
+
+    internal SubscribeFrame ToFrame(ulong requestId, string topic, StartPosition from) =>
+        new(requestId, topic, from, (uint)Prefetch, DurableName, AckPolicy, Group,
+            AckWait is { } wait ? (uint)Math.Max(1, (long)wait.TotalMilliseconds) : 0, MaxDeliver is { } max ? (uint)max : 0, DeadLetterTopic);
+
     internal void Validate()
     {
         if (!Enum.IsDefined(From.Kind))
@@ -65,6 +103,46 @@ public sealed record SubscribeOptions
         if (DurableName is not null && ConsumerName.Validate(DurableName) is { } problem)
         {
             throw new ArgumentException(problem, nameof(DurableName));
+        }
+
+        if (Group is null)
+        {
+            if (AckWait is not null || MaxDeliver is not null || DeadLetterTopic is not null)
+            {
+                throw new ArgumentException("AckWait, MaxDeliver and DeadLetterTopic are settings of a consumer group: set Group too", nameof(Group));
+            }
+
+            return;
+        }
+
+        if (ConsumerName.Validate(Group) is { } invalid)
+        {
+            throw new ArgumentException(invalid.Replace("durable consumer name", "consumer group name", StringComparison.Ordinal), nameof(Group));
+        }
+
+        if (DurableName is not null)
+        {
+            throw new ArgumentException("a subscription is either a durable consumer or a member of a group, not both: a group is durable already", nameof(Group));
+        }
+
+        if (AckPolicy != AckPolicy.Explicit)
+        {
+            throw new ArgumentException("a consumer group needs AckPolicy.Explicit: its messages are redelivered until committed", nameof(AckPolicy));
+        }
+
+        if (AckWait is { } wait && (wait < TimeSpan.FromMilliseconds(1) || wait.TotalMilliseconds > uint.MaxValue))
+        {
+            throw new ArgumentOutOfRangeException(nameof(AckWait), wait, "AckWait must be 1 ms to about 49.7 days");
+        }
+
+        if (MaxDeliver is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxDeliver), MaxDeliver, "MaxDeliver must be at least 1 (null for unlimited)");
+        }
+
+        if (DeadLetterTopic is not null && TopicName.Validate(DeadLetterTopic) is { } badTopic)
+        {
+            throw new ArgumentException(badTopic, nameof(DeadLetterTopic));
         }
     }
 }

@@ -19,19 +19,68 @@ public sealed partial class ZaichikClient
         return SendCommitAsync(CommitFrame.All, cancellationToken);
     }
 
-    /// <summary>Acknowledges <paramref name="message"/> and every earlier delivery of its topic.</summary>
+    /// <summary>
+    /// Acknowledges <paramref name="message"/> and every earlier delivery of its topic; for a consumer group member,
+    /// <paramref name="message"/> alone (members receive out of order: redeliveries, other members' keys).
+    /// </summary>
     public ValueTask CommitAsync(ZaichikMessage message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
-        return CommitAsync(message.Topic, message.Sequence, cancellationToken);
+        return IsGroupMember(message.Topic) ? CommitOneAsync(message.Topic, message.Sequence, cancellationToken) : CommitAsync(message.Topic, message.Sequence, cancellationToken);
     }
 
-    /// <summary>Acknowledges <paramref name="message"/> and every earlier delivery of its topic.</summary>
+    /// <summary>
+    /// Acknowledges <paramref name="message"/> and every earlier delivery of its topic; for a consumer group member,
+    /// <paramref name="message"/> alone.
+    /// </summary>
     public ValueTask CommitAsync<T>(ZaichikMessage<T> message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
-        return CommitAsync(message.Topic, message.Sequence, cancellationToken);
+        return IsGroupMember(message.Topic) ? CommitOneAsync(message.Topic, message.Sequence, cancellationToken) : CommitAsync(message.Topic, message.Sequence, cancellationToken);
     }
+
+    /// <summary>
+    /// Consumer group members: acknowledges the one delivery <paramref name="sequence"/> of <paramref name="topic"/>, whichever
+    /// order it came in. The group counts it done even if it was meanwhile redelivered to another member.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="sequence"/> is less than 1.</exception>
+    /// <exception cref="InvalidOperationException">This client's subscription to <paramref name="topic"/> is not a group member.</exception>
+    public ValueTask CommitOneAsync(string topic, long sequence, CancellationToken cancellationToken = default)
+    {
+        ValidateTopic(topic);
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequence, 1);
+        if (!IsGroupMember(topic))
+        {
+            throw new InvalidOperationException($"only a consumer group member commits one sequence; the subscription to '{topic}' commits up to a sequence");
+        }
+
+        return SendCommitAsync(new CommitFrame(topic, sequence, Single: true), cancellationToken);
+    }
+
+    /// <summary>
+    /// Consumer group members: gives <paramref name="message"/> back; the group delivers it again (to any member, with its
+    /// delivery count one higher) once <paramref name="delay"/> has passed. Counts towards MaxDeliver. A Nack of a message no
+    /// longer in flight to this member (committed, timed out) is reported through <see cref="ServerError"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">This client's subscription to the message's topic is not a group member.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or longer than about 49.7 days.</exception>
+    public ValueTask NackAsync(ZaichikMessage message, TimeSpan delay = default, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (delay < TimeSpan.Zero || delay.TotalMilliseconds > uint.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(delay), delay, "a Nack delay must be zero to about 49.7 days");
+        }
+
+        if (!IsGroupMember(message.Topic))
+        {
+            throw new InvalidOperationException($"only a consumer group member gives a message back; the subscription to '{message.Topic}' is not one");
+        }
+
+        return SendCommitAsync(new NackFrame(message.Topic, message.Sequence, (uint)delay.TotalMilliseconds), cancellationToken);
+    }
+
+    private bool IsGroupMember(string topic) => _subscriptions.TryGetValue(topic, out var subscription) && subscription.Options.Group is not null;
 
     /// <summary>
     /// Acknowledges the deliveries of <paramref name="topic"/> up to and including <paramref name="sequence"/>. For a durable
@@ -128,7 +177,27 @@ public sealed partial class ZaichikClient
     /// delivered on an earlier connection still counts: it moves a durable consumer's position, and the client commits
     /// the redelivery of a message the application already committed by itself.
     /// </summary>
-    private ValueTask SendCommitAsync(CommitFrame frame, CancellationToken cancellationToken)
+    private ValueTask SendCommitAsync(CommitFrame frame, CancellationToken cancellationToken) => SendAckFrameAsync(new AckLike(frame, null), cancellationToken);
+
+    private ValueTask SendCommitAsync(NackFrame frame, CancellationToken cancellationToken) => SendAckFrameAsync(new AckLike(null, frame), cancellationToken);
+
+    /// <summary>A Commit or a Nack: frames without a reply, sent on whatever connection is current.</summary>
+    private readonly record struct AckLike(CommitFrame? Commit, NackFrame? Nack)
+    {
+        public void WriteTo(FrameSender sender)
+        {
+            if (Commit is { } commit)
+            {
+                sender.Write(commit);
+            }
+            else
+            {
+                sender.Write(Nack!.Value);
+            }
+        }
+    }
+
+    private ValueTask SendAckFrameAsync(AckLike frame, CancellationToken cancellationToken)
     {
         ThrowIfClosed();
         ClientConnection? connection;
@@ -141,7 +210,7 @@ public sealed partial class ZaichikClient
         {
             try
             {
-                connection.Sender.Write(frame);
+                frame.WriteTo(connection.Sender);
                 ZaichikTelemetry.Committed();
                 return ValueTask.CompletedTask;
             }
@@ -154,7 +223,7 @@ public sealed partial class ZaichikClient
         return SendCommitSlowAsync(frame, cancellationToken);
     }
 
-    private async ValueTask SendCommitSlowAsync(CommitFrame frame, CancellationToken cancellationToken)
+    private async ValueTask SendCommitSlowAsync(AckLike frame, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -162,7 +231,7 @@ public sealed partial class ZaichikClient
             try
             {
                 await connection.Sender.WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
-                connection.Sender.Write(frame);
+                frame.WriteTo(connection.Sender);
                 ZaichikTelemetry.Committed();
                 return;
             }

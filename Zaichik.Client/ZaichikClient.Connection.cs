@@ -281,8 +281,7 @@ public sealed partial class ZaichikClient
             request.Sent = true;
             try
             {
-                connection.Sender.Write(new SubscribeFrame(
-                    request.Id, subscription.Topic, from, (uint)subscription.Options.Prefetch, subscription.Options.DurableName, subscription.Options.AckPolicy));
+                connection.Sender.Write(subscription.Options.ToFrame(request.Id, subscription.Topic, from));
             }
             catch (ZaichikConnectionException)
             {

@@ -36,7 +36,7 @@ public sealed partial class ZaichikClient
 
         try
         {
-            var frame = new SubscribeFrame(0, topic, options.From, (uint)options.Prefetch, options.DurableName, options.AckPolicy);
+            var frame = options.ToFrame(0, topic, options.From);
             var ack = await RequestAsync(FrameType.Subscribe, topic, new SubscribeRequest(frame, subscription), cancellationToken).ConfigureAwait(false);
             subscription.Acknowledged(ack);
             return subscription;

@@ -10,8 +10,10 @@ public sealed class ZaichikMessage
     private ZaichikHeaders? _headers;
 
     /// <summary>Creates a message; the client does so for every delivery (useful for tests of consumer code).</summary>
-    public ZaichikMessage(string topic, long sequence, DateTimeOffset timestamp, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ZaichikHeaders? headers = null)
+    public ZaichikMessage(
+        string topic, long sequence, DateTimeOffset timestamp, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ZaichikHeaders? headers = null, int deliveryCount = 1)
     {
+        DeliveryCount = deliveryCount;
         Topic = topic;
         Sequence = sequence;
         Timestamp = timestamp;
@@ -29,6 +31,13 @@ public sealed class ZaichikMessage
     /// minus the one committed is the consumer's lag in messages. Commit with it.
     /// </summary>
     public long Sequence { get; }
+
+    /// <summary>
+    /// How many times the server has delivered this message to the subscription's consumer (for a consumer group, to any of
+    /// its members), this delivery included: 1 the first time, more for a redelivery after an ack timeout, a Nack or a member
+    /// leaving. Always 1 outside a group.
+    /// </summary>
+    public int DeliveryCount { get; }
 
     /// <summary>When the server accepted it.</summary>
     public DateTimeOffset Timestamp { get; }
@@ -91,6 +100,7 @@ public sealed class ZaichikMessage
         }
 
         var timestamp = DateTimeOffset.FromUnixTimeMilliseconds(frame.TimestampMs);
-        return new ZaichikMessage(frame.Topic, frame.Sequence, timestamp, key, bytes.AsMemory(keyLength, payloadLength), headers);
+        return new ZaichikMessage(
+            frame.Topic, frame.Sequence, timestamp, key, bytes.AsMemory(keyLength, payloadLength), headers, (int)Math.Min(frame.DeliveryCount, int.MaxValue));
     }
 }

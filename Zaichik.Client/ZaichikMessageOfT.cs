@@ -24,6 +24,9 @@ public sealed class ZaichikMessage<T>
     /// <summary>Its headers (empty when it has none).</summary>
     public ZaichikHeaders Headers => Message.Headers;
 
+    /// <summary>How many times it was delivered, this time included (see <see cref="ZaichikMessage.DeliveryCount"/>).</summary>
+    public int DeliveryCount => Message.DeliveryCount;
+
     /// <inheritdoc />
     public override string ToString() => Message.ToString();
 }

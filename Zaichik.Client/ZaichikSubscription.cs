@@ -117,7 +117,7 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
     {
         // A durable consumer resumes where the server keeps it. Without acks that is after what was sent, which may be
         // past what arrived: the expected start lets a gap be reported.
-        if (Options.DurableName is not null && Options.AckPolicy == AckPolicy.Explicit)
+        if ((Options.DurableName is not null && Options.AckPolicy == AckPolicy.Explicit) || Options.Group is not null)
         {
             return null;
         }
@@ -147,13 +147,14 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
     /// </summary>
     internal bool Deliver(ZaichikMessage message)
     {
-        // Only the read loop of the current connection delivers, so this needs no lock.
-        if (message.Sequence <= _lastReceived)
+        // Only the read loop of the current connection delivers, so this needs no lock. A group member's redeliveries come
+        // out of order and are new to this member (another may have had them): every one is handed on.
+        if (Options.Group is null && message.Sequence <= _lastReceived)
         {
             return false;
         }
 
-        Volatile.Write(ref _lastReceived, message.Sequence);
+        Volatile.Write(ref _lastReceived, Math.Max(_lastReceived, message.Sequence));
         _messages.Writer.TryWrite(message);
         return true;
     }

@@ -80,6 +80,8 @@ internal sealed class FrameSender
 
     public void Write(in CommitFrame frame) => Append(frame, FrameWriter.Write);
 
+    public void Write(in NackFrame frame) => Append(frame, FrameWriter.Write);
+
     public void Write(in CloseFrame frame) => Append(frame, FrameWriter.Write);
 
     public void Write(in PingFrame frame) => Append(frame, FrameWriter.Write);

@@ -181,6 +181,18 @@ internal static partial class AdminEndpoints
                 : TopicNotFound(topic);
         });
 
+        api.MapGet("/groups", async (BrokerState state, HttpRequest request, CancellationToken cancellationToken) =>
+        {
+            if (NonEmpty(request.Query["topic"]) is not { } topic)
+            {
+                return Results.Json(state.Groups(), Json);
+            }
+
+            return await state.TopicAsync(topic, cancellationToken).ConfigureAwait(false) is { } detail
+                ? Results.Json(detail.Groups, Json)
+                : TopicNotFound(topic);
+        });
+
         api.MapFallback((HttpRequest request) =>
             Problem(StatusCodes.Status404NotFound, "not-found", "Not found", $"there is no admin endpoint {request.Method} {request.Path}; docs/admin-api.md lists them"));
 
@@ -222,6 +234,7 @@ internal static partial class AdminEndpoints
     {
         var json = (JsonObject)JsonSerializer.SerializeToNode(detail.Topic, Json)!;
         json["consumers"] = JsonSerializer.SerializeToNode(detail.Consumers, Json);
+        json["groups"] = JsonSerializer.SerializeToNode(detail.Groups, Json);
         json["holeRanges"] = JsonSerializer.SerializeToNode(detail.HoleRanges, Json);
         return json;
     }

@@ -118,6 +118,18 @@ public sealed record ZaichikServerOptions
     /// </summary>
     public IReadOnlyList<ZaichikTokenOptions> Tokens { get; init; } = [];
 
+    /// <summary>
+    /// How long a consumer group waits for a member to commit a delivery before delivering it again, when the member's
+    /// Subscribe does not say (AckWait 0). Default 30 seconds.
+    /// </summary>
+    public TimeSpan DefaultAckWait { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Most messages a consumer group keeps delivered and not done (in flight, or waiting for redelivery after a timeout or
+    /// a Nack); past it the group reads no new messages until some are committed. Default 100,000.
+    /// </summary>
+    public int MaxOutstandingPerGroup { get; init; } = 100_000;
+
     /// <summary>Durability of topics that do not choose their own: Always, Interval or Memory. Default Interval.</summary>
     public Durability Durability { get; init; } = Durability.Interval;
 
@@ -168,6 +180,9 @@ public sealed record ZaichikServerOptions
             $"MaxRememberedPublishesPerProducer is {MaxRememberedPublishesPerProducer}; it must be 1..1,000,000");
         Check(MaxProducersPerTopic is >= 1 and <= 1_000_000, $"MaxProducersPerTopic is {MaxProducersPerTopic}; it must be 1..1,000,000");
         Check(MaxPrefetch >= 1, $"MaxPrefetch is {MaxPrefetch}; it must be positive");
+        Check(DefaultAckWait >= TimeSpan.FromMilliseconds(1) && DefaultAckWait.TotalMilliseconds <= uint.MaxValue,
+            $"DefaultAckWait is {DefaultAckWait}; it must be 1 ms to about 49.7 days");
+        Check(MaxOutstandingPerGroup >= 1, $"MaxOutstandingPerGroup is {MaxOutstandingPerGroup}; it must be positive");
         Check(MaxConnections >= 1, $"MaxConnections is {MaxConnections}; it must be positive");
         Check(MaxSubscriptionsPerConnection >= 1, $"MaxSubscriptionsPerConnection is {MaxSubscriptionsPerConnection}; it must be positive");
         Check(MaxTopics >= 1, $"MaxTopics is {MaxTopics}; it must be positive");

@@ -31,14 +31,35 @@ internal sealed partial class ConnectionRequests
                 throw new TopicException(ErrorCode.InvalidArgument, problem);
             }
 
+            ValidateGroup(subscribe);
             if (!_grant.MaySubscribe(subscribe.Topic))
             {
                 throw new TopicException(ErrorCode.NotAuthorized, $"token '{_grant.Name}' may not subscribe to '{subscribe.Topic}'");
             }
 
+            if (subscribe.DeadLetterTopic is { } deadLetters && !_grant.MayPublish(deadLetters))
+            {
+                throw new TopicException(ErrorCode.NotAuthorized, $"token '{_grant.Name}' may not publish to the dead-letter topic '{deadLetters}'");
+            }
+
             var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
-            var start = await topic.SubscribeAsync(subscribe.From, subscribe.DurableName, cancellationToken).ConfigureAwait(false);
-            var subscription = new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, subscribe.DurableName, subscribe.AckPolicy);
+            Subscription subscription;
+            if (subscribe.Group is { } groupName)
+            {
+                var settings = new GroupSettings(
+                    subscribe.AckWaitMs == 0 ? (uint)_options.DefaultAckWait.TotalMilliseconds : subscribe.AckWaitMs, subscribe.MaxDeliver, subscribe.DeadLetterTopic);
+                var registry = _registry;
+                var (group, member, startSequence, storage) = await topic.JoinGroupAsync(
+                    groupName, subscribe.From, settings, (int)subscribe.Prefetch, _window, _writer, registry.GetForUseAsync, _options.MaxOutstandingPerGroup,
+                    cancellationToken).ConfigureAwait(false);
+                subscription = new Subscription(topic, storage, group, member, startSequence, _window, _writer, _logger);
+            }
+            else
+            {
+                var start = await topic.SubscribeAsync(subscribe.From, subscribe.DurableName, cancellationToken).ConfigureAwait(false);
+                subscription = new Subscription(topic, start, (int)subscribe.Prefetch, _window, _writer, _logger, subscribe.DurableName, subscribe.AckPolicy);
+            }
+
             var topicName = topic.Name;
             subscription.WhenTopicRetired(() => _onTopicRetired(topicName));
             lock (_subscriptions)
@@ -52,6 +73,48 @@ internal sealed partial class ConnectionRequests
         catch (TopicException failure)
         {
             Reply(new ErrorFrame(subscribe.RequestId, failure.Code, failure.Message));
+        }
+    }
+
+    /// <summary>Group settings need a group; a group needs explicit acks, a valid name and a dead-letter topic other than its own.</summary>
+    private void ValidateGroup(in SubscribeFrame subscribe)
+    {
+        if (subscribe.Group is not { } group)
+        {
+            if (subscribe.AckWaitMs != 0 || subscribe.MaxDeliver != 0 || subscribe.DeadLetterTopic is not null)
+            {
+                throw new TopicException(ErrorCode.InvalidArgument, "AckWait, MaxDeliver and a dead-letter topic are settings of a consumer group: subscribe with a Group");
+            }
+
+            return;
+        }
+
+        if (ConsumerName.Validate(group) is { } problem)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, problem.Replace("durable consumer name", "consumer group name", StringComparison.Ordinal));
+        }
+
+        if (subscribe.DurableName is not null)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, "a subscription is either a durable consumer or a member of a group, not both: a group is durable already");
+        }
+
+        if (subscribe.AckPolicy != AckPolicy.Explicit)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, "a consumer group needs AckPolicy Explicit: its messages are redelivered until committed");
+        }
+
+        if (subscribe.DeadLetterTopic is { } deadLetters)
+        {
+            if (TopicName.Validate(deadLetters, _options.MaxTopicNameLength) is { } invalid)
+            {
+                throw new TopicException(ErrorCode.InvalidArgument, $"dead-letter topic: {invalid}");
+            }
+
+            if (deadLetters == subscribe.Topic)
+            {
+                throw new TopicException(ErrorCode.InvalidArgument, "a group's dead-letter topic must be another topic than the one it consumes");
+            }
         }
     }
 

@@ -321,6 +321,9 @@ internal sealed partial class ClientSession : IAsyncDisposable
             case FrameType.Commit:
                 requests.Commit(_frames.ReadCommit(frame));
                 return true;
+            case FrameType.Nack:
+                requests.Nack(_frames.ReadNack(frame));
+                return true;
             case FrameType.Subscribe:
                 await requests.SubscribeAsync(_frames.ReadSubscribe(frame), cancellationToken).ConfigureAwait(false);
                 return true;

@@ -124,7 +124,7 @@ internal sealed class BrokerState(
         var holes = topic.Current is { } open
             ? open.Log.Holes.Select(hole => new HoleView(hole.FirstSequence, hole.LastSequence)).ToArray()
             : [];
-        return new TopicDetailView(Describe(topic), ConsumersOf(topic), holes);
+        return new TopicDetailView(Describe(topic), ConsumersOf(topic), holes) { Groups = GroupsOf(topic) };
     }
 
     /// <summary>Durable consumers of every open topic (a closed topic's are read by <see cref="TopicAsync"/>).</summary>
@@ -138,6 +138,55 @@ internal sealed class BrokerState(
 
         consumers.Sort((a, b) => string.CompareOrdinal(a.Topic, b.Topic) is var byTopic and not 0 ? byTopic : string.CompareOrdinal(a.Name, b.Name));
         return consumers;
+    }
+
+    /// <summary>The consumer groups of every open topic, or of <paramref name="topic"/> only.</summary>
+    public IReadOnlyList<GroupView> Groups(string? topic = null) =>
+        topic is not null
+            ? registry.TryGet(topic, out var one) ? GroupsOf(one) : []
+            : [.. registry.Topics.SelectMany(GroupsOf).OrderBy(group => group.Topic, StringComparer.Ordinal).ThenBy(group => group.Name, StringComparer.Ordinal)];
+
+    /// <summary>The consumer groups of an open topic: live ones as they are, stored ones as they were left; none of a closed topic.</summary>
+    public static IReadOnlyList<GroupView> GroupsOf(Topic topic)
+    {
+        if (topic.Current is not { } open)
+        {
+            return [];
+        }
+
+        var log = open.Log;
+        var views = new List<GroupView>();
+        var live = open.Groups.Values.ToArray();
+        foreach (var group in live)
+        {
+            var done = group.DoneUpTo;
+            var settings = group.Settings;
+            views.Add(new GroupView(topic.Name, group.Name, group.MemberCount, done, group.Outstanding, log.CountAfter(done), settings.AckWaitMs,
+                settings.MaxDeliver, settings.DeadLetterTopic, group.Redelivered, group.DeadLettered, false));
+        }
+
+        var stored = open.Positions.Groups;
+        foreach (var name in stored.Names)
+        {
+            if (live.Any(group => group.Name == name))
+            {
+                continue;
+            }
+
+            if (stored.Get(name, out var state, out _) == Storage.PositionState.Committed && state is not null)
+            {
+                var done = state.FirstNeeded - 1;
+                views.Add(new GroupView(topic.Name, name, 0, done, state.Outstanding.Count, log.CountAfter(done), state.AckWaitMs, state.MaxDeliver,
+                    state.DeadLetterTopic, 0, 0, false));
+            }
+            else
+            {
+                views.Add(new GroupView(topic.Name, name, 0, 0, 0, log.CountAfter(log.FirstSequence - 1), 0, 0, null, 0, 0, true));
+            }
+        }
+
+        views.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return views;
     }
 
     /// <summary>The client connections, oldest first.</summary>

@@ -62,7 +62,20 @@ public record TopicView(
     int Readers);
 
 /// <summary>One topic with its durable consumers and the sequence ranges lost to damaged storage.</summary>
-public sealed record TopicDetailView(TopicView Topic, IReadOnlyList<ConsumerView> Consumers, IReadOnlyList<HoleView> HoleRanges);
+public sealed record TopicDetailView(TopicView Topic, IReadOnlyList<ConsumerView> Consumers, IReadOnlyList<HoleView> HoleRanges)
+{
+    /// <summary>The topic's consumer groups (live ones and those stored while no member is connected).</summary>
+    public IReadOnlyList<GroupView> Groups { get; init; } = [];
+}
+
+/// <summary>
+/// One consumer group of a topic: its members now, the sequence up to which every message is done, the messages delivered and
+/// not done (in flight or waiting for redelivery), its lag (messages after the done sequence), its settings, and since the
+/// broker started its redeliveries and dead letters (counted while it has members).
+/// </summary>
+public sealed record GroupView(
+    string Topic, string Name, int Members, long DoneSequence, int Pending, long Lag, uint AckWaitMs, uint MaxDeliver, string? DeadLetterTopic,
+    long Redelivered, long DeadLettered, bool Lost);
 
 /// <summary>A range of sequences lost to damaged storage.</summary>
 public sealed record HoleView(long First, long Last);

@@ -38,6 +38,7 @@ internal sealed class ConsumerPositionStore : IDisposable
     {
         _directory = Path.Combine(topicDirectory, FolderName);
         _budget = budget;
+        Groups = new GroupStateStore(topicDirectory);
         if (!Directory.Exists(_directory))
         {
             return;
@@ -50,6 +51,19 @@ internal sealed class ConsumerPositionStore : IDisposable
             {
                 _entries[name] = Load(path);
             }
+        }
+    }
+
+    /// <summary>The topic's consumer groups' stored state, written by the same <see cref="Flush"/>.</summary>
+    public GroupStateStore Groups { get; }
+
+    /// <summary>Records that a consumer group's state changed (see <see cref="GroupStateStore.Update"/>).</summary>
+    /// <returns>The version to pass to <see cref="WhenDurableAsync"/>.</returns>
+    public long GroupChanged()
+    {
+        lock (_lock)
+        {
+            return ++_version;
         }
     }
 
@@ -188,7 +202,7 @@ internal sealed class ConsumerPositionStore : IDisposable
         {
             lock (_lock)
             {
-                return _entries.Values.Any(entry => entry.Dirty);
+                return _entries.Values.Any(entry => entry.Dirty) || Groups.IsDirty;
             }
         }
     }
@@ -207,6 +221,8 @@ internal sealed class ConsumerPositionStore : IDisposable
                         WriteLocked(name, entry, flushToDisk);
                     }
                 }
+
+                Groups.Flush(flushToDisk);
             }
             catch (Exception exception) when (flushToDisk && exception is IOException or UnauthorizedAccessException)
             {

@@ -25,8 +25,10 @@ internal sealed partial class Subscription : IAsyncDisposable
     private readonly DeliveryWindow _window;
     private readonly ConnectionWriter _writer;
     private readonly ILogger _logger;
-    private readonly TopicCursor _cursor;
-    private readonly LogReader _reader;
+    private readonly TopicCursor? _cursor;
+    private readonly LogReader? _reader;
+    private readonly ConsumerGroup? _group;
+    private readonly GroupMember? _member;
     private readonly CancellationTokenSource _stop = new();
     private readonly PooledBufferWriter _staging = new();
     private readonly Lock _pendingLock = new();
@@ -60,7 +62,25 @@ internal sealed partial class Subscription : IAsyncDisposable
         _stagedSequences = new long[ackPolicy == AckPolicy.None ? MaxBatchMessages : Math.Min(prefetch, MaxBatchMessages)];
     }
 
+    /// <summary>A member of a consumer group: the group's pump delivers, and commits go to the group.</summary>
+    public Subscription(Topic topic, OpenTopic storage, ConsumerGroup group, GroupMember member, long startSequence, DeliveryWindow window, ConnectionWriter writer, ILogger logger)
+    {
+        _topic = topic;
+        _storage = storage;
+        _group = group;
+        _member = member;
+        StartSequence = startSequence;
+        Prefetch = member.Prefetch;
+        _window = window;
+        _writer = writer;
+        _logger = logger;
+        _stagedSequences = [];
+    }
+
     public Topic Topic => _topic;
+
+    /// <summary>The consumer group this subscription is a member of, or null.</summary>
+    public string? GroupName => _group?.Name;
 
     public int Prefetch { get; }
 
@@ -75,6 +95,11 @@ internal sealed partial class Subscription : IAsyncDisposable
     {
         get
         {
+            if (_group is not null)
+            {
+                return _group.InFlight(_member!);
+            }
+
             lock (_pendingLock)
             {
                 return _uncommitted.Count;
@@ -83,20 +108,36 @@ internal sealed partial class Subscription : IAsyncDisposable
     }
 
     /// <summary>Starts delivering. Called once, after the Subscribe Ack has been written.</summary>
-    public void Start() => _pump = Task.Run(CountedPumpAsync);
+    public void Start()
+    {
+        if (_group is not null)
+        {
+            _group.Start(_member!);
+        }
+        else
+        {
+            _pump = Task.Run(CountedPumpAsync);
+        }
+    }
 
     /// <summary>The durable consumer name, or null for an ordinary subscription.</summary>
     public string? DurableName => _durableName;
 
     /// <summary>Messages this subscription delivered.</summary>
-    public long MessagesOut => Volatile.Read(ref _messagesOut);
+    public long MessagesOut => _member?.MessagesOut ?? Volatile.Read(ref _messagesOut);
 
     /// <summary>Bytes of the Message frames this subscription delivered.</summary>
-    public long BytesOut => Volatile.Read(ref _bytesOut);
+    public long BytesOut => _member?.BytesOut ?? Volatile.Read(ref _bytesOut);
 
     /// <summary>Commits every delivered message up to and including <paramref name="sequence"/>.</summary>
     public void CommitUpTo(long sequence)
     {
+        if (_group is not null)
+        {
+            GroupCommitted(_group.CommitUpTo(_member!, sequence));
+            return;
+        }
+
         var committed = 0;
         var last = -1L;
         lock (_pendingLock)
@@ -114,6 +155,12 @@ internal sealed partial class Subscription : IAsyncDisposable
     /// <summary>Commits every delivered message.</summary>
     public void CommitAll()
     {
+        if (_group is not null)
+        {
+            GroupCommitted(_group.CommitUpTo(_member!, null));
+            return;
+        }
+
         int committed;
         var last = -1L;
         lock (_pendingLock)
@@ -126,6 +173,20 @@ internal sealed partial class Subscription : IAsyncDisposable
         }
 
         Committed(committed, last);
+    }
+
+    /// <summary>Commits one delivered message of a consumer group (whichever member it is in flight to). Group members only.</summary>
+    public void CommitOne(long sequence) => GroupCommitted(_group!.CommitOne(sequence));
+
+    /// <summary>Gives back one message in flight to this group member, for redelivery after <paramref name="delayMs"/>; false when it is not in flight to it.</summary>
+    public bool Nack(long sequence, uint delayMs) => _group!.Nack(_member!, sequence, delayMs);
+
+    private void GroupCommitted(long version)
+    {
+        if (version != 0)
+        {
+            Volatile.Write(ref _positionVersion, version);
+        }
     }
 
     /// <summary>
@@ -147,6 +208,20 @@ internal sealed partial class Subscription : IAsyncDisposable
         }
 
         _retirement.Dispose();
+        if (_group is not null)
+        {
+            try
+            {
+                await _topic.LeaveGroupAsync(_storage, _group, _member!).ConfigureAwait(false);
+            }
+            finally
+            {
+                _staging.Dispose();
+                _stop.Dispose();
+            }
+
+            return;
+        }
 
         await _stop.CancelAsync().ConfigureAwait(false);
         try
@@ -165,8 +240,8 @@ internal sealed partial class Subscription : IAsyncDisposable
             }
 
             _window.Release(abandoned);
-            _reader.Dispose();
-            _topic.Unsubscribed(_storage, _cursor, _durableName);
+            _reader!.Dispose();
+            _topic.Unsubscribed(_storage, _cursor!, _durableName);
             _staging.Dispose();
             _stop.Dispose();
         }
@@ -234,7 +309,7 @@ internal sealed partial class Subscription : IAsyncDisposable
                     }
                 }
 
-                _cursor.MoveTo(_reader.Position, _reader.LastSequence + 1);
+                _cursor!.MoveTo(_reader!.Position, _reader.LastSequence + 1);
                 if (_staging.WrittenCount > 0)
                 {
                     _topic.Counters.Delivered(delivered, _staging.WrittenCount);
@@ -254,7 +329,7 @@ internal sealed partial class Subscription : IAsyncDisposable
                     }
                 }
 
-                if (caughtUp && !await _reader.WaitAsync(cancellationToken).ConfigureAwait(false))
+                if (caughtUp && !await _reader!.WaitAsync(cancellationToken).ConfigureAwait(false))
                 {
                     return;
                 }
@@ -275,11 +350,12 @@ internal sealed partial class Subscription : IAsyncDisposable
     /// </summary>
     private (int Delivered, bool CaughtUp) Stage(int budget)
     {
+        var reader = _reader!;
         var nowMs = _topic.NowMs;
         var delivered = 0;
         while (delivered < budget && _staging.WrittenCount < MaxBatchBytes)
         {
-            if (!_reader.TryRead(out var message))
+            if (!reader.TryRead(out var message))
             {
                 return (delivered, true);
             }
@@ -298,7 +374,7 @@ internal sealed partial class Subscription : IAsyncDisposable
             }
             finally
             {
-                _reader.Release();
+                reader.Release();
             }
         }
 

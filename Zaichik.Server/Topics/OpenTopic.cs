@@ -38,6 +38,9 @@ internal sealed class OpenTopic : IAsyncDisposable
 
     public ConsumerPositionStore Positions { get; }
 
+    /// <summary>The consumer groups with members now, by name. Guarded by the topic's gate.</summary>
+    public Dictionary<string, Subscriptions.ConsumerGroup> Groups { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Cancelled when this storage is replaced after a failure: its subscribers must subscribe again.</summary>
     public CancellationToken Retired => _retired.Token;
 
@@ -139,6 +142,12 @@ internal sealed class OpenTopic : IAsyncDisposable
     /// <summary>Commits the log and the positions, then closes everything; the caller has stopped appends.</summary>
     public async ValueTask DisposeAsync()
     {
+        foreach (var group in Groups.Values)
+        {
+            await group.DisposeAsync().ConfigureAwait(false);
+        }
+
+        Groups.Clear();
         try
         {
             if (Committer is not null)

@@ -1,7 +1,9 @@
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Zaichik.Protocol;
+using Zaichik.Server.Sessions.Internal;
 using Zaichik.Server.Storage;
+using Zaichik.Server.Subscriptions;
 
 namespace Zaichik.Server.Topics;
 
@@ -78,6 +80,9 @@ internal sealed partial class Topic : IAsyncDisposable
     public long LastUsedMs => Volatile.Read(ref _lastUsedMs);
 
     public long NowMs => _context.Time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>The clock every timing decision of this topic reads (tests move a fake one).</summary>
+    public TimeProvider Time => _context.Time;
 
     /// <summary>True when a record stamped <paramref name="timestampMs"/> must no longer be delivered.</summary>
     public bool IsExpired(long timestampMs, long nowMs) =>
@@ -187,6 +192,103 @@ internal sealed partial class Topic : IAsyncDisposable
             ? Task.CompletedTask
             : open.Positions.WhenDurableAsync(version);
 
+    /// <summary>The lowest sequence a durable consumer or a consumer group is done with, below which nothing is needed.</summary>
+    private static long? LowestKept(OpenTopic open)
+    {
+        var positions = open.Positions.Lowest();
+        var groups = open.Positions.Groups.LowestNeeded() - 1;
+        return positions is null ? groups : groups is null ? positions : Math.Min(positions.Value, groups.Value);
+    }
+
+    /// <summary>
+    /// Joins the consumer group <paramref name="name"/>: its first member ever starts it where <paramref name="from"/> says;
+    /// later ones (and the first after a restart) join it where it is. The group takes <paramref name="settings"/>.
+    /// </summary>
+    /// <exception cref="TopicException">InvalidArgument, ConsumerPositionLost or StorageFailure.</exception>
+    public async ValueTask<(ConsumerGroup Group, GroupMember Member, long StartSequence, OpenTopic Storage)> JoinGroupAsync(
+        string name, StartPosition from, GroupSettings settings, int prefetch, DeliveryWindow window, ConnectionWriter writer,
+        Func<string, CancellationToken, ValueTask<Topic>> resolveTopic, int maxOutstanding, CancellationToken cancellationToken)
+    {
+        if (from.Kind == StartPositionKind.Sequence && from.Value < 1)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at sequence {from.Value}: sequences start at 1");
+        }
+
+        if (from.Kind == StartPositionKind.Time && from.Value < 0)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at time {from.Value}: it must be a Unix time in milliseconds, 0 or more");
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await OpenLockedAsync(cancellationToken).ConfigureAwait(false);
+            var open = _open!;
+            Volatile.Write(ref _lastUsedMs, NowMs);
+            if (!open.Groups.TryGetValue(name, out var group))
+            {
+                LogReader reader;
+                long start;
+                GroupSnapshot? stored = null;
+                switch (open.Positions.Groups.Get(name, out var state, out var reason))
+                {
+                    case PositionState.Committed:
+                        stored = state!;
+                        reader = await open.Log.OpenReaderAtSequenceAsync(stored.FirstNeeded, cancellationToken).ConfigureAwait(false);
+                        start = Math.Max(stored.FirstNeeded, open.Log.FirstSequence);
+                        break;
+                    case PositionState.Lost when from.Kind is StartPositionKind.Sequence or StartPositionKind.Time:
+                        (reader, start) = await StartAsync(open, from, cancellationToken).ConfigureAwait(false);
+                        LogGroupReset(Name, name, start);
+                        break;
+                    case PositionState.Lost:
+                        throw new TopicException(ErrorCode.ConsumerPositionLost,
+                            $"the stored state of consumer group '{name}' of '{Name}' cannot be read ({reason}); subscribe with From = Sequence(n) or Time(t) to set where it resumes");
+                    default:
+                        (reader, start) = await StartAsync(open, from, cancellationToken).ConfigureAwait(false);
+                        break;
+                }
+
+                group = ConsumerGroup.Create(name, this, open, reader, start, stored, settings, resolveTopic, maxOutstanding,
+                    _context.Loggers.CreateLogger<ConsumerGroup>());
+                open.Groups[name] = group;
+                open.Committer?.MarkDirty();
+            }
+
+            var member = group.Join(prefetch, window, writer, settings);
+            return (group, member, Math.Max(group.DoneUpTo + 1, open.Log.FirstSequence), open);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Ends a group member's subscription; the group stops (its state stored) when its last member leaves.</summary>
+    public async ValueTask LeaveGroupAsync(OpenTopic open, ConsumerGroup group, GroupMember member)
+    {
+        Volatile.Write(ref _lastUsedMs, NowMs);
+        if (!await group.LeaveAsync(member).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (group.MemberCount == 0 && open.Groups.TryGetValue(group.Name, out var current) && ReferenceEquals(current, group))
+            {
+                open.Groups.Remove(group.Name);
+                await group.DisposeAsync().ConfigureAwait(false);
+                open.Committer?.MarkDirty();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     /// <summary>Ends a subscription's hold on the topic.</summary>
     public void Unsubscribed(OpenTopic open, TopicCursor cursor, string? durableName)
     {
@@ -227,8 +329,8 @@ internal sealed partial class Topic : IAsyncDisposable
             ? FirstRetained(open, nowMs)
             : (log.TailAddress, log.NextSequence);
 
-        // Without retention a topic keeps messages for its durable consumers too, while they are away.
-        if (!Settings.HasRetention && open.Positions.Lowest() is { } lowest && lowest + 1 < keepSequence)
+        // Without retention a topic keeps messages for its durable consumers and groups too, while they are away.
+        if (!Settings.HasRetention && LowestKept(open) is { } lowest && lowest + 1 < keepSequence)
         {
             using var reader = await log.OpenReaderAtSequenceAsync(lowest + 1, cancellationToken).ConfigureAwait(false);
             (keepFrom, keepSequence) = (Math.Min(keepFrom, reader.Position), lowest + 1);
@@ -343,7 +445,7 @@ internal sealed partial class Topic : IAsyncDisposable
             if (!Settings.HasRetention)
             {
                 // Nobody reads it: what every reader has seen can go now, not at some later open.
-                var keepSequence = open.Positions.Lowest() is { } lowest ? lowest + 1 : open.Log.NextSequence;
+                var keepSequence = LowestKept(open) is { } lowest ? lowest + 1 : open.Log.NextSequence;
                 if (keepSequence >= open.Log.NextSequence)
                 {
                     open.Log.TruncateUntil(open.Log.TailAddress, open.Log.NextSequence);
@@ -749,6 +851,11 @@ internal sealed partial class Topic : IAsyncDisposable
                 LogPositionLost(Name, consumer, reason);
             }
 
+            foreach (var (group, reason) in positions.Groups.Lost)
+            {
+                LogPositionLost(Name, $"group {group}", reason);
+            }
+
             var keys = Settings.HasCompaction ? new CompactionIndex(Settings.CompactionWindowMs) : null;
             var producers = new ProducerWindow(_context.Producers);
             await RecoverWindowsAsync(log, keys, producers).ConfigureAwait(false);
@@ -835,6 +942,9 @@ internal sealed partial class Topic : IAsyncDisposable
             _context.OpenTopics.Return();
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: consumer group {Group}, whose stored state was lost, resumes at sequence {Sequence} as its Subscribe asked")]
+    private partial void LogGroupReset(string topic, string group, long sequence);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Topic {Topic} is quarantined: its files in {Folder} cannot be served; it is refused until repaired, and every other topic is served")]
     private partial void LogQuarantined(Exception exception, string topic, string folder);

@@ -15,6 +15,8 @@ internal sealed class TopicCounters
     private long _bytesOut;
     private long _expired;
     private long _trimmed;
+    private long _redelivered;
+    private long _deadLettered;
 
     /// <summary>Messages stored.</summary>
     public long MessagesIn => Volatile.Read(ref _messagesIn);
@@ -36,6 +38,18 @@ internal sealed class TopicCounters
 
     /// <summary>Messages removed because their retention ran out.</summary>
     public long Expired => Volatile.Read(ref _expired);
+
+    /// <summary>Deliveries of consumer groups that were not a message's first (after an ack timeout, a Nack or a member leaving).</summary>
+    public long Redelivered => Volatile.Read(ref _redelivered);
+
+    /// <summary>Messages consumer groups gave up on after MaxDeliver deliveries (moved to a dead-letter topic or dropped).</summary>
+    public long DeadLettered => Volatile.Read(ref _deadLettered);
+
+    /// <summary>From a group's pump.</summary>
+    public void Redelivery(int count) => Interlocked.Add(ref _redelivered, count);
+
+    /// <summary>From a group's pump.</summary>
+    public void DeadLetter() => Interlocked.Increment(ref _deadLettered);
 
     /// <summary>Under the topic's gate.</summary>
     public void Stored(int bytes)

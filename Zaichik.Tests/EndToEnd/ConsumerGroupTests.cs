@@ -1,0 +1,327 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Time.Testing;
+using Zaichik.Client;
+using Zaichik.Protocol;
+using Zaichik.Tests.Client;
+
+namespace Zaichik.Tests.EndToEnd;
+
+/// <summary>Consumer groups: members share a topic's messages, with ack timeouts, Nack, MaxDeliver and dead letters, across restarts.</summary>
+public sealed class ConsumerGroupTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private static readonly TopicOptions Retained = new() { RetentionTtl = TimeSpan.FromHours(1) };
+
+    [Fact]
+    public async Task Three_members_share_30000_messages_with_none_delivered_twice()
+    {
+        await using var server = await TestServer.StartAsync();
+        var publisher = await server.ConnectAsync();
+        await publisher.CreateTopicAsync("orders", Retained);
+        await PublishAsync(publisher, "orders", 30_000);
+
+        var received = new ConcurrentBag<ZaichikMessage>();
+        var members = new List<Task<int>>();
+        using var done = new CancellationTokenSource(Patience);
+        for (var m = 0; m < 3; m++)
+        {
+            var client = await server.ConnectAsync();
+            var subscription = await client.SubscribeAsync("orders", new SubscribeOptions { Group = "billing", Prefetch = 64 });
+            members.Add(ConsumeAsync(client, subscription, received, () => received.Count >= 30_000, done));
+        }
+
+        var counts = await Task.WhenAll(members);
+
+        var sequences = received.Select(message => message.Sequence).Order().ToList();
+        sequences.ShouldBe(Enumerable.Range(1, 30_000).Select(sequence => (long)sequence), "every message exactly once");
+        received.ShouldAllBe(message => message.DeliveryCount == 1);
+        counts.ShouldAllBe(count => count > 1_000, "every member took a share: " + string.Join(", ", counts));
+    }
+
+    [Fact]
+    public async Task A_member_that_dies_mid_stream_has_its_in_flight_messages_delivered_to_the_others()
+    {
+        await using var server = await TestServer.StartAsync();
+        var publisher = await server.ConnectAsync();
+        await publisher.CreateTopicAsync("jobs", Retained);
+        await PublishAsync(publisher, "jobs", 3_000);
+
+        // The doomed member takes its prefetch's worth and never commits; then its connection drops.
+        var doomed = await ZaichikClient.ConnectAsync("127.0.0.1", server.Port, new ZaichikClientOptions { Reconnect = new ZaichikReconnectOptions { Enabled = false } });
+        var doomedSubscription = await doomed.SubscribeAsync("jobs", new SubscribeOptions { Group = "workers", Prefetch = 50 });
+        var taken = await ReconnectTests.ReadAsync(doomedSubscription, 50);
+
+        var received = new ConcurrentBag<ZaichikMessage>();
+        using var done = new CancellationTokenSource(Patience);
+        var survivors = new List<Task<int>>();
+        for (var m = 0; m < 2; m++)
+        {
+            var client = await server.ConnectAsync();
+            var subscription = await client.SubscribeAsync("jobs", new SubscribeOptions { Group = "workers", Prefetch = 20 });
+            survivors.Add(ConsumeAsync(client, subscription, received, () => received.Count >= 3_000 - 0, done));
+        }
+
+        await doomed.DisposeAsync();
+        await Task.WhenAll(survivors);
+
+        received.Select(message => message.Sequence).Order().ShouldBe(Enumerable.Range(1, 3_000).Select(sequence => (long)sequence), "none lost, none twice");
+        var redelivered = received.Where(message => message.DeliveryCount == 2).Select(message => message.Sequence).Order().ToList();
+        redelivered.ShouldBe(taken.Select(message => message.Sequence).Order().ToList(), "exactly the dead member's messages came again, counted");
+    }
+
+    [Fact]
+    public async Task Messages_of_one_key_reach_one_member_in_sequence_order()
+    {
+        await using var server = await TestServer.StartAsync();
+        var publisher = await server.ConnectAsync();
+        await publisher.CreateTopicAsync("accounts", Retained);
+        var byMember = new ConcurrentDictionary<int, ConcurrentQueue<ZaichikMessage>>();
+        var received = new ConcurrentBag<ZaichikMessage>();
+        using var done = new CancellationTokenSource(Patience);
+        var members = new List<Task<int>>();
+        for (var m = 0; m < 3; m++)
+        {
+            var client = await server.ConnectAsync();
+            var subscription = await client.SubscribeAsync("accounts", new SubscribeOptions { Group = "ledger", Prefetch = 8 });
+            var queue = byMember.GetOrAdd(m, _ => new ConcurrentQueue<ZaichikMessage>());
+            members.Add(ConsumeAsync(client, subscription, received, () => received.Count >= 2_000, done, queue.Enqueue));
+        }
+
+        await TestServer.EventuallyAsync(() => GroupView(server, "accounts", "ledger")?.Members == 3, "all three joined");
+        for (var i = 0; i < 2_000; i++)
+        {
+            await publisher.PublishAsync("accounts", $"{i}", key: $"account-{i % 16}");
+        }
+
+        await Task.WhenAll(members);
+
+        received.Count.ShouldBe(2_000);
+        var owners = new Dictionary<string, int>();
+        foreach (var (member, queue) in byMember)
+        {
+            foreach (var group in queue.GroupBy(message => message.KeyText!))
+            {
+                owners.TryAdd(group.Key, member).ShouldBeTrue($"key {group.Key} went to one member only");
+                var sequences = group.Select(message => message.Sequence).ToList();
+                sequences.ShouldBe(sequences.Order().ToList(), $"key {group.Key} in sequence order");
+            }
+        }
+
+        owners.Count.ShouldBe(16);
+        owners.Values.Distinct().Count().ShouldBeGreaterThan(1, "keys are spread over the members");
+    }
+
+    [Fact]
+    public async Task A_delivery_not_committed_within_AckWait_comes_again_to_another_member_with_its_count()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await TestServer.StartAsync(time: time);
+        var publisher = await server.ConnectAsync();
+        await publisher.CreateTopicAsync("tasks", Retained);
+        await publisher.PublishAsync("tasks", "only");
+
+        var options = new SubscribeOptions { Group = "g", AckWait = TimeSpan.FromSeconds(10) };
+        var first = await server.ConnectAsync();
+        var firstSubscription = await first.SubscribeAsync("tasks", options);
+        var delivered = (await ReconnectTests.ReadAsync(firstSubscription, 1))[0];
+        delivered.DeliveryCount.ShouldBe(1);
+
+        var second = await server.ConnectAsync();
+        var secondSubscription = await second.SubscribeAsync("tasks", options);
+        await TestServer.EventuallyAsync(() => GroupView(server, "tasks", "g")?.Members == 2, "both members joined");
+
+        time.Advance(TimeSpan.FromSeconds(9));
+        GroupView(server, "tasks", "g")!.Redelivered.ShouldBe(0, "not before AckWait");
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        var again = (await ReconnectTests.ReadAsync(secondSubscription, 1))[0];
+        again.Sequence.ShouldBe(delivered.Sequence);
+        again.DeliveryCount.ShouldBe(2);
+
+        // The late commit of the first member still counts: the message is done.
+        await second.CommitAsync(again);
+        await TestServer.EventuallyAsync(() => GroupView(server, "tasks", "g")?.Pending == 0, "the redelivery was committed");
+    }
+
+    [Fact]
+    public async Task Nack_with_a_delay_redelivers_after_the_delay_and_lets_the_next_message_come_meanwhile()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await TestServer.StartAsync(time: time);
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("mail", Retained);
+        await client.PublishAsync("mail", "one");
+        await client.PublishAsync("mail", "two");
+
+        var subscription = await client.SubscribeAsync("mail", new SubscribeOptions { Group = "senders", Prefetch = 1 });
+        var one = (await ReconnectTests.ReadAsync(subscription, 1))[0];
+        one.PayloadText.ShouldBe("one");
+        await client.NackAsync(one, TimeSpan.FromSeconds(5));
+
+        var two = (await ReconnectTests.ReadAsync(subscription, 1))[0];
+        two.PayloadText.ShouldBe("two", "the window freed by the Nack takes the next message");
+        await client.CommitAsync(two);
+
+        time.Advance(TimeSpan.FromSeconds(4));
+        await TestServer.EventuallyAsync(() => GroupView(server, "mail", "senders")?.Pending == 1, "one is waiting");
+        GroupView(server, "mail", "senders")!.Redelivered.ShouldBe(0);
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        var again = (await ReconnectTests.ReadAsync(subscription, 1))[0];
+        again.PayloadText.ShouldBe("one");
+        again.DeliveryCount.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task A_poison_message_goes_to_the_dead_letter_topic_after_MaxDeliver_with_headers_naming_its_origin()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("payments", Retained);
+        await client.CreateTopicAsync("payments.dead", Retained);
+        var headers = new ZaichikHeaders();
+        headers.Add("tenant", "acme");
+        await client.PublishAsync("payments", "poison", "p-1", headers);
+        await client.PublishAsync("payments", "fine");
+
+        var subscription = await client.SubscribeAsync("payments", new SubscribeOptions { Group = "charger", MaxDeliver = 3, DeadLetterTopic = "payments.dead" });
+        for (var delivery = 1; delivery <= 3; delivery++)
+        {
+            var poison = (await ReconnectTests.ReadAsync(subscription, 1))[0];
+            poison.PayloadText.ShouldBe("poison");
+            poison.DeliveryCount.ShouldBe(delivery);
+            await client.NackAsync(poison);
+        }
+
+        var next = (await ReconnectTests.ReadAsync(subscription, 1))[0];
+        next.PayloadText.ShouldBe("fine", "after the third delivery the poison message left the group");
+        next.DeliveryCount.ShouldBe(1);
+        await client.CommitAsync(next);
+
+        var reader = await server.ConnectAsync();
+        var deadLetters = await reader.SubscribeAsync("payments.dead", new SubscribeOptions { AckPolicy = AckPolicy.None });
+        var dead = (await ReconnectTests.ReadAsync(deadLetters, 1))[0];
+        dead.PayloadText.ShouldBe("poison");
+        dead.KeyText.ShouldBe("p-1");
+        dead.Headers.GetText("tenant").ShouldBe("acme");
+        dead.Headers.GetText("zaichik-dead-letter-topic").ShouldBe("payments");
+        dead.Headers.GetText("zaichik-dead-letter-sequence").ShouldBe("1");
+        dead.Headers.GetText("zaichik-delivery-count").ShouldBe("3");
+        dead.Headers.GetText("zaichik-dead-letter-group").ShouldBe("charger");
+
+        await TestServer.EventuallyAsync(() => GroupView(server, "payments", "charger") is { Pending: 0, DeadLettered: 1 }, "counted as done");
+    }
+
+    [Fact]
+    public async Task Individual_commits_out_of_order_and_delivery_counts_survive_a_restart()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("ledger", Retained);
+        await PublishAsync(client, "ledger", 10);
+
+        var subscription = await client.SubscribeAsync("ledger", new SubscribeOptions { Group = "audit", Prefetch = 5 });
+        var firstFive = await ReconnectTests.ReadAsync(subscription, 5);
+        foreach (var message in firstFive.Where(message => message.Sequence != 2))
+        {
+            await client.CommitAsync(message);
+        }
+
+        await ReconnectTests.ReadAsync(subscription, 4);
+        await client.ConfirmCommitsAsync();
+
+        await server.RestartAsync();
+
+        var again = await server.ConnectAsync();
+        var resumed = await again.SubscribeAsync("ledger", new SubscribeOptions { Group = "audit", Prefetch = 10 });
+        var after = await ReconnectTests.ReadAsync(resumed, 6);
+        after.Select(message => message.Sequence).Order().ShouldBe([2L, 6, 7, 8, 9, 10]);
+        after.Single(message => message.Sequence == 2).DeliveryCount.ShouldBe(2);
+        after.Where(message => message.Sequence >= 6 && message.Sequence <= 9).ShouldAllBe(message => message.DeliveryCount == 2);
+        after.Single(message => message.Sequence == 10).DeliveryCount.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task A_group_member_alone_is_a_consumer_with_redelivery_and_its_group_resumes_after_all_members_left()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("events", Retained);
+        await PublishAsync(client, "events", 20);
+
+        var subscription = await client.SubscribeAsync("events", new SubscribeOptions { Group = "solo", Prefetch = 10, AutoCommit = true });
+        var first = await ReconnectTests.ReadAsync(subscription, 11);
+        await subscription.DisposeAsync();
+
+        // Message 11 was read but not committed (auto-commit commits on the next read): it comes first with the rest.
+        var again = await client.SubscribeAsync("events", new SubscribeOptions { Group = "solo", Prefetch = 10 });
+        var rest = await ReconnectTests.ReadAsync(again, 10);
+        first.Select(message => message.Sequence).ShouldBe(Enumerable.Range(1, 11).Select(sequence => (long)sequence));
+        rest.Select(message => message.Sequence).ShouldBe(Enumerable.Range(11, 10).Select(sequence => (long)sequence));
+    }
+
+    [Fact]
+    public async Task Group_settings_without_a_group_and_a_group_with_a_durable_name_are_refused()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+
+        await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { MaxDeliver = 3 }));
+        await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { Group = "g", DurableName = "d" }));
+        await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { Group = "g", AckPolicy = AckPolicy.None }));
+        await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { Group = "bad name" }));
+
+        await using var raw = await RawConnection.ConnectAsync(server.Port);
+        await raw.SendAsync(writer => FrameWriter.Write(writer, new SubscribeFrame(7, "t", StartPosition.Retained, 1, Group: "g", DeadLetterTopic: "t")));
+        var error = (await raw.ReceiveAsync()).Error!.Value;
+        error.Code.ShouldBe(ErrorCode.InvalidArgument);
+        error.Text.ShouldContain("dead-letter");
+        await raw.SendAsync(writer => FrameWriter.Write(writer, new SubscribeFrame(8, "t", StartPosition.Retained, 1, MaxDeliver: 2)));
+        (await raw.ReceiveAsync()).Error!.Value.Code.ShouldBe(ErrorCode.InvalidArgument);
+        await raw.SendAsync(writer => FrameWriter.Write(writer, new SubscribeFrame(9, "t", StartPosition.Retained, 1, DurableName: "d", Group: "g")));
+        (await raw.ReceiveAsync()).Error!.Value.Code.ShouldBe(ErrorCode.InvalidArgument);
+    }
+
+    private static Zaichik.Server.State.GroupView? GroupView(TestServer server, string topic, string group) =>
+        server.State.Groups(topic).SingleOrDefault(view => view.Name == group);
+
+    /// <summary>Publishes <paramref name="count"/> messages "m1".."mN", a thousand in flight at a time.</summary>
+    internal static async Task PublishAsync(ZaichikClient client, string topic, int count)
+    {
+        var pending = new List<Task>(1_000);
+        for (var i = 1; i <= count; i++)
+        {
+            pending.Add(client.PublishAsync(topic, $"m{i}").AsTask());
+            if (pending.Count == 1_000)
+            {
+                await Task.WhenAll(pending);
+                pending.Clear();
+            }
+        }
+
+        await Task.WhenAll(pending);
+    }
+
+    /// <summary>Reads and commits each message on its own until <paramref name="enough"/> holds; returns how many this member took.</summary>
+    private static async Task<int> ConsumeAsync(
+        ZaichikClient client, ZaichikSubscription subscription, ConcurrentBag<ZaichikMessage> received, Func<bool> enough, CancellationTokenSource done,
+        Action<ZaichikMessage>? seen = null)
+    {
+        var count = 0;
+
+        // Every member stops once every message has arrived somewhere (or the patience runs out).
+        await foreach (var message in subscription.WithCancellation(done.Token))
+        {
+            received.Add(message);
+            seen?.Invoke(message);
+            count++;
+            await client.CommitAsync(message, CancellationToken.None);
+            if (enough())
+            {
+                await done.CancelAsync();
+            }
+        }
+
+        return count;
+    }
+}
