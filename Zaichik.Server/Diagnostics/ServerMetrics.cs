@@ -45,6 +45,10 @@ internal sealed class ServerMetrics : IDisposable
         _meter.CreateObservableCounter("zaichik.messages.expired", () => state.Totals().Expired, "{message}", "Messages removed because their retention ran out");
         _meter.CreateObservableCounter("zaichik.messages.trimmed", () => state.Totals().Trimmed, "{message}",
             "Messages removed because their topic's MaxMessages or MaxBytes was exceeded");
+        _meter.CreateObservableCounter("zaichik.messages.redelivered", () => state.Totals().Redelivered, "{message}",
+            "Consumer group deliveries that were not a message's first: after an ack timeout, a Nack or a member leaving");
+        _meter.CreateObservableCounter("zaichik.messages.dead_lettered", () => state.Totals().DeadLettered, "{message}",
+            "Messages consumer groups gave up on after MaxDeliver deliveries (moved to their dead-letter topic, or dropped)");
         _meter.CreateObservableCounter("zaichik.publishes", () => Publishes(state, counters), "{publish}",
             "Publishes by result: stored, duplicate (key window), repeat (idempotent producer), or the error code that refused them");
         _meter.CreateObservableUpDownCounter("zaichik.connections", () => state.Sessions.Sessions.Count(), "{connection}", "Client connections");
@@ -52,7 +56,7 @@ internal sealed class ServerMetrics : IDisposable
             "Subscriptions of the client connections");
         _meter.CreateObservableUpDownCounter("zaichik.topics", () => Topics(state), "{topic}", "Topics by state: open, closed (idle) or quarantined");
         _meter.CreateObservableGauge("zaichik.consumer.lag", () => Lags(state), "{message}",
-            "Messages stored after a durable consumer's committed sequence, for the consumers of open topics");
+            "Messages stored after a durable consumer's committed sequence or a consumer group's done sequence, for the consumers and groups of open topics");
     }
 
     public void Dispose() => _meter.Dispose();
@@ -83,6 +87,12 @@ internal sealed class ServerMetrics : IDisposable
         {
             yield return new Measurement<long>(consumer.Lag,
                 new KeyValuePair<string, object?>("topic", consumer.Topic), new KeyValuePair<string, object?>("consumer", consumer.Name));
+        }
+
+        foreach (var group in state.Groups())
+        {
+            yield return new Measurement<long>(group.Lag,
+                new KeyValuePair<string, object?>("topic", group.Topic), new KeyValuePair<string, object?>("group", group.Name));
         }
     }
 }

@@ -282,6 +282,8 @@ internal sealed class BrokerState(
             totals.Repeats += counters.Repeats;
             totals.Expired += counters.Expired;
             totals.Trimmed += counters.Trimmed;
+            totals.Redelivered += counters.Redelivered;
+            totals.DeadLettered += counters.DeadLettered;
         }
 
         return totals;
@@ -493,6 +495,8 @@ internal sealed class BrokerTotals
     public long Repeats;
     public long Expired;
     public long Trimmed;
+    public long Redelivered;
+    public long DeadLettered;
 }
 
 /// <summary>The addresses the broker's listeners bound, filled in once they are bound.</summary>

@@ -65,6 +65,52 @@ public sealed partial class MetricsTests
     }
 
     [Fact]
+    public async Task Group_redeliveries_dead_letters_and_lag_are_counted_and_shown_by_the_api()
+    {
+        await using var admin = await AdminTestServer.StartAsync();
+        await using var client = await admin.Broker.ConnectAsync();
+        await client.CreateTopicAsync("work", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
+        for (var i = 0; i < 4; i++)
+        {
+            await client.PublishAsync("work", $"job {i}");
+        }
+
+        var subscription = await client.SubscribeAsync("work", new SubscribeOptions { Group = "crew", MaxDeliver = 2, DeadLetterTopic = "work.dead" });
+        var first = (await Client.ReconnectTests.ReadAsync(subscription, 1))[0];
+        await client.NackAsync(first);
+        var second = (await Client.ReconnectTests.ReadAsync(subscription, 1))[0];
+        second.Sequence.ShouldBe(first.Sequence);
+        await client.NackAsync(second);
+        var next = (await Client.ReconnectTests.ReadAsync(subscription, 1))[0];
+        next.Sequence.ShouldBe(2, "the first message went to the dead letters after two deliveries");
+
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        string text;
+        while (Value(text = await admin.Http.GetStringAsync("/metrics", deadline.Token), "zaichik_messages_dead_lettered_total") != 1)
+        {
+            await Task.Delay(50, deadline.Token);
+        }
+
+        Value(text, "zaichik_messages_redelivered_total").ShouldBe(1);
+        Value(text, "zaichik_consumer_lag", "group=\"crew\"").ShouldBe(3, "messages 2 to 4 are not done");
+
+        var groups = System.Text.Json.JsonDocument.Parse(await admin.Http.GetStringAsync("/api/groups?topic=work", deadline.Token)).RootElement;
+        groups.GetArrayLength().ShouldBe(1);
+        var crew = groups[0];
+        crew.GetProperty("name").GetString().ShouldBe("crew");
+        crew.GetProperty("members").GetInt32().ShouldBe(1);
+        crew.GetProperty("doneSequence").GetInt64().ShouldBe(1);
+        crew.GetProperty("pending").GetInt32().ShouldBe(1);
+        crew.GetProperty("maxDeliver").GetInt64().ShouldBe(2);
+        crew.GetProperty("deadLetterTopic").GetString().ShouldBe("work.dead");
+        crew.GetProperty("ackWaitMs").GetInt64().ShouldBe(30_000, "the server's default AckWait");
+        crew.GetProperty("deadLettered").GetInt64().ShouldBe(1);
+
+        var topic = System.Text.Json.JsonDocument.Parse(await admin.Http.GetStringAsync("/api/topics/work", deadline.Token)).RootElement;
+        topic.GetProperty("groups")[0].GetProperty("name").GetString().ShouldBe("crew");
+    }
+
+    [Fact]
     public async Task Publish_and_delivery_spans_continue_the_producers_trace()
     {
         const string topic = "traced-through-the-broker";
