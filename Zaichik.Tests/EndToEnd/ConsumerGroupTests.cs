@@ -261,6 +261,74 @@ public sealed class ConsumerGroupTests
     }
 
     [Fact]
+    public async Task MaxDeliver_counts_deliveries_made_before_a_restart_and_the_dead_letter_follows_after_it()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("imports", Retained);
+        await client.PublishAsync("imports", "bad row");
+
+        var options = new SubscribeOptions { Group = "loader", MaxDeliver = 2, DeadLetterTopic = "imports.dead" };
+        var subscription = await client.SubscribeAsync("imports", options);
+        (await ReconnectTests.ReadAsync(subscription, 1))[0].DeliveryCount.ShouldBe(1);
+        await client.ConfirmCommitsAsync();
+
+        await server.RestartAsync();
+
+        var again = await server.ConnectAsync();
+        var resumed = await again.SubscribeAsync("imports", options);
+        var second = (await ReconnectTests.ReadAsync(resumed, 1))[0];
+        second.PayloadText.ShouldBe("bad row");
+        second.DeliveryCount.ShouldBe(2, "the delivery before the restart counts");
+        await again.NackAsync(second);
+
+        var deadLetters = await again.SubscribeAsync("imports.dead", new SubscribeOptions { AckPolicy = AckPolicy.None });
+        var dead = (await ReconnectTests.ReadAsync(deadLetters, 1))[0];
+        dead.Headers.GetText("zaichik-delivery-count").ShouldBe("2");
+        dead.Headers.GetText("zaichik-dead-letter-sequence").ShouldBe("1");
+    }
+
+    [Fact]
+    public async Task A_member_whose_client_reconnects_after_a_broker_restart_rejoins_its_group_and_loses_nothing()
+    {
+        await using var server = await TestServer.StartAsync();
+        var publisher = await server.ConnectAsync();
+        await publisher.CreateTopicAsync("feed", Retained);
+        await PublishAsync(publisher, "feed", 100);
+
+        await using var member = await ZaichikClient.ConnectAsync(new ZaichikClientOptions
+        {
+            Host = "127.0.0.1",
+            Port = server.Port,
+            Reconnect = new() { MinDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(100) },
+        });
+        var subscription = await member.SubscribeAsync("feed", new SubscribeOptions { Group = "readers", Prefetch = 10 });
+        using var reading = new CancellationTokenSource(Patience);
+        await using var enumerator = subscription.GetAsyncEnumerator(reading.Token);
+        var committed = new HashSet<long>();
+        while (committed.Count < 40 && await enumerator.MoveNextAsync())
+        {
+            await member.CommitAsync(enumerator.Current);
+            committed.Add(enumerator.Current.Sequence);
+        }
+
+        await member.ConfirmCommitsAsync();
+        await server.StopAsync();
+        await server.StartAgainAsync();
+
+        var afterRestart = new List<ZaichikMessage>();
+        while (committed.Count < 100 && await enumerator.MoveNextAsync())
+        {
+            afterRestart.Add(enumerator.Current);
+            await member.CommitAsync(enumerator.Current);
+            committed.Add(enumerator.Current.Sequence);
+        }
+
+        committed.Order().ShouldBe(Enumerable.Range(1, 100).Select(sequence => (long)sequence));
+        afterRestart.ShouldNotContain(message => message.Sequence <= 40 && message.DeliveryCount == 1, "nothing committed before the restart came as new");
+    }
+
+    [Fact]
     public async Task Group_settings_without_a_group_and_a_group_with_a_durable_name_are_refused()
     {
         await using var server = await TestServer.StartAsync();
