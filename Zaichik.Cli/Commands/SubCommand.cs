@@ -53,15 +53,63 @@ internal static class SubCommand
             Description = "explicit: commit each message after printing it; none: no commits, the server sends as fast as this reads",
             DefaultValueFactory = _ => Zaichik.Protocol.AckPolicy.Explicit,
         };
+        var group = new Option<string?>("--group", "-g")
+        {
+            Description = "Join this consumer group: its members share the topic's messages, each committed on its own; redelivered when not committed in time",
+            HelpName = "name",
+        };
+        var ackWait = new Option<TimeSpan?>("--ack-wait")
+        {
+            Description = "With --group: redeliver a message not committed within this (default: the server's, 30s); like 500ms, 10s, 5m",
+            HelpName = "duration",
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+                if (Durations.TryParse(text, out var duration) && duration >= TimeSpan.FromMilliseconds(1))
+                {
+                    return duration;
+                }
+
+                result.AddError($"'{text}' is not a positive duration; write it like 500ms, 10s or 5m");
+                return null;
+            },
+        };
+        var maxDeliver = new Option<int?>("--max-deliver") { Description = "With --group: after this many deliveries a message goes to --dead-letter (or is dropped)" };
+        maxDeliver.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is < 1)
+            {
+                result.AddError("--max-deliver must be at least 1");
+            }
+        });
+        var deadLetter = new Option<string?>("--dead-letter") { Description = "With --group: the topic messages go to after --max-deliver deliveries", HelpName = "topic" };
         var output = OutputFormat.CreateOption("one JSON object per message and line");
 
-        var command = new Command("sub", "Subscribe and print messages, committing each") { topic, from, durable, count, prefetch, ack, output };
+        var command = new Command("sub", "Subscribe and print messages, committing each")
+        {
+            topic, from, durable, count, prefetch, ack, group, ackWait, maxDeliver, deadLetter, output,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(group) is null && (result.GetValue(ackWait) is not null || result.GetValue(maxDeliver) is not null || result.GetValue(deadLetter) is not null))
+            {
+                result.AddError("--ack-wait, --max-deliver and --dead-letter are settings of a consumer group: add --group");
+            }
+            else if (result.GetValue(group) is not null && result.GetValue(durable) is not null)
+            {
+                result.AddError("--group and --durable are exclusive: a group is durable already");
+            }
+        });
         command.SetAction((parse, ct) => run(parse, (context, parse, ct) =>
         {
             StartPositions.TryParse(parse.GetValue(from) ?? "retained", context.Time, out var start, out _);
             var options = new SubscribeOptions
             {
                 From = start, DurableName = parse.GetValue(durable), Prefetch = parse.GetValue(prefetch), AckPolicy = parse.GetValue(ack),
+                Group = parse.GetValue(group),
+                AckWait = parse.GetValue(ackWait),
+                MaxDeliver = parse.GetValue(maxDeliver),
+                DeadLetterTopic = parse.GetValue(deadLetter),
             };
             return RunAsync(context, parse.GetRequiredValue(topic), options, parse.GetValue(count), parse.GetValue(output) == OutputFormat.Json, ct);
         }, ct));
@@ -117,6 +165,11 @@ internal static class SubCommand
     {
         var line = new StringBuilder();
         line.Append(message.Sequence);
+        if (message.DeliveryCount > 1)
+        {
+            line.Append("\tdelivery=").Append(message.DeliveryCount);
+        }
+
         if (message.KeyText is { } key)
         {
             line.Append("\tkey=").Append(key);
@@ -140,6 +193,7 @@ internal static class SubCommand
             json.WriteStartObject();
             json.WriteString("topic", message.Topic);
             json.WriteNumber("sequence", message.Sequence);
+            json.WriteNumber("deliveryCount", message.DeliveryCount);
             json.WriteString("timestamp", message.Timestamp.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture));
             json.WriteString("key", message.KeyText);
 

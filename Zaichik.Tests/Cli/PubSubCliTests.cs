@@ -46,6 +46,31 @@ public sealed class PubSubCliTests
     }
 
     [Fact]
+    public async Task Sub_in_a_group_takes_what_the_group_has_not_done_and_group_settings_need_a_group()
+    {
+        await using var server = await TestServer.StartAsync();
+        var topic = await RetainedTopicAsync(server, "group");
+        (await RunAsync([.. At(server), "pub", topic, "m{n}", "--count", "5"])).ExitCode.ShouldBe(0);
+
+        var first = await RunAsync([.. At(server), "sub", topic, "--group", "workers", "--count", "3", "--ack-wait", "10s", "--max-deliver", "5"]);
+        var second = await RunAsync([.. At(server), "sub", topic, "-g", "workers", "--count", "2", "--output", "json"]);
+
+        first.ExitCode.ShouldBe(0, first.ToString());
+        first.Lines.ShouldBe(["1\tm1", "2\tm2", "3\tm3"], first.ToString());
+        second.ExitCode.ShouldBe(0, second.ToString());
+        var rest = second.Lines.Select(line => JsonDocument.Parse(line).RootElement).ToArray();
+        rest.Select(message => message.GetProperty("sequence").GetInt64()).ShouldBe([4L, 5L], second.ToString());
+        // The first run may have been sent message 4 before it closed (prefetch 1): then this is its second delivery.
+        rest[0].GetProperty("deliveryCount").GetInt32().ShouldBeInRange(1, 2);
+        rest[1].GetProperty("deliveryCount").GetInt32().ShouldBe(1);
+
+        var orphan = await RunAsync([.. At(server), "sub", topic, "--max-deliver", "3"]);
+        orphan.ExitCode.ShouldBe(2, orphan.ToString());
+        orphan.Error.ShouldContain("--group");
+        (await RunAsync([.. At(server), "sub", topic, "--group", "g", "--durable", "d"])).ExitCode.ShouldBe(2);
+    }
+
+    [Fact]
     public async Task Sub_with_ack_none_reads_without_commits_and_an_unknown_policy_is_a_usage_error()
     {
         await using var server = await TestServer.StartAsync();
