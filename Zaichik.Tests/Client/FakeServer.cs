@@ -221,6 +221,7 @@ internal sealed class FakeConnection : IAsyncDisposable
         FrameType.Subscribe => frames.ReadSubscribe(frame),
         FrameType.Unsubscribe => frames.ReadUnsubscribe(frame),
         FrameType.Commit => frames.ReadCommit(frame),
+        FrameType.Nack => frames.ReadNack(frame),
         FrameType.Close => frames.ReadClose(frame),
         FrameType.Ping => frames.ReadPing(frame),
         FrameType.Pong => frames.ReadPong(frame),

@@ -18,7 +18,7 @@ internal sealed record SeedFrame(string Name, byte[] Bytes)
 
 /// <summary>
 /// Everything the fuzzers know about frame types, in one place: a seed list with every type, and a decoder that
-/// re-encodes what it decoded. A new frame type (Ping, Pong, ...) needs a seed here and a line in
+/// re-encodes what it decoded. A new frame type (Ping, Pong, Nack, ...) needs a seed here and a line in
 /// <see cref="DecodeAndReencode"/>; <c>CodecFuzzTests.Every_frame_type_has_a_seed_and_a_codec_entry</c> fails until
 /// both are there.
 /// </summary>
@@ -98,6 +98,9 @@ internal static class FuzzCorpus
             case FrameType.Commit:
                 FrameWriter.Write(output, reader.ReadCommit(frame));
                 break;
+            case FrameType.Nack:
+                FrameWriter.Write(output, reader.ReadNack(frame));
+                break;
             case FrameType.Close:
                 FrameWriter.Write(output, reader.ReadClose(frame));
                 break;
@@ -174,7 +177,7 @@ internal static class FuzzCorpus
         switch (frame.Type)
         {
             case FrameType.Hello:
-                var version = Pick(random, [(ushort)0, (ushort)1, (ushort)2, (ushort)3, (ushort)4, ProtocolVersion.Current, ushort.MaxValue]);
+                var version = Pick(random, [(ushort)0, (ushort)1, (ushort)2, (ushort)3, (ushort)4, (ushort)5, (ushort)6, ProtocolVersion.Current, ushort.MaxValue]);
                 var producerId = Pick(random, [0UL, 1UL, ulong.MaxValue]);
                 description = $"Hello version {version}, producer {producerId}";
                 return Encode(w => FrameWriter.Write(w, new HelloFrame(version, ProducerId: producerId)));
@@ -183,7 +186,7 @@ internal static class FuzzCorpus
                 // Half of them name a new topic: settings only take effect when they create one.
                 var create = reader.ReadCreateTopic(frame);
                 create = random.Next(2) == 0 ? create with { Topic = FreshTopic(random) } : create;
-                foreach (var field in fields)
+                foreach (var field in fields.Select(field => random.Next(3) == 0 ? field + 5 : field))
                 {
                     create = field switch
                     {
@@ -191,7 +194,11 @@ internal static class FuzzCorpus
                         1 => create with { RetentionTtlMs = EdgeLong(random) },
                         2 => create with { CompactionWindowMs = EdgeLong(random) },
                         3 => create with { Durability = Pick(random, Enum.GetValues<Durability>()) },
-                        _ => create with { Durability = Durability.Interval, CommitIntervalMs = EdgeLong(random) },
+                        4 => create with { Durability = Durability.Interval, CommitIntervalMs = EdgeLong(random) },
+
+                        // A tombstone retention without keepLatestPerKey, or a negative one, is refused (InvalidArgument).
+                        5 or 6 => create with { KeepLatestPerKey = !create.KeepLatestPerKey },
+                        _ => create with { TombstoneRetentionMs = EdgeLong(random) },
                     };
                 }
 
@@ -225,14 +232,21 @@ internal static class FuzzCorpus
 
             case FrameType.Subscribe:
                 var subscribe = reader.ReadSubscribe(frame);
-                foreach (var field in fields)
+                foreach (var field in fields.Select(field => random.Next(3) == 0 ? field + 5 : field))
                 {
                     subscribe = field switch
                     {
                         0 => subscribe with { Topic = EdgeTopic(random) },
                         1 => subscribe with { From = EdgeStart(random) },
                         2 or 3 => subscribe with { Prefetch = Pick(random, [0u, 1u, 2u, 512u, 513u, 10_000u, 10_001u, (uint)int.MaxValue, uint.MaxValue]) },
-                        _ => subscribe with { DurableName = Pick<string?>(random, [null, string.Empty, "billing", "audit", new string('d', 64), new string('d', 65), "bad name", "ü", "../x"]) },
+                        4 => subscribe with { DurableName = Pick<string?>(random, [null, string.Empty, "billing", "audit", new string('d', 64), new string('d', 65), "bad name", "ü", "../x"]) },
+
+                        // A group with a durable name, and the group fields without a group, are for the server to refuse or ignore.
+                        5 => subscribe with { Group = Pick<string?>(random, [null, string.Empty, "workers", "billing", new string('g', 64), new string('g', 65), "bad name", "ü"]) },
+                        6 => subscribe with { AckWaitMs = Pick(random, [0u, 1u, 30_000u, (uint)int.MaxValue, uint.MaxValue]) },
+                        7 => subscribe with { MaxDeliver = Pick(random, [0u, 1u, 2u, uint.MaxValue]) },
+                        8 => subscribe with { DeadLetterTopic = random.Next(3) == 0 ? null : EdgeTopic(random) },
+                        _ => subscribe with { AckPolicy = Pick(random, Enum.GetValues<AckPolicy>()) },
                     };
                 }
 
@@ -246,8 +260,17 @@ internal static class FuzzCorpus
 
             case FrameType.Commit:
                 var commit = random.Next(2) == 0 ? new CommitFrame(EdgeTopic(random), 0) : new CommitFrame(Topics[random.Next(Topics.Length)], EdgeSequence(random));
+                commit = commit with { Single = random.Next(3) == 0 };
                 description = $"{commit}";
                 return Encode(w => FrameWriter.Write(w, commit));
+
+            case FrameType.Nack:
+                var nack = new NackFrame(
+                    random.Next(2) == 0 ? EdgeTopic(random) : Topics[random.Next(Topics.Length)],
+                    EdgeSequence(random),
+                    Pick(random, [0u, 1u, 5_000u, (uint)int.MaxValue, uint.MaxValue]));
+                description = $"{nack}";
+                return Encode(w => FrameWriter.Write(w, nack));
 
             default:
                 description = $"{frame.Type} unchanged (no field mutator)";
@@ -479,6 +502,7 @@ internal static class FuzzCorpus
         Add("Hello current", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
         Add("Hello current with token", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, 0, "fuzz-token-000001")));
         Add("Hello current with producer id", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, 0, null, ProducerId: 0x0123_4567_89AB_CDEF)));
+        Add("Hello v6", w => FrameWriter.Write(w, new HelloFrame(6)));
         Add("Hello v4", w => FrameWriter.Write(w, new HelloFrame(4)));
         Add("Hello v3", w => FrameWriter.Write(w, new HelloFrame(3)));
         Add("Hello v2", w => FrameWriter.Write(w, new HelloFrame(2)));
@@ -489,6 +513,7 @@ internal static class FuzzCorpus
         Add("CreateTopic retention+compaction", w => FrameWriter.Write(w, new CreateTopicFrame(2, "fuzz-b", 60_000, 5_000, Durability.Interval, 50)));
         Add("CreateTopic Always", w => FrameWriter.Write(w, new CreateTopicFrame(3, "fuzz-always", 0, 0, Durability.Always)));
         Add("CreateTopic Memory", w => FrameWriter.Write(w, new CreateTopicFrame(4, "fuzz-memory", 1_000, 0, Durability.Memory)));
+        Add("CreateTopic latest value per key", w => FrameWriter.Write(w, new CreateTopicFrame(5, "fuzz-latest", 0, 0, KeepLatestPerKey: true, TombstoneRetentionMs: 60_000)));
 
         Add("Publish unkeyed", w => FrameWriter.Write(w, new PublishFrame(10, "fuzz-a", null, small)));
         Add("Publish keyed", w => FrameWriter.Write(w, new PublishFrame(11, "fuzz-b", key, small)));
@@ -503,10 +528,15 @@ internal static class FuzzCorpus
         Add("Subscribe durable", w => FrameWriter.Write(w, new SubscribeFrame(22, "fuzz-b", StartPosition.Retained, 5, "billing")));
         Add("Subscribe Sequence", w => FrameWriter.Write(w, new SubscribeFrame(23, "fuzz-b", StartPosition.Sequence(2), 10)));
         Add("Subscribe Time durable", w => FrameWriter.Write(w, new SubscribeFrame(24, "fuzz-a", StartPosition.Time(1_700_000_000_000), 1, "audit")));
+        Add("Subscribe group", w => FrameWriter.Write(w, new SubscribeFrame(25, "fuzz-b", StartPosition.Retained, 10, Group: "workers", AckWaitMs: 1_000, MaxDeliver: 3, DeadLetterTopic: "fuzz-dead")));
+        Add("Subscribe group defaults", w => FrameWriter.Write(w, new SubscribeFrame(26, "fuzz-a", StartPosition.Latest, 1, Group: "workers")));
 
         Add("Unsubscribe", w => FrameWriter.Write(w, new UnsubscribeFrame(30, "fuzz-a")));
         Add("Commit bare", w => FrameWriter.Write(w, CommitFrame.All));
         Add("Commit scoped", w => FrameWriter.Write(w, new CommitFrame("fuzz-b", 4096)));
+        Add("Commit single", w => FrameWriter.Write(w, new CommitFrame("fuzz-b", 2, Single: true)));
+        Add("Nack", w => FrameWriter.Write(w, new NackFrame("fuzz-b", 2)));
+        Add("Nack delayed", w => FrameWriter.Write(w, new NackFrame("fuzz-a", 1, 250)));
         Add("Close", w => FrameWriter.Write(w, default(CloseFrame)));
         Add("Ping", w => FrameWriter.Write(w, new PingFrame(7)));
         Add("Pong", w => FrameWriter.Write(w, new PongFrame(ulong.MaxValue)));
@@ -515,6 +545,7 @@ internal static class FuzzCorpus
         Add("Message unkeyed 1 KiB", w => FrameWriter.Write(w, new MessageFrame("fuzz-b", long.MaxValue, 0, null, kib)));
         Add("Message 100 KiB", w => FrameWriter.Write(w, new MessageFrame("fuzz-b", 128, 1, null, large)));
         Add("Message with headers", w => FrameWriter.Write(w, new MessageFrame("fuzz-a", 65, 1_700_000_000_000, null, small, headers)));
+        Add("Message redelivered", w => FrameWriter.Write(w, new MessageFrame("fuzz-b", 66, 1_700_000_000_000, key, small, DeliveryCount: 3)));
         Add("Ack publish", w => FrameWriter.Write(w, new AckFrame(10, 64, false, true)));
         Add("Ack duplicate", w => FrameWriter.Write(w, new AckFrame(11, 64, true)));
         Add("Ack subscribe", w => FrameWriter.Write(w, new AckFrame(20, 1, false)));

@@ -368,13 +368,22 @@ public sealed class ServerFuzzTests(ITestOutputHelper output)
             return $"{prediction.Requests.Count} requests before Close but {replies.Values.Sum()} replies";
         }
 
-        // Errors about the connection: NotSubscribed (a Commit), ProtocolViolation (an extra Hello), and the one that closes it.
+        // Errors without a request id: NotSubscribed or InvalidArgument (a Commit naming a topic, or a Nack),
+        // ProtocolViolation (an extra Hello), and the one that closes the connection.
         var connectionErrors = frames.Where(frame => frame.Type == FrameType.Error && frame.RequestId is null).Select(frame => frame.Code!.Value).ToList();
         var fatal = prediction.FatalCode;
-        var unexpected = connectionErrors.Where(code => code != ErrorCode.NotSubscribed && code != ErrorCode.ProtocolViolation && code != fatal).ToList();
+        var unexpected = connectionErrors
+            .Where(code => code != ErrorCode.NotSubscribed && code != ErrorCode.InvalidArgument && code != ErrorCode.ProtocolViolation && code != fatal)
+            .ToList();
         if (unexpected.Count > 0)
         {
             return $"connection-level Error {unexpected[0]} that the bytes sent do not call for";
+        }
+
+        var refusedAcknowledgements = connectionErrors.Count(code => code is ErrorCode.NotSubscribed or ErrorCode.InvalidArgument);
+        if (refusedAcknowledgements > prediction.TopicAcknowledgements)
+        {
+            return $"{refusedAcknowledgements} NotSubscribed or InvalidArgument Errors without a request id for {prediction.TopicAcknowledgements} Commits naming a topic and Nacks";
         }
 
         var violations = connectionErrors.Count(code => code == ErrorCode.ProtocolViolation);

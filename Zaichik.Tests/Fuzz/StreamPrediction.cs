@@ -22,7 +22,8 @@ internal enum StreamEnd
 /// <summary>
 /// What the server must do with a client's byte stream, worked out from the protocol alone: the framing and decoding
 /// of <see cref="FrameReader"/> (the server uses the same codec), the Hello handshake, and which frame types a
-/// client may send. It knows nothing of topics, so it predicts how many replies are owed, not which.
+/// client may send. It knows nothing of topics, so it predicts how many replies are owed, not which, and how many
+/// frames may draw an Error without a request id.
 /// </summary>
 /// <param name="End">How reading ends.</param>
 /// <param name="FatalCode">For <see cref="StreamEnd.Fatal"/>, the code the closing Error must carry.</param>
@@ -30,7 +31,13 @@ internal enum StreamEnd
 /// <param name="ExtraHellos">Hellos after the first, each answered by a ProtocolViolation Error that does not close.</param>
 /// <param name="HandshakeDone">Whether the stream's first frame was a valid Hello the server answers with its own.</param>
 /// <param name="Unread">Bytes after the frame where the server stops reading (Close or the fatal one).</param>
-internal sealed record StreamPrediction(StreamEnd End, ErrorCode? FatalCode, IReadOnlyList<ulong> Requests, int ExtraHellos, bool HandshakeDone, long Unread)
+/// <param name="TopicAcknowledgements">
+/// Commits naming a topic (modes 1 and 2) and Nacks the server reads before the end. They have no reply, but each may
+/// draw one Error without a request id that leaves the connection open: NotSubscribed for a topic the connection does
+/// not subscribe to, InvalidArgument for a subscription it does not fit (a Commit naming a no-ack subscription).
+/// </param>
+internal sealed record StreamPrediction(
+    StreamEnd End, ErrorCode? FatalCode, IReadOnlyList<ulong> Requests, int ExtraHellos, bool HandshakeDone, long Unread, int TopicAcknowledgements)
 {
     public static StreamPrediction Of(byte[] stream, int maxFrameSize)
     {
@@ -38,6 +45,7 @@ internal sealed record StreamPrediction(StreamEnd End, ErrorCode? FatalCode, IRe
         var buffer = new ReadOnlySequence<byte>(stream);
         var requests = new List<ulong>();
         var extraHellos = 0;
+        var topicAcknowledgements = 0;
         var handshakeDone = false;
         while (true)
         {
@@ -102,6 +110,10 @@ internal sealed record StreamPrediction(StreamEnd End, ErrorCode? FatalCode, IRe
                 case FrameType.Hello:
                     extraHellos++;
                     break;
+                case FrameType.Nack:
+                case FrameType.Commit when frame.Body.Span[0] != 0:
+                    topicAcknowledgements++;
+                    break;
             }
 
             if (requestId is { } id)
@@ -110,10 +122,11 @@ internal sealed record StreamPrediction(StreamEnd End, ErrorCode? FatalCode, IRe
             }
         }
 
-        StreamPrediction Ends(StreamEnd end) => new(end, null, requests, extraHellos, handshakeDone, end == StreamEnd.Closed ? buffer.Length : 0);
+        StreamPrediction Ends(StreamEnd end) =>
+            new(end, null, requests, extraHellos, handshakeDone, end == StreamEnd.Closed ? buffer.Length : 0, topicAcknowledgements);
 
         // Approximate (the failing frame itself may or may not have been read whole); only compared with 0.
-        StreamPrediction Fails(ErrorCode code) => new(StreamEnd.Fatal, code, requests, extraHellos, handshakeDone, buffer.Length);
+        StreamPrediction Fails(ErrorCode code) => new(StreamEnd.Fatal, code, requests, extraHellos, handshakeDone, buffer.Length, topicAcknowledgements);
     }
 
     /// <summary>Whether the server closes the connection by itself; otherwise the client must end its side.</summary>

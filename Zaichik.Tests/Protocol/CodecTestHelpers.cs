@@ -95,6 +95,7 @@ internal static class CodecTestHelpers
         FrameType.Close => reader.ReadClose(frame),
         FrameType.Ping => reader.ReadPing(frame),
         FrameType.Pong => reader.ReadPong(frame),
+        FrameType.Nack => reader.ReadNack(frame),
         FrameType.Message => reader.ReadMessage(frame),
         FrameType.Ack => reader.ReadAck(frame),
         FrameType.Error => reader.ReadError(frame),

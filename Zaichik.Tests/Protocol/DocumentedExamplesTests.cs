@@ -24,6 +24,10 @@ public sealed partial class DocumentedExamplesTests
         ("Ack of the Subscribe", Encode(w => FrameWriter.Write(w, new AckFrame(2, 1, Duplicate: false)))),
         ("Message", Encode(w => FrameWriter.Write(w, new MessageFrame("orders", 2, 1_795_773_600_000, null, "hi"u8.ToArray(), TraceHeader)))),
         ("Subscribe from a sequence", Encode(w => FrameWriter.Write(w, new SubscribeFrame(3, "orders", StartPosition.Sequence(42), 1)))),
+        ("Subscribe to a consumer group", Encode(w => FrameWriter.Write(w, new SubscribeFrame(
+            4, "orders", StartPosition.Retained, 10, Group: "invoicing", AckWaitMs: 60_000, MaxDeliver: 5, DeadLetterTopic: "orders.dead")))),
+        ("Single Commit", Encode(w => FrameWriter.Write(w, new CommitFrame("orders", 2, Single: true)))),
+        ("Nack", Encode(w => FrameWriter.Write(w, new NackFrame("orders", 3, DelayMs: 5_000)))),
         ("Error", Encode(w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.UnsupportedVersion, "v2")))),
     ];
 
@@ -41,6 +45,33 @@ public sealed partial class DocumentedExamplesTests
         var document = string.Join('\n', ReadDocument());
 
         document.ShouldContain($"This document is version `{ProtocolVersion.Current}`.");
+    }
+
+    [Fact]
+    public void Frame_type_table_lists_every_frame_type_with_its_value_and_nothing_else()
+    {
+        var documented = ReadSection("## Framing")
+            .Select(line => FrameTypeRow().Match(line))
+            .Where(match => match.Success)
+            .Select(match => $"0x{match.Groups[1].Value} {match.Groups[2].Value}")
+            .ToList();
+
+        documented.ShouldBe(
+            Enum.GetValues<FrameType>().Select(type => $"0x{(byte)type:X2} {type}").ToList(),
+            "the frame type table must list every FrameType, in order, with its wire value");
+    }
+
+    [Fact]
+    public void Every_frame_type_has_a_field_table_section_headed_with_its_value()
+    {
+        var headings = ReadDocument().Where(line => line.StartsWith("### ", StringComparison.Ordinal)).ToList();
+
+        foreach (var type in Enum.GetValues<FrameType>())
+        {
+            headings.ShouldContain(
+                heading => heading.Contains($"{type} (`0x{(byte)type:X2}`)", StringComparison.Ordinal),
+                $"the Frames section must have a heading for {type} with its value 0x{(byte)type:X2}");
+        }
     }
 
     [Fact]
@@ -212,4 +243,7 @@ public sealed partial class DocumentedExamplesTests
 
     [GeneratedRegex(@"^\|\s*(\d+)\s*\|\s*(\S+)\s*\|")]
     private static partial Regex ErrorCodeRow();
+
+    [GeneratedRegex(@"^\|\s*`0x([0-9A-F]{2})`\s*\|\s*(\S+)\s*\|")]
+    private static partial Regex FrameTypeRow();
 }

@@ -13,7 +13,7 @@ public sealed class FrameLayoutTests
     {
         var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs: 60_000)));
 
-        Hex(bytes).ShouldBe("00 00 00 10 01 00 06 00 00 EA 60 00 00 00 00 00 00 00 00 00");
+        Hex(bytes).ShouldBe("00 00 00 10 01 00 07 00 00 EA 60 00 00 00 00 00 00 00 00 00");
     }
 
     [Fact]
@@ -82,8 +82,9 @@ public sealed class FrameLayoutTests
         var bytes = Encode(w => FrameWriter.Write(w, frame));
 
         Hex(bytes).ShouldBe(
-            "00 00 00 3A 02 00 00 00 00 00 00 00 01 00 06 6F 72 64 65 72 73 00 00 00 00 05 26 5C 00 "
-            + "00 00 00 00 00 00 00 00 02 00 00 00 00 00 00 01 F4 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
+            "00 00 00 43 02 00 00 00 00 00 00 00 01 00 06 6F 72 64 65 72 73 00 00 00 00 05 26 5C 00 "
+            + "00 00 00 00 00 00 00 00 02 00 00 00 00 00 00 01 F4 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+            + "00 00 00 00 00 00 00 00 00");
     }
 
     [Fact]
@@ -114,8 +115,8 @@ public sealed class FrameLayoutTests
         var bytes = Encode(w => FrameWriter.Write(w, frame));
 
         Hex(bytes).ShouldBe(
-            "00 00 00 29 04 00 00 00 00 00 00 00 02 00 06 6F 72 64 65 72 73 00 00 00 00 00 00 00 00 00 00 00 00 0A "
-            + "01 00 07 62 69 6C 6C 69 6E 67 00");
+            "00 00 00 33 04 00 00 00 00 00 00 00 02 00 06 6F 72 64 65 72 73 00 00 00 00 00 00 00 00 00 00 00 00 0A "
+            + "01 00 07 62 69 6C 6C 69 6E 67 00 00 00 00 00 00 00 00 00 00 00");
     }
 
     [Fact]
@@ -126,7 +127,8 @@ public sealed class FrameLayoutTests
         var bytes = Encode(w => FrameWriter.Write(w, frame));
 
         Hex(bytes).ShouldBe(
-            "00 00 00 20 04 00 00 00 00 00 00 00 03 00 06 6F 72 64 65 72 73 02 00 00 00 00 00 00 00 2A 00 00 00 01 00 00");
+            "00 00 00 2A 04 00 00 00 00 00 00 00 03 00 06 6F 72 64 65 72 73 02 00 00 00 00 00 00 00 2A 00 00 00 01 00 00 "
+            + "00 00 00 00 00 00 00 00 00 00");
     }
 
     [Fact]
@@ -138,19 +140,36 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void CreateTopic_fields_are_request_id_topic_retention_compaction_window_durability_commit_interval_then_limits()
+    public void CreateTopic_fields_are_request_id_topic_retention_compaction_window_durability_commit_interval_limits_then_compaction()
     {
-        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(60_000).I64(-2).U8(2).I64(250).I64(1_000).I64(1L << 30).Build();
+        var expected = WireBuilder.Frame(FrameType.CreateTopic)
+            .U64(9).Str("t").I64(60_000).I64(-2).U8(2).I64(250).I64(1_000).I64(1L << 30).U8(1).I64(86_400_000).Build();
 
-        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(9, "t", 60_000, -2, Durability.Interval, 250, 1_000, 1L << 30)));
+        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(
+            9, "t", 60_000, -2, Durability.Interval, 250, 1_000, 1L << 30, KeepLatestPerKey: true, TombstoneRetentionMs: 86_400_000)));
 
         Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Theory]
+    [InlineData(false, 0L, "00 00 00 00 00 00 00 00 00")]
+    [InlineData(true, 0L, "01 00 00 00 00 00 00 00 00")]
+    [InlineData(true, 3_600_000L, "01 00 00 00 00 00 36 EE 80")]
+    [InlineData(false, -1L, "00 FF FF FF FF FF FF FF FF")]
+    public void CreateTopic_ends_with_the_keep_latest_per_key_flag_then_the_tombstone_retention_as_i64(
+        bool keepLatestPerKey, long tombstoneRetentionMs, string tail)
+    {
+        var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(
+            1, "t", 0, 0, KeepLatestPerKey: keepLatestPerKey, TombstoneRetentionMs: tombstoneRetentionMs)));
+
+        Hex(bytes).ShouldEndWith(" " + tail, customMessage: "keepLatestPerKey (1 byte) and tombstoneRetentionMs (8 bytes) close the frame");
+        bytes.Length.ShouldBe(4 + 1 + 8 + 3 + 8 + 8 + 1 + 8 + 8 + 8 + 1 + 8);
     }
 
     [Fact]
     public void CreateTopic_with_default_settings_still_writes_a_zero_durability_byte_and_a_zero_commit_interval()
     {
-        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(0).I64(0).U8(0).I64(0).I64(0).I64(0).Build();
+        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(9).Str("t").I64(0).I64(0).U8(0).I64(0).I64(0).I64(0).U8(0).I64(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(9, "t", 0, 0)));
 
@@ -164,7 +183,7 @@ public sealed class FrameLayoutTests
     [InlineData(Durability.Memory, (byte)3)]
     public void CreateTopic_durability_is_one_byte_with_the_documented_value(Durability durability, byte wire)
     {
-        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(-1).I64(0).I64(0).Build();
+        var expected = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(-1).I64(0).I64(0).U8(0).I64(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, durability, -1)));
 
@@ -203,9 +222,10 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Subscribe_fields_are_request_id_topic_from_position_prefetch_durable_name_then_ack_policy()
+    public void Subscribe_fields_are_request_id_topic_from_position_prefetch_durable_name_ack_policy_then_the_group_fields()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(2).I64(1_000_000).U32(10).U8(1).Str("audit-1").U8(1).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe)
+            .U64(2).Str("t").U8(2).I64(1_000_000).U32(10).U8(1).Str("audit-1").U8(1).U8(0).U32(0).U32(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Sequence(1_000_000), 10, "audit-1", AckPolicy.None)));
 
@@ -234,7 +254,7 @@ public sealed class FrameLayoutTests
             _ when from == 2 => StartPosition.Sequence(position),
             _ => StartPosition.Time(position),
         };
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(from).I64(position).U32(1).U8(0).U8(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(from).I64(position).U32(1).U8(0).U8(0).U8(0).U32(0).U32(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", start, 1)));
 
@@ -244,7 +264,7 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Subscribe_without_durable_name_has_a_zero_flag_and_no_name_length_before_its_ack_policy()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).I64(0).U32(10).U8(0).U8(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(1).I64(0).U32(10).U8(0).U8(0).U8(0).U32(0).U32(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Latest, 10)));
 
@@ -254,9 +274,46 @@ public sealed class FrameLayoutTests
     [Fact]
     public void Subscribe_with_an_empty_durable_name_writes_a_present_flag_and_a_zero_length()
     {
-        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(0).I64(0).U32(1).U8(1).U16(0).U8(0).Build();
+        var expected = WireBuilder.Frame(FrameType.Subscribe).U64(2).Str("t").U8(0).I64(0).U32(1).U8(1).U16(0).U8(0).U8(0).U32(0).U32(0).U8(0).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(2, "t", StartPosition.Retained, 1, string.Empty)));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Subscribe_to_a_group_ends_with_the_group_name_ack_wait_max_deliver_then_the_dead_letter_topic()
+    {
+        var expected = WireBuilder.Frame(FrameType.Subscribe)
+            .U64(5).Str("orders").U8(0).I64(0).U32(10).U8(0).U8(0)
+            .U8(1).Str("invoicing").U32(60_000).U32(5).U8(1).Str("orders.dead").Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(
+            5, "orders", StartPosition.Retained, 10, Group: "invoicing", AckWaitMs: 60_000, MaxDeliver: 5, DeadLetterTopic: "orders.dead")));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Subscribe_to_a_group_without_a_dead_letter_topic_ends_with_a_zero_flag()
+    {
+        var expected = WireBuilder.Frame(FrameType.Subscribe)
+            .U64(5).Str("t").U8(1).I64(0).U32(1).U8(0).U8(0).U8(1).Str("g").U32(0).U32(uint.MaxValue).U8(0).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(5, "t", StartPosition.Latest, 1, Group: "g", MaxDeliver: uint.MaxValue)));
+
+        Hex(bytes).ShouldBe(Hex(expected));
+    }
+
+    [Fact]
+    public void Subscribe_group_fields_are_written_as_given_even_without_a_group()
+    {
+        // The codec does not judge them: the server answers what a subscription outside a group does with them.
+        var expected = WireBuilder.Frame(FrameType.Subscribe)
+            .U64(5).Str("t").U8(1).I64(0).U32(1).U8(0).U8(1).U8(0).U32(0x01020304).U32(0x0A0B0C0D).U8(1).Str("").Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new SubscribeFrame(
+            5, "t", StartPosition.Latest, 1, null, AckPolicy.None, Group: null, AckWaitMs: 0x01020304, MaxDeliver: 0x0A0B0C0D, DeadLetterTopic: string.Empty)));
 
         Hex(bytes).ShouldBe(Hex(expected));
     }
@@ -272,23 +329,68 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Bare_commit_is_a_single_zero_flag_byte_and_carries_no_sequence()
+    public void Bare_commit_is_a_single_mode_0_byte_and_carries_no_sequence()
     {
-        var expected = WireBuilder.Frame(FrameType.Commit).U8(0).Build();
-
         var bytes = Encode(w => FrameWriter.Write(w, new CommitFrame(null, 42)));
+
+        Hex(bytes).ShouldBe("00 00 00 02 06 00");
+    }
+
+    [Fact]
+    public void Commit_up_to_a_sequence_is_mode_1_topic_then_sequence_as_u64()
+    {
+        var bytes = Encode(w => FrameWriter.Write(w, new CommitFrame("t", 500)));
+
+        Hex(bytes).ShouldBe("00 00 00 0D 06 01 00 01 74 00 00 00 00 00 00 01 F4");
+    }
+
+    [Fact]
+    public void Commit_of_a_single_sequence_is_mode_2_topic_then_sequence_as_u64()
+    {
+        var bytes = Encode(w => FrameWriter.Write(w, new CommitFrame("t", 500, Single: true)));
+
+        Hex(bytes).ShouldBe("00 00 00 0D 06 02 00 01 74 00 00 00 00 00 00 01 F4");
+    }
+
+    [Theory]
+    [InlineData(false, (byte)1)]
+    [InlineData(true, (byte)2)]
+    public void Commit_mode_is_the_only_byte_that_tells_up_to_from_single(bool single, byte mode)
+    {
+        var expected = WireBuilder.Frame(FrameType.Commit).U8(mode).Str("orders").U64(long.MaxValue).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new CommitFrame("orders", long.MaxValue, single)));
 
         Hex(bytes).ShouldBe(Hex(expected));
     }
 
     [Fact]
-    public void Commit_with_topic_is_flag_topic_then_sequence_as_u64()
+    public void Single_commit_without_a_topic_is_refused_before_a_byte_is_written()
     {
-        var expected = WireBuilder.Frame(FrameType.Commit).U8(1).Str("t").U64(500).Build();
+        var output = new ArrayBufferWriter<byte>();
 
-        var bytes = Encode(w => FrameWriter.Write(w, new CommitFrame("t", 500)));
+        Should.Throw<ArgumentException>(() => FrameWriter.Write(output, new CommitFrame(null, 7, Single: true)));
+
+        output.WrittenCount.ShouldBe(0, "a single Commit names the delivery it commits, so it has no bare form");
+    }
+
+    [Fact]
+    public void Nack_fields_are_topic_sequence_then_delay()
+    {
+        var expected = WireBuilder.Frame(FrameType.Nack).Str("orders").U64(3).U32(5_000).Build();
+
+        var bytes = Encode(w => FrameWriter.Write(w, new NackFrame("orders", 3, 5_000)));
 
         Hex(bytes).ShouldBe(Hex(expected));
+        Hex(bytes).ShouldBe("00 00 00 15 0A 00 06 6F 72 64 65 72 73 00 00 00 00 00 00 00 03 00 00 13 88");
+    }
+
+    [Fact]
+    public void Nack_without_a_delay_writes_a_zero_u32()
+    {
+        var bytes = Encode(w => FrameWriter.Write(w, new NackFrame("t", long.MaxValue)));
+
+        Hex(bytes).ShouldBe("00 00 00 10 0A 00 01 74 7F FF FF FF FF FF FF FF 00 00 00 00");
     }
 
     [Fact]
@@ -300,10 +402,10 @@ public sealed class FrameLayoutTests
     }
 
     [Fact]
-    public void Message_fields_are_topic_sequence_timestamp_key_then_payload()
+    public void Message_fields_are_topic_sequence_timestamp_key_payload_headers_then_delivery_count()
     {
         var expected = WireBuilder.Frame(FrameType.Message)
-            .Str("t").U64(4096).I64(1_700_000_000_000).U8(1).U16(1).Raw(0x6B).Bytes([0x01, 0x02]).Bytes([]).Build();
+            .Str("t").U64(4096).I64(1_700_000_000_000).U8(1).U16(1).Raw(0x6B).Bytes([0x01, 0x02]).Bytes([]).U32(1).Build();
 
         var bytes = Encode(w => FrameWriter.Write(w, new MessageFrame("t", 4096, 1_700_000_000_000, new byte[] { 0x6B }, new byte[] { 1, 2 })));
 
@@ -314,7 +416,7 @@ public sealed class FrameLayoutTests
     public void Message_ends_with_the_header_block_as_published_whichever_writer_wrote_it()
     {
         var headers = HeaderBlockOf(("k", false, [1, 2, 3]));
-        var expected = WireBuilder.Frame(FrameType.Message).Str("t").U64(9).I64(5).U8(0).Bytes([7]).Bytes(headers).Build();
+        var expected = WireBuilder.Frame(FrameType.Message).Str("t").U64(9).I64(5).U8(0).Bytes([7]).Bytes(headers).U32(1).Build();
 
         var fromFrame = Encode(w => FrameWriter.Write(w, new MessageFrame("t", 9, 5, null, new byte[] { 7 }, headers)));
         var fromSpans = Encode(w => FrameWriter.WriteMessage(w, "t"u8, 9, 5, hasKey: false, default, [7], headers));
@@ -322,6 +424,34 @@ public sealed class FrameLayoutTests
         Hex(fromFrame).ShouldBe(Hex(expected));
         Hex(fromSpans).ShouldBe(Hex(expected));
         fromSpans.Length.ShouldBe(FrameWriter.MessageFrameSize(1, false, 0, 1, headers.Length));
+    }
+
+    [Theory]
+    [InlineData(1U)]
+    [InlineData(2U)]
+    [InlineData(0x01020304U)]
+    [InlineData(uint.MaxValue)]
+    public void Message_delivery_count_is_the_last_u32_whichever_writer_wrote_it(uint deliveryCount)
+    {
+        var headers = HeaderBlockOf(("k", true, "v"u8.ToArray()));
+        var expected = WireBuilder.Frame(FrameType.Message).Str("t").U64(9).I64(5).U8(1).U16(1).Raw(0x6B).Bytes([7]).Bytes(headers).U32(deliveryCount).Build();
+
+        var fromFrame = Encode(w => FrameWriter.Write(w, new MessageFrame("t", 9, 5, new byte[] { 0x6B }, new byte[] { 7 }, headers, deliveryCount)));
+        var fromSpans = Encode(w => FrameWriter.WriteMessage(w, "t"u8, 9, 5, hasKey: true, [0x6B], [7], headers, deliveryCount));
+
+        Hex(fromFrame).ShouldBe(Hex(expected));
+        Hex(fromSpans).ShouldBe(Hex(expected));
+        fromSpans.Length.ShouldBe(FrameWriter.MessageFrameSize(1, true, 1, 1, headers.Length), "MessageFrameSize counts the delivery count");
+    }
+
+    [Fact]
+    public void Message_of_a_first_delivery_carries_a_delivery_count_of_1_by_default()
+    {
+        var fromFrame = Encode(w => FrameWriter.Write(w, new MessageFrame("t", 1, 0, null, ReadOnlyMemory<byte>.Empty)));
+        var fromSpans = Encode(w => FrameWriter.WriteMessage(w, "t"u8, 1, 0, hasKey: false, default, default));
+
+        Hex(fromFrame).ShouldEndWith("00 00 00 00 00 00 00 01");
+        Hex(fromSpans).ShouldBe(Hex(fromFrame));
     }
 
     [Fact]
@@ -364,10 +494,12 @@ public sealed class FrameLayoutTests
         var ack = Encode(w => FrameWriter.Write(w, new AckFrame(4, long.MaxValue, Duplicate: false)));
         var message = Encode(w => FrameWriter.Write(w, new MessageFrame("t", long.MaxValue, 0, null, ReadOnlyMemory<byte>.Empty)));
         var commit = Encode(w => FrameWriter.Write(w, new CommitFrame("t", long.MaxValue)));
+        var nack = Encode(w => FrameWriter.Write(w, new NackFrame("t", long.MaxValue)));
 
         Hex(ack).ShouldBe(Hex(WireBuilder.Frame(FrameType.Ack).U64(4).U8(1).U64(long.MaxValue).U8(0).U8(0).Build()));
-        Hex(message).ShouldBe(Hex(WireBuilder.Frame(FrameType.Message).Str("t").U64(long.MaxValue).I64(0).U8(0).Bytes([]).Bytes([]).Build()));
+        Hex(message).ShouldBe(Hex(WireBuilder.Frame(FrameType.Message).Str("t").U64(long.MaxValue).I64(0).U8(0).Bytes([]).Bytes([]).U32(1).Build()));
         Hex(commit).ShouldBe(Hex(WireBuilder.Frame(FrameType.Commit).U8(1).Str("t").U64(long.MaxValue).Build()));
+        Hex(nack).ShouldBe(Hex(WireBuilder.Frame(FrameType.Nack).Str("t").U64(long.MaxValue).U32(0).Build()));
     }
 
     public static TheoryData<string, Action<IBufferWriter<byte>>> FramesWithANegativeSequence() => new()
@@ -376,6 +508,8 @@ public sealed class FrameLayoutTests
         { "Message", w => FrameWriter.Write(w, new MessageFrame("t", -1, 0, null, ReadOnlyMemory<byte>.Empty)) },
         { "Message from spans", w => FrameWriter.WriteMessage(w, "t"u8, long.MinValue, 0, hasKey: false, default, default) },
         { "Commit", w => FrameWriter.Write(w, new CommitFrame("t", -1)) },
+        { "single Commit", w => FrameWriter.Write(w, new CommitFrame("t", -1, Single: true)) },
+        { "Nack", w => FrameWriter.Write(w, new NackFrame("t", long.MinValue, 1)) },
     };
 
     [Theory]

@@ -55,6 +55,38 @@ public sealed class FrameRoundTripTests
         received.CommitIntervalMs.ShouldBe(commitIntervalMs);
     }
 
+    [Theory]
+    [InlineData(false, 0L)]
+    [InlineData(true, 0L)]
+    [InlineData(true, 86_400_000L)]
+    [InlineData(true, long.MaxValue)]
+    [InlineData(false, -1L)]
+    [InlineData(false, long.MinValue)]
+    public async Task CreateTopic_round_trips_keep_latest_per_key_and_tombstone_retention(bool keepLatestPerKey, long tombstoneRetentionMs)
+    {
+        // The codec passes a negative or a keepLatestPerKey-less retention on unchanged: the server answers InvalidArgument.
+        var sent = new CreateTopicFrame(3, "prices", 60_000, 0, Durability.Memory, 0, 10, 1 << 20, keepLatestPerKey, tombstoneRetentionMs);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCreateTopic(f));
+
+        received.ShouldBe(sent);
+        received.KeepLatestPerKey.ShouldBe(keepLatestPerKey);
+        received.TombstoneRetentionMs.ShouldBe(tombstoneRetentionMs);
+        received.MaxMessages.ShouldBe(10, "the fields before the compaction settings keep their place");
+        received.MaxBytes.ShouldBe(1 << 20);
+    }
+
+    [Fact]
+    public async Task CreateTopic_without_compaction_settings_decodes_with_compaction_off()
+    {
+        var sent = new CreateTopicFrame(3, "prices", 60_000, 0);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCreateTopic(f));
+
+        received.KeepLatestPerKey.ShouldBeFalse();
+        received.TombstoneRetentionMs.ShouldBe(0);
+    }
+
     [Fact]
     public async Task Publish_round_trips_request_id_topic_key_and_payload()
     {
@@ -127,6 +159,42 @@ public sealed class FrameRoundTripTests
         received.From.Kind.ShouldBe(kind);
         received.From.Value.ShouldBe(value);
         received.DurableName.ShouldBeNull("an ordinary subscription must not become a durable consumer on the way");
+        received.Group.ShouldBeNull("an ordinary subscription must not join a consumer group on the way");
+        received.DeadLetterTopic.ShouldBeNull();
+    }
+
+    [Theory]
+    [InlineData("invoicing", 0U, 0U, null)]
+    [InlineData("invoicing", 60_000U, 5U, "orders.dead")]
+    [InlineData("g", uint.MaxValue, uint.MaxValue, "")]
+    [InlineData("", 1U, 1U, "dlq")]
+    [InlineData("группа-🐇", 30_000U, 0U, "мёртвые")]
+    public async Task Subscribe_round_trips_the_group_its_ack_wait_max_deliver_and_dead_letter_topic(
+        string group, uint ackWaitMs, uint maxDeliver, string? deadLetterTopic)
+    {
+        var sent = new SubscribeFrame(8, "orders", StartPosition.Sequence(7), 10, null, AckPolicy.Explicit, group, ackWaitMs, maxDeliver, deadLetterTopic);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
+
+        received.ShouldBe(sent);
+        received.Group.ShouldBe(group, "a present empty group name is a name, not an absent one");
+        received.AckWaitMs.ShouldBe(ackWaitMs);
+        received.MaxDeliver.ShouldBe(maxDeliver);
+        received.DeadLetterTopic.ShouldBe(deadLetterTopic);
+        received.DurableName.ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task Subscribe_with_both_a_durable_name_and_a_group_decodes_both_so_the_server_can_refuse_it()
+    {
+        var sent = new SubscribeFrame(9, "orders", StartPosition.Retained, 1, "billing", AckPolicy.None, "invoicing", 1, 2, "orders.dead");
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadSubscribe(f));
+
+        received.ShouldBe(sent);
+        received.DurableName.ShouldBe("billing");
+        received.Group.ShouldBe("invoicing");
+        received.AckPolicy.ShouldBe(AckPolicy.None);
     }
 
     [Theory]
@@ -206,6 +274,44 @@ public sealed class FrameRoundTripTests
         received.ShouldBe(sent);
     }
 
+    [Theory]
+    [InlineData(0L)]
+    [InlineData(1L)]
+    [InlineData(long.MaxValue)]
+    public async Task Single_commit_round_trips_as_a_single_commit_of_that_sequence(long sequence)
+    {
+        var sent = new CommitFrame("orders", sequence, Single: true);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadCommit(f));
+
+        received.ShouldBe(sent);
+        received.Single.ShouldBeTrue("mode 2 must not come back as a commit of everything up to the sequence");
+    }
+
+    [Fact]
+    public async Task Commit_up_to_a_sequence_does_not_come_back_single()
+    {
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, new CommitFrame("orders", 5)), (r, f) => r.ReadCommit(f));
+
+        received.Single.ShouldBeFalse();
+        received.Topic.ShouldBe("orders");
+        received.Sequence.ShouldBe(5);
+    }
+
+    [Theory]
+    [InlineData("orders", 3L, 5_000U)]
+    [InlineData("orders", 1L, 0U)]
+    [InlineData("", 0L, uint.MaxValue)]
+    [InlineData("тема-🐇", long.MaxValue, 1U)]
+    public async Task Nack_round_trips_topic_sequence_and_delay(string topic, long sequence, uint delayMs)
+    {
+        var sent = new NackFrame(topic, sequence, delayMs);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadNack(f));
+
+        received.ShouldBe(sent);
+    }
+
     [Fact]
     public async Task Commit_with_an_empty_topic_is_not_mistaken_for_a_bare_commit()
     {
@@ -255,6 +361,32 @@ public sealed class FrameRoundTripTests
         }
 
         received.Payload.ShouldBe(payload);
+    }
+
+    [Theory]
+    [InlineData(0U)]
+    [InlineData(1U)]
+    [InlineData(2U)]
+    [InlineData(uint.MaxValue)]
+    public async Task Message_round_trips_its_delivery_count(uint deliveryCount)
+    {
+        var sent = new MessageFrame("prices", 12, 1_700_000_000_000, null, new byte[] { 1 }, DeliveryCount: deliveryCount);
+
+        var received = await RoundTripAsync(w => FrameWriter.Write(w, sent), (r, f) => r.ReadMessage(f).DeliveryCount);
+
+        received.ShouldBe(deliveryCount);
+    }
+
+    [Fact]
+    public async Task Message_written_from_spans_round_trips_its_delivery_count()
+    {
+        var received = await RoundTripAsync(
+            w => FrameWriter.WriteMessage(w, "prices"u8, 12, 5, hasKey: false, default, [1, 2], default, deliveryCount: 3),
+            (r, f) => { var m = r.ReadMessage(f); return (m.Sequence, m.DeliveryCount, Payload: m.Payload.ToArray()); });
+
+        received.Sequence.ShouldBe(12);
+        received.DeliveryCount.ShouldBe(3U);
+        received.Payload.ShouldBe(new byte[] { 1, 2 });
     }
 
     [Theory]

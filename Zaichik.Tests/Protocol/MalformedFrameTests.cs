@@ -20,6 +20,7 @@ public sealed class MalformedFrameTests
         { "CreateTopic", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, Durability.Interval, 250))) },
         { "CreateTopic Memory", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, Durability.Memory, -1))) },
         { "CreateTopic server defaults", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20))) },
+        { "CreateTopic latest value per key", Encode(w => FrameWriter.Write(w, new CreateTopicFrame(1, "t", 10, 20, KeepLatestPerKey: true, TombstoneRetentionMs: 0x0102030405060708))) },
         { "Publish", Encode(w => FrameWriter.Write(w, new PublishFrame(1, "t", new byte[] { 1 }, new byte[] { 2, 3 }))) },
         { "Publish without key", Encode(w => FrameWriter.Write(w, new PublishFrame(1, "t", null, new byte[] { 2, 3 }))) },
         { "Subscribe durable", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3, "billing"))) },
@@ -27,10 +28,15 @@ public sealed class MalformedFrameTests
         { "Subscribe without durable name", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3))) },
         { "Subscribe from a sequence", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Sequence(42), 3, "billing"))) },
         { "Subscribe from a time", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Time(1_700_000_000_000), 3))) },
+        { "Subscribe to a group", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3, Group: "g", AckWaitMs: 0x01020304, MaxDeliver: 0x05060708, DeadLetterTopic: "dlq"))) },
+        { "Subscribe to a group without dead letters", Encode(w => FrameWriter.Write(w, new SubscribeFrame(1, "t", StartPosition.Latest, 3, Group: "g", AckWaitMs: 1, MaxDeliver: 1))) },
         { "Unsubscribe", Encode(w => FrameWriter.Write(w, new UnsubscribeFrame(1, "t"))) },
         { "Commit bare", Encode(w => FrameWriter.Write(w, CommitFrame.All)) },
         { "Commit with topic", Encode(w => FrameWriter.Write(w, new CommitFrame("t", 5))) },
+        { "Commit single", Encode(w => FrameWriter.Write(w, new CommitFrame("t", 5, Single: true))) },
+        { "Nack", Encode(w => FrameWriter.Write(w, new NackFrame("t", 5, 0x01020304))) },
         { "Message", Encode(w => FrameWriter.Write(w, new MessageFrame("t", 1, 2, new byte[] { 1 }, new byte[] { 2 }))) },
+        { "Message redelivered", Encode(w => FrameWriter.Write(w, new MessageFrame("t", 1, 2, null, new byte[] { 2 }, DeliveryCount: 0x01020304))) },
         { "Ack", Encode(w => FrameWriter.Write(w, new AckFrame(1, 2, true, Durable: true))) },
         { "Ack durable only", Encode(w => FrameWriter.Write(w, new AckFrame(1, 2, false, Durable: true))) },
         { "Ack without sequence", Encode(w => FrameWriter.Write(w, new AckFrame(1, null, false))) },
@@ -96,7 +102,7 @@ public sealed class MalformedFrameTests
 
     [Theory]
     [InlineData((byte)0x00)]
-    [InlineData((byte)0x0A)]
+    [InlineData((byte)0x0B)]
     [InlineData((byte)0x0F)]
     [InlineData((byte)0x13)]
     [InlineData((byte)0xFF)]
@@ -107,6 +113,35 @@ public sealed class MalformedFrameTests
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
 
         thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void Every_type_byte_but_the_documented_ones_is_malformed()
+    {
+        byte[] documented = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x10, 0x11, 0x12];
+        var accepted = new List<byte>();
+
+        for (var type = 0; type <= byte.MaxValue; type++)
+        {
+            var reader = new FrameReader();
+            var buffer = new ReadOnlySequence<byte>(WireBuilder.Frame((byte)type).Build());
+            if (Record.Exception(() => reader.TryRead(ref buffer, out _)) is null)
+            {
+                accepted.Add((byte)type);
+            }
+        }
+
+        Hex([.. accepted]).ShouldBe(Hex(documented), "the reader must accept exactly the frame types of docs/protocol.md");
+    }
+
+    [Fact]
+    public void Type_0x0A_is_a_Nack_not_an_unknown_type()
+    {
+        var bytes = WireBuilder.Frame(0x0A).Str("orders").U64(3).U32(5_000).Build();
+
+        var nack = ReadAndDecode(bytes);
+
+        nack.ShouldBe(new NackFrame("orders", 3, 5_000));
     }
 
     [Theory]
@@ -150,7 +185,9 @@ public sealed class MalformedFrameTests
     {
         { "Publish key flag", WireBuilder.Frame(FrameType.Publish).U64(1).Str("t").U8(2).Bytes([]).Build() },
         { "Message key flag", WireBuilder.Frame(FrameType.Message).Str("t").U64(1).I64(2).U8(2).Bytes([]).Build() },
-        { "Commit topic flag", WireBuilder.Frame(FrameType.Commit).U8(2).Build() },
+        { "Subscribe group flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).I64(0).U32(1).U8(0).U8(0).U8(2).Str("g").U32(0).U32(0).U8(0).Build() },
+        { "Subscribe dead-letter topic flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(0).I64(0).U32(1).U8(0).U8(0).U8(1).Str("g").U32(0).U32(0).U8(2).Str("d").Build() },
+        { "CreateTopic keepLatestPerKey flag", WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(0).I64(0).U8(0).I64(0).I64(0).I64(0).U8(2).I64(0).Build() },
         { "Ack sequence flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(2).U8(0).U8(0).Build() },
         { "Ack duplicate flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(0).U8(2).U8(0).Build() },
         { "Ack durable flag", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).U64(64).U8(0).U8(2).Build() },
@@ -167,6 +204,56 @@ public sealed class MalformedFrameTests
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(frame), name);
 
         thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Theory]
+    [InlineData((byte)3)]
+    [InlineData((byte)4)]
+    [InlineData((byte)0x80)]
+    [InlineData((byte)0xFF)]
+    public void Undefined_commit_mode_is_malformed_even_when_a_topic_and_sequence_follow(byte mode)
+    {
+        var bare = WireBuilder.Frame(FrameType.Commit).U8(mode).Build();
+        var scoped = WireBuilder.Frame(FrameType.Commit).U8(mode).Str("t").U64(5).Build();
+
+        var thrownBare = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bare));
+        var thrownScoped = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(scoped));
+
+        thrownBare.Code.ShouldBe(ErrorCode.MalformedFrame);
+        thrownScoped.Code.ShouldBe(ErrorCode.MalformedFrame);
+        thrownScoped.Message.ShouldContain($"Commit mode {mode}");
+    }
+
+    [Theory]
+    [InlineData((byte)0, null, 0L, false)]
+    [InlineData((byte)1, "t", 5L, false)]
+    [InlineData((byte)2, "t", 5L, true)]
+    public void Every_defined_commit_mode_decodes(byte mode, string? topic, long sequence, bool single)
+    {
+        var builder = WireBuilder.Frame(FrameType.Commit).U8(mode);
+        var bytes = (topic is null ? builder : builder.Str(topic).U64((ulong)sequence)).Build();
+
+        var commit = (CommitFrame)ReadAndDecode(bytes);
+
+        commit.ShouldBe(new CommitFrame(topic, sequence, single));
+    }
+
+    [Theory]
+    [InlineData((byte)1)]
+    [InlineData((byte)2)]
+    public void Scoped_commit_mode_without_its_topic_and_sequence_is_malformed(byte mode)
+    {
+        var bytes = WireBuilder.Frame(FrameType.Commit).U8(mode).Build();
+
+        Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes)).Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    [Fact]
+    public void Bare_commit_with_a_topic_after_it_is_malformed()
+    {
+        var bytes = WireBuilder.Frame(FrameType.Commit).U8(0).Str("t").U64(5).Build();
+
+        Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes)).Code.ShouldBe(ErrorCode.MalformedFrame);
     }
 
     [Theory]
@@ -262,7 +349,7 @@ public sealed class MalformedFrameTests
     [InlineData((byte)3, StartPositionKind.Time, 1_795_773_600_000L)]
     public void Every_defined_start_position_byte_decodes_with_its_position(byte wire, StartPositionKind expected, long position)
     {
-        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(wire).I64(position).U32(1).U8(0).U8(0).Build();
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(wire).I64(position).U32(1).U8(0).U8(0).U8(0).U32(0).U32(0).U8(0).Build();
 
         var subscribe = (SubscribeFrame)ReadAndDecode(bytes);
 
@@ -275,7 +362,7 @@ public sealed class MalformedFrameTests
     [InlineData(1, AckPolicy.None)]
     public void Every_defined_ack_policy_byte_decodes(byte wire, AckPolicy expected)
     {
-        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(wire).Build();
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(wire).U8(0).U32(0).U32(0).U8(0).Build();
 
         ((SubscribeFrame)ReadAndDecode(bytes)).AckPolicy.ShouldBe(expected);
     }
@@ -285,9 +372,12 @@ public sealed class MalformedFrameTests
     [InlineData(255)]
     public void An_undefined_ack_policy_is_malformed(byte wire)
     {
-        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(wire).Build();
+        var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(wire).U8(0).U32(0).U32(0).U8(0).Build();
 
-        Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes)).Code.ShouldBe(ErrorCode.MalformedFrame);
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame);
+        thrown.Message.ShouldContain($"ack policy {wire}");
     }
 
     [Fact]
@@ -296,6 +386,46 @@ public sealed class MalformedFrameTests
         var bytes = WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).Build();
 
         Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes)).Code.ShouldBe(ErrorCode.MalformedFrame);
+    }
+
+    /// <summary>Frames as a version 6 peer writes them: without the fields version 7 appended, or cut inside them.</summary>
+    public static TheoryData<string, byte[]> FramesMissingVersion7Fields() => new()
+    {
+        { "Subscribe ending at its ack policy", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(0).Build() },
+        { "Subscribe ending at its group flag", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(0).U8(0).Build() },
+        { "Subscribe ending at its ack wait", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(0).U8(1).Str("g").U32(0).Build() },
+        { "Subscribe ending at its max deliver", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(0).U8(0).U32(0).U32(0).Build() },
+        { "Subscribe with a dead-letter flag but no topic", WireBuilder.Frame(FrameType.Subscribe).U64(1).Str("t").U8(1).I64(0).U32(1).U8(0).U8(0).U8(0).U32(0).U32(0).U8(1).Build() },
+        { "CreateTopic ending at its limits", WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(0).I64(0).U8(0).I64(0).I64(0).I64(0).Build() },
+        { "CreateTopic ending at keepLatestPerKey", WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(0).I64(0).U8(0).I64(0).I64(0).I64(0).U8(1).Build() },
+        { "Message ending at its headers", WireBuilder.Frame(FrameType.Message).Str("t").U64(1).I64(0).U8(0).Bytes([1]).Bytes([]).Build() },
+        { "Message with half a delivery count", WireBuilder.Frame(FrameType.Message).Str("t").U64(1).I64(0).U8(0).Bytes([1]).Bytes([]).Raw(0, 1).Build() },
+        { "Nack without its delay", WireBuilder.Frame(FrameType.Nack).Str("t").U64(1).Build() },
+        { "Nack without its sequence", WireBuilder.Frame(FrameType.Nack).Str("t").Build() },
+    };
+
+    [Theory]
+    [MemberData(nameof(FramesMissingVersion7Fields))]
+    public void Frame_missing_a_version_7_field_is_malformed(string name, byte[] frame)
+    {
+        var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(frame), name);
+
+        thrown.Code.ShouldBe(ErrorCode.MalformedFrame, name);
+    }
+
+    [Theory]
+    [InlineData((byte)0, null)]
+    [InlineData((byte)1, "t")]
+    public void Version_6_commit_reads_the_same_in_version_7(byte flag, string? topic)
+    {
+        // Version 6's flag byte: 0x00 bare, 0x01 topic and sequence follow; they are modes 0 and 1 now.
+        var builder = WireBuilder.Frame(FrameType.Commit).U8(flag);
+        var bytes = (topic is null ? builder : builder.Str(topic).U64(9)).Build();
+
+        var commit = (CommitFrame)ReadAndDecode(bytes);
+
+        commit.ShouldBe(topic is null ? CommitFrame.All : new CommitFrame(topic, 9));
+        commit.Single.ShouldBeFalse();
     }
 
     /// <summary>Subscribes that end at <c>from</c> or inside <c>position</c>, as a version 3 client's might.</summary>
@@ -319,8 +449,10 @@ public sealed class MalformedFrameTests
     public static TheoryData<string, byte[]> FramesWithASequenceAboveTheLargestLong() => new()
     {
         { "Ack", WireBuilder.Frame(FrameType.Ack).U64(1).U8(1).U64(1UL << 63).U8(0).U8(0).Build() },
-        { "Message", WireBuilder.Frame(FrameType.Message).Str("t").U64(1UL << 63).I64(0).U8(0).Bytes([]).Build() },
+        { "Message", WireBuilder.Frame(FrameType.Message).Str("t").U64(1UL << 63).I64(0).U8(0).Bytes([]).Bytes([]).U32(1).Build() },
         { "Commit", WireBuilder.Frame(FrameType.Commit).U8(1).Str("t").U64(ulong.MaxValue).Build() },
+        { "single Commit", WireBuilder.Frame(FrameType.Commit).U8(2).Str("t").U64(1UL << 63).Build() },
+        { "Nack", WireBuilder.Frame(FrameType.Nack).Str("t").U64(1UL << 63).U32(0).Build() },
     };
 
     [Theory]
@@ -338,7 +470,7 @@ public sealed class MalformedFrameTests
     [InlineData((byte)0xFF)]
     public void Undefined_durability_is_malformed(byte durability)
     {
-        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(durability).I64(0).I64(0).I64(0).Build();
+        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(durability).I64(0).I64(0).I64(0).U8(0).I64(0).Build();
 
         var thrown = Should.Throw<ProtocolViolationException>(() => ReadAndDecode(bytes));
 
@@ -352,7 +484,7 @@ public sealed class MalformedFrameTests
     [InlineData((byte)3, Durability.Memory)]
     public void Every_defined_durability_byte_decodes(byte wire, Durability expected)
     {
-        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(100).I64(0).I64(0).Build();
+        var bytes = WireBuilder.Frame(FrameType.CreateTopic).U64(1).Str("t").I64(10).I64(20).U8(wire).I64(100).I64(0).I64(0).U8(0).I64(0).Build();
 
         var createTopic = (CreateTopicFrame)ReadAndDecode(bytes);
 
