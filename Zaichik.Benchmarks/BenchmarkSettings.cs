@@ -6,7 +6,7 @@ namespace Zaichik.Benchmarks;
 internal sealed record BenchmarkSettings
 {
     public const string Usage = """
-        Usage: dotnet run -c Release --project Zaichik.Benchmarks -- [options] [w1] [w2] [w2d] [w3] [w4] [w5] [topics]
+        Usage: dotnet run -c Release --project Zaichik.Benchmarks -- [options] [w1] [w2] [w2d] [w3] [w4] [w5] [topics] [wg]
 
         Workloads (default: w1 to w5 and w2d):
           w1  publish throughput (1,000 in flight) and publish latency (1 in flight)
@@ -18,10 +18,12 @@ internal sealed record BenchmarkSettings
               and Always publish latency (1 in flight)
           topics  a broker process holding --topics topics with one message each: create and publish rates,
               RSS, descriptors, restart time (only when named)
+          wg  consumer group: 4 members (prefetch 256) commit each message on its own while one producer
+              publishes --messages (1,000 in flight); then the same with a group of 1 member (only when named)
 
         Options:
           --host H --port P   target an external server (default: an in-process server on a temp folder)
-          --messages N        messages for w1, w2, w2d, w4 and each w5 topic (default 1,000,000)
+          --messages N        messages for w1, w2, w2d, w4, wg and each w5 topic (default 1,000,000)
           --topics N          topics for the topics workload (default 100,000)
           --rate R            w3 messages per second (default 20,000)
           --seconds S         w3 duration in seconds (default 5)
@@ -69,7 +71,7 @@ internal sealed record BenchmarkSettings
             var arg = args[i].ToLowerInvariant();
             switch (arg)
             {
-                case "w1" or "w2" or "w2d" or "w3" or "w4" or "w5" or "topics":
+                case "w1" or "w2" or "w2d" or "w3" or "w4" or "w5" or "topics" or "wg":
                     if (!workloads.Contains(arg))
                     {
                         workloads.Add(arg);

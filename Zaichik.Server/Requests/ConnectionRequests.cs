@@ -106,7 +106,7 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
             var subscription = subscriptions[i];
             messagesOut += subscription.MessagesOut;
             views[i] = new State.SubscriptionView(subscription.Topic.Name, subscription.DurableName, subscription.AckPolicy.ToString(), subscription.Prefetch, subscription.Uncommitted,
-                subscription.StartSequence, subscription.MessagesOut);
+                subscription.StartSequence, subscription.MessagesOut) { Group = subscription.GroupName };
         }
 
         return (views, messagesOut);

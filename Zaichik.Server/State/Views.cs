@@ -100,7 +100,11 @@ public sealed record ConnectionView(
     IReadOnlyList<SubscriptionView> Subscriptions);
 
 /// <summary>One subscription of a connection.</summary>
-public sealed record SubscriptionView(string Topic, string? DurableName, string AckPolicy, int Prefetch, int InFlight, long StartSequence, long MessagesOut);
+public sealed record SubscriptionView(string Topic, string? DurableName, string AckPolicy, int Prefetch, int InFlight, long StartSequence, long MessagesOut)
+{
+    /// <summary>The consumer group this subscription is a member of, or null.</summary>
+    public string? Group { get; init; }
+}
 
 /// <summary>A page of stored messages, read without moving any consumer.</summary>
 public sealed record PeekView(string Topic, long FirstSequence, long LastSequence, IReadOnlyList<PeekedMessage> Messages, long? Next);
