@@ -66,7 +66,9 @@ public abstract class ZaichikConsumer<T> : BackgroundService
 
     /// <summary>
     /// How to subscribe: where to start, the prefetch, and a <see cref="SubscribeOptions.DurableName"/> to resume after
-    /// the last commit across restarts. Default <see cref="SubscribeOptions.Default"/> (retained messages first, prefetch 1,
+    /// the last commit across restarts, or a <see cref="SubscribeOptions.Group"/> to share the topic with the other
+    /// instances of the service (a failed message is then given back with Nack for <see cref="RetryDelay"/>, and the
+    /// consumer goes on with the next one). Default <see cref="SubscribeOptions.Default"/> (retained messages first, prefetch 1,
     /// not durable). <see cref="SubscribeOptions.AutoCommit"/> is ignored: the consumer commits each message itself.
     /// </summary>
     protected virtual SubscribeOptions SubscribeOptions => SubscribeOptions.Default;
@@ -135,7 +137,7 @@ public abstract class ZaichikConsumer<T> : BackgroundService
     private async Task ConsumeAsync(string topic, CancellationToken stoppingToken)
     {
         var options = SubscribeOptions with { AutoCommit = false };
-        if (_resumeAt is { } resumeAt)
+        if (_resumeAt is { } resumeAt && options.Group is null)
         {
             options = options with { From = StartPosition.Sequence(resumeAt) };
         }
@@ -184,6 +186,15 @@ public abstract class ZaichikConsumer<T> : BackgroundService
                 ConsumerLog.ProcessingFailed(Logger, e, message.Topic, message.Sequence);
                 if (await OnProcessingFailedAsync(message, e, stoppingToken).ConfigureAwait(false) == ZaichikConsumerFailureAction.Retry)
                 {
+                    if (SubscribeOptions.Group is not null)
+                    {
+                        // A group member gives the message back: the group delivers it again after the delay, perhaps to
+                        // another instance, counting towards its MaxDeliver; this one goes on with the next message.
+                        ConsumerLog.WillRetry(Logger, message.Topic, message.Sequence, RetryDelay);
+                        await Client.NackAsync(message.Message, RetryDelay, CancellationToken.None).ConfigureAwait(false);
+                        return true;
+                    }
+
                     _resumeAt = message.Sequence;
                     ConsumerLog.WillRetry(Logger, message.Topic, message.Sequence, RetryDelay);
                     return false;
@@ -213,9 +224,9 @@ public abstract class ZaichikConsumer<T> : BackgroundService
             activity.SetTag("messaging.operation.type", "process");
             activity.SetTag("messaging.destination.name", message.Topic);
             activity.SetTag("zaichik.sequence", message.Sequence);
-            if (SubscribeOptions.DurableName is { } durableName)
+            if ((SubscribeOptions.Group ?? SubscribeOptions.DurableName) is { } consumerName)
             {
-                activity.SetTag("messaging.consumer.group.name", durableName);
+                activity.SetTag("messaging.consumer.group.name", consumerName);
             }
         }
 

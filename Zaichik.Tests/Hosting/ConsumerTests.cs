@@ -69,6 +69,37 @@ public sealed class ConsumerTests
     }
 
     [Fact]
+    public async Task In_a_group_a_failed_message_is_given_back_with_Nack_and_the_next_one_goes_on()
+    {
+        await using var server = await TestServer.StartAsync();
+        var failures = 0;
+        var probe = new ConsumerProbe
+        {
+            Topic = NewTopic(),
+            Group = "shipping",
+            Process = (message, _) => message.Value.Id == "o-2" && Interlocked.Increment(ref failures) == 1
+                ? throw new InvalidOperationException("the first attempt at o-2 fails")
+                : Task.CompletedTask,
+        };
+        var host = await StartConsumerAsync(server, probe);
+        try
+        {
+            await PublishOrdersAsync(host.Services.GetRequiredService<ZaichikClient>(), probe.Topic, 3);
+
+            await TestServer.EventuallyAsync(() => probe.Processed.Count == 3, "three orders processed");
+
+            probe.Attempts.Count(sequence => sequence == 2).ShouldBe(2, "o-2 came back after its Nack");
+            probe.Processed.Select(order => order.Id).Order().ShouldBe(["o-1", "o-2", "o-3"]);
+            probe.DeliveryCounts.Max().ShouldBe(2);
+            await TestServer.EventuallyAsync(() => server.State.Groups(probe.Topic).Single().Pending == 0, "all three committed");
+        }
+        finally
+        {
+            await host.StopAndDisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Skip_commits_the_failed_message_and_goes_on()
     {
         await using var server = await TestServer.StartAsync();

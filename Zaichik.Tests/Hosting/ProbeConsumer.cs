@@ -16,6 +16,11 @@ internal sealed class ConsumerProbe
 
     public string? DurableName { get; init; }
 
+    public string? Group { get; init; }
+
+    /// <summary>Delivery counts handed to ProcessAsync, in order.</summary>
+    public ConcurrentQueue<int> DeliveryCounts { get; } = new();
+
     /// <summary>Runs inside ProcessAsync; throw to fail the message.</summary>
     public Func<ZaichikMessage<Order>, CancellationToken, Task> Process { get; init; } = static (_, _) => Task.CompletedTask;
 
@@ -36,13 +41,14 @@ internal sealed class ProbeConsumer(ZaichikClient client, ConsumerProbe probe, I
 {
     protected override string Topic => probe.Topic;
 
-    protected override SubscribeOptions SubscribeOptions => new() { DurableName = probe.DurableName, Prefetch = 8 };
+    protected override SubscribeOptions SubscribeOptions => new() { DurableName = probe.DurableName, Group = probe.Group, Prefetch = 8 };
 
     protected override TimeSpan RetryDelay => TimeSpan.FromMilliseconds(50);
 
     protected override async Task ProcessAsync(ZaichikMessage<Order> message, CancellationToken cancellationToken)
     {
         probe.Attempts.Enqueue(message.Sequence);
+        probe.DeliveryCounts.Enqueue(message.DeliveryCount);
         probe.Activities.Enqueue(Activity.Current);
         await probe.Process(message, cancellationToken);
         probe.Processed.Enqueue(message.Value);
