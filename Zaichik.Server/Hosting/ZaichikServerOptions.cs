@@ -130,6 +130,12 @@ public sealed record ZaichikServerOptions
     /// </summary>
     public int MaxOutstandingPerGroup { get; init; } = 100_000;
 
+    /// <summary>
+    /// The retention of a dead-letter topic a consumer group creates by sending to it (one created beforehand keeps its own
+    /// settings): dead letters wait this long for whoever looks at them. Default 7 days.
+    /// </summary>
+    public TimeSpan DeadLetterRetention { get; init; } = TimeSpan.FromDays(7);
+
     /// <summary>Durability of topics that do not choose their own: Always, Interval or Memory. Default Interval.</summary>
     public Durability Durability { get; init; } = Durability.Interval;
 
@@ -183,6 +189,7 @@ public sealed record ZaichikServerOptions
         Check(DefaultAckWait >= TimeSpan.FromMilliseconds(1) && DefaultAckWait.TotalMilliseconds <= uint.MaxValue,
             $"DefaultAckWait is {DefaultAckWait}; it must be 1 ms to about 49.7 days");
         Check(MaxOutstandingPerGroup >= 1, $"MaxOutstandingPerGroup is {MaxOutstandingPerGroup}; it must be positive");
+        Check(DeadLetterRetention >= TimeSpan.FromMilliseconds(1), $"DeadLetterRetention is {DeadLetterRetention}; it must be positive");
         Check(MaxConnections >= 1, $"MaxConnections is {MaxConnections}; it must be positive");
         Check(MaxSubscriptionsPerConnection >= 1, $"MaxSubscriptionsPerConnection is {MaxSubscriptionsPerConnection}; it must be positive");
         Check(MaxTopics >= 1, $"MaxTopics is {MaxTopics}; it must be positive");

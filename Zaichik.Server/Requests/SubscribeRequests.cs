@@ -48,9 +48,16 @@ internal sealed partial class ConnectionRequests
             {
                 var settings = new GroupSettings(
                     subscribe.AckWaitMs == 0 ? (uint)_options.DefaultAckWait.TotalMilliseconds : subscribe.AckWaitMs, subscribe.MaxDeliver, subscribe.DeadLetterTopic);
-                var registry = _registry;
+                var (registry, retention) = (_registry, _options.DeadLetterRetention);
+                if (subscribe.DeadLetterTopic is { } deadLetterTopic)
+                {
+                    // Refused now, not at the first dead letter, when it cannot exist.
+                    await registry.GetForDeadLettersAsync(deadLetterTopic, retention, cancellationToken).ConfigureAwait(false);
+                }
+
                 var (group, member, startSequence, storage) = await topic.JoinGroupAsync(
-                    groupName, subscribe.From, settings, (int)subscribe.Prefetch, _window, _writer, registry.GetForUseAsync, _options.MaxOutstandingPerGroup,
+                    groupName, subscribe.From, settings, (int)subscribe.Prefetch, _window, _writer,
+                    (name, token) => registry.GetForDeadLettersAsync(name, retention, token), _options.MaxOutstandingPerGroup,
                     cancellationToken).ConfigureAwait(false);
                 subscription = new Subscription(topic, storage, group, member, startSequence, _window, _writer, _logger);
             }

@@ -129,6 +129,26 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         return GetOrCreateAsync(name, TopicSettings.Default, explicitCreate: false, cancellationToken);
     }
 
+    /// <summary>
+    /// A consumer group's dead-letter topic: the existing one, whatever its settings, or (with auto-create on) a new one that
+    /// retains what it is sent for <paramref name="retention"/>, so dead letters wait for whoever looks at them later.
+    /// </summary>
+    public ValueTask<Topic> GetForDeadLettersAsync(string name, TimeSpan retention, CancellationToken cancellationToken)
+    {
+        if (_topics.TryGetValue(name, out var topic) && !_creating.ContainsKey(name))
+        {
+            return ValueTask.FromResult(topic);
+        }
+
+        ValidateName(name);
+        if (!_options.AutoCreateTopics && !_topics.ContainsKey(name))
+        {
+            throw new TopicException(ErrorCode.TopicNotFound, $"dead-letter topic '{name}' does not exist and this server does not create topics automatically; create it with CreateTopic");
+        }
+
+        return GetOrCreateAsync(name, TopicSettings.Default with { RetentionTtlMs = (long)retention.TotalMilliseconds }, explicitCreate: false, cancellationToken);
+    }
+
     /// <summary>CreateTopic: creates the topic, or confirms an existing one with identical settings.</summary>
     public async ValueTask<Topic> CreateAsync(string name, TopicSettings settings, CancellationToken cancellationToken)
     {

@@ -282,6 +282,10 @@ public sealed class ConsumerGroupTests
         second.DeliveryCount.ShouldBe(2, "the delivery before the restart counts");
         await again.NackAsync(second);
 
+        // Created by the group, the dead-letter topic retains: a reader that comes later still finds the dead letter.
+        await TestServer.EventuallyAsync(() => GroupView(server, "imports", "loader") is { DeadLettered: 1 }, "dead-lettered");
+        server.Registry.TryGet("imports.dead", out var deadTopic).ShouldBeTrue();
+        deadTopic.Settings.RetentionTtlMs.ShouldBe((long)server.Options.DeadLetterRetention.TotalMilliseconds);
         var deadLetters = await again.SubscribeAsync("imports.dead", new SubscribeOptions { AckPolicy = AckPolicy.None });
         var dead = (await ReconnectTests.ReadAsync(deadLetters, 1))[0];
         dead.Headers.GetText("zaichik-delivery-count").ShouldBe("2");

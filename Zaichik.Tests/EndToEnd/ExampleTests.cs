@@ -1,5 +1,6 @@
 using Zaichik.Examples.Compaction;
 using Zaichik.Examples.Echo;
+using Zaichik.Examples.Groups;
 using Zaichik.Examples.Retention;
 using Zaichik.Examples.Worker;
 
@@ -32,6 +33,17 @@ public sealed class ExampleTests
 
         (await RunTwiceAsync(output => CompactionExample.RunAsync("127.0.0.1", server.Port, output, CancellationToken.None)))
             .ShouldContain("99 acknowledged as duplicates");
+    }
+
+    [Fact]
+    public async Task Groups_example_shares_the_jobs_and_dead_letters_the_poison_one()
+    {
+        await using var server = await TestServer.StartAsync();
+
+        var output = await RunTwiceAsync(writer => GroupsExample.RunAsync("127.0.0.1", server.Port, writer, CancellationToken.None));
+        output.ShouldContain("Dead letter: \"poison\"");
+        output.ShouldContain("after 2 deliveries");
+        output.ShouldNotContain("was already done");
     }
 
     [Fact]
