@@ -45,6 +45,8 @@ internal sealed class ServerMetrics : IDisposable
         _meter.CreateObservableCounter("zaichik.messages.expired", () => state.Totals().Expired, "{message}", "Messages removed because their retention ran out");
         _meter.CreateObservableCounter("zaichik.messages.trimmed", () => state.Totals().Trimmed, "{message}",
             "Messages removed because their topic's MaxMessages or MaxBytes was exceeded");
+        _meter.CreateObservableCounter("zaichik.messages.compacted", () => state.Totals().Compacted, "{message}",
+            "Messages removed by log compaction (KeepLatestPerKey): superseded values, values of deleted keys, and tombstones past their retention");
         _meter.CreateObservableCounter("zaichik.publishes", () => Publishes(state, counters), "{publish}",
             "Publishes by result: stored, duplicate (key window), repeat (idempotent producer), or the error code that refused them");
         _meter.CreateObservableUpDownCounter("zaichik.connections", () => state.Sessions.Sessions.Count(), "{connection}", "Client connections");

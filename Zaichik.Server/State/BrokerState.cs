@@ -233,6 +233,7 @@ internal sealed class BrokerState(
             totals.Repeats += counters.Repeats;
             totals.Expired += counters.Expired;
             totals.Trimmed += counters.Trimmed;
+            totals.Compacted += counters.Compacted;
         }
 
         return totals;
@@ -281,9 +282,12 @@ internal sealed class BrokerState(
             settings.CommitIntervalMs,
             settings.MaxMessages,
             settings.MaxBytes,
+            settings.KeepLatestPerKey,
+            settings.TombstoneRetentionMs,
             first,
             last,
             count,
+            open?.Latest?.Count,
             BytesOnDisk(topic.Directory),
             subscribers,
             consumers,
@@ -295,6 +299,7 @@ internal sealed class BrokerState(
             counters.Duplicates,
             counters.Expired,
             counters.Trimmed,
+            counters.Compacted,
             holes,
             openFiles,
             readers);
@@ -444,6 +449,7 @@ internal sealed class BrokerTotals
     public long Repeats;
     public long Expired;
     public long Trimmed;
+    public long Compacted;
 }
 
 /// <summary>The addresses the broker's listeners bound, filled in once they are bound.</summary>
