@@ -416,6 +416,7 @@ public sealed class LatestValueTests(ITestOutputHelper output)
         topic.GetProperty("keys").GetInt64().ShouldBe(1);
         topic.GetProperty("compacted").GetInt64().ShouldBe(1);
         peek.GetProperty("messages").EnumerateArray().Select(message => message.GetProperty("payload").GetString()).ShouldBe(["v2"]);
+        (await http.GetStringAsync("/metrics")).Split('\n').ShouldContain(line => line.StartsWith("zaichik_messages_compacted_total", StringComparison.Ordinal) && line.EndsWith(" 1", StringComparison.Ordinal));
         var created = await http.PostAsJsonAsync("/api/topics", new { name = "from-admin", keepLatestPerKey = true, tombstoneRetentionMs = 5_000 });
         created.StatusCode.ShouldBe(System.Net.HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
         (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("tombstoneRetentionMs").GetInt64().ShouldBe(5_000);
