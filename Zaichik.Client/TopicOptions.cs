@@ -42,6 +42,22 @@ public sealed record TopicOptions
     /// </summary>
     public long MaxBytes { get; init; }
 
+    /// <summary>
+    /// Keep only the newest message of each key (Kafka's log compaction): a subscriber from the start, a durable consumer
+    /// resuming, anyone reading a keyed message after a newer one with its key was stored, skips it; the newest is kept
+    /// whatever <see cref="RetentionTtl"/> says, and older ones are removed from disk by the server's background compaction.
+    /// Unkeyed messages follow <see cref="RetentionTtl"/> (without one, a new subscriber gets only those published after
+    /// it subscribes). Publish a tombstone (<see cref="ZaichikClient.PublishTombstoneAsync(string, string, CancellationToken)"/>)
+    /// to delete a key. Beside <see cref="CompactionWindow"/>, which drops repeats of a key before they are stored.
+    /// </summary>
+    public bool KeepLatestPerKey { get; init; }
+
+    /// <summary>
+    /// With <see cref="KeepLatestPerKey"/>: how long a tombstone is delivered after it was published, before it and its
+    /// key are gone. <see cref="TimeSpan.Zero"/> (the default) takes the server's (24 hours unless configured).
+    /// </summary>
+    public TimeSpan TombstoneRetention { get; init; } = TimeSpan.Zero;
+
     internal void Validate()
     {
         if (RetentionTtl < TimeSpan.Zero)
@@ -67,6 +83,11 @@ public sealed record TopicOptions
         if (MaxBytes < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxBytes), MaxBytes, "MaxBytes must not be negative (0: no limit)");
+        }
+
+        if (TombstoneRetention < TimeSpan.Zero || (TombstoneRetention > TimeSpan.Zero && !KeepLatestPerKey))
+        {
+            throw new ArgumentOutOfRangeException(nameof(TombstoneRetention), TombstoneRetention, "TombstoneRetention must not be negative, and is only for KeepLatestPerKey");
         }
 
         if (CommitInterval < TimeSpan.Zero || (CommitInterval > TimeSpan.Zero && Durability != Durability.Interval))

@@ -25,7 +25,9 @@ public sealed partial class ZaichikClient
             options.Durability,
             (long)options.CommitInterval.TotalMilliseconds,
             options.MaxMessages,
-            options.MaxBytes);
+            options.MaxBytes,
+            options.KeepLatestPerKey,
+            (long)options.TombstoneRetention.TotalMilliseconds);
         await RequestAsync(FrameType.CreateTopic, topic, frame, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -24,10 +24,15 @@ internal static class CreateCommand
 
         var maxMessages = CountOption("--max-messages", "Most messages kept; the oldest go first (0: no limit)");
         var maxBytes = CountOption("--max-bytes", "Most bytes of log kept, counted in log pages; the oldest messages go first (0: no limit)");
+        var keepLatest = new Option<bool>("--keep-latest")
+        {
+            Description = "Keep only the newest message of each key (log compaction); a tombstone deletes a key",
+        };
+        var tombstoneRetention = DurationOption("--tombstone-retention", "With --keep-latest: how long a tombstone stays (0: the server's, 24h unless configured)");
 
         var command = new Command("create", "Create a topic (or check that it exists with these settings)")
         {
-            topic, retention, window, durability, commitInterval, maxMessages, maxBytes,
+            topic, retention, window, durability, commitInterval, maxMessages, maxBytes, keepLatest, tombstoneRetention,
         };
         command.SetAction((parse, ct) => run(parse, (context, parse, ct) =>
         {
@@ -45,6 +50,8 @@ internal static class CreateCommand
                 CommitInterval = parse.GetValue(commitInterval),
                 MaxMessages = parse.GetValue(maxMessages),
                 MaxBytes = parse.GetValue(maxBytes),
+                KeepLatestPerKey = parse.GetValue(keepLatest),
+                TombstoneRetention = parse.GetValue(tombstoneRetention),
             };
             return RunAsync(context, parse.GetRequiredValue(topic), options, ct);
         }, ct));
@@ -91,13 +98,21 @@ internal static class CreateCommand
             throw CliException.Usage("--commit-interval needs --durability interval");
         }
 
+        if (options.TombstoneRetention > TimeSpan.Zero && !options.KeepLatestPerKey)
+        {
+            throw CliException.Usage("--tombstone-retention needs --keep-latest");
+        }
+
         await using var client = await context.ConnectAsync(cancellationToken);
         await client.CreateTopicAsync(topic, options, cancellationToken);
         var durability = options.Durability == Durability.ServerDefault ? "the server's" : options.Durability.ToString().ToLowerInvariant();
         await context.Out.WriteLineAsync(
             $"topic {topic}: retention {Durations.Format(options.RetentionTtl)}, window {Durations.Format(options.CompactionWindow)}, durability {durability}"
             + (options.MaxMessages > 0 ? $", at most {options.MaxMessages} messages" : "")
-            + (options.MaxBytes > 0 ? $", at most {options.MaxBytes} bytes" : ""));
+            + (options.MaxBytes > 0 ? $", at most {options.MaxBytes} bytes" : "")
+            + (options.KeepLatestPerKey
+                ? $", latest per key (tombstones {(options.TombstoneRetention > TimeSpan.Zero ? Durations.Format(options.TombstoneRetention) : "the server's")})"
+                : ""));
         return ExitCodes.Ok;
     }
 }

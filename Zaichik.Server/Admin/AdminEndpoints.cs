@@ -156,7 +156,8 @@ internal static partial class AdminEndpoints
             try
             {
                 var topic = await state.Registry.CreateAsync(name,
-                    new TopicSettings(body.RetentionTtlMs ?? 0, body.CompactionWindowMs ?? 0, durability, body.CommitIntervalMs ?? 0, body.MaxMessages ?? 0, body.MaxBytes ?? 0),
+                    new TopicSettings(body.RetentionTtlMs ?? 0, body.CompactionWindowMs ?? 0, durability, body.CommitIntervalMs ?? 0, body.MaxMessages ?? 0, body.MaxBytes ?? 0,
+                        body.KeepLatestPerKey ?? false, body.TombstoneRetentionMs ?? 0),
                     cancellationToken).ConfigureAwait(false);
                 var detail = await state.TopicAsync(topic.Name, cancellationToken).ConfigureAwait(false);
                 return Results.Json(Detail(detail!), Json, statusCode: existed ? StatusCodes.Status200OK : StatusCodes.Status201Created);
@@ -285,5 +286,6 @@ internal static partial class AdminEndpoints
     private sealed record ProblemBody(string Type, string Title, int Status, string Detail, string Code);
 
     private sealed record CreateTopicRequest(
-        string? Name, long? RetentionTtlMs, long? CompactionWindowMs, string? Durability, long? CommitIntervalMs, long? MaxMessages, long? MaxBytes);
+        string? Name, long? RetentionTtlMs, long? CompactionWindowMs, string? Durability, long? CommitIntervalMs, long? MaxMessages, long? MaxBytes,
+        bool? KeepLatestPerKey, long? TombstoneRetentionMs);
 }

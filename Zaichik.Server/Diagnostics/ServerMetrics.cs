@@ -49,6 +49,8 @@ internal sealed class ServerMetrics : IDisposable
             "Consumer group deliveries that were not a message's first: after an ack timeout, a Nack or a member leaving");
         _meter.CreateObservableCounter("zaichik.messages.dead_lettered", () => state.Totals().DeadLettered, "{message}",
             "Messages consumer groups gave up on after MaxDeliver deliveries (moved to their dead-letter topic, or dropped)");
+        _meter.CreateObservableCounter("zaichik.messages.compacted", () => state.Totals().Compacted, "{message}",
+            "Messages removed by log compaction (KeepLatestPerKey): superseded values, values of deleted keys, and tombstones past their retention");
         _meter.CreateObservableCounter("zaichik.publishes", () => Publishes(state, counters), "{publish}",
             "Publishes by result: stored, duplicate (key window), repeat (idempotent producer), or the error code that refused them");
         _meter.CreateObservableUpDownCounter("zaichik.connections", () => state.Sessions.Sessions.Count(), "{connection}", "Client connections");

@@ -145,6 +145,26 @@ public sealed record ZaichikServerOptions
     /// <summary>How often expired messages are truncated from disk and stale compaction keys forgotten. Default 1 s.</summary>
     public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a tombstone stays on a topic that keeps the latest value per key when its CreateTopic sends 0 for
+    /// tombstoneRetentionMs: it is delivered (and keeps its key deleted for readers that saw an older value) for this
+    /// long after its timestamp, then removed. Like Kafka's <c>delete.retention.ms</c>. Default 24 hours.
+    /// </summary>
+    public TimeSpan DefaultTombstoneRetention { get; init; } = TopicSettings.DefaultTombstoneRetention;
+
+    /// <summary>
+    /// Least bytes of log a topic that keeps the latest value per key holds beyond its compacted part before the sweep
+    /// compacts it (see <see cref="MinCleanableDirtyRatio"/>). Default 1 MiB.
+    /// </summary>
+    public long MinCompactionBytes { get; init; } = Topics.LogCompactionOptions.Default.MinBytes;
+
+    /// <summary>
+    /// Least share of such a topic's stored bytes the log beyond its compacted part must make up before the sweep compacts
+    /// it, 0 to under 1 (Kafka's <c>min.cleanable.dirty.ratio</c>): at 0.5 a pass runs once as much arrived as the last
+    /// one kept, so rewriting costs at most about twice what is published. Default 0.5.
+    /// </summary>
+    public double MinCleanableDirtyRatio { get; init; } = Topics.LogCompactionOptions.Default.MinDirtyRatio;
+
     /// <summary>How long a stop waits for connections to finish before closing them. Default 10 s.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -203,6 +223,9 @@ public sealed record ZaichikServerOptions
         Check(CommitInterval > TimeSpan.Zero && CommitInterval.TotalMilliseconds <= TopicSettings.MaxCommitIntervalMs,
             $"CommitInterval is {CommitInterval}; it must be positive and at most {TopicSettings.MaxCommitIntervalMs} ms (the longest a timer waits)");
         Check(SweepInterval > TimeSpan.Zero, $"SweepInterval is {SweepInterval}; it must be positive");
+        Check(DefaultTombstoneRetention >= TimeSpan.FromMilliseconds(1), $"DefaultTombstoneRetention is {DefaultTombstoneRetention}; it must be at least 1 ms");
+        Check(MinCompactionBytes >= 0, $"MinCompactionBytes is {MinCompactionBytes}; it must be 0 or positive");
+        Check(MinCleanableDirtyRatio is >= 0 and < 1, $"MinCleanableDirtyRatio is {MinCleanableDirtyRatio}; it must be at least 0 and below 1");
         Check(MinThreadPoolThreads is >= 1 and <= 32_767, $"MinThreadPoolThreads is {MinThreadPoolThreads}; it must be 1..32767");
         Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");
         problems.AddRange(Storage.Validate());

@@ -284,6 +284,7 @@ internal sealed class BrokerState(
             totals.Trimmed += counters.Trimmed;
             totals.Redelivered += counters.Redelivered;
             totals.DeadLettered += counters.DeadLettered;
+            totals.Compacted += counters.Compacted;
         }
 
         return totals;
@@ -332,9 +333,12 @@ internal sealed class BrokerState(
             settings.CommitIntervalMs,
             settings.MaxMessages,
             settings.MaxBytes,
+            settings.KeepLatestPerKey,
+            settings.TombstoneRetentionMs,
             first,
             last,
             count,
+            open?.Latest?.Count,
             BytesOnDisk(topic.Directory),
             subscribers,
             consumers,
@@ -346,6 +350,7 @@ internal sealed class BrokerState(
             counters.Duplicates,
             counters.Expired,
             counters.Trimmed,
+            counters.Compacted,
             holes,
             openFiles,
             readers);
@@ -497,6 +502,7 @@ internal sealed class BrokerTotals
     public long Trimmed;
     public long Redelivered;
     public long DeadLettered;
+    public long Compacted;
 }
 
 /// <summary>The addresses the broker's listeners bound, filled in once they are bound.</summary>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using FASTER.core;
+using Microsoft.Win32.SafeHandles;
 using Zaichik.Server.Storage.Internal;
 
 namespace Zaichik.Server.Storage;
@@ -10,6 +11,8 @@ namespace Zaichik.Server.Storage;
 /// a page at a time into a pooled buffer that is returned as soon as the reader reaches memory again. Nothing a
 /// damaged file holds can stop it: every entry is checked (framing, checksum, sequence order), a broken page is left
 /// for the next one, and a gap in sequences that no known hole explains is reported to the log (once) as a new hole.
+/// A reader that starts below the log's compacted part (<see cref="CompactedLog"/>) reads that file first, the same
+/// way, then goes on in the log at its cut; it steps over whatever the topic's <see cref="Filter"/> says to.
 /// </summary>
 /// <remarks>
 /// One caller at a time. After <see cref="TryRead"/> returns a message, call <see cref="Release"/> before anything
@@ -22,12 +25,14 @@ internal sealed class LogReader : IDisposable
 
     private readonly TopicLog _log;
     private readonly long _fromSequence;
+    private readonly long _compactedOffsetAtStart;
     private readonly FragmentAssembler _fragments = new();
     private long _address;
     private long _lastSequence;
     private long _lastGoodEnd;
     private long _damagedFrom = -1;
     private long _skipBeforeTimestampMs = long.MinValue;
+    private long _unkeyedFromSequence;
     private FasterLogScanIterator? _memory;
     private byte[]? _page;
     private long _pageAddress = -1;
@@ -35,16 +40,41 @@ internal sealed class LogReader : IDisposable
     private bool _exhausted;
     private bool _disposed;
 
-    internal LogReader(TopicLog log, long address, long fromSequence)
+    // While it reads the compacted part: that file, its descriptor once opened, where in it, and whether damage was met
+    // since the last message (reported as a hole when the next one, or the end, bounds it).
+    private CompactedLog? _compacted;
+    private SafeFileHandle? _compactedFile;
+    private long _compactedOffset;
+    private long _compactedPage = -1;
+    private bool _compactedDamage;
+
+    /// <param name="compacted">The compacted part to read first, from <paramref name="compactedOffset"/>, counted as one of its readers already; null to read the log only.</param>
+    internal LogReader(TopicLog log, long address, long fromSequence, CompactedLog? compacted = null, long compactedOffset = 0)
     {
         _log = log;
         _address = address;
         _lastGoodEnd = address;
         _fromSequence = fromSequence;
+        _compacted = compacted;
+        _compactedOffset = compactedOffset;
+        _compactedOffsetAtStart = compactedOffset;
+        Filter = log.ReadFilter;
     }
 
-    /// <summary>The address of the next record to read: the log is never truncated past it.</summary>
-    public long Position => Volatile.Read(ref _address);
+    /// <summary>
+    /// The address of the next record to read: the log is never truncated past it. While the reader is in the compacted
+    /// part, the cut it goes on from.
+    /// </summary>
+    public long Position => Volatile.Read(ref _compacted) is { } compacted ? compacted.CutAddress : Volatile.Read(ref _address);
+
+    /// <summary>What the reader steps over; the log's <see cref="TopicLog.ReadFilter"/> unless set otherwise (null: nothing, for scans of everything stored).</summary>
+    public IMessageFilter? Filter { get; set; }
+
+    /// <summary>True while the reader is in the compacted part.</summary>
+    public bool InCompacted => _compacted is not null;
+
+    /// <summary>Whether the message <see cref="TryRead"/> returned last came from the compacted part.</summary>
+    public bool LastFromCompacted { get; private set; }
 
     /// <summary>The address of the first entry of the message <see cref="TryRead"/> returned last.</summary>
     public long MessageAddress { get; private set; }
@@ -55,6 +85,9 @@ internal sealed class LogReader : IDisposable
     /// <summary>Messages stamped before this are skipped (a subscription that starts at a time).</summary>
     public void SkipBefore(long timestampMs) => _skipBeforeTimestampMs = timestampMs;
 
+    /// <summary>Unkeyed messages before this sequence are skipped (keyed ones are not).</summary>
+    public void SkipUnkeyedBefore(long sequence) => _unkeyedFromSequence = sequence;
+
     /// <summary>
     /// The next message, or false when none is readable now (wait with <see cref="WaitAsync"/>). The message's spans
     /// are valid until <see cref="Release"/>, which must follow at once, with no await in between.
@@ -64,6 +97,19 @@ internal sealed class LogReader : IDisposable
         message = default;
         while (!_disposed && !_log.IsDisposed)
         {
+            if (_compacted is { } compacted)
+            {
+                var fromFile = ReadFromCompacted(compacted, out message);
+                if (fromFile == Outcome.Again)
+                {
+                    continue;
+                }
+
+                LastFromCompacted = true;
+                return fromFile == Outcome.Message;
+            }
+
+            LastFromCompacted = false;
             var address = Volatile.Read(ref _address);
             var begin = _log.BeginAddress;
             var stepped = _log.HoleList.IsEmpty ? address : _log.HoleList.StepOver(address);
@@ -131,6 +177,11 @@ internal sealed class LogReader : IDisposable
             return DelayAsync(cancellationToken);
         }
 
+        if (_compacted is not null)
+        {
+            return ValueTask.FromResult(true);
+        }
+
         var address = Volatile.Read(ref _address);
         if (address < _log.HeadAddress && address < _log.TailAddress)
         {
@@ -150,6 +201,11 @@ internal sealed class LogReader : IDisposable
 
         Release();
         _disposed = true;
+        if (_compacted is { } compacted)
+        {
+            CloseCompacted(compacted);
+        }
+
         _memory?.Dispose();
         _memory = null;
         ReleasePage();
@@ -265,6 +321,118 @@ internal sealed class LogReader : IDisposable
         return Accept(entry, entryAddress, next, out message);
     }
 
+    /// <summary>The next entry of the compacted part, read a page at a time like the segment files; at its end, on to the log.</summary>
+    private Outcome ReadFromCompacted(CompactedLog compacted, out LogMessage message)
+    {
+        message = default;
+        if (_compactedOffset >= compacted.DataEnd)
+        {
+            LeaveCompacted(compacted);
+            return Outcome.Again;
+        }
+
+        var pageSizeBits = _log.PageSizeBits;
+        var pageSize = 1 << pageSizeBits;
+        var page = _compactedOffset >> pageSizeBits << pageSizeBits;
+        if (_compactedPage != page)
+        {
+            // The buffer is shared with pages of the segment files: it no longer holds one.
+            _pageAddress = -1;
+            if (_compactedFile is null)
+            {
+                try
+                {
+                    _compactedFile = _log.OpenCompactedFile(compacted);
+                }
+                catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+                {
+                    // The file is gone or unreadable: everything it held is lost, and reported so.
+                    _compactedDamage = true;
+                    _compactedOffset = compacted.DataEnd;
+                    return Outcome.Again;
+                }
+
+                if (_compactedFile is null)
+                {
+                    _exhausted = true;
+                    return Outcome.Wait;
+                }
+            }
+
+            _page ??= ArrayPool<byte>.Shared.Rent(pageSize);
+            if (!CompactedLog.TryReadPage(_compactedFile, page, _page.AsSpan(0, pageSize)))
+            {
+                _compactedDamage = true;
+                _compactedOffset = page + pageSize;
+                return Outcome.Again;
+            }
+
+            _compactedPage = page;
+        }
+
+        var offset = (int)(_compactedOffset - page);
+        if (page == 0 && offset < CompactedLog.DataStart)
+        {
+            offset = CompactedLog.DataStart;
+        }
+
+        var entries = new PageEntries(_page.AsSpan(0, (int)Math.Min(pageSize, compacted.DataEnd - page)), page, offset);
+        var step = entries.Next(out var entryAddress, out var entry);
+        if (step != PageStep.Entry)
+        {
+            _compactedDamage |= step == PageStep.Damaged;
+            _compactedOffset = page + pageSize;
+            return Outcome.Again;
+        }
+
+        _compactedOffset = entries.NextAddress;
+        return Accept(entry, entryAddress, entries.NextAddress, out message);
+    }
+
+    /// <summary>The compacted part is read: the reader goes on in the log at its cut, where the sequences it did not hold begin.</summary>
+    private void LeaveCompacted(CompactedLog compacted)
+    {
+        if (_compactedDamage)
+        {
+            ReportCompactedDamage(compacted.LastSequence);
+        }
+
+        CloseCompacted(compacted);
+        _fragments.Reset();
+        _lastSequence = Math.Max(_lastSequence, compacted.NextSequence - 1);
+        _damagedFrom = -1;
+        _lastGoodEnd = compacted.CutAddress;
+        Volatile.Write(ref _address, compacted.CutAddress);
+    }
+
+    private void CloseCompacted(CompactedLog compacted)
+    {
+        if (_compactedFile is { } file)
+        {
+            _compactedFile = null;
+            _log.CloseCompactedFile(file);
+        }
+
+        _compactedPage = -1;
+        Volatile.Write(ref _compacted, null);
+        compacted.RemoveReader();
+    }
+
+    /// <summary>
+    /// Damage in the compacted part between the last message read and <paramref name="upTo"/>: which of those sequences
+    /// it held is unknown (compaction had removed others), so the whole range is reported, when the reader knows where it
+    /// began (a reader that started inside the file and met damage before its first message leaves that to others).
+    /// </summary>
+    private void ReportCompactedDamage(long upTo)
+    {
+        _compactedDamage = false;
+        var first = _lastSequence > 0 ? _lastSequence + 1 : _compactedOffsetAtStart == CompactedLog.DataStart ? _compacted!.FirstSequence : 0;
+        if (first > 0 && upTo >= first)
+        {
+            _log.ReportHole(new LogHole(first, upTo), "were in a damaged part of the compacted log (some of them compaction had removed already)");
+        }
+    }
+
     /// <summary>Checks one entry and turns it into a message when it completes one.</summary>
     private Outcome Accept(ReadOnlySpan<byte> entry, long address, long end, out LogMessage message)
     {
@@ -338,7 +506,15 @@ internal sealed class LogReader : IDisposable
             return Outcome.Again;
         }
 
-        if (_lastSequence != 0 && sequence > _lastSequence + 1 && !_log.HoleList.Covers(_lastSequence + 1, sequence - 1))
+        if (_compacted is not null)
+        {
+            // Compaction leaves gaps between the sequences of its file: only damage met on the way is a hole.
+            if (_compactedDamage)
+            {
+                ReportCompactedDamage(sequence - 1);
+            }
+        }
+        else if (_lastSequence != 0 && sequence > _lastSequence + 1 && !_log.HoleList.Covers(_lastSequence + 1, sequence - 1))
         {
             var damaged = _damagedFrom >= 0;
             _log.ReportHole(
@@ -349,7 +525,7 @@ internal sealed class LogReader : IDisposable
         _damagedFrom = -1;
         _lastSequence = sequence;
         _lastGoodEnd = end;
-        if (sequence < _fromSequence || timestampMs < _skipBeforeTimestampMs)
+        if (sequence < _fromSequence || timestampMs < _skipBeforeTimestampMs || (!found.HasKey && sequence < _unkeyedFromSequence) || Filter?.Skips(found) == true)
         {
             _fragments.Reset();
             return Outcome.Again;
@@ -362,6 +538,12 @@ internal sealed class LogReader : IDisposable
 
     private void Damaged(long address)
     {
+        if (_compacted is not null)
+        {
+            _compactedDamage = true;
+            return;
+        }
+
         if (_damagedFrom < 0)
         {
             _damagedFrom = address;

@@ -7,7 +7,8 @@ namespace Zaichik.Server.Storage;
 /// <summary>
 /// Every topic of the broker and its settings, in one append-only file, <c>catalog</c> in the data folder:
 /// <c>[crc32c u32][length u16][name length u8][name][retention i64][window i64][durability u8][commit interval i64]</c>
-/// per topic, the checksum covering what follows it. A restart reads this one file instead of one per topic, so a
+/// per topic, then, for a topic with limits or that keeps the latest value per key, <c>[max messages i64][max bytes i64]</c>,
+/// then, for the latter, <c>[keep latest per key u8][tombstone retention i64]</c>; the checksum covers what follows it. A restart reads this one file instead of one per topic, so a
 /// broker with 100,000 topics listens within seconds and opens each topic only when it is used. Creating a topic
 /// appends a record and waits for it to be fsynced; creations that arrive meanwhile share the next fsync, so thousands
 /// of topics per second cost a few fsyncs. A record torn by a crash ends the file; anything after it is recovered from
@@ -216,8 +217,9 @@ internal sealed class TopicCatalog : IDisposable
     private static byte[] Encode(CatalogEntry entry)
     {
         var name = Encoding.UTF8.GetBytes(entry.Name);
-        var limits = entry.MaxMessages > 0 || entry.MaxBytes > 0;
-        var length = 1 + name.Length + sizeof(long) + sizeof(long) + 1 + sizeof(long) + (limits ? 2 * sizeof(long) : 0);
+        var latest = entry.KeepLatestPerKey;
+        var limits = entry.MaxMessages > 0 || entry.MaxBytes > 0 || latest;
+        var length = 1 + name.Length + sizeof(long) + sizeof(long) + 1 + sizeof(long) + (limits ? 2 * sizeof(long) : 0) + (latest ? 1 + sizeof(long) : 0);
         var record = new byte[HeaderSize + length];
         var body = record.AsSpan(HeaderSize);
         body[0] = (byte)name.Length;
@@ -233,6 +235,13 @@ internal sealed class TopicCatalog : IDisposable
             BinaryPrimitives.WriteInt64LittleEndian(body[(at + 25)..], entry.MaxMessages);
             BinaryPrimitives.WriteInt64LittleEndian(body[(at + 33)..], entry.MaxBytes);
         }
+
+        if (latest)
+        {
+            // Likewise only topics that keep the latest value per key carry that flag and their tombstone retention.
+            body[at + 41] = 1;
+            BinaryPrimitives.WriteInt64LittleEndian(body[(at + 42)..], entry.TombstoneRetentionMs);
+        }
         BinaryPrimitives.WriteUInt16LittleEndian(record.AsSpan(sizeof(uint)), (ushort)length);
         BinaryPrimitives.WriteUInt32LittleEndian(record, LogRecord.Checksum(record.AsSpan(sizeof(uint))));
         return record;
@@ -241,7 +250,8 @@ internal sealed class TopicCatalog : IDisposable
     private static CatalogEntry? Decode(ReadOnlySpan<byte> body)
     {
         var nameLength = body[0];
-        var limits = body.Length == 1 + nameLength + 41;
+        var latest = body.Length == 1 + nameLength + 50;
+        var limits = body.Length == 1 + nameLength + 41 || latest;
         if (body.Length != 1 + nameLength + 25 && !limits)
         {
             return null;
@@ -256,10 +266,13 @@ internal sealed class TopicCatalog : IDisposable
             body[at + 16],
             BinaryPrimitives.ReadInt64LittleEndian(body[(at + 17)..]),
             limits ? BinaryPrimitives.ReadInt64LittleEndian(body[(at + 25)..]) : 0,
-            limits ? BinaryPrimitives.ReadInt64LittleEndian(body[(at + 33)..]) : 0);
+            limits ? BinaryPrimitives.ReadInt64LittleEndian(body[(at + 33)..]) : 0,
+            latest && body[at + 41] != 0,
+            latest ? BinaryPrimitives.ReadInt64LittleEndian(body[(at + 42)..]) : 0);
     }
 }
 
 /// <summary>One topic in the catalog: its name and resolved settings (durability as its wire value).</summary>
 internal readonly record struct CatalogEntry(
-    string Name, long RetentionTtlMs, long CompactionWindowMs, byte Durability, long CommitIntervalMs, long MaxMessages = 0, long MaxBytes = 0);
+    string Name, long RetentionTtlMs, long CompactionWindowMs, byte Durability, long CommitIntervalMs, long MaxMessages = 0, long MaxBytes = 0,
+    bool KeepLatestPerKey = false, long TombstoneRetentionMs = 0);

@@ -44,6 +44,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     private TaskCompletionSource _durableAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
     private int _readers;
+    private FileBudget _budget = FileBudget.Unlimited;
 
     private TopicLog(string topic, string directory, ILogger logger, StorageOptions options, IDevice device, SegmentFiles? files, ILogCommitManager commits,
         SlotFile? memorySequence, FasterLog log, HoleList holes, long firstSequence, long nextSequence, long lastTimestampMs, TimeProvider time, bool brandNew = false)
@@ -81,8 +82,13 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// <summary>Bytes of the largest entry a page takes; larger messages are split.</summary>
     public int MaxRecordSize { get; }
 
-    /// <summary>The sequence of the oldest message still in the log (the next one when it is empty).</summary>
-    public long FirstSequence => Volatile.Read(ref _firstSequence);
+    /// <summary>
+    /// The sequence of the oldest message still stored (the next one when there is none), in the compacted part when the
+    /// log has one.
+    /// </summary>
+    public long FirstSequence => Volatile.Read(ref _compacted) is { } compacted
+        ? compacted.Count > 0 ? compacted.FirstSequence : Math.Max(Volatile.Read(ref _firstSequence), Math.Min(compacted.NextSequence, NextSequence))
+        : Volatile.Read(ref _firstSequence);
 
     /// <summary>The sequence the next appended message gets.</summary>
     public long NextSequence => Volatile.Read(ref _nextSequence);
@@ -115,7 +121,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>Descriptors this log holds now (tests count them).</summary>
-    public int OpenFiles => (_files?.OpenHandles ?? 0) + (_commits is CommitSlots ? 1 : 0) + (_memorySequence is null ? 0 : 1);
+    public int OpenFiles => (_files?.OpenHandles ?? 0) + (_commits is CommitSlots ? 1 : 0) + (_memorySequence is null ? 0 : 1) + Volatile.Read(ref _compactedFiles);
 
     /// <summary>What recovery found when this log was opened.</summary>
     public RecoveredLog? Recovery { get; private init; }
@@ -215,11 +221,13 @@ internal sealed partial class TopicLog : IAsyncDisposable
                 recovered.FirstSequence, recovered.NextSequence, recovered.LastTimestampMs, time, brandNew)
             {
                 Recovery = recovered,
+                _budget = budget,
 
                 // A log with no commit record yet gets one when it closes, so that its next open has one to trust.
                 _cleanOnDisk = recovered.Clean && cut == 0 && latest is not null,
             };
             opened.ReportRecovery(recovered, commitLost, cut);
+            opened.LoadCompacted();
             return opened;
         }
         catch
@@ -244,6 +252,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
             var log = new FasterLog(Settings(device, commits, options));
             return new TopicLog(topic, directory, logger, options, device, null, commits, sequence, log, new HoleList(null), next, next, 0, time)
             {
+                _budget = budget,
                 _memorySequenceGeneration = Math.Max(generation, 0),
             };
         }
@@ -452,7 +461,10 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// Truncation frees whole pages, so the first page may still hold messages below <see cref="FirstSequence"/>: they are
     /// gone all the same, and no reader opened here or by sequence or time returns them.
     /// </remarks>
-    public LogReader OpenReaderAtBegin() => OpenReader(BeginAddress, FirstSequence);
+    public LogReader OpenReaderAtBegin() =>
+        AcquireCompacted() is { } compacted
+            ? OpenReader(compacted, CompactedLog.DataStart, FirstSequence)
+            : OpenReader(BeginAddress, FirstSequence);
 
     /// <summary>A reader of messages appended from now on.</summary>
     public LogReader OpenReaderAtTail() => OpenReader(TailAddress, NextSequence);
@@ -466,7 +478,22 @@ internal sealed partial class TopicLog : IAsyncDisposable
     {
         if (sequence <= FirstSequence)
         {
-            return OpenReader(BeginAddress, FirstSequence);
+            return OpenReaderAtBegin();
+        }
+
+        if (Compacted is { } held && sequence < held.NextSequence && AcquireCompacted() is { } compacted)
+        {
+            if (sequence < compacted.NextSequence)
+            {
+                return OpenReader(compacted, SeekCompacted(compacted, (probeSequence, _) => probeSequence < sequence), sequence);
+            }
+
+            compacted.RemoveReader();
+        }
+
+        if (sequence <= LogFirstSequence)
+        {
+            return OpenReader(LogStart, LogFirstSequence);
         }
 
         if (sequence >= NextSequence)
@@ -481,8 +508,15 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// <summary>A reader whose first message is the first stored one stamped at or after <paramref name="timestampMs"/>.</summary>
     public async ValueTask<LogReader> OpenReaderAtTimeAsync(long timestampMs, CancellationToken cancellationToken)
     {
+        if (Compacted is { Count: > 0 } held && timestampMs <= held.LastTimestampMs && AcquireCompacted() is { } compacted)
+        {
+            var fromCompacted = OpenReader(compacted, SeekCompacted(compacted, (_, probeTimestampMs) => probeTimestampMs < timestampMs), FirstSequence);
+            fromCompacted.SkipBefore(timestampMs);
+            return fromCompacted;
+        }
+
         var address = await SeekAsync(probe => probe.TimestampMs < timestampMs, cancellationToken).ConfigureAwait(false);
-        var reader = OpenReader(address, FirstSequence);
+        var reader = OpenReader(address, LogFirstSequence);
         reader.SkipBefore(timestampMs);
         return reader;
     }
@@ -495,7 +529,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// </summary>
     private async ValueTask<long> SeekAsync(Func<PageProbe, bool> before, CancellationToken cancellationToken)
     {
-        var begin = BeginAddress;
+        var begin = LogStart;
         var tail = TailAddress;
         var low = begin >> _pageSizeBits;
         var high = (tail - 1) >> _pageSizeBits;
@@ -635,11 +669,18 @@ internal sealed partial class TopicLog : IAsyncDisposable
     }
 
     /// <summary>Messages stored after <paramref name="sequence"/>, holes not counted: a consumer's lag, exact.</summary>
+    /// <remarks>
+    /// In the compacted part, which holds only some of its sequences, the count is estimated as if what it kept were spread
+    /// evenly over them.
+    /// </remarks>
     public long CountAfter(long sequence)
     {
-        var from = Math.Max(sequence, FirstSequence - 1);
+        var inCompacted = Compacted is { Count: > 0 } compacted && sequence < compacted.LastSequence
+            ? sequence < compacted.FirstSequence ? compacted.Count : compacted.Count * (compacted.LastSequence - sequence) / (compacted.LastSequence - compacted.FirstSequence + 1)
+            : 0;
+        var from = Math.Max(sequence, LogFirstSequence - 1);
         var last = LastSequence;
-        return last <= from ? 0 : last - from - _holes.CountWithin(from, last);
+        return inCompacted + (last <= from ? 0 : last - from - _holes.CountWithin(from, last));
     }
 
     /// <summary>
@@ -685,7 +726,8 @@ internal sealed partial class TopicLog : IAsyncDisposable
         var last = LastSequence;
         var begin = _log.BeginAddress;
         var reserved = _reservation.ForCommit(NextSequence);
-        var cookie = new CommitCookie(clean, FirstSequence, last, reserved).ToBytes();
+        // The log's own first sequence: recovery reads it as where the segments begin, the compacted part aside.
+        var cookie = new CommitCookie(clean, Volatile.Read(ref _firstSequence), last, reserved).ToBytes();
         _cleanOnDisk = false;
         long commitNum;
         try
@@ -763,6 +805,8 @@ internal sealed partial class TopicLog : IAsyncDisposable
             return;
         }
 
+        // A compaction pass in progress sees the log closed and gives up; its files must be left before they close.
+        await _compacting.WaitAsync().ConfigureAwait(false);
         try
         {
             if (!InMemory && !(_cleanOnDisk && !NeedsCommit))

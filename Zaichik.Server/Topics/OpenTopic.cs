@@ -33,6 +33,9 @@ internal sealed class OpenTopic : IAsyncDisposable
     /// <summary>Null when compaction is off. Guarded by the topic's gate.</summary>
     public CompactionIndex? Keys { get; }
 
+    /// <summary>For a topic that keeps the latest value per key: its keys' newest messages, which readers consult; null otherwise.</summary>
+    public LatestValueIndex? Latest { get; init; }
+
     /// <summary>What the topic remembers of its idempotent producers' publishes. Guarded by the topic's gate.</summary>
     public ProducerWindow Producers { get; }
 

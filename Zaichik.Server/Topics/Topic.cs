@@ -84,9 +84,12 @@ internal sealed partial class Topic : IAsyncDisposable
     /// <summary>The clock every timing decision of this topic reads (tests move a fake one).</summary>
     public TimeProvider Time => _context.Time;
 
-    /// <summary>True when a record stamped <paramref name="timestampMs"/> must no longer be delivered.</summary>
+    /// <summary>
+    /// True when a record stamped <paramref name="timestampMs"/> must no longer be delivered. Never on a topic that keeps
+    /// the latest value per key: its newest values outlive the TTL, and its readers step over what expired (<see cref="LatestValueIndex"/>).
+    /// </summary>
     public bool IsExpired(long timestampMs, long nowMs) =>
-        Settings.HasRetention && nowMs - timestampMs >= Settings.RetentionTtlMs;
+        Settings.HasRetention && !Settings.KeepLatestPerKey && nowMs - timestampMs >= Settings.RetentionTtlMs;
 
     /// <summary>
     /// Stores one message, opening the topic first if it is closed, unless its producer's publish is remembered as
@@ -323,6 +326,12 @@ internal sealed partial class Topic : IAsyncDisposable
             return;
         }
 
+        if (Settings.KeepLatestPerKey)
+        {
+            await SweepLatestAsync(open, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         var nowMs = NowMs;
         var log = open.Log;
         var (keepFrom, keepSequence) = Settings.HasRetention
@@ -442,7 +451,7 @@ internal sealed partial class Topic : IAsyncDisposable
                 return _open is null;
             }
 
-            if (!Settings.HasRetention)
+            if (!Settings.HasRetention && !Settings.KeepLatestPerKey)
             {
                 // Nobody reads it: what every reader has seen can go now, not at some later open.
                 var keepSequence = LowestKept(open) is { } lowest ? lowest + 1 : open.Log.NextSequence;
@@ -546,6 +555,11 @@ internal sealed partial class Topic : IAsyncDisposable
 
     private async ValueTask<(LogReader Reader, long StartSequence)> StartAsync(OpenTopic open, StartPosition from, CancellationToken cancellationToken)
     {
+        if (Settings.KeepLatestPerKey)
+        {
+            return await StartLatestAsync(open, from, cancellationToken).ConfigureAwait(false);
+        }
+
         var log = open.Log;
         switch (from.Kind)
         {
@@ -753,6 +767,7 @@ internal sealed partial class Topic : IAsyncDisposable
 
     private void Accepted(OpenTopic open, in Publish publish, long nowMs, long sequence)
     {
+        open.Latest?.Accept(publish.Key.HasValue, publish.Key.HasValue ? publish.Key.Value.Span : default, publish.Payload.Span, publish.Headers.Span, sequence, nowMs);
         open.Committer?.MarkDirty();
         Counters.Stored((publish.Key?.Length ?? 0) + publish.Payload.Length + publish.Headers.Length);
         if (publish.Key.HasValue && open.Keys is { } keys)
@@ -859,12 +874,14 @@ internal sealed partial class Topic : IAsyncDisposable
             var keys = Settings.HasCompaction ? new CompactionIndex(Settings.CompactionWindowMs) : null;
             var producers = new ProducerWindow(_context.Producers);
             await RecoverWindowsAsync(log, keys, producers).ConfigureAwait(false);
+            var latest = Settings.KeepLatestPerKey ? await RestoreLatestAsync(log).ConfigureAwait(false) : null;
+            log.ReadFilter = latest;
 
             committer = memory ? null : new TopicCommitter(Name, Directory, log, positions,
                 Settings.Durability == Durability.Always ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
                 _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this),
                 _context.FlushDuration);
-            return new OpenTopic(log, committer, keys, producers, positions) { RetentionTtlMs = Settings.RetentionTtlMs };
+            return new OpenTopic(log, committer, keys, producers, positions) { RetentionTtlMs = Settings.RetentionTtlMs, Latest = latest };
         }
         catch
         {
@@ -928,8 +945,9 @@ internal sealed partial class Topic : IAsyncDisposable
             }
 
             // What a closed topic keeps in mind: when its oldest message expires, maintenance opens it to remove it.
+            // (Not for a topic that keeps the latest value per key: it is compacted when it next opens.)
             _closedOldestTimestampMs = long.MaxValue;
-            if (Settings.HasRetention && !open.Log.IsDisposed)
+            if (Settings.HasRetention && !Settings.KeepLatestPerKey && !open.Log.IsDisposed)
             {
                 FirstRetained(open, NowMs);
                 _closedOldestTimestampMs = open.OldestRetained?.TimestampMs ?? long.MaxValue;

@@ -24,6 +24,9 @@ internal sealed class TopicContext(
 
     /// <summary>Where each group flush records how long it took (the <c>Zaichik.Server</c> Meter's), or null.</summary>
     public System.Diagnostics.Metrics.Histogram<double>? FlushDuration { get; init; }
+
+    /// <summary>When topics that keep the latest value per key are compacted.</summary>
+    public LogCompactionOptions Compaction { get; init; } = LogCompactionOptions.Default;
 }
 
 /// <summary>

@@ -17,6 +17,7 @@ internal sealed class TopicCounters
     private long _trimmed;
     private long _redelivered;
     private long _deadLettered;
+    private long _compacted;
 
     /// <summary>Messages stored.</summary>
     public long MessagesIn => Volatile.Read(ref _messagesIn);
@@ -79,4 +80,10 @@ internal sealed class TopicCounters
 
     /// <summary>Under the topic's gate.</summary>
     public void TrimmedRemoved(long messages) => Interlocked.Add(ref _trimmed, messages);
+
+    /// <summary>Messages removed by log compaction: superseded values, values of deleted keys, and tombstones whose retention ran out.</summary>
+    public long Compacted => Volatile.Read(ref _compacted);
+
+    /// <summary>Under the topic's gate.</summary>
+    public void CompactedRemoved(long messages) => Interlocked.Add(ref _compacted, messages);
 }

@@ -37,6 +37,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             new ProducerWindowOptions(_options.IdempotenceWindow, _options.MaxRememberedPublishesPerProducer, _options.MaxProducersPerTopic))
         {
             FlushDuration = metrics?.FlushDuration,
+            Compaction = new LogCompactionOptions(_options.MinCompactionBytes, _options.MinCleanableDirtyRatio),
         };
         limiter.MakeRoom = MakeRoomAsync;
     }
@@ -102,7 +103,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         foreach (var entry in entries)
         {
             var settings = new TopicSettings(entry.RetentionTtlMs, entry.CompactionWindowMs, (Durability)entry.Durability, entry.CommitIntervalMs,
-                entry.MaxMessages, entry.MaxBytes);
+                entry.MaxMessages, entry.MaxBytes, entry.KeepLatestPerKey, entry.TombstoneRetentionMs);
             _topics[entry.Name] = NewTopic(entry.Name, Resolve(settings));
         }
 
@@ -153,10 +154,17 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     public async ValueTask<Topic> CreateAsync(string name, TopicSettings settings, CancellationToken cancellationToken)
     {
         ValidateName(name);
-        if (settings.RetentionTtlMs < 0 || settings.CompactionWindowMs < 0 || settings.CommitIntervalMs < 0 || settings.MaxMessages < 0 || settings.MaxBytes < 0)
+        if (settings.RetentionTtlMs < 0 || settings.CompactionWindowMs < 0 || settings.CommitIntervalMs < 0 || settings.MaxMessages < 0 || settings.MaxBytes < 0
+            || settings.TombstoneRetentionMs < 0)
         {
             throw new TopicException(ErrorCode.InvalidArgument,
-                $"retentionTtlMs, compactionWindowMs, commitIntervalMs, maxMessages and maxBytes must be 0 or positive; got {settings}");
+                $"retentionTtlMs, compactionWindowMs, commitIntervalMs, maxMessages, maxBytes and tombstoneRetentionMs must be 0 or positive; got {settings}");
+        }
+
+        if (settings.TombstoneRetentionMs != 0 && !settings.KeepLatestPerKey)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument,
+                $"tombstoneRetentionMs {settings.TombstoneRetentionMs} is only for a topic that keeps the latest value per key (keepLatestPerKey); send 0 otherwise");
         }
 
         // A longer one would fail in the committer's timer after the topic was created.
@@ -287,7 +295,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             try
             {
                 await _catalog!.AddAsync(new CatalogEntry(name, settings.RetentionTtlMs, settings.CompactionWindowMs, (byte)settings.Durability, settings.CommitIntervalMs,
-                    settings.MaxMessages, settings.MaxBytes))
+                    settings.MaxMessages, settings.MaxBytes, settings.KeepLatestPerKey, settings.TombstoneRetentionMs))
                     .ConfigureAwait(false);
             }
             catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ObjectDisposedException)
@@ -340,12 +348,12 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             }
 
             yield return new CatalogEntry(name, settings.RetentionTtlMs, settings.CompactionWindowMs, (byte)settings.Durability, settings.CommitIntervalMs,
-                settings.MaxMessages, settings.MaxBytes);
+                settings.MaxMessages, settings.MaxBytes, settings.KeepLatestPerKey, settings.TombstoneRetentionMs);
         }
     }
 
     private TopicSettings Resolve(TopicSettings settings) =>
-        settings.Resolve(_options.Durability, _options.CommitInterval);
+        settings.Resolve(_options.Durability, _options.CommitInterval, _options.DefaultTombstoneRetention);
 
     private void ValidateName(string name)
     {

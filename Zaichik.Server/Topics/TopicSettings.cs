@@ -16,8 +16,11 @@ namespace Zaichik.Server.Topics;
 /// <param name="CommitIntervalMs">For <see cref="Durability.Interval"/>, how often the log is committed.</param>
 /// <param name="MaxMessages">Most messages the topic keeps; past it the oldest are removed by the sweep. 0 = no limit.</param>
 /// <param name="MaxBytes">Most bytes of log the topic keeps; past it the oldest messages are removed by the sweep. 0 = no limit.</param>
+/// <param name="KeepLatestPerKey">Log compaction: only the newest message of each key is kept and delivered (unkeyed ones under retention).</param>
+/// <param name="TombstoneRetentionMs">With <paramref name="KeepLatestPerKey"/>: how long a tombstone is kept and delivered; 0 = the server's default.</param>
 internal sealed record TopicSettings(
-    long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0, long MaxMessages = 0, long MaxBytes = 0)
+    long RetentionTtlMs, long CompactionWindowMs, Durability Durability = Durability.ServerDefault, long CommitIntervalMs = 0, long MaxMessages = 0, long MaxBytes = 0,
+    bool KeepLatestPerKey = false, long TombstoneRetentionMs = 0)
 {
     public const string FileName = "topic.json";
 
@@ -37,6 +40,9 @@ internal sealed record TopicSettings(
     /// </summary>
     public const long MaxCommitIntervalMs = uint.MaxValue - 1;
 
+    /// <summary>How long a tombstone stays when neither the topic nor the server says (Kafka's <c>delete.retention.ms</c>): 24 hours.</summary>
+    public static readonly TimeSpan DefaultTombstoneRetention = TimeSpan.FromHours(24);
+
     /// <summary>What an auto-created topic gets: no retention, no compaction, the server's durability.</summary>
     public static TopicSettings Default { get; } = new(0, 0);
 
@@ -54,16 +60,20 @@ internal sealed record TopicSettings(
         $"retentionTtlMs={RetentionTtlMs}, compactionWindowMs={CompactionWindowMs}, durability={Durability}"
         + (Durability == Durability.Interval ? $", commitIntervalMs={CommitIntervalMs}" : string.Empty)
         + (MaxMessages > 0 ? $", maxMessages={MaxMessages}" : string.Empty)
-        + (MaxBytes > 0 ? $", maxBytes={MaxBytes}" : string.Empty);
+        + (MaxBytes > 0 ? $", maxBytes={MaxBytes}" : string.Empty)
+        + (KeepLatestPerKey ? $", keepLatestPerKey, tombstoneRetentionMs={TombstoneRetentionMs}" : string.Empty);
 
     /// <summary>These settings with the server's defaults filled in where they ask for them.</summary>
-    public TopicSettings Resolve(Durability serverDurability, TimeSpan serverCommitInterval)
+    public TopicSettings Resolve(Durability serverDurability, TimeSpan serverCommitInterval, TimeSpan? serverTombstoneRetention = null)
     {
         var durability = Durability == Durability.ServerDefault ? serverDurability : Durability;
         var interval = durability != Durability.Interval ? 0
             : CommitIntervalMs > 0 ? CommitIntervalMs
             : Math.Max(1, (long)serverCommitInterval.TotalMilliseconds);
-        return this with { Durability = durability, CommitIntervalMs = interval };
+        var tombstoneRetention = !KeepLatestPerKey ? 0
+            : TombstoneRetentionMs > 0 ? TombstoneRetentionMs
+            : Math.Max(1, (long)(serverTombstoneRetention ?? DefaultTombstoneRetention).TotalMilliseconds);
+        return this with { Durability = durability, CommitIntervalMs = interval, TombstoneRetentionMs = tombstoneRetention };
     }
 
     /// <summary>The settings in <paramref name="directory"/>'s <c>topic.json</c> and the storage format it declares.</summary>
@@ -74,7 +84,8 @@ internal sealed record TopicSettings(
         var json = File.ReadAllBytes(Path.Combine(directory, FileName));
         var file = JsonSerializer.Deserialize(json, TopicSettingsJsonContext.Default.TopicFile)
             ?? throw new JsonException($"{Path.Combine(directory, FileName)} is empty");
-        return (new TopicSettings(file.RetentionTtlMs, file.CompactionWindowMs, file.Durability, file.CommitIntervalMs, file.MaxMessages ?? 0, file.MaxBytes ?? 0), file.Format ?? 1);
+        return (new TopicSettings(file.RetentionTtlMs, file.CompactionWindowMs, file.Durability, file.CommitIntervalMs, file.MaxMessages ?? 0, file.MaxBytes ?? 0,
+            file.KeepLatestPerKey ?? false, file.TombstoneRetentionMs ?? 0), file.Format ?? 1);
     }
 
     /// <summary>
@@ -114,7 +125,7 @@ internal sealed record TopicSettings(
 
         Directory.CreateDirectory(directory);
         Write(path, new TopicFile(StorageFormat, RetentionTtlMs, CompactionWindowMs, Durability, CommitIntervalMs, storage.PageSizeBits, storage.SegmentSizeBits,
-            MaxMessages > 0 ? MaxMessages : null, MaxBytes > 0 ? MaxBytes : null));
+            MaxMessages > 0 ? MaxMessages : null, MaxBytes > 0 ? MaxBytes : null, KeepLatestPerKey ? true : null, KeepLatestPerKey ? TombstoneRetentionMs : null));
         return storage;
     }
 
@@ -129,7 +140,7 @@ internal sealed record TopicSettings(
     /// <summary>What <c>topic.json</c> holds: the settings, the storage format, and the log's page and segment sizes.</summary>
     internal sealed record TopicFile(
         int? Format, long RetentionTtlMs, long CompactionWindowMs, Durability Durability, long CommitIntervalMs, int? PageSizeBits = null, int? SegmentSizeBits = null,
-        long? MaxMessages = null, long? MaxBytes = null);
+        long? MaxMessages = null, long? MaxBytes = null, bool? KeepLatestPerKey = null, long? TombstoneRetentionMs = null);
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, UseStringEnumConverter = true)]

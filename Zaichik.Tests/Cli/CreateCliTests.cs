@@ -44,4 +44,21 @@ public sealed class CreateCliTests
         stored.Settings.MaxBytes.ShouldBe(1_048_576);
         negative.ExitCode.ShouldBe(2, negative.ToString());
     }
+
+    [Fact]
+    public async Task Create_with_keep_latest_prints_and_stores_it_and_refuses_a_tombstone_retention_without_it()
+    {
+        await using var server = await TestServer.StartAsync();
+        var topic = Topic("latest");
+
+        var created = await RunAsync([.. At(server), "create", topic, "--keep-latest", "--tombstone-retention", "1h"]);
+        var stray = await RunAsync([.. At(server), "create", Topic("stray"), "--tombstone-retention", "1h"]);
+
+        created.ExitCode.ShouldBe(0, created.ToString());
+        created.Lines.ShouldBe([$"topic {topic}: retention 0, window 0, durability the server's, latest per key (tombstones 1h)"], created.ToString());
+        server.Registry.TryGet(topic, out var stored).ShouldBeTrue();
+        stored.Settings.KeepLatestPerKey.ShouldBeTrue();
+        stored.Settings.TombstoneRetentionMs.ShouldBe(3_600_000);
+        stray.ExitCode.ShouldBe(2, stray.ToString());
+    }
 }

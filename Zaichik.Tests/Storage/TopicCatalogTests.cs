@@ -85,5 +85,21 @@ public sealed class TopicCatalogTests : IDisposable
         File.Exists(CatalogFile).ShouldBeTrue();
     }
 
+    [Fact]
+    public async Task Latest_value_settings_are_read_back_beside_entries_without_them()
+    {
+        using (var catalog = TopicCatalog.Open(_directory, _ => [], out _, out _))
+        {
+            await catalog.AddAsync(Entry("plain"));
+            await catalog.AddAsync(Entry("latest") with { KeepLatestPerKey = true, TombstoneRetentionMs = 86_400_000 });
+            await catalog.AddAsync(Entry("limited") with { MaxMessages = 10 });
+        }
+
+        using var reopened = TopicCatalog.Open(_directory, _ => [], out var entries, out var recovered);
+
+        recovered.ShouldBeNull();
+        entries.ShouldBe([Entry("plain"), Entry("latest") with { KeepLatestPerKey = true, TombstoneRetentionMs = 86_400_000 }, Entry("limited") with { MaxMessages = 10 }]);
+    }
+
     private static CatalogEntry Entry(string name) => new(name, 60_000, 0, 2, 100);
 }
