@@ -568,6 +568,9 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
         return best;
     }
 
+    /// <summary>Where the message a reader returned last holds the log: its address, or for one read from the compacted part, the cut the reader goes on from.</summary>
+    private static long AddressOf(LogReader reader) => reader.LastFromCompacted ? reader.Position : reader.MessageAddress;
+
     private static ulong Mix(ulong value)
     {
         value ^= value >> 33;
@@ -724,7 +727,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
                             {
                                 if (pending.State == PendingState.InFlight && pending.Generation == generation && !member.Left)
                                 {
-                                    pending.Address = reader.MessageAddress;
+                                    pending.Address = AddressOf(reader);
                                     FrameWriter.WriteMessage(member.Staging, _topic.NameUtf8, message.Sequence, message.TimestampMs, message.HasKey, message.Key,
                                         message.Payload, message.Headers, pending.Deliveries);
                                     member.StagedMessages++;
@@ -823,10 +826,10 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
 
             try
             {
-                var placed = Place(message, _reader.MessageAddress, nowMs, out var deadLetter);
+                var placed = Place(message, AddressOf(_reader), nowMs, out var deadLetter);
                 if (deadLetter is not null)
                 {
-                    var copy = Held.Copy(message, _reader.MessageAddress, deadLetter.KeyHash);
+                    var copy = Held.Copy(message, AddressOf(_reader), deadLetter.KeyHash);
                     _reader.Release();
                     await DeadLetterAsync(deadLetter, copy, cancellationToken).ConfigureAwait(false);
                     continue;
@@ -834,7 +837,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
 
                 if (!placed)
                 {
-                    _held = Held.Copy(message, _reader.MessageAddress, message.HasKey ? HashKey(message.Key) : null);
+                    _held = Held.Copy(message, AddressOf(_reader), message.HasKey ? HashKey(message.Key) : null);
                     return false;
                 }
 
@@ -1086,7 +1089,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
             {
                 if (message.Sequence == sequence)
                 {
-                    return Held.Copy(message, reader.MessageAddress, null);
+                    return Held.Copy(message, AddressOf(reader), null);
                 }
 
                 if (message.Sequence > sequence)

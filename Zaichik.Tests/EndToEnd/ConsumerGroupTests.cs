@@ -333,6 +333,28 @@ public sealed class ConsumerGroupTests
     }
 
     [Fact]
+    public async Task A_group_on_a_topic_keeping_the_latest_value_per_key_gets_each_keys_newest_value()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("prices", new TopicOptions { KeepLatestPerKey = true });
+        await client.PublishAsync("prices", "a1", "a");
+        await client.PublishAsync("prices", "b1", "b");
+        await client.PublishAsync("prices", "a2", "a");
+        await client.PublishAsync("prices", "a3", "a");
+
+        var subscription = await client.SubscribeAsync("prices", new SubscribeOptions { Group = "pricing", Prefetch = 10 });
+        var latest = await ReconnectTests.ReadAsync(subscription, 2);
+        latest.Select(message => message.PayloadText).ShouldBe(["b1", "a3"]);
+        foreach (var message in latest)
+        {
+            await client.CommitAsync(message);
+        }
+
+        await TestServer.EventuallyAsync(() => GroupView(server, "prices", "pricing") is { Pending: 0, DoneSequence: 4 }, "done up to a3");
+    }
+
+    [Fact]
     public async Task Group_settings_without_a_group_and_a_group_with_a_durable_name_are_refused()
     {
         await using var server = await TestServer.StartAsync();
