@@ -41,6 +41,17 @@ internal sealed class ConsumerGroupWorkload : IWorkload
             "WG consumer group, 1 member, prefetch 256, commit per message", context, 1, messages, cancellationToken);
         var ratio = single.MessagesPerSecond > 0 ? group.MessagesPerSecond / single.MessagesPerSecond : 0;
         results.Add(single with { Notes = single.Notes + Invariant($"; 4 members / 1 member = {ratio:0.00}") });
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return;
+        }
+
+        // Latency without a backlog: the producer paced as W3's, below what the group takes.
+        var rate = context.Settings.FanOutRate;
+        var paced = (long)(rate * context.Settings.FanOutDuration.TotalSeconds);
+        results.Add(await RunGroupAsync(
+            Invariant($"WG consumer group, 4 members, {rate:N0} msgs/s for {context.Settings.FanOutDuration.TotalSeconds:0} s, commit per message"),
+            context, Members, paced, cancellationToken, rate));
     }
 
     /// <summary>
@@ -48,7 +59,7 @@ internal sealed class ConsumerGroupWorkload : IWorkload
     /// <paramref name="expected"/> stamped messages while they read and commit.
     /// </summary>
     private async Task<WorkloadResult> RunGroupAsync(
-        string name, BenchmarkContext context, int members, long expected, CancellationToken cancellationToken)
+        string name, BenchmarkContext context, int members, long expected, CancellationToken cancellationToken, int? rate = null)
     {
         var topic = context.NewTopicName(Id);
         await using var producer = await context.ConnectAsync(cancellationToken);
@@ -73,7 +84,9 @@ internal sealed class ConsumerGroupWorkload : IWorkload
             }
 
             var before = ResourceSnapshot.Take();
-            var publishing = Task.Run(() => PublishStampedAsync(producer, topic, expected, cancellationToken), CancellationToken.None);
+            var publishing = rate is { } paced
+                ? Task.Run(async () => ((await FanOutWorkload.PublishPacedAsync(producer, topic, paced, expected, cancellationToken)).Published, Stopwatch.GetTimestamp()), CancellationToken.None)
+                : Task.Run(() => PublishStampedAsync(producer, topic, expected, cancellationToken), CancellationToken.None);
 
             // Done when every sequence arrived; a reader that ends first failed, and the time limit ends the wait too.
             var limit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -109,7 +109,7 @@ internal sealed class FanOutWorkload : IWorkload
     /// <c>Task.Delay(1)</c> and <c>PeriodicTimer</c> wake after 4.4 ms (p50), <c>Thread.Sleep(1)</c> after 1.1 ms,
     /// and 4 ms bursts of ~90 messages would add their own queueing to every latency.
     /// </remarks>
-    private static async Task<(long Published, double MaxLagMs)> PublishPacedAsync(
+    internal static async Task<(long Published, double MaxLagMs)> PublishPacedAsync(
         ZaichikClient producer, string topic, int rate, long total, CancellationToken cancellationToken)
     {
         var window = new PublishWindow(ProducerWindow);
