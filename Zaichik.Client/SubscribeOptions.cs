@@ -60,24 +60,29 @@ public sealed record SubscribeOptions
     public string? Group { get; init; }
 
     /// <summary>
-    /// Group only: how long the server waits for this group's member to commit a delivery before delivering it again. Null
-    /// (the default): the server's default (30 s unless configured). The group takes the settings of the member that joined
-    /// last.
+    /// How long the server waits for a commit of a delivery before delivering it again. With a <see cref="Group"/> it is the
+    /// group's (the group takes the settings of the member that joined last; null: the server's default, 30 s unless
+    /// configured). Without one, set on an ordinary subscription, it gives that subscription redelivery of its own while it
+    /// lasts: its deliveries are committed one by one and come again, on this connection, when not committed in time or
+    /// given back with Nack (not with <see cref="DurableName"/>: a durable consumer with redelivery is a group).
     /// </summary>
     public TimeSpan? AckWait { get; init; }
 
     /// <summary>
-    /// Group only: after this many deliveries without a commit, a message goes to <see cref="DeadLetterTopic"/> (or is
+    /// After this many deliveries without a commit (to the group, or to this subscription without one), a message goes to <see cref="DeadLetterTopic"/> (or is
     /// dropped when there is none) and counts as committed. Null (the default): unlimited.
     /// </summary>
     public int? MaxDeliver { get; init; }
 
     /// <summary>
-    /// Group only: where messages that reached <see cref="MaxDeliver"/> go, with their key, payload and headers plus
+    /// Where messages that reached <see cref="MaxDeliver"/> go, with their key, payload and headers plus
     /// <c>zaichik-dead-letter-topic</c>, <c>zaichik-dead-letter-sequence</c>, <c>zaichik-delivery-count</c> and
     /// <c>zaichik-dead-letter-group</c>. The token must be allowed to publish there.
     /// </summary>
     public string? DeadLetterTopic { get; init; }
+
+    /// <summary>A group member, or a subscription with redelivery of its own: deliveries are committed one by one and may come again.</summary>
+    internal bool Redelivers => Group is not null || AckWait is not null || MaxDeliver is not null || DeadLetterTopic is not null;
 
     internal SubscribeFrame ToFrame(ulong requestId, string topic, StartPosition from) =>
         new(requestId, topic, from, (uint)Prefetch, DurableName, AckPolicy, Group,
@@ -105,29 +110,27 @@ public sealed record SubscribeOptions
             throw new ArgumentException(problem, nameof(DurableName));
         }
 
-        if (Group is null)
+        if (!Redelivers)
         {
-            if (AckWait is not null || MaxDeliver is not null || DeadLetterTopic is not null)
-            {
-                throw new ArgumentException("AckWait, MaxDeliver and DeadLetterTopic are settings of a consumer group: set Group too", nameof(Group));
-            }
-
             return;
         }
 
-        if (ConsumerName.Validate(Group) is { } invalid)
+        if (Group is not null && ConsumerName.Validate(Group) is { } invalid)
         {
             throw new ArgumentException(invalid.Replace("durable consumer name", "consumer group name", StringComparison.Ordinal), nameof(Group));
         }
 
         if (DurableName is not null)
         {
-            throw new ArgumentException("a subscription is either a durable consumer or a member of a group, not both: a group is durable already", nameof(Group));
+            throw new ArgumentException(Group is not null
+                ? "a subscription is either a durable consumer or a member of a group, not both: a group is durable already"
+                : "a durable consumer with AckWait, MaxDeliver or a DeadLetterTopic is a consumer group: set Group instead of DurableName (a group is durable)",
+                nameof(DurableName));
         }
 
         if (AckPolicy != AckPolicy.Explicit)
         {
-            throw new ArgumentException("a consumer group needs AckPolicy.Explicit: its messages are redelivered until committed", nameof(AckPolicy));
+            throw new ArgumentException("redelivery (a Group, AckWait, MaxDeliver) needs AckPolicy.Explicit: messages are redelivered until committed", nameof(AckPolicy));
         }
 
         if (AckWait is { } wait && (wait < TimeSpan.FromMilliseconds(1) || wait.TotalMilliseconds > uint.MaxValue))

@@ -40,7 +40,7 @@ public sealed partial class ZaichikClient
     }
 
     /// <summary>
-    /// Consumer group members: acknowledges the one delivery <paramref name="sequence"/> of <paramref name="topic"/>, whichever
+    /// Consumer group members and subscriptions with AckWait or MaxDeliver: acknowledges the one delivery <paramref name="sequence"/> of <paramref name="topic"/>, whichever
     /// order it came in. The group counts it done even if it was meanwhile redelivered to another member.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="sequence"/> is less than 1.</exception>
@@ -58,7 +58,7 @@ public sealed partial class ZaichikClient
     }
 
     /// <summary>
-    /// Consumer group members: gives <paramref name="message"/> back; the group delivers it again (to any member, with its
+    /// Consumer group members and subscriptions with AckWait or MaxDeliver: gives <paramref name="message"/> back; the group delivers it again (to any member, with its
     /// delivery count one higher) once <paramref name="delay"/> has passed. Counts towards MaxDeliver. A Nack of a message no
     /// longer in flight to this member (committed, timed out) is reported through <see cref="ServerError"/>.
     /// </summary>
@@ -80,7 +80,7 @@ public sealed partial class ZaichikClient
         return SendCommitAsync(new NackFrame(message.Topic, message.Sequence, (uint)delay.TotalMilliseconds), cancellationToken);
     }
 
-    private bool IsGroupMember(string topic) => _subscriptions.TryGetValue(topic, out var subscription) && subscription.Options.Group is not null;
+    private bool IsGroupMember(string topic) => _subscriptions.TryGetValue(topic, out var subscription) && subscription.Options.Redelivers;
 
     /// <summary>
     /// Acknowledges the deliveries of <paramref name="topic"/> up to and including <paramref name="sequence"/>. For a durable

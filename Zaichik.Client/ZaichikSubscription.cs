@@ -149,7 +149,7 @@ public sealed class ZaichikSubscription : IAsyncEnumerable<ZaichikMessage>, IAsy
     {
         // Only the read loop of the current connection delivers, so this needs no lock. A group member's redeliveries come
         // out of order and are new to this member (another may have had them): every one is handed on.
-        if (Options.Group is null && message.Sequence <= _lastReceived)
+        if (!Options.Redelivers && message.Sequence <= _lastReceived)
         {
             return false;
         }

@@ -60,7 +60,7 @@ internal static class SubCommand
         };
         var ackWait = new Option<TimeSpan?>("--ack-wait")
         {
-            Description = "With --group: redeliver a message not committed within this (default: the server's, 30s); like 500ms, 10s, 5m",
+            Description = "Redeliver a message not committed within this (with --group the group's; default: the server's, 30s); like 500ms, 10s, 5m",
             HelpName = "duration",
             CustomParser = result =>
             {
@@ -74,7 +74,7 @@ internal static class SubCommand
                 return null;
             },
         };
-        var maxDeliver = new Option<int?>("--max-deliver") { Description = "With --group: after this many deliveries a message goes to --dead-letter (or is dropped)" };
+        var maxDeliver = new Option<int?>("--max-deliver") { Description = "After this many deliveries a message goes to --dead-letter (or is dropped)" };
         maxDeliver.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<int?>() is < 1)
@@ -82,7 +82,7 @@ internal static class SubCommand
                 result.AddError("--max-deliver must be at least 1");
             }
         });
-        var deadLetter = new Option<string?>("--dead-letter") { Description = "With --group: the topic messages go to after --max-deliver deliveries", HelpName = "topic" };
+        var deadLetter = new Option<string?>("--dead-letter") { Description = "The topic messages go to after --max-deliver deliveries", HelpName = "topic" };
         var output = OutputFormat.CreateOption("one JSON object per message and line");
 
         var command = new Command("sub", "Subscribe and print messages, committing each")
@@ -91,13 +91,14 @@ internal static class SubCommand
         };
         command.Validators.Add(result =>
         {
-            if (result.GetValue(group) is null && (result.GetValue(ackWait) is not null || result.GetValue(maxDeliver) is not null || result.GetValue(deadLetter) is not null))
-            {
-                result.AddError("--ack-wait, --max-deliver and --dead-letter are settings of a consumer group: add --group");
-            }
-            else if (result.GetValue(group) is not null && result.GetValue(durable) is not null)
+            var redelivery = result.GetValue(ackWait) is not null || result.GetValue(maxDeliver) is not null || result.GetValue(deadLetter) is not null;
+            if (result.GetValue(group) is not null && result.GetValue(durable) is not null)
             {
                 result.AddError("--group and --durable are exclusive: a group is durable already");
+            }
+            else if (redelivery && result.GetValue(durable) is not null)
+            {
+                result.AddError("--ack-wait, --max-deliver and --dead-letter with --durable make a consumer group: use --group instead of --durable");
             }
         });
         command.SetAction((parse, ct) => run(parse, (context, parse, ct) =>

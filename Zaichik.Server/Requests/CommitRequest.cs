@@ -27,9 +27,10 @@ internal sealed partial class ConnectionRequests
         {
             target.CommitUpTo(commit.Sequence);
         }
-        else if (target.GroupName is null)
+        else if (!target.Redelivers)
         {
-            Reply(new ErrorFrame(null, ErrorCode.InvalidArgument, $"a Commit of one sequence is for consumer group members; the subscription to '{commit.Topic}' commits up to a sequence"));
+            Reply(new ErrorFrame(null, ErrorCode.InvalidArgument,
+                $"a Commit of one sequence is for consumer group members and subscriptions with AckWait or MaxDeliver; the subscription to '{commit.Topic}' commits up to a sequence"));
         }
         else
         {
@@ -44,9 +45,10 @@ internal sealed partial class ConnectionRequests
             return;
         }
 
-        if (target.GroupName is null)
+        if (!target.Redelivers)
         {
-            Reply(new ErrorFrame(null, ErrorCode.InvalidArgument, $"Nack is for consumer group members; the subscription to '{nack.Topic}' is not one"));
+            Reply(new ErrorFrame(null, ErrorCode.InvalidArgument,
+                $"Nack is for consumer group members and subscriptions with AckWait or MaxDeliver; the subscription to '{nack.Topic}' is neither"));
         }
         else if (!target.Nack(nack.Sequence, nack.DelayMs))
         {

@@ -14,7 +14,7 @@ internal sealed partial class ConnectionRequests
         List<Task>? writing = null;
         foreach (var subscription in _subscriptions.Values)
         {
-            if ((subscription.DurableName ?? subscription.GroupName) is not null && subscription.WhenPositionDurableAsync() is { IsCompletedSuccessfully: false } pending)
+            if ((subscription.DurableName is not null || subscription.GroupName is not null) && subscription.WhenPositionDurableAsync() is { IsCompletedSuccessfully: false } pending)
             {
                 (writing ??= []).Add(pending);
             }

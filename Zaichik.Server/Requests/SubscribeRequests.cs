@@ -7,6 +7,9 @@ namespace Zaichik.Server.Requests;
 /// <summary>Subscribe and Unsubscribe: a subscription delivers into the connection's writer within its prefetch window.</summary>
 internal sealed partial class ConnectionRequests
 {
+    /// <summary>Numbers the private groups of subscriptions with redelivery settings and no group.</summary>
+    private static long s_privateGroups;
+
     public async ValueTask SubscribeAsync(SubscribeFrame subscribe, CancellationToken cancellationToken)
     {
         try
@@ -44,8 +47,10 @@ internal sealed partial class ConnectionRequests
 
             var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
             Subscription subscription;
-            if (subscribe.Group is { } groupName)
+            if (subscribe.Group is not null || HasRedeliverySettings(subscribe))
             {
+                // Without a group, AckWait, MaxDeliver or a dead-letter topic give the subscription a private group of its own.
+                var groupName = subscribe.Group ?? ConsumerGroup.PrivatePrefix + Interlocked.Increment(ref s_privateGroups).ToString(System.Globalization.CultureInfo.InvariantCulture);
                 var settings = new GroupSettings(
                     subscribe.AckWaitMs == 0 ? (uint)_options.DefaultAckWait.TotalMilliseconds : subscribe.AckWaitMs, subscribe.MaxDeliver, subscribe.DeadLetterTopic);
                 var (registry, retention) = (_registry, _options.DeadLetterRetention);
@@ -88,27 +93,33 @@ internal sealed partial class ConnectionRequests
     {
         if (subscribe.Group is not { } group)
         {
-            if (subscribe.AckWaitMs != 0 || subscribe.MaxDeliver != 0 || subscribe.DeadLetterTopic is not null)
+            if (!HasRedeliverySettings(subscribe))
             {
-                throw new TopicException(ErrorCode.InvalidArgument, "AckWait, MaxDeliver and a dead-letter topic are settings of a consumer group: subscribe with a Group");
+                return;
             }
 
-            return;
+            if (subscribe.DurableName is not null)
+            {
+                throw new TopicException(ErrorCode.InvalidArgument,
+                    "a durable consumer with AckWait, MaxDeliver or a dead-letter topic is a consumer group: subscribe with a Group (a group is durable)");
+            }
         }
-
-        if (ConsumerName.Validate(group) is { } problem)
+        else
         {
-            throw new TopicException(ErrorCode.InvalidArgument, problem.Replace("durable consumer name", "consumer group name", StringComparison.Ordinal));
-        }
+            if (ConsumerName.Validate(group) is { } problem)
+            {
+                throw new TopicException(ErrorCode.InvalidArgument, problem.Replace("durable consumer name", "consumer group name", StringComparison.Ordinal));
+            }
 
-        if (subscribe.DurableName is not null)
-        {
-            throw new TopicException(ErrorCode.InvalidArgument, "a subscription is either a durable consumer or a member of a group, not both: a group is durable already");
+            if (subscribe.DurableName is not null)
+            {
+                throw new TopicException(ErrorCode.InvalidArgument, "a subscription is either a durable consumer or a member of a group, not both: a group is durable already");
+            }
         }
 
         if (subscribe.AckPolicy != AckPolicy.Explicit)
         {
-            throw new TopicException(ErrorCode.InvalidArgument, "a consumer group needs AckPolicy Explicit: its messages are redelivered until committed");
+            throw new TopicException(ErrorCode.InvalidArgument, "redelivery (a consumer group, AckWait, MaxDeliver) needs AckPolicy Explicit: messages are redelivered until committed");
         }
 
         if (subscribe.DeadLetterTopic is { } deadLetters)
@@ -124,6 +135,9 @@ internal sealed partial class ConnectionRequests
             }
         }
     }
+
+    private static bool HasRedeliverySettings(in SubscribeFrame subscribe) =>
+        subscribe.AckWaitMs != 0 || subscribe.MaxDeliver != 0 || subscribe.DeadLetterTopic is not null;
 
     public async ValueTask UnsubscribeAsync(UnsubscribeFrame unsubscribe)
     {

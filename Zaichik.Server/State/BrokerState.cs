@@ -156,7 +156,8 @@ internal sealed class BrokerState(
 
         var log = open.Log;
         var views = new List<GroupView>();
-        var live = open.Groups.Values.ToArray();
+        // A private group is a subscription's own redelivery: the connection's view shows it, not this one.
+        var live = open.Groups.Values.Where(group => !Subscriptions.ConsumerGroup.IsPrivate(group.Name)).ToArray();
         foreach (var group in live)
         {
             var done = group.DoneUpTo;

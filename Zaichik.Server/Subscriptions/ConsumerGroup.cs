@@ -68,12 +68,21 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
         _resolveTopic = resolveTopic;
         _maxOutstanding = maxOutstanding;
         _logger = logger;
-        _persistent = !storage.Log.InMemory;
+        _persistent = !IsPrivate(name) && !storage.Log.InMemory;
         _cursor = storage.OpenCursor(reader.Position, readUpTo + 1);
         _snapshot = Snapshot;
     }
 
     public string Name { get; }
+
+    /// <summary>
+    /// The prefix of a private group: the redelivery of one subscription that set AckWait, MaxDeliver or a dead-letter topic
+    /// without a group. It has that one member, is not stored, and ends with it. Group names cannot start with it.
+    /// </summary>
+    public const string PrivatePrefix = "~";
+
+    /// <summary>Whether <paramref name="name"/> names a private group.</summary>
+    public static bool IsPrivate(string name) => name.StartsWith(PrivatePrefix, StringComparison.Ordinal);
 
     /// <summary>AckWait, MaxDeliver and the dead-letter topic: those of the member that joined last.</summary>
     public GroupSettings Settings { get; private set; }

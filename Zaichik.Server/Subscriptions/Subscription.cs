@@ -79,8 +79,11 @@ internal sealed partial class Subscription : IAsyncDisposable
 
     public Topic Topic => _topic;
 
-    /// <summary>The consumer group this subscription is a member of, or null.</summary>
-    public string? GroupName => _group?.Name;
+    /// <summary>The consumer group this subscription is a member of, or null (also for a private group).</summary>
+    public string? GroupName => _group is { } group && !ConsumerGroup.IsPrivate(group.Name) ? group.Name : null;
+
+    /// <summary>Whether deliveries are tracked one by one and redelivered: a group member, or a subscription with AckWait or MaxDeliver of its own.</summary>
+    public bool Redelivers => _group is not null;
 
     public int Prefetch { get; }
 

@@ -233,7 +233,12 @@ internal sealed partial class Topic : IAsyncDisposable
                 LogReader reader;
                 long start;
                 GroupSnapshot? stored = null;
-                switch (open.Positions.Groups.Get(name, out var state, out var reason))
+                GroupSnapshot? state = null;
+                string? reason = null;
+
+                // A private group (one subscription's own redelivery) is never stored.
+                var found = ConsumerGroup.IsPrivate(name) ? PositionState.None : open.Positions.Groups.Get(name, out state, out reason);
+                switch (found)
                 {
                     case PositionState.Committed:
                         stored = state!;

@@ -46,7 +46,7 @@ public sealed class PubSubCliTests
     }
 
     [Fact]
-    public async Task Sub_in_a_group_takes_what_the_group_has_not_done_and_group_settings_need_a_group()
+    public async Task Sub_in_a_group_takes_what_the_group_has_not_done_and_redelivery_with_durable_needs_a_group()
     {
         await using var server = await TestServer.StartAsync();
         var topic = await RetainedTopicAsync(server, "group");
@@ -64,9 +64,9 @@ public sealed class PubSubCliTests
         rest[0].GetProperty("deliveryCount").GetInt32().ShouldBeInRange(1, 2);
         rest[1].GetProperty("deliveryCount").GetInt32().ShouldBe(1);
 
-        var orphan = await RunAsync([.. At(server), "sub", topic, "--max-deliver", "3"]);
-        orphan.ExitCode.ShouldBe(2, orphan.ToString());
-        orphan.Error.ShouldContain("--group");
+        var durable = await RunAsync([.. At(server), "sub", topic, "--max-deliver", "3", "--durable", "d"]);
+        durable.ExitCode.ShouldBe(2, durable.ToString());
+        durable.Error.ShouldContain("--group");
         (await RunAsync([.. At(server), "sub", topic, "--group", "g", "--durable", "d"])).ExitCode.ShouldBe(2);
     }
 

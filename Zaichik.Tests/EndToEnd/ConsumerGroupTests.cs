@@ -355,12 +355,43 @@ public sealed class ConsumerGroupTests
     }
 
     [Fact]
-    public async Task Group_settings_without_a_group_and_a_group_with_a_durable_name_are_refused()
+    public async Task AckWait_on_an_ordinary_subscription_redelivers_on_its_own_connection_and_MaxDeliver_dead_letters()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await TestServer.StartAsync(time: time);
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("alerts", Retained);
+        await client.PublishAsync("alerts", "disk full");
+        await client.PublishAsync("alerts", "cpu hot");
+
+        var subscription = await client.SubscribeAsync("alerts", new SubscribeOptions
+        {
+            Prefetch = 2, AckWait = TimeSpan.FromSeconds(5), MaxDeliver = 2, DeadLetterTopic = "alerts.dead",
+        });
+        var first = await ReconnectTests.ReadAsync(subscription, 2);
+        first.Select(message => message.DeliveryCount).ShouldBe([1, 1]);
+        await client.CommitAsync(first[1]);
+
+        time.Advance(TimeSpan.FromSeconds(5));
+        var again = (await ReconnectTests.ReadAsync(subscription, 1))[0];
+        again.PayloadText.ShouldBe("disk full");
+        again.DeliveryCount.ShouldBe(2, "not committed within AckWait: delivered again on the same subscription");
+
+        time.Advance(TimeSpan.FromSeconds(5));
+        var reader = await server.ConnectAsync();
+        var deadLetters = await reader.SubscribeAsync("alerts.dead", new SubscribeOptions { AckPolicy = AckPolicy.None });
+        (await ReconnectTests.ReadAsync(deadLetters, 1))[0].Headers.GetText("zaichik-delivery-count").ShouldBe("2");
+        server.State.Groups("alerts").ShouldBeEmpty("a subscription's own redelivery is not a group anyone can join");
+        server.State.Connections().SelectMany(connection => connection.Subscriptions).Single(view => view.Topic == "alerts").Group.ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task A_durable_name_with_redelivery_settings_or_a_group_and_a_bad_group_name_are_refused()
     {
         await using var server = await TestServer.StartAsync();
         var client = await server.ConnectAsync();
 
-        await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { MaxDeliver = 3 }));
+        await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { MaxDeliver = 3, DurableName = "d" }));
         await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { Group = "g", DurableName = "d" }));
         await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { Group = "g", AckPolicy = AckPolicy.None }));
         await Should.ThrowAsync<ArgumentException>(async () => await client.SubscribeAsync("t", new SubscribeOptions { Group = "bad name" }));
@@ -370,7 +401,7 @@ public sealed class ConsumerGroupTests
         var error = (await raw.ReceiveAsync()).Error!.Value;
         error.Code.ShouldBe(ErrorCode.InvalidArgument);
         error.Text.ShouldContain("dead-letter");
-        await raw.SendAsync(writer => FrameWriter.Write(writer, new SubscribeFrame(8, "t", StartPosition.Retained, 1, MaxDeliver: 2)));
+        await raw.SendAsync(writer => FrameWriter.Write(writer, new SubscribeFrame(8, "t", StartPosition.Retained, 1, DurableName: "d", MaxDeliver: 2)));
         (await raw.ReceiveAsync()).Error!.Value.Code.ShouldBe(ErrorCode.InvalidArgument);
         await raw.SendAsync(writer => FrameWriter.Write(writer, new SubscribeFrame(9, "t", StartPosition.Retained, 1, DurableName: "d", Group: "g")));
         (await raw.ReceiveAsync()).Error!.Value.Code.ShouldBe(ErrorCode.InvalidArgument);
