@@ -122,15 +122,7 @@ internal sealed partial class Topic : IAsyncDisposable
     /// <exception cref="TopicException">InvalidArgument, AlreadySubscribed, ConsumerPositionLost or StorageFailure.</exception>
     public async ValueTask<SubscriptionStart> SubscribeAsync(StartPosition from, string? durableName, CancellationToken cancellationToken)
     {
-        if (from.Kind == StartPositionKind.Sequence && from.Value < 1)
-        {
-            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at sequence {from.Value}: sequences start at 1");
-        }
-
-        if (from.Kind == StartPositionKind.Time && from.Value < 0)
-        {
-            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at time {from.Value}: it must be a Unix time in milliseconds, 0 or more");
-        }
+        ValidateStart(from);
 
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -164,6 +156,19 @@ internal sealed partial class Topic : IAsyncDisposable
         finally
         {
             _gate.Release();
+        }
+    }
+
+    private static void ValidateStart(StartPosition from)
+    {
+        if (from.Kind == StartPositionKind.Sequence && from.Value < 1)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at sequence {from.Value}: sequences start at 1");
+        }
+
+        if (from.Kind == StartPositionKind.Time && from.Value < 0)
+        {
+            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at time {from.Value}: it must be a Unix time in milliseconds, 0 or more");
         }
     }
 
@@ -212,15 +217,7 @@ internal sealed partial class Topic : IAsyncDisposable
         string name, StartPosition from, GroupSettings settings, int prefetch, DeliveryWindow window, ConnectionWriter writer,
         Func<string, CancellationToken, ValueTask<Topic>> resolveTopic, int maxOutstanding, CancellationToken cancellationToken)
     {
-        if (from.Kind == StartPositionKind.Sequence && from.Value < 1)
-        {
-            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at sequence {from.Value}: sequences start at 1");
-        }
-
-        if (from.Kind == StartPositionKind.Time && from.Value < 0)
-        {
-            throw new TopicException(ErrorCode.InvalidArgument, $"a subscription cannot start at time {from.Value}: it must be a Unix time in milliseconds, 0 or more");
-        }
+        ValidateStart(from);
 
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
