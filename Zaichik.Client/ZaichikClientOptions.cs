@@ -107,6 +107,14 @@ public sealed record ZaichikClientOptions
     /// </summary>
     public ZaichikTlsOptions? Tls { get; init; }
 
+    /// <summary>
+    /// Connect over WebSocket instead of TCP: <c>ws://host:port/path</c>, or <c>wss://</c> (TLS checked against the
+    /// machine's trusted roots), the broker's <c>Listeners:WebSocket:Url</c>. The same protocol travels in binary WebSocket
+    /// messages; everything else (requests, subscriptions, reconnecting, heartbeats) is the same. <see cref="Host"/>,
+    /// <see cref="Port"/> and <see cref="Tls"/> are not used then. Default null: TCP.
+    /// </summary>
+    public Uri? WebSocketUrl { get; init; }
+
     /// <summary>Checks every value; throws an <see cref="ArgumentException"/> whose parameter name is the option's.</summary>
     public void Validate()
     {
@@ -155,6 +163,11 @@ public sealed record ZaichikClientOptions
         }
 
         Tls?.Validate();
+
+        if (WebSocketUrl is { } webSocketUrl && (!webSocketUrl.IsAbsoluteUri || webSocketUrl.Scheme is not ("ws" or "wss")))
+        {
+            throw new ArgumentException($"WebSocketUrl must be a ws:// or wss:// address; got '{webSocketUrl}'", nameof(WebSocketUrl));
+        }
 
         if (PingInterval != Timeout.InfiniteTimeSpan)
         {

@@ -69,12 +69,13 @@ try
         var switchName = "--port";
         // Said only once the listener is bound, so whoever waits for this line can connect at once.
         app.Lifetime.ApplicationStarted.Register(() => log.Information(
-            "Zaichik {Version} listening on {Host}:{Port} ({Transport}), admin {Admin}, data in {DataPath}; durability {Durability}, tokens {Auth}, auto-create {AutoCreate}",
+            "Zaichik {Version} listening on {Host}:{Port} ({Transport}), admin {Admin}, websocket {WebSocket}, data in {DataPath}; durability {Durability}, tokens {Auth}, auto-create {AutoCreate}",
             BrokerCommandLine.Version,
             options.Host,
             ZaichikServer.BoundPort(app, options.Port),
             options.Tls?.CertificatePath is null ? "TCP" : "TLS",
             ZaichikServer.BoundAdminUrl(app) ?? "off",
+            ZaichikServer.BoundWebSocketUrl(app) ?? "off",
             Path.GetFullPath(options.DataPath),
             options.Durability,
             options.Tokens.Count == 0 ? "off (anyone who reaches the port may publish and subscribe)" : $"on ({options.Tokens.Count})",
@@ -90,6 +91,14 @@ try
                 listening = $"{admin.Host}:{admin.Port}";
                 switchName = "--admin";
                 ZaichikServer.ProbeListenAddress(admin.Host.Trim('[', ']'), admin.Port);
+            }
+
+            if (options.Listeners.WebSocket.Enabled)
+            {
+                var webSocket = options.Listeners.WebSocket.ParsedUrl;
+                listening = $"{webSocket.Host}:{webSocket.Port}";
+                switchName = "--websocket";
+                ZaichikServer.ProbeListenAddress(webSocket.Host.Trim('[', ']'), webSocket.Port);
             }
 
             listening = null;

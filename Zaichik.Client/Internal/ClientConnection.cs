@@ -64,6 +64,11 @@ internal sealed class ClientConnection
     /// </summary>
     public static async ValueTask<ClientConnection> OpenAsync(ZaichikClientOptions options, ulong producerId, CancellationToken cancellationToken)
     {
+        if (options.WebSocketUrl is { } webSocketUrl)
+        {
+            return await OpenWebSocketAsync(options, webSocketUrl, producerId, cancellationToken).ConfigureAwait(false);
+        }
+
         var host = options.Host;
         var port = options.Port;
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -202,6 +207,52 @@ internal sealed class ClientConnection
                     $"could not connect to Zaichik at {endpoint}: the server closed the connection during the handshake"
                     + (options.Tls is null ? " (a server with TLS on does this to a client without ZaichikClientOptions.Tls)" : ""));
             }
+        }
+    }
+
+    /// <summary>The WebSocket transport: the same frames in binary WebSocket messages, one message per flush.</summary>
+    private static async ValueTask<ClientConnection> OpenWebSocketAsync(ZaichikClientOptions options, Uri url, ulong producerId, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(options.ConnectTimeout);
+        var socket = new System.Net.WebSockets.ClientWebSocket();
+        Stream? stream = null;
+        try
+        {
+            await socket.ConnectAsync(url, deadline.Token).ConfigureAwait(false);
+            stream = System.Net.WebSockets.WebSocketStream.Create(socket, System.Net.WebSockets.WebSocketMessageType.Binary, ownsWebSocket: true);
+            var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
+                bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
+            var frames = new FrameReader(options.MaxFrameSize);
+            var serverHello = await HandshakeAsync(stream, input, frames, options, producerId, deadline.Token).ConfigureAwait(false);
+            return new ClientConnection(options, stream, input, frames, serverHello, url.ToString());
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            DiscardWebSocket(socket, stream);
+            throw new ZaichikConnectionException($"could not connect to Zaichik at {url}: no answer within {options.ConnectTimeout.TotalSeconds:0.###} s");
+        }
+        catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or IOException or SocketException)
+        {
+            DiscardWebSocket(socket, stream);
+            throw new ZaichikConnectionException($"could not connect to Zaichik at {url}: {e.Message}", e);
+        }
+        catch
+        {
+            DiscardWebSocket(socket, stream);
+            throw;
+        }
+    }
+
+    private static void DiscardWebSocket(System.Net.WebSockets.ClientWebSocket socket, Stream? stream)
+    {
+        if (stream is not null)
+        {
+            stream.Dispose();
+        }
+        else
+        {
+            socket.Dispose();
         }
     }
 

@@ -9,7 +9,7 @@ namespace Zaichik.Server.Hosting;
 /// </summary>
 public sealed record BrokerCommandLine(BrokerCommand Command, string? Error = null)
 {
-    private static readonly string[] ValueSwitches = ["--data", "--port", "--host", "--log", "--admin"];
+    private static readonly string[] ValueSwitches = ["--data", "--port", "--host", "--log", "--admin", "--websocket"];
 
     /// <summary>The version the broker reports: its assembly's informational version.</summary>
     public static string Version { get; } =
@@ -28,6 +28,8 @@ public sealed record BrokerCommandLine(BrokerCommand Command, string? Error = nu
           --log <level>            trace, debug, information, warning, error or fatal. Also ZAICHIK_LOG.
           --admin <url>            Admin HTTP listener: API, /metrics, /healthz, /readyz and the dashboard
                                    (default http://127.0.0.1:8890; off turns it off). Also ZAICHIK_ADMIN.
+          --websocket <url>        WebSocket listener for browsers, e.g. http://127.0.0.1:8891/ws (default off).
+                                   Also ZAICHIK_WEBSOCKET.
           --Zaichik:<Name> <value> Any setting of the README's Configuration table, e.g. --Zaichik:Durability Always
                                    or --Zaichik:Storage:PageSizeBits 16. Also Zaichik__<Name> environment variables
                                    and appsettings.json beside the binary.

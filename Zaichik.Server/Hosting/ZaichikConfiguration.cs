@@ -19,6 +19,7 @@ public static class ZaichikConfiguration
         ["ZAICHIK_DATA"] = "Zaichik:DataPath",
         ["ZAICHIK_LOG"] = "Zaichik:LogLevel",
         ["ZAICHIK_ADMIN"] = "Zaichik:Admin:Url",
+        ["ZAICHIK_WEBSOCKET"] = "Zaichik:Listeners:WebSocket:Url",
     };
 
     private static readonly Dictionary<string, string> Switches = new()
@@ -28,6 +29,7 @@ public static class ZaichikConfiguration
         ["--host"] = "Zaichik:Host",
         ["--log"] = "Zaichik:LogLevel",
         ["--admin"] = "Zaichik:Admin:Url",
+        ["--websocket"] = "Zaichik:Listeners:WebSocket:Url",
     };
 
     /// <summary>Builds the configuration from <paramref name="args"/> and <paramref name="environment"/> (the process's when null).</summary>

@@ -146,6 +146,23 @@ public sealed partial class ZaichikServer : IAsyncDisposable
                 listen.UseConnectionHandler<ZaichikConnectionHandler>();
             });
 
+            if (options.Listeners.WebSocket is { Enabled: true } webSocket)
+            {
+                var url = webSocket.ParsedUrl;
+                kestrel.Listen(ListenAddress(url.Host.Trim('[', ']')), url.Port, listen =>
+                {
+                    listeners.WebSocket = listen;
+                    listeners.WebSocketPath = webSocket.Path;
+                    if (webSocket.IsTls)
+                    {
+                        listeners.WebSocketTls = true;
+                        listen.UseHttps(certificate!.ConnectionOptions(options.Tls!));
+                    }
+
+                    Transports.WebSocketTransport.MarkConnections(listen);
+                });
+            }
+
             if (options.Admin.Enabled)
             {
                 var url = options.Admin.ParsedUrl;
@@ -182,6 +199,12 @@ public sealed partial class ZaichikServer : IAsyncDisposable
         app.Services.GetRequiredService<Diagnostics.ServerMetrics>()
             .Observe(app.Services.GetRequiredService<State.BrokerState>(), app.Services.GetRequiredService<Diagnostics.ServerCounters>());
         app.Lifetime.ApplicationStarted.Register(() => listeners.Bound(options));
+        if (options.Listeners.WebSocket.Enabled)
+        {
+            // First in the pipeline: the WebSocket listener's requests never reach the admin API, and the admin's never this.
+            app.UseWebSocketListener(options.Listeners.WebSocket);
+        }
+
         if (options.Admin.Enabled)
         {
             var adminHost = options.Admin.ParsedUrl.Host.Trim('[', ']');
@@ -264,6 +287,9 @@ public sealed partial class ZaichikServer : IAsyncDisposable
     /// <summary>The admin listener's bound address once started, or null when it is off.</summary>
     internal static string? BoundAdminUrl(WebApplication app) => app.Services.GetRequiredService<BoundListeners>().AdminUrl;
 
+    /// <summary>The WebSocket listener's bound URL (<c>ws://host:port/path</c>), or null when it is off.</summary>
+    internal static string? BoundWebSocketUrl(WebApplication app) => app.Services.GetRequiredService<BoundListeners>().WebSocketUrl;
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "The admin API listens on {Url}, beyond this machine, and no tokens are configured: anyone who reaches it can read every topic's messages and create topics; configure Tokens (one with Admin: true) or listen on 127.0.0.1")]
     private static partial void LogAdminOpen(ILogger logger, string url);
 
@@ -278,6 +304,17 @@ internal sealed class BoundListeners
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Tcp { get; set; }
 
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Admin { get; set; }
+
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? WebSocket { get; set; }
+
+    public string WebSocketPath { get; set; } = "/";
+
+    public bool WebSocketTls { get; set; }
+
+    /// <summary>The WebSocket listener's bound address as clients name it, or null when it is off.</summary>
+    public string? WebSocketUrl => WebSocket?.IPEndPoint is { } endPoint
+        ? $"{(WebSocketTls ? "wss" : "ws")}://{(endPoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{endPoint.Address}]" : endPoint.Address.ToString())}:{endPoint.Port}{WebSocketPath}"
+        : null;
 
     /// <summary>Whether the admin listener serves https.</summary>
     public bool AdminTls { get; set; }
@@ -298,6 +335,11 @@ internal sealed class BoundListeners
         if (AdminUrl is { } admin)
         {
             all.Add(new State.ListenerView("admin", admin, AdminTls));
+        }
+
+        if (WebSocketUrl is { } webSocket)
+        {
+            all.Add(new State.ListenerView("websocket", webSocket, WebSocketTls));
         }
 
         Addresses.Set(all);

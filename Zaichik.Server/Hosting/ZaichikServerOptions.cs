@@ -184,6 +184,9 @@ public sealed record ZaichikServerOptions
     /// <summary>The admin HTTP listener (API, metrics, health, dashboard); on 127.0.0.1:8890 by default.</summary>
     public AdminOptions Admin { get; init; } = new();
 
+    /// <summary>Listeners beside the client TCP port: <c>Listeners:WebSocket:Url</c> turns on the WebSocket transport.</summary>
+    public ListenerOptions Listeners { get; init; } = new();
+
     /// <summary>Every problem with these options; empty when they are valid.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -232,6 +235,7 @@ public sealed record ZaichikServerOptions
         problems.AddRange(Tls?.Validate() ?? []);
         Check(Admin is not null, "Admin is missing; leave it out for the default, or set Admin:Url to off");
         problems.AddRange(Admin?.Validate(Tls is not null) ?? []);
+        problems.AddRange(Listeners?.WebSocket?.Validate(Tls is not null) ?? []);
 
         // A message larger than a log page is split (headers and payload alike), but its key must fit in the first
         // fragment with room to spare.
