@@ -57,14 +57,23 @@ public sealed partial class ZaichikServer : IAsyncDisposable
         CancellationToken cancellationToken = default)
     {
         var app = Build(options, timeProvider ?? TimeProvider.System, configureLogging);
+        var folderLock = app.Services.GetRequiredService<DataFolderLock>();
         try
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            await app.DisposeAsync().ConfigureAwait(false);
-            app.Services.GetRequiredService<DataFolderLock>().Dispose();
+            // Taken before the host is disposed: its services are gone afterwards.
+            try
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                folderLock.Dispose();
+            }
+
             throw;
         }
 
@@ -237,13 +246,23 @@ public sealed partial class ZaichikServer : IAsyncDisposable
             return;
         }
 
+        var folderLock = _app.Services.GetRequiredService<DataFolderLock>();
         try
         {
             await _app.StopAsync().ConfigureAwait(false);
         }
         finally
         {
-            await _app.DisposeAsync().ConfigureAwait(false);
+            try
+            {
+                await _app.DisposeAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                // Released by the lifecycle once the topics are closed; again here (it is idempotent) in case a stop that
+                // ran out of time never got there, so the folder is never left locked by a stopped broker.
+                folderLock.Dispose();
+            }
         }
     }
 

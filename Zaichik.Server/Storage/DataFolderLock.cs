@@ -18,6 +18,9 @@ internal sealed partial class DataFolderLock : IDisposable
     private const int Create = 0x40;
     private const int CloseOnExec = 0x80000;
     private const int LockExclusive = 2;
+
+    /// <summary>How long a lock last held by this very process is tried again (see <see cref="Acquire"/>).</summary>
+    private const int SameProcessPatienceMs = 2_000;
     private const int LockNonBlocking = 4;
     private const int Permissions = 0x1A4; // 0644
 
@@ -61,9 +64,19 @@ internal sealed partial class DataFolderLock : IDisposable
             throw new IOException($"cannot open the lock file '{path}' (errno {Marshal.GetLastPInvokeError()})");
         }
 
-        if (Flock(descriptor, LockExclusive | LockNonBlocking) != 0)
+        // The last holder was this process: a broker of this process that just stopped, whose descriptor a child process
+        // being started at that moment may still share between its fork and its exec (close-on-exec closes it there).
+        // That lasts microseconds to milliseconds, so the lock is tried again for a moment before giving up.
+        var deadline = Environment.TickCount64 + SameProcessPatienceMs;
+        while (Flock(descriptor, LockExclusive | LockNonBlocking) != 0)
         {
             var holder = ReadPid(descriptor);
+            if (holder == Environment.ProcessId && Environment.TickCount64 < deadline)
+            {
+                Thread.Sleep(10);
+                continue;
+            }
+
             _ = Close(descriptor);
             throw new DataFolderInUseException(folder, holder);
         }

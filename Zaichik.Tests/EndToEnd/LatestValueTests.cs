@@ -428,7 +428,20 @@ public sealed class LatestValueTests(ITestOutputHelper output)
             : message.PayloadText;
 
     private static long TopicBytes(TestServer server, string topic) =>
-        server.Registry.TryGet(topic, out var found) ? new DirectoryInfo(found.Directory).EnumerateFiles("*", SearchOption.AllDirectories).Sum(file => file.Length) : 0;
+        server.Registry.TryGet(topic, out var found) ? new DirectoryInfo(found.Directory).EnumerateFiles("*", SearchOption.AllDirectories).Sum(SizeOf) : 0;
+
+    /// <summary>A file's size, or 0 for one deleted between listing and reading (a segment the truncation just freed).</summary>
+    private static long SizeOf(FileInfo file)
+    {
+        try
+        {
+            return file.Length;
+        }
+        catch (FileNotFoundException)
+        {
+            return 0;
+        }
+    }
 
     /// <summary>
     /// Subscribes, then has <paramref name="publisher"/> publish an unkeyed <paramref name="end"/>, and reads everything up
