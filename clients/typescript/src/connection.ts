@@ -304,7 +304,7 @@ export class Connection {
       // Already closed.
     }
     // The close event may take a while (a dead peer); the owner learns now.
-    queueMicrotask(() => this.report());
+    this.report();
   }
 
   /** Sends Close and waits up to `timeoutMs` for the server to answer what it read and close the WebSocket. */

@@ -79,7 +79,14 @@ export class ZaichikSubscription implements AsyncIterable<ZaichikMessage> {
     if (this.toCommit !== null) {
       const message = this.toCommit;
       this.toCommit = null;
-      await this.owner.commit(message);
+      try {
+        await this.owner.commit(message);
+      } catch (error) {
+        // Nothing is left to commit on a subscription that has ended (the client closed, it was unsubscribed).
+        if (!this.completed) {
+          throw error;
+        }
+      }
     }
     const message = await this.take(options);
     if (message !== undefined && this.options.autoCommit && this.options.ackPolicy === AckPolicy.Explicit) {
