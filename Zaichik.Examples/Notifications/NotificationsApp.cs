@@ -13,6 +13,9 @@ public sealed class NotificationsOptions
 
     public int BrokerPort { get; set; } = 8889;
 
+    /// <summary>The token the app publishes and creates topics with, for a broker that requires tokens; null for none.</summary>
+    public string? BrokerToken { get; set; }
+
     /// <summary>The broker's WebSocket listener as pages reach it.</summary>
     public string WebSocketUrl { get; set; } = "ws://127.0.0.1:8891/ws";
 
@@ -58,7 +61,7 @@ public static class NotificationsApp
                 return Results.Problem(statusCode: 400, title: "user must be 1 to 64 letters, digits, '.', '-' or '_'");
             }
 
-            await using var client = await ZaichikClient.ConnectAsync(current.BrokerHost, current.BrokerPort, cancellationToken: cancellationToken);
+            await using var client = await ConnectAsync(current, cancellationToken);
             await EnsureTopicAsync(client, user!, current, cancellationToken);
             return Results.Json(new { webSocketUrl = current.WebSocketUrl, ackWaitMs = (long)current.AckWait.TotalMilliseconds, topic = TopicOf(user!) });
         });
@@ -70,7 +73,7 @@ public static class NotificationsApp
                 return Results.Problem(statusCode: 400, title: "A notification needs a user (letters, digits, '.', '-', '_') and a text");
             }
 
-            await using var client = await ZaichikClient.ConnectAsync(current.BrokerHost, current.BrokerPort, cancellationToken: cancellationToken);
+            await using var client = await ConnectAsync(current, cancellationToken);
             await EnsureTopicAsync(client, request.User, current, cancellationToken);
             var published = await client.PublishAsync(TopicOf(request.User), request.Text, cancellationToken: cancellationToken);
             return Results.Json(new { topic = TopicOf(request.User), sequence = published.Sequence });
@@ -78,6 +81,9 @@ public static class NotificationsApp
 
         return app;
     }
+
+    private static Task<ZaichikClient> ConnectAsync(NotificationsOptions options, CancellationToken cancellationToken) =>
+        ZaichikClient.ConnectAsync(new ZaichikClientOptions { Host = options.BrokerHost, Port = options.BrokerPort, Token = options.BrokerToken }, cancellationToken).AsTask();
 
     private static bool IsUser(string? user) => !string.IsNullOrWhiteSpace(user) && Zaichik.Protocol.ConsumerName.Validate(user) is null;
 

@@ -4,7 +4,11 @@
 //   device has acknowledged yet: what was sent while every tab was closed, and again what nobody acknowledged in time.
 import { ZaichikClient } from '/lib/zaichik/index.js';
 
-const user = new URLSearchParams(location.search).get('user') ?? 'alice';
+const query = new URLSearchParams(location.search);
+const user = query.get('user') ?? 'alice';
+
+// A broker with tokens: the device's token (one that may subscribe to notifications.<user>), from ?token= in this demo.
+const token = query.get('token');
 const topic = `notifications.${user}`;
 const list = document.getElementById('notifications');
 const status = document.getElementById('status');
@@ -55,8 +59,10 @@ async function main() {
   }
 
   const config = await response.json();
-  const live = await ZaichikClient.connect(config.webSocketUrl);
-  inbox = await ZaichikClient.connect(config.webSocketUrl);
+  const live = await ZaichikClient.connect(config.webSocketUrl, { token });
+  inbox = await ZaichikClient.connect(config.webSocketUrl, { token });
+  live.on('disconnected', () => { status.textContent = 'reconnecting…'; status.dataset.state = 'reconnecting'; });
+  live.on('reconnected', () => { status.textContent = 'connected'; status.dataset.state = 'connected'; });
   const fresh = await live.subscribe(topic, { from: 'latest', ackPolicy: 'none' });
   const mine = await inbox.subscribe(topic, { group: `inbox-${user}`, ackWaitMs: config.ackWaitMs, prefetch: 100 });
   status.textContent = 'connected';
@@ -73,7 +79,8 @@ document.getElementById('send').addEventListener('submit', async (event) => {
 });
 
 main().catch((error) => {
-  status.textContent = `error: ${error.code ?? ''} ${error.message}`;
+  status.textContent = `error: ${error.codeName ?? ''} ${error.serverMessage ?? error.message}`;
   status.dataset.state = 'error';
+  status.dataset.code = error.codeName ?? '';
   console.error(error);
 });

@@ -92,8 +92,8 @@ export class FakeSocket implements WebSocketLike {
     this.onclose?.({ code, reason, wasClean: code !== 1006 });
   }
 
-  /** Resolves with the next frame the client sends that matches (including ones already received after `from`). */
-  next(match: (f: Frame) => boolean = () => true, from = this.received.length): Promise<Frame> {
+  /** Resolves with the first frame the client sent at or after index `from` that matches, waiting for it if need be. */
+  next(match: (f: Frame) => boolean = () => true, from = 0): Promise<Frame> {
     for (let i = from; i < this.received.length; i++) {
       if (match(this.received[i]!)) {
         return Promise.resolve(this.received[i]!);
