@@ -108,6 +108,7 @@ internal static partial class WebSocketTransport
         private readonly WebSocket _socket;
         private readonly CancellationTokenSource _closed = new();
         private readonly CancellationTokenRegistration _aborted;
+        private readonly Task _reading;
 
         public WebSocketConnection(HttpContext context, Stream stream, WebSocket socket)
         {
@@ -115,7 +116,12 @@ internal static partial class WebSocketTransport
             ConnectionId = "ws-" + context.Connection.Id;
             RemoteEndPoint = context.Connection.RemoteIpAddress is { } address ? new IPEndPoint(address, context.Connection.RemotePort) : null;
             LocalEndPoint = context.Connection.LocalIpAddress is { } local ? new IPEndPoint(local, context.Connection.LocalPort) : null;
-            Transport = new Pipe(PipeReader.Create(stream), PipeWriter.Create(stream));
+            // The session cancels its pending read to end an idle connection; a cancelled WebSocket receive aborts the
+            // socket, losing the Error the session then sends. So the socket is read by a pump of its own, into a pipe
+            // whose read the session may cancel freely.
+            var input = new System.IO.Pipelines.Pipe();
+            _reading = PumpAsync(stream, input.Writer);
+            Transport = new DuplexPipe(input.Reader, PipeWriter.Create(stream));
             if (context.Features.Get<ITlsHandshakeFeature>() is { } tls)
             {
                 Features.Set(tls);
@@ -150,6 +156,9 @@ internal static partial class WebSocketTransport
                 {
                     using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
                     await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "closed", timeout.Token).ConfigureAwait(false);
+
+                    // The peer answers with its close, which ends the pump's read; a peer that does not is cut off.
+                    await _reading.WaitAsync(timeout.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 }
             }
             catch (Exception exception) when (exception is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
@@ -163,7 +172,36 @@ internal static partial class WebSocketTransport
             }
         }
 
-        private sealed class Pipe(PipeReader input, PipeWriter output) : IDuplexPipe
+        /// <summary>Copies what arrives on the WebSocket into <paramref name="input"/> until the peer closes or the socket fails.</summary>
+        private static async Task PumpAsync(Stream stream, PipeWriter input)
+        {
+            Exception? failure = null;
+            try
+            {
+                while (true)
+                {
+                    var read = await stream.ReadAsync(input.GetMemory(4096)).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+
+                    input.Advance(read);
+                    if ((await input.FlushAsync().ConfigureAwait(false)).IsCompleted)
+                    {
+                        break;
+                    }
+                }
+            }
+            catch (Exception exception) when (exception is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
+            {
+                failure = new IOException($"the WebSocket ended: {exception.Message}", exception);
+            }
+
+            await input.CompleteAsync(failure).ConfigureAwait(false);
+        }
+
+        private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
         {
             public PipeReader Input { get; } = input;
 

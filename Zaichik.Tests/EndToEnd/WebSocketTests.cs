@@ -128,6 +128,84 @@ public sealed class WebSocketTests
     }
 
     [Fact]
+    public async Task An_idle_WebSocket_connection_gets_its_IdleTimeout_Error_then_a_normal_close()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await TestServer.StartAsync(options => options with
+        {
+            IdleTimeout = TimeSpan.FromSeconds(30),
+            Listeners = new ListenerOptions { WebSocket = new WebSocketListenerOptions { Url = "http://127.0.0.1:0/ws" } },
+        }, time);
+        using var socket = await HelloAsync(server);
+
+        time.Advance(TimeSpan.FromSeconds(31));
+
+        var (error, close) = await LastWordsAsync(socket);
+        error.ShouldBe(ErrorCode.IdleTimeout);
+        close.ShouldBe(WebSocketCloseStatus.NormalClosure);
+    }
+
+    [Fact]
+    public async Task A_stopping_broker_tells_WebSocket_clients_ServerShuttingDown_then_closes_normally()
+    {
+        var server = await StartAsync();
+        try
+        {
+            using var socket = await HelloAsync(server);
+            var stopping = server.StopAsync();
+            var (error, close) = await LastWordsAsync(socket);
+            await stopping;
+            error.ShouldBe(ErrorCode.ServerShuttingDown);
+            close.ShouldBe(WebSocketCloseStatus.NormalClosure);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
+    /// <summary>A raw WebSocket that has exchanged Hello.</summary>
+    private static async Task<ClientWebSocket> HelloAsync(TestServer server)
+    {
+        var socket = new ClientWebSocket();
+        await socket.ConnectAsync(WebSocketUrl(server), CancellationToken.None);
+        var hello = new System.Buffers.ArrayBufferWriter<byte>();
+        FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current));
+        await socket.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
+        var received = new List<byte>();
+        var buffer = new byte[4096];
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (received.Count < 4 || received.Count < 4 + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(received.ToArray()))
+        {
+            var part = await socket.ReceiveAsync(buffer, deadline.Token);
+            received.AddRange(buffer.AsSpan(0, part.Count).ToArray());
+        }
+
+        return socket;
+    }
+
+    /// <summary>Everything up to the server's close: the code of the Error frame that came first, and the close status.</summary>
+    private static async Task<(ErrorCode Error, WebSocketCloseStatus? Close)> LastWordsAsync(ClientWebSocket socket)
+    {
+        var received = new List<byte>();
+        var buffer = new byte[4096];
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        WebSocketReceiveResult result;
+        do
+        {
+            result = await socket.ReceiveAsync(buffer, deadline.Token);
+            received.AddRange(buffer.AsSpan(0, result.Count).ToArray());
+        }
+        while (result.MessageType != WebSocketMessageType.Close);
+
+        var frames = new FrameReader();
+        var sequence = new System.Buffers.ReadOnlySequence<byte>(received.ToArray());
+        frames.TryRead(ref sequence, out var frame).ShouldBeTrue("an Error frame came before the close");
+        frame.Type.ShouldBe(FrameType.Error);
+        return (frames.ReadError(frame).Code, result.CloseStatus);
+    }
+
+    [Fact]
     public void A_WebSocket_url_that_is_not_http_or_ws_is_refused_at_start_up()
     {
         new WebSocketListenerOptions { Url = "ftp://127.0.0.1:1/ws" }.Validate(false).ShouldNotBeEmpty();
