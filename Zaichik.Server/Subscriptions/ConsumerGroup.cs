@@ -112,6 +112,18 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
         }
     }
 
+    /// <summary>Entries in the AckWait and redelivery timer queues, stale ones included (bounded by pruning).</summary>
+    internal int TimerEntries
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _deadlines.Count + _waiting.Count;
+            }
+        }
+    }
+
     /// <summary>Messages delivered and not done (in flight or waiting for redelivery).</summary>
     public int Outstanding
     {
@@ -463,6 +475,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
         pending.Generation++;
         pending.DueMs = dueMs;
         _waiting.Enqueue(pending, (dueMs, pending.Sequence));
+        Prune(_waiting, PendingState.Waiting);
     }
 
     private void ReleaseKeyLocked(Pending pending)
@@ -483,6 +496,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
         pending.DueMs = nowMs + Settings.AckWaitMs;
         member.InFlight.Add(pending.Sequence);
         _deadlines.Enqueue(pending, (pending.DueMs, pending.Sequence));
+        Prune(_deadlines, PendingState.InFlight);
         if (holdsKey && pending.KeyHash is { } hash)
         {
             if (_keys.Count >= MaxAssignedKeys && !_keys.ContainsKey(hash))
@@ -505,6 +519,26 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
         foreach (var idle in _keys.Where(entry => entry.Value.Count == 0).Select(entry => entry.Key).ToArray())
         {
             _keys.Remove(idle);
+        }
+    }
+
+    /// <summary>
+    /// Drops the entries of a timer queue that no longer count (committed, redelivered, given back) once they outnumber the
+    /// live ones: the queues are cleaned lazily as their times come, and at a high rate of commits the AckWait queue would
+    /// otherwise hold every delivery of the last AckWait. Rebuilt at most once per as many additions as it holds.
+    /// </summary>
+    private void Prune(PriorityQueue<Pending, (long DueMs, long Sequence)> queue, PendingState live)
+    {
+        if (queue.Count < 2 * _outstanding.Count + 1024)
+        {
+            return;
+        }
+
+        var keep = queue.UnorderedItems.Where(item => item.Element.State == live && item.Element.DueMs == item.Priority.DueMs).ToArray();
+        queue.Clear();
+        foreach (var (element, priority) in keep)
+        {
+            queue.Enqueue(element, priority);
         }
     }
 
@@ -613,6 +647,12 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
         catch (Exception exception)
         {
             LogPumpFailed(exception, _topic.Name, Name);
+
+            // The next member to join starts a new pump.
+            lock (_lock)
+            {
+                _pumping = false;
+            }
         }
         finally
         {
