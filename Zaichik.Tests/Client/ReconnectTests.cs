@@ -50,6 +50,15 @@ public sealed class ReconnectTests
     {
         await using var server = await TestServer.StartAsync();
         await using var client = await ZaichikClient.ConnectAsync(Fast(server.Port));
+        await ResumesAcrossRestartAsync(server, client);
+    }
+
+    /// <summary>
+    /// Ten messages, a broker restart on the same folder and ports, ten more: an auto-committing subscription of
+    /// <paramref name="client"/> (which reconnects) receives all twenty once, in order. Over TCP here and over WebSocket.
+    /// </summary>
+    internal static async Task ResumesAcrossRestartAsync(TestServer server, ZaichikClient client)
+    {
         await client.CreateTopicAsync("resume", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
         await using var subscription = await client.SubscribeAsync("resume", new SubscribeOptions { Prefetch = 100, AutoCommit = true });
         var received = new List<long>();

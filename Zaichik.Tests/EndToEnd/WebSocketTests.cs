@@ -97,34 +97,7 @@ public sealed class WebSocketTests
             WebSocketUrl = WebSocketUrl(server),
             Reconnect = new() { MinDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(100) },
         });
-        await client.CreateTopicAsync("resume", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
-        var subscription = await client.SubscribeAsync("resume", new SubscribeOptions { Prefetch = 100, AutoCommit = true });
-        using var reading = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await using var enumerator = subscription.GetAsyncEnumerator(reading.Token);
-        var received = new List<long>();
-        for (var i = 0; i < 10; i++)
-        {
-            await client.PublishAsync("resume", $"m{i}");
-        }
-
-        while (received.Count < 10 && await enumerator.MoveNextAsync())
-        {
-            received.Add(enumerator.Current.Sequence);
-        }
-
-        await server.StopAsync();
-        await server.StartAgainAsync();
-        for (var i = 10; i < 20; i++)
-        {
-            await client.PublishAsync("resume", $"m{i}");
-        }
-
-        while (received.Count < 20 && await enumerator.MoveNextAsync())
-        {
-            received.Add(enumerator.Current.Sequence);
-        }
-
-        received.ShouldBe(Enumerable.Range(1, 20).Select(i => (long)i), "every message once, in order, across the restart");
+        await ReconnectTests.ResumesAcrossRestartAsync(server, client);
     }
 
     [Fact]
