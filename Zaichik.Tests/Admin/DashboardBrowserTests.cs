@@ -109,6 +109,17 @@ public sealed class DashboardBrowserTests
         (await browser.TextAsync("#connections tbody tr [data-field=\"remoteAddress\"]")).ShouldStartWith("127.0.0.1:");
         await browser.ScreenshotAsync("dashboard-connections.png");
 
+        // A consumer group on the topic: its row on the topic's page, with what it has in flight.
+        var worker = await server.ConnectAsync();
+        var shipping = await worker.SubscribeAsync(Topic, new SubscribeOptions { Group = "shipping", Prefetch = 5, MaxDeliver = 3 });
+        await Client.ReconnectTests.ReadAsync(shipping, 5);
+        await browser.GoToHashAsync("#/topics/" + Uri.EscapeDataString(Topic));
+        await browser.WaitAsync("the topic's page shows the group shipping with 5 messages pending",
+            "() => document.querySelector('#groups [data-group=\"shipping\"] [data-field=\"pending\"]')?.dataset.value === '5'");
+        (await browser.ValueAsync("#groups [data-group=\"shipping\"] [data-field=\"members\"]")).ShouldBe("1");
+        (await browser.TextAsync("#groups [data-group=\"shipping\"] [data-field=\"settings\"]"))!.ShouldContain("MaxDeliver 3");
+        await browser.ScreenshotAsync("dashboard-topic-groups.png");
+
         (await browser.IsVisibleAsync("#error-bar")).ShouldBeFalse("no API call failed");
         browser.PageErrors.ShouldBeEmpty("the page's script raised no error");
 

@@ -461,6 +461,7 @@
   }
 
   const consumerColumns = [['name'], ['committedSequence', true], ['lag', true], ['connected'], ['lost']];
+  const groupColumns = [['name'], ['members', true], ['doneSequence', true], ['pending', true], ['lag', true], ['redelivered', true], ['deadLettered', true], ['settings']];
   const messageColumns = [['sequence', true], ['timestamp'], ['key'], ['headers'], ['payload'], ['size', true]];
 
   function topicView(name) {
@@ -483,6 +484,8 @@
     const noConsumers = el('p', { class: 'empty', id: 'consumers-empty', hidden: true }, 'No durable consumers.');
     const messages = table('messages', [['Sequence', true], ['Time'], ['Key'], ['Headers'], ['Payload'], ['Size', true]]);
     const noMessages = el('p', { class: 'empty', id: 'messages-empty', hidden: true }, 'No stored messages.');
+    const groups = table('groups', [['Group'], ['Members', true], ['Done up to', true], ['Pending', true], ['Lag', true], ['Redelivered', true], ['Dead-lettered', true], ['Settings']]);
+    const groupsSection = el('section', { id: 'groups-section', hidden: true }, el('h2', null, 'Consumer groups'), groups);
     const holes = table('holes', [['First', true], ['Last', true], ['Reason']]);
     const holesSection = el('section', { id: 'holes-section', hidden: true }, el('h2', null, 'Lost ranges'), holes);
 
@@ -503,6 +506,7 @@
               el('span', { class: 'muted' }, ` msgs/s, last ${CHART_SAMPLES} samples`))),
           chart),
         el('section', null, el('h2', null, 'Consumers'), consumers, noConsumers),
+        groupsSection,
         holesSection,
         el('section', null, el('h2', null, 'Recent messages'), messages, noMessages)),
       async load() {
@@ -554,6 +558,19 @@
         });
         consumers.hidden = consumerList.length === 0;
         noConsumers.hidden = consumerList.length > 0;
+
+        const groupList = topic.groups || [];
+        syncRows(groups.tBodies[0], groupList, (g) => g.name, 'data-group', () => el('tr', null, cells(groupColumns)), (row, g) => {
+          setField(field(row, 'name'), g.name);
+          for (const key of ['members', 'doneSequence', 'pending', 'lag', 'redelivered', 'deadLettered']) {
+            setField(field(row, key), count(g[key]), g[key]);
+          }
+
+          const settings = `AckWait ${duration(g.ackWaitMs)}, MaxDeliver ${g.maxDeliver || 'unlimited'}` + (g.deadLetterTopic ? `, dead letters to ${g.deadLetterTopic}` : '');
+          setField(field(row, 'settings'), g.lost ? 'state lost' : settings);
+          row.classList.toggle('bad', Boolean(g.lost));
+        });
+        groupsSection.hidden = groupList.length === 0;
 
         const holeList = topic.holeRanges || [];
         syncRows(holes.tBodies[0], holeList, (h) => `${h.first}-${h.last}`, 'data-hole', () => el('tr', null, cells([['first', true], ['last', true], ['reason']])), (row, h) => {
