@@ -50,6 +50,13 @@ if (problems.Count > 0)
     return 2;
 }
 
+// Socket completions run on the socket engine's threads (read once, when the first socket is made); with
+// InlineCompletions the broker then handles a request and sends its reply without a thread hop.
+if (options.InlineCompletions && Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)
+{
+    Environment.SetEnvironmentVariable(InlineSocketCompletions, "1");
+}
+
 try
 {
     WebApplication app;
@@ -123,4 +130,11 @@ catch (Exception exception) when (exception is IOException or OptionsValidationE
 {
     log.Fatal(exception, "Zaichik could not start: {Reason}", exception.Message);
     return 1;
+}
+
+/// <summary>The broker's entry point.</summary>
+internal static partial class Program
+{
+    /// <summary>The runtime's switch for running socket completions on the socket engine's threads.</summary>
+    private const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 }

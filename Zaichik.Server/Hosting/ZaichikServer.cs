@@ -137,6 +137,9 @@ public sealed partial class ZaichikServer : IAsyncDisposable
         builder.Services.AddHostedService(services => services.GetRequiredService<TopicMaintenance>());
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
 
+        // Inline: a connection's frames are handled on the thread that completed its read, and its replies sent from
+        // there, rather than one thread-pool hop to handle a read and another to send the replies.
+        builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = options.InlineCompletions);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

@@ -175,6 +175,17 @@ public sealed record ZaichikServerOptions
     /// </summary>
     public int MinThreadPoolThreads { get; init; } = 64;
 
+    /// <summary>
+    /// Handles each connection's frames on the thread that completed its socket read and sends the replies from there
+    /// (Kestrel's <c>UnsafePreferInlineScheduling</c>), instead of handing every read to the thread pool and every
+    /// write to an I/O queue: a request and its reply cost no thread hop. The broker's own process also sets
+    /// <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> at startup (unless it is set already), so socket
+    /// completions run on the socket engine's threads; an application hosting <see cref="ZaichikServer"/> decides that
+    /// variable for its whole process itself. Nothing on a connection's read path blocks a thread for longer than a
+    /// page write to the page cache. Default true.
+    /// </summary>
+    public bool InlineCompletions { get; init; } = true;
+
     /// <summary>Sizes of each topic's log.</summary>
     public StorageOptions Storage { get; init; } = new();
 

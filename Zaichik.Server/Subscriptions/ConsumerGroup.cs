@@ -1050,7 +1050,14 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
 
         if (nextDueMs != long.MaxValue)
         {
-            _timer!.Change(TimeSpan.FromMilliseconds(Math.Max(0, nextDueMs - _topic.NowMs)), Timeout.InfiniteTimeSpan);
+            // Set again if the clock moved while the timer was being set: it counts from when it is set.
+            long nowMs;
+            do
+            {
+                nowMs = _topic.NowMs;
+                _timer!.Change(TimeSpan.FromMilliseconds(Math.Max(0, nextDueMs - nowMs)), Timeout.InfiniteTimeSpan);
+            }
+            while (_topic.NowMs != nowMs);
         }
 
         var waits = new List<Task>(blocked.Length + 2) { wakeup };

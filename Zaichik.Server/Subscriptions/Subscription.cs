@@ -20,13 +20,26 @@ internal sealed partial class Subscription : IAsyncDisposable
     /// <summary>Stop staging once this many bytes wait for one flush.</summary>
     private const int MaxBatchBytes = 64 * 1024;
 
+    /// <summary>
+    /// Least prefetch with which a subscription with explicit acks follows the topic's shared tail (<see cref="TailFeed"/>)
+    /// once caught up; with less it would be detached at almost every batch for want of room.
+    /// </summary>
+    internal const int MinFeedPrefetch = 256;
+
     private readonly Topic _topic;
     private readonly OpenTopic _storage;
     private readonly DeliveryWindow _window;
     private readonly ConnectionWriter _writer;
     private readonly ILogger _logger;
     private readonly TopicCursor? _cursor;
-    private readonly LogReader? _reader;
+    private LogReader? _reader;
+    private readonly TailFeed? _feed;
+    private readonly Lock _feedLock = new();
+    private bool _onFeed;
+    private long _feedNext;
+    private long _feedNextAddress;
+    private TaskCompletionSource? _detached;
+    private Task<bool>? _feedWrite;
     private readonly ConsumerGroup? _group;
     private readonly GroupMember? _member;
     private readonly CancellationTokenSource _stop = new();
@@ -60,6 +73,7 @@ internal sealed partial class Subscription : IAsyncDisposable
         _writer = writer;
         _logger = logger;
         _stagedSequences = new long[ackPolicy == AckPolicy.None ? MaxBatchMessages : Math.Min(prefetch, MaxBatchMessages)];
+        _feed = ackPolicy == AckPolicy.None || prefetch >= MinFeedPrefetch ? start.Storage.Feed : null;
     }
 
     /// <summary>A member of a consumer group: the group's pump delivers, and commits go to the group.</summary>
@@ -243,7 +257,7 @@ internal sealed partial class Subscription : IAsyncDisposable
             }
 
             _window.Release(abandoned);
-            _reader!.Dispose();
+            _reader?.Dispose();
             _topic.Unsubscribed(_storage, _cursor!, _durableName);
             _staging.Dispose();
             _stop.Dispose();
@@ -332,7 +346,23 @@ internal sealed partial class Subscription : IAsyncDisposable
                     }
                 }
 
-                if (caughtUp && !await _reader!.WaitAsync(cancellationToken).ConfigureAwait(false))
+                if (!caughtUp)
+                {
+                    continue;
+                }
+
+                if (_feed is not null && await FollowFeedAsync(_feed, cancellationToken).ConfigureAwait(false))
+                {
+                    // Back from the shared tail: what it wrote last is written, and a reader goes on after it.
+                    if (_writer.IsClosed)
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                if (!await _reader!.WaitAsync(cancellationToken).ConfigureAwait(false))
                 {
                     return;
                 }
@@ -345,6 +375,176 @@ internal sealed partial class Subscription : IAsyncDisposable
         {
             LogPumpFailed(exception, _topic.Name);
         }
+    }
+
+    /// <summary>
+    /// Caught up with the tail: attaches to the topic's shared tail and lets go of the log reader until the feed detaches
+    /// this subscription, then opens a reader at the first message the feed did not deliver. False (and nothing changed)
+    /// when the feed does not take it now: a message arrived meanwhile, or tracing wants each delivery seen.
+    /// </summary>
+    private async ValueTask<bool> FollowFeedAsync(TailFeed feed, CancellationToken cancellationToken)
+    {
+        if (Diagnostics.ServerMetrics.Activities.HasListeners())
+        {
+            return false;
+        }
+
+        var reader = _reader!;
+        var next = Math.Max(reader.LastSequence + 1, StartSequence);
+        var detached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_feedLock)
+        {
+            _feedNext = next;
+            _feedNextAddress = reader.Position;
+            _detached = detached;
+            _feedWrite = null;
+            _onFeed = true;
+        }
+
+        if (!feed.TryAttach(this, next))
+        {
+            lock (_feedLock)
+            {
+                _onFeed = false;
+            }
+
+            return false;
+        }
+
+        reader.Dispose();
+        _reader = null;
+        try
+        {
+            await detached.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            lock (_feedLock)
+            {
+                if (_onFeed)
+                {
+                    _onFeed = false;
+                    feed.Detach(this);
+                }
+            }
+
+            throw;
+        }
+
+        if (_feedWrite is { } pending)
+        {
+            await pending.ConfigureAwait(false);
+        }
+
+        _reader = _storage.Log.OpenReader(_feedNextAddress, _feedNext);
+        return true;
+    }
+
+    /// <summary>
+    /// Called by the feed's dispatcher with each batch while this subscription is attached: writes the messages of
+    /// <paramref name="slice"/> it has not had as one write, or detaches when it cannot take them in order now.
+    /// </summary>
+    internal void DeliverFromFeed(FeedSlice slice, long nowMs)
+    {
+        lock (_feedLock)
+        {
+            if (!_onFeed)
+            {
+                return;
+            }
+
+            var first = slice.From;
+            while (first < slice.To && slice[first].Sequence < _feedNext)
+            {
+                first++;
+            }
+
+            if (first == slice.To)
+            {
+                return;
+            }
+
+            // Timestamps only grow: when the first is not expired, none is. A gap (the feed dropped what it could not
+            // hold) or an expired message is left to a log reader, as is tracing each delivery.
+            if (slice[first].Sequence != _feedNext || _topic.IsExpired(slice[first].TimestampMs, nowMs) || Diagnostics.ServerMetrics.Activities.HasListeners())
+            {
+                DetachLocked();
+                return;
+            }
+
+            var count = slice.To - first;
+            var explicitAcks = AckPolicy == AckPolicy.Explicit;
+            if (explicitAcks)
+            {
+                count = _window.TryReserve(Prefetch, count);
+                if (count == 0)
+                {
+                    DetachLocked();
+                    return;
+                }
+            }
+
+            // A write still under way (a slow reader, or a reply being flushed) is not queued behind: the log serves it.
+            if (!_writer.TryEnter())
+            {
+                if (explicitAcks)
+                {
+                    _window.Release(count);
+                }
+
+                DetachLocked();
+                return;
+            }
+
+            var last = first + count - 1;
+            if (explicitAcks)
+            {
+                // Recorded before the write, so a Commit racing the delivery always finds its sequences.
+                lock (_pendingLock)
+                {
+                    for (var i = first; i <= last; i++)
+                    {
+                        _uncommitted.Enqueue(slice[i].Sequence);
+                    }
+                }
+            }
+
+            var frames = slice.Frames(first, last);
+            _topic.Counters.Delivered(count, frames.Length);
+            Volatile.Write(ref _messagesOut, _messagesOut + count);
+            Volatile.Write(ref _bytesOut, _bytesOut + frames.Length);
+            var write = _writer.WriteEnteredAsync(frames, _stop.Token);
+            _feedNext = slice[last].Sequence + 1;
+            _feedNextAddress = slice[last].NextAddress;
+            _cursor!.MoveTo(_feedNextAddress, _feedNext);
+            if (!explicitAcks && _durableName is not null)
+            {
+                // No Commit will come: what is written to the connection is the consumer's position.
+                Volatile.Write(ref _positionVersion, _topic.CommitConsumer(_storage, _durableName, slice[last].Sequence));
+            }
+
+            if (!write.IsCompleted)
+            {
+                _feedWrite = write.AsTask();
+            }
+            else if (!write.Result)
+            {
+                DetachLocked();
+                return;
+            }
+
+            if (first + count < slice.To)
+            {
+                DetachLocked();
+            }
+        }
+    }
+
+    private void DetachLocked()
+    {
+        _onFeed = false;
+        _feed!.Detach(this);
+        _detached!.TrySetResult();
     }
 
     /// <summary>

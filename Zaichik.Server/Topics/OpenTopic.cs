@@ -36,6 +36,9 @@ internal sealed class OpenTopic : IAsyncDisposable
     /// <summary>For a topic that keeps the latest value per key: its keys' newest messages, which readers consult; null otherwise.</summary>
     public LatestValueIndex? Latest { get; init; }
 
+    /// <summary>The shared tail its caught-up subscribers follow; null for a topic that keeps the latest value per key (its readers skip superseded messages).</summary>
+    public Subscriptions.TailFeed? Feed { get; init; }
+
     /// <summary>What the topic remembers of its idempotent producers' publishes. Guarded by the topic's gate.</summary>
     public ProducerWindow Producers { get; }
 

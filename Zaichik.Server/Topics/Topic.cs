@@ -771,6 +771,7 @@ internal sealed partial class Topic : IAsyncDisposable
     {
         open.Latest?.Accept(publish.Key.HasValue, publish.Key.HasValue ? publish.Key.Value.Span : default, publish.Payload.Span, publish.Headers.Span, sequence, nowMs);
         open.Committer?.MarkDirty();
+        open.Feed?.Appended(sequence, nowMs, open.Log.TailAddress, publish.Key, publish.Payload, publish.Headers);
         Counters.Stored((publish.Key?.Length ?? 0) + publish.Payload.Length + publish.Headers.Length);
         if (publish.Key.HasValue && open.Keys is { } keys)
         {
@@ -883,7 +884,12 @@ internal sealed partial class Topic : IAsyncDisposable
                 Settings.Durability == Durability.Always ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
                 _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this),
                 _context.FlushDuration);
-            return new OpenTopic(log, committer, keys, producers, positions) { RetentionTtlMs = Settings.RetentionTtlMs, Latest = latest };
+            return new OpenTopic(log, committer, keys, producers, positions)
+            {
+                RetentionTtlMs = Settings.RetentionTtlMs,
+                Latest = latest,
+                Feed = latest is null ? new Subscriptions.TailFeed(NameUtf8, () => NowMs, log.NextSequence - 1) : null,
+            };
         }
         catch
         {

@@ -34,6 +34,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private int _dirty;
+    private long _dirtySince;
     private bool _positionsFailing;
 
     /// <param name="onDiskWritable">
@@ -66,6 +67,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     {
         if (Volatile.Read(ref _dirty) == 0 && Interlocked.Exchange(ref _dirty, 1) == 0)
         {
+            Volatile.Write(ref _dirtySince, _time.GetTimestamp());
             _wake.Release();
         }
     }
@@ -121,7 +123,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                 await _wake.WaitAsync(cancellationToken).ConfigureAwait(false);
                 if (_delay > TimeSpan.Zero)
                 {
-                    await Task.Delay(_delay, _time, cancellationToken).ConfigureAwait(false);
+                    await WaitOutIntervalAsync(cancellationToken).ConfigureAwait(false);
                 }
 
                 Volatile.Write(ref _dirty, 0);
@@ -165,6 +167,34 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
         }
+    }
+
+    /// <summary>
+    /// Waits until the commit interval has passed since the topic became dirty: the interval counts from the first
+    /// append it covers, not from when this loop got to run, and a clock that moves while the wait is being set up
+    /// is seen.
+    /// </summary>
+    private async Task WaitOutIntervalAsync(CancellationToken cancellationToken)
+    {
+        var since = Volatile.Read(ref _dirtySince);
+        var remaining = _delay - _time.GetElapsedTime(since);
+        if (remaining <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        using var skip = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var delay = Task.Delay(remaining, _time, skip.Token);
+        if (_time.GetElapsedTime(since) >= _delay)
+        {
+            // The clock passed the deadline before the timer was set: it would wait a whole interval more.
+            await skip.CancelAsync().ConfigureAwait(false);
+            await delay.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            cancellationToken.ThrowIfCancellationRequested();
+            return;
+        }
+
+        await delay.ConfigureAwait(false);
     }
 
     /// <summary>

@@ -32,6 +32,21 @@ internal sealed class ConnectionWriter(PipeWriter output)
         }
 
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await WriteEnteredAsync(frames, cancellationToken, last).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Takes the gate if it is free now; false when another write holds it or the peer is gone. After true, call
+    /// <see cref="WriteEnteredAsync"/> at once: it writes and gives the gate back.
+    /// </summary>
+    public bool TryEnter() => !_closed && _gate.Wait(0);
+
+    /// <summary>
+    /// <see cref="WriteAsync"/> with the gate already taken (<see cref="TryEnter"/>). The frames are copied into the
+    /// connection's output before this returns, even when the flush goes on afterwards.
+    /// </summary>
+    public async ValueTask<bool> WriteEnteredAsync(ReadOnlyMemory<byte> frames, CancellationToken cancellationToken, bool last = false)
+    {
         try
         {
             if (_closed)
