@@ -6,7 +6,7 @@ namespace Zaichik.Benchmarks;
 internal sealed record BenchmarkSettings
 {
     public const string Usage = """
-        Usage: dotnet run -c Release --project Zaichik.Benchmarks -- [options] [w1] [w2] [w2d] [w3] [w4] [w5] [topics] [wg]
+        Usage: dotnet run -c Release --project Zaichik.Benchmarks -- [options] [w1] [w2] [w2d] [w3] [w4] [w5] [topics] [wg] [fanout]
 
         Workloads (default: w1 to w5 and w2d):
           w1  publish throughput (1,000 in flight) and publish latency (1 in flight)
@@ -20,12 +20,16 @@ internal sealed record BenchmarkSettings
               RSS, descriptors, restart time (only when named)
           wg  consumer group: 4 members (prefetch 256) commit each message on its own while one producer
               publishes --messages (1,000 in flight); then the same with a group of 1 member (only when named)
+          fanout  a broker process fans --fanout-messages out to --subscribers raw subscribers of one topic (no acks):
+              deliveries/s, broker CPU per delivery, RSS per subscriber, latency (only when named)
 
         Options:
           --host H --port P   target an external server (default: an in-process server on a temp folder)
           --messages N        messages for w1, w2, w2d, w4, wg and each w5 topic (default 1,000,000)
           --topics N          topics for the topics workload (default 100,000)
           --rate R            w3 messages per second (default 20,000)
+          --subscribers N     subscribers for fanout (default 10,000)
+          --fanout-messages N messages for fanout (default 200)
           --seconds S         w3 duration in seconds (default 5)
           --timeout S         a workload running longer than this aborts as "timed out" (default 120)
           --quick             small smoke run: 50,000 messages, w3 for 1 s
@@ -55,6 +59,10 @@ internal sealed record BenchmarkSettings
 
     public int Topics { get; init; } = 100_000;
 
+    public int Subscribers { get; init; } = 10_000;
+
+    public int FanOutMessages { get; init; } = 200;
+
     public IReadOnlyList<string> Workloads { get; init; } = ["w1", "w2", "w2d", "w3", "w4", "w5"];
 
     public bool InProcess => Host is null;
@@ -71,7 +79,7 @@ internal sealed record BenchmarkSettings
             var arg = args[i].ToLowerInvariant();
             switch (arg)
             {
-                case "w1" or "w2" or "w2d" or "w3" or "w4" or "w5" or "topics" or "wg":
+                case "w1" or "w2" or "w2d" or "w3" or "w4" or "w5" or "topics" or "wg" or "fanout":
                     if (!workloads.Contains(arg))
                     {
                         workloads.Add(arg);
@@ -98,6 +106,12 @@ internal sealed record BenchmarkSettings
                     break;
                 case "--topics":
                     settings = settings with { Topics = (int)Number(args, ref i, 100, 10_000_000) };
+                    break;
+                case "--subscribers":
+                    settings = settings with { Subscribers = (int)Number(args, ref i, 1, 100_000) };
+                    break;
+                case "--fanout-messages":
+                    settings = settings with { FanOutMessages = (int)Number(args, ref i, 1, 1_000_000) };
                     break;
                 case "--rate":
                     settings = settings with { FanOutRate = (int)Number(args, ref i, 1, 1_000_000) };

@@ -20,7 +20,7 @@ catch (ArgumentException problem)
     return 2;
 }
 
-IWorkload[] all = [new PublishWorkload(), new ReplayWorkload(), new DurableReplayWorkload(), new FanOutWorkload(), new DedupWorkload(), new DurabilityWorkload(), new TopicScaleWorkload(), new ConsumerGroupWorkload()];
+IWorkload[] all = [new PublishWorkload(), new ReplayWorkload(), new DurableReplayWorkload(), new FanOutWorkload(), new DedupWorkload(), new DurabilityWorkload(), new TopicScaleWorkload(), new ConsumerGroupWorkload(), new WideFanOutWorkload()];
 var selected = all.Where(workload => settings.Workloads.Contains(workload.Id)).ToArray();
 
 using var monitor = new ResourceMonitor();
