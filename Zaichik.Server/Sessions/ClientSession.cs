@@ -277,11 +277,28 @@ internal sealed partial class ClientSession : IAsyncDisposable
             Volatile.Write(ref _lastActivity, _time.GetTimestamp());
             var buffer = result.Buffer;
             var unread = buffer.Length;
+
+            // Deliveries of what this read publishes go out from this thread once its replies are sent (TailFeed), unless
+            // handling it has to wait: then they go before the wait.
+            TailFeed.DeferDispatch();
             try
             {
                 while (_frames.TryRead(ref buffer, out var frame))
                 {
-                    if (!await HandleAsync(frame, cancellationToken).ConfigureAwait(false))
+                    var handling = HandleAsync(frame, cancellationToken);
+                    bool open;
+                    if (handling.IsCompletedSuccessfully)
+                    {
+                        open = handling.Result;
+                    }
+                    else
+                    {
+                        TailFeed.RunDeferred();
+                        open = await handling.ConfigureAwait(false);
+                        TailFeed.DeferDispatch();
+                    }
+
+                    if (!open)
                     {
                         closeRequested = true;
                         break;
@@ -289,7 +306,9 @@ internal sealed partial class ClientSession : IAsyncDisposable
 
                     if (_replies.WrittenCount >= ReplyFlushThreshold)
                     {
+                        TailFeed.RunDeferred();
                         await FlushRepliesAsync(cancellationToken).ConfigureAwait(false);
+                        TailFeed.DeferDispatch();
                     }
                 }
 
@@ -297,14 +316,22 @@ internal sealed partial class ClientSession : IAsyncDisposable
                 {
                     closeRequested = true;
                 }
+
+                var flushing = FlushRepliesAsync(cancellationToken);
+                if (!flushing.IsCompletedSuccessfully)
+                {
+                    TailFeed.RunDeferred();
+                }
+
+                await flushing.ConfigureAwait(false);
             }
             finally
             {
+                TailFeed.RunDeferred();
                 Volatile.Write(ref _bytesIn, _bytesIn + unread - buffer.Length);
                 _input.AdvanceTo(buffer.Start, buffer.End);
             }
 
-            await FlushRepliesAsync(cancellationToken).ConfigureAwait(false);
             _requests!.AfterRead(cancellationToken);
         }
     }

@@ -29,6 +29,18 @@ internal sealed class TailFeed : IThreadPoolWorkItem
     /// </summary>
     internal const int MaxPendingBytes = 1024 * 1024;
 
+    /// <summary>
+    /// Most subscribers a feed hands a batch to on the publishing connection's own thread, at the end of its read; a
+    /// feed with more is dispatched by a thread-pool work item, so a wide fan-out does not hold up the publisher.
+    /// </summary>
+    internal const int InlineDispatchLimit = 8;
+
+    [ThreadStatic]
+    private static bool t_deferring;
+
+    [ThreadStatic]
+    private static List<TailFeed>? t_deferred;
+
     private readonly Lock _lock = new();
     private readonly byte[] _topicName;
     private readonly Func<long> _nowMs;
@@ -86,7 +98,53 @@ internal sealed class TailFeed : IThreadPoolWorkItem
 
         if (schedule)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            if (t_deferring)
+            {
+                (t_deferred ??= []).Add(this);
+            }
+            else
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// From here on this thread's publishes leave their dispatch to <see cref="RunDeferred"/>: a connection's read loop
+    /// calls it before handling a read, so the read's messages go out as one batch, without a thread hop, after its replies.
+    /// </summary>
+    public static void DeferDispatch() => t_deferring = true;
+
+    /// <summary>
+    /// Ends <see cref="DeferDispatch"/> on this thread and dispatches what it deferred: here for a feed with at most
+    /// <see cref="InlineDispatchLimit"/> subscribers, by the thread pool otherwise. Must run before the thread does
+    /// anything else, which the read loop ensures (it is called before every wait and in a finally).
+    /// </summary>
+    public static void RunDeferred()
+    {
+        t_deferring = false;
+        if (t_deferred is not { Count: > 0 } deferred)
+        {
+            return;
+        }
+
+        try
+        {
+            foreach (var feed in deferred)
+            {
+                if (feed.Attached <= InlineDispatchLimit)
+                {
+                    ((IThreadPoolWorkItem)feed).Execute();
+                }
+                else
+                {
+                    ThreadPool.UnsafeQueueUserWorkItem(feed, preferLocal: false);
+                }
+            }
+        }
+        finally
+        {
+            deferred.Clear();
         }
     }
 
