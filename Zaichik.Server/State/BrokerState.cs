@@ -354,7 +354,8 @@ internal sealed class BrokerState(
             counters.Compacted,
             holes,
             openFiles,
-            readers);
+            readers,
+            open?.Feed?.Attached ?? 0);
     }
 
     /// <summary>The durable consumers of an open topic; none of a closed one.</summary>

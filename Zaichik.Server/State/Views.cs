@@ -63,7 +63,8 @@ public record TopicView(
     long Compacted,
     int Holes,
     int OpenFiles,
-    int Readers);
+    int Readers,
+    int TailSubscribers);
 
 /// <summary>One topic with its durable consumers and the sequence ranges lost to damaged storage.</summary>
 public sealed record TopicDetailView(TopicView Topic, IReadOnlyList<ConsumerView> Consumers, IReadOnlyList<HoleView> HoleRanges)

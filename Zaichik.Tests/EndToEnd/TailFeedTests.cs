@@ -41,6 +41,9 @@ public sealed class TailFeedTests
         var feed = topic!.Current!.Feed.ShouldNotBeNull();
         await TestServer.EventuallyAsync(() => feed.Attached == noAck + withAcks, "every caught-up subscriber attached to the shared tail");
         topic.Current!.Log.Readers.ShouldBeLessThan(noAck, "attached subscribers hold no log reader of their own");
+        var view = server.State.Topics("fan", null, 10).Single(candidate => candidate.Name == "fan");
+        view.TailSubscribers.ShouldBe(noAck + withAcks, "the state model (admin API, dashboard) shows who follows the shared tail");
+        view.Readers.ShouldBe(topic.Current!.Log.Readers);
 
         const int count = 3_000;
         var readers = subscriptions.Select(subscription => ReconnectTests.ReadAsync(subscription, count)).ToArray();
