@@ -26,6 +26,9 @@ internal sealed partial class ClientSession : IAsyncDisposable
     /// <summary>Replies are flushed early when a single read produces more than this.</summary>
     private const int ReplyFlushThreshold = 64 * 1024;
 
+    /// <summary>A read of at least this many bytes is handled on the pool rather than on the socket's thread.</summary>
+    private const int PipelinedReadBytes = 4096;
+
     /// <summary>How long an expired session may take to end by itself before its connection is aborted.</summary>
     private static readonly TimeSpan ExpiredSessionGrace = TimeSpan.FromSeconds(5);
 
@@ -277,6 +280,13 @@ internal sealed partial class ClientSession : IAsyncDisposable
             Volatile.Write(ref _lastActivity, _time.GetTimestamp());
             var buffer = result.Buffer;
             var unread = buffer.Length;
+
+            // A pipelined read (many frames at once) is handled on the pool, so the socket's thread goes back to
+            // receiving the next ones meanwhile; a single request is handled and answered right here (InlineCompletions).
+            if (unread >= PipelinedReadBytes && !Thread.CurrentThread.IsThreadPoolThread)
+            {
+                await Task.Yield();
+            }
 
             // Deliveries of what this read publishes go out from this thread once its replies are sent (TailFeed), unless
             // handling it has to wait: then they go before the wait.
