@@ -182,9 +182,17 @@ public sealed record ZaichikServerOptions
     /// <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> at startup (unless it is set already), so socket
     /// completions run on the socket engine's threads; an application hosting <see cref="ZaichikServer"/> decides that
     /// variable for its whole process itself. Nothing on a connection's read path blocks a thread for longer than a
-    /// page write to the page cache. Default true.
+    /// page write to the page cache. A read of many frames (a pipelining client) is still handled on the thread pool, so
+    /// the socket's thread receives the next ones meanwhile. Default true.
     /// </summary>
     public bool InlineCompletions { get; init; } = true;
+
+    /// <summary>
+    /// Most bytes of encoded messages a topic's shared tail holds while its dispatcher hands the previous batch to the
+    /// caught-up subscribers. Past it the tail lets go of them, and each reads on from the log with a reader of its own:
+    /// a dispatcher that falls behind costs readers, not memory. Default 1 MiB.
+    /// </summary>
+    public int MaxTailFeedBytes { get; init; } = Subscriptions.TailFeed.DefaultMaxPendingBytes;
 
     /// <summary>Sizes of each topic's log.</summary>
     public StorageOptions Storage { get; init; } = new();
@@ -240,6 +248,7 @@ public sealed record ZaichikServerOptions
         Check(DefaultTombstoneRetention >= TimeSpan.FromMilliseconds(1), $"DefaultTombstoneRetention is {DefaultTombstoneRetention}; it must be at least 1 ms");
         Check(MinCompactionBytes >= 0, $"MinCompactionBytes is {MinCompactionBytes}; it must be 0 or positive");
         Check(MinCleanableDirtyRatio is >= 0 and < 1, $"MinCleanableDirtyRatio is {MinCleanableDirtyRatio}; it must be at least 0 and below 1");
+        Check(MaxTailFeedBytes >= 0, $"MaxTailFeedBytes is {MaxTailFeedBytes}; it must not be negative (0 turns the shared tail off)");
         Check(MinThreadPoolThreads is >= 1 and <= 32_767, $"MinThreadPoolThreads is {MinThreadPoolThreads}; it must be 1..32767");
         Check(ShutdownTimeout >= TimeSpan.Zero, $"ShutdownTimeout is {ShutdownTimeout}; it must not be negative");
         problems.AddRange(Storage.Validate());

@@ -540,6 +540,18 @@ internal sealed partial class Subscription : IAsyncDisposable
         }
     }
 
+    /// <summary>Detaches from the shared tail if attached: the feed dropped messages this subscription has not had.</summary>
+    internal void LeaveFeed()
+    {
+        lock (_feedLock)
+        {
+            if (_onFeed)
+            {
+                DetachLocked();
+            }
+        }
+    }
+
     private void DetachLocked()
     {
         _onFeed = false;

@@ -24,10 +24,12 @@ internal sealed class TailFeed : IThreadPoolWorkItem
     internal const int MaxBatchBytes = 64 * 1024;
 
     /// <summary>
-    /// Most bytes of frames waiting for the dispatcher. Past this, publishes stop encoding; the attached subscribers
-    /// find the gap and read the rest from the log, so a dispatcher that falls behind costs readers, not memory.
+    /// Default of the most bytes of frames waiting for the dispatcher (<c>MaxTailFeedBytes</c>). Past it, publishes
+    /// stop encoding, and the dispatcher detaches every subscriber attached then once it has handed out what it holds:
+    /// each reads the rest from the log, so a dispatcher that falls behind costs readers, not memory, and no message
+    /// is left undelivered when publishing stops right after.
     /// </summary>
-    internal const int MaxPendingBytes = 1024 * 1024;
+    internal const int DefaultMaxPendingBytes = 1024 * 1024;
 
     /// <summary>
     /// Most subscribers a feed hands a batch to on the publishing connection's own thread, at the end of its read; a
@@ -44,6 +46,8 @@ internal sealed class TailFeed : IThreadPoolWorkItem
     private readonly Lock _lock = new();
     private readonly byte[] _topicName;
     private readonly Func<long> _nowMs;
+    private readonly int _maxPendingBytes;
+    private bool _overflowed;
     private FeedBatch _pending = new();
     private FeedBatch _spare = new();
     private Subscription[] _subscribers = [];
@@ -51,9 +55,11 @@ internal sealed class TailFeed : IThreadPoolWorkItem
     private long _lastAppended;
     private bool _scheduled;
     private long _batches;
+    private long _overflows;
 
-    public TailFeed(byte[] topicName, Func<long> nowMs, long lastSequence)
+    public TailFeed(byte[] topicName, Func<long> nowMs, long lastSequence, int maxPendingBytes = DefaultMaxPendingBytes)
     {
+        _maxPendingBytes = maxPendingBytes;
         _topicName = topicName;
         _nowMs = nowMs;
         _lastAppended = lastSequence;
@@ -64,6 +70,9 @@ internal sealed class TailFeed : IThreadPoolWorkItem
 
     /// <summary>Batches dispatched so far.</summary>
     public long Batches => Volatile.Read(ref _batches);
+
+    /// <summary>How often publishes outran the dispatcher by <c>MaxTailFeedBytes</c> and the attached subscribers went back to the log.</summary>
+    public long Overflows => Volatile.Read(ref _overflows);
 
     /// <summary>
     /// Called by the publish that stored message <paramref name="sequence"/>, in sequence order, after the log holds it.
@@ -82,17 +91,27 @@ internal sealed class TailFeed : IThreadPoolWorkItem
         var schedule = false;
         lock (_lock)
         {
-            if (_subscribers.Length == 0 || _pending.Frames.WrittenCount >= MaxPendingBytes)
+            if (_subscribers.Length == 0)
             {
                 return;
             }
 
-            FrameWriter.WriteMessage(_pending.Frames, _topicName, sequence, timestampMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span, headers.Span);
-            _pending.Entries.Add(new FeedEntry(sequence, timestampMs, nextAddress, _pending.Frames.WrittenCount));
-            if (!_scheduled)
+            if (_pending.Frames.WrittenCount >= _maxPendingBytes)
             {
+                // The subscribers attached now miss this message here: the dispatcher detaches them after what it holds.
+                _overflowed = true;
+                schedule = !_scheduled;
                 _scheduled = true;
-                schedule = true;
+            }
+            else
+            {
+                FrameWriter.WriteMessage(_pending.Frames, _topicName, sequence, timestampMs, key.HasValue, key.HasValue ? key.Value.Span : default, payload.Span, headers.Span);
+                _pending.Entries.Add(new FeedEntry(sequence, timestampMs, nextAddress, _pending.Frames.WrittenCount));
+                if (!_scheduled)
+                {
+                    _scheduled = true;
+                    schedule = true;
+                }
             }
         }
 
@@ -185,6 +204,7 @@ internal sealed class TailFeed : IThreadPoolWorkItem
             if (_subscribers.Length == 0)
             {
                 _pending.Reset();
+                _overflowed = false;
             }
         }
     }
@@ -196,9 +216,10 @@ internal sealed class TailFeed : IThreadPoolWorkItem
         {
             FeedBatch batch;
             Subscription[] subscribers;
+            bool overflowed;
             lock (_lock)
             {
-                if (_pending.Entries.Count == 0)
+                if (_pending.Entries.Count == 0 && !_overflowed)
                 {
                     _scheduled = false;
                     return;
@@ -207,6 +228,8 @@ internal sealed class TailFeed : IThreadPoolWorkItem
                 batch = _pending;
                 _pending = _spare;
                 subscribers = _subscribers;
+                overflowed = _overflowed;
+                _overflowed = false;
             }
 
             var nowMs = _nowMs();
@@ -229,6 +252,16 @@ internal sealed class TailFeed : IThreadPoolWorkItem
 
                 Interlocked.Increment(ref _batches);
                 from = to;
+            }
+
+            if (overflowed)
+            {
+                // Messages were published that this batch does not hold: whoever was attached reads them from the log.
+                Interlocked.Increment(ref _overflows);
+                foreach (var subscriber in subscribers)
+                {
+                    subscriber.LeaveFeed();
+                }
             }
 
             // Every write copied its frames before returning, so the buffer can take the next batch.

@@ -888,7 +888,7 @@ internal sealed partial class Topic : IAsyncDisposable
             {
                 RetentionTtlMs = Settings.RetentionTtlMs,
                 Latest = latest,
-                Feed = latest is null ? new Subscriptions.TailFeed(NameUtf8, () => NowMs, log.NextSequence - 1) : null,
+                Feed = latest is null && _context.MaxTailFeedBytes > 0 ? new Subscriptions.TailFeed(NameUtf8, () => NowMs, log.NextSequence - 1, _context.MaxTailFeedBytes) : null,
             };
         }
         catch

@@ -25,6 +25,9 @@ internal sealed class TopicContext(
     /// <summary>Where each group flush records how long it took (the <c>Zaichik.Server</c> Meter's), or null.</summary>
     public System.Diagnostics.Metrics.Histogram<double>? FlushDuration { get; init; }
 
+    /// <summary>Most bytes of encoded messages a topic's shared tail holds for its dispatcher (<see cref="Subscriptions.TailFeed"/>).</summary>
+    public int MaxTailFeedBytes { get; init; } = Subscriptions.TailFeed.DefaultMaxPendingBytes;
+
     /// <summary>When topics that keep the latest value per key are compacted.</summary>
     public LogCompactionOptions Compaction { get; init; } = LogCompactionOptions.Default;
 }

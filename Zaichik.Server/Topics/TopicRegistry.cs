@@ -38,6 +38,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         {
             FlushDuration = metrics?.FlushDuration,
             Compaction = new LogCompactionOptions(_options.MinCompactionBytes, _options.MinCleanableDirtyRatio),
+            MaxTailFeedBytes = _options.MaxTailFeedBytes,
         };
         limiter.MakeRoom = MakeRoomAsync;
     }

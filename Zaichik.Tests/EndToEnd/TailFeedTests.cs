@@ -149,4 +149,48 @@ public sealed class TailFeedTests
         latest!.Current!.Feed.ShouldBeNull("readers of a latest-value topic skip superseded messages; the tail does not");
         plain.Current!.Log.Readers.ShouldBeGreaterThanOrEqualTo(1);
     }
+
+    [Fact]
+    public async Task When_publishes_outrun_the_tail_its_subscribers_read_the_rest_from_the_log_and_miss_nothing()
+    {
+        // A tail that holds one message: nearly every publish finds it full while the dispatcher is busy.
+        await using var server = await TestServer.StartAsync(options => options with { MaxTailFeedBytes = 1 });
+        var publisher = await server.ConnectAsync();
+        await publisher.CreateTopicAsync("burst", Retained);
+        server.Registry.TryGet("burst", out var topic).ShouldBeTrue();
+
+        var subscriptions = new List<ZaichikSubscription>();
+        for (var i = 0; i < 12; i++)
+        {
+            subscriptions.Add(await (await server.ConnectAsync()).SubscribeAsync("burst", new SubscribeOptions { AckPolicy = AckPolicy.None, From = StartPosition.Latest }));
+        }
+
+        (await publisher.PublishAsync("burst", "first")).Sequence.ShouldBe(1);
+        await Task.WhenAll(subscriptions.Select(subscription => ReconnectTests.ReadAsync(subscription, 1)));
+        var feed = topic!.Current!.Feed.ShouldNotBeNull();
+        await TestServer.EventuallyAsync(() => feed.Attached == subscriptions.Count, "all attached");
+
+        const int count = 2_000;
+        var readers = subscriptions.Select(subscription => ReconnectTests.ReadAsync(subscription, count)).ToArray();
+        await Task.WhenAll(Enumerable.Range(0, count).Select(i => publisher.PublishAsync("burst", $"m{i}").AsTask()));
+        foreach (var messages in await Task.WhenAll(readers))
+        {
+            messages.Select(message => message.Sequence).ShouldBe(Enumerable.Range(2, count).Select(i => (long)i), "every message, the last ones included");
+        }
+
+        feed.Overflows.ShouldBeGreaterThan(0, "the tail overflowed and let its subscribers go");
+
+        // All caught up and attached again, a last burst that overflows: nothing after it reveals a gap, so only the
+        // overflow itself can send them back to the log for the rest.
+        await TestServer.EventuallyAsync(() => feed.Attached == subscriptions.Count, "all attached again");
+        const int burst = 50;
+        var lastReaders = subscriptions.Select(subscription => ReconnectTests.ReadAsync(subscription, burst)).ToArray();
+        await Task.WhenAll(Enumerable.Range(0, burst).Select(i => publisher.PublishAsync("burst", $"last {i}").AsTask()));
+        foreach (var messages in await Task.WhenAll(lastReaders))
+        {
+            messages.Select(message => message.Sequence).ShouldBe(Enumerable.Range(count + 2, burst).Select(i => (long)i));
+        }
+
+        topic.Counters.MessagesOut.ShouldBe(subscriptions.Count * (count + 1L + burst), "nothing sent twice");
+    }
 }
