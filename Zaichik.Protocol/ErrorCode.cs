@@ -65,4 +65,11 @@ public enum ErrorCode : ushort
     AuthenticationFailed = 40,
     /// <summary>The token does not allow this operation on this topic; the request is refused, the connection stays open.</summary>
     NotAuthorized = 41,
+    /// <summary>
+    /// Cluster nodes only: no leader is known for the request's topic now (an election is running, or a majority of nodes
+    /// cannot be reached). The request was not carried out; send it again after a short wait. The connection stays open.
+    /// </summary>
+    NoLeader = 50,
+    /// <summary>Cluster nodes only: the request is not supported on a cluster yet (its text says which). The connection stays open.</summary>
+    NotSupportedInCluster = 51,
 }

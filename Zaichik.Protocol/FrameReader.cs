@@ -133,6 +133,9 @@ public sealed class FrameReader
     /// <summary>Decodes an Error frame.</summary>
     public ErrorFrame ReadError(in RawFrame frame) => Decode<ErrorFrame>(frame);
 
+    /// <summary>Decodes a Redirect frame.</summary>
+    public RedirectFrame ReadRedirect(in RawFrame frame) => Decode<RedirectFrame>(frame);
+
     private TFrame Decode<TFrame>(in RawFrame frame)
         where TFrame : struct, IFrameCodec<TFrame>
     {

@@ -29,4 +29,6 @@ public enum FrameType : byte
     Ack = 0x11,
     /// <summary>The answer to a request that failed, or a connection-level failure (server to client).</summary>
     Error = 0x12,
+    /// <summary>Names the cluster node that leads a request's topic; the client reconnects there (server to client, cluster nodes only).</summary>
+    Redirect = 0x13,
 }

@@ -48,6 +48,9 @@ public static class FrameWriter
     /// <summary>Writes an Error frame.</summary>
     public static void Write(IBufferWriter<byte> output, in ErrorFrame frame) => WriteFrame(output, frame);
 
+    /// <summary>Writes a Redirect frame.</summary>
+    public static void Write(IBufferWriter<byte> output, in RedirectFrame frame) => WriteFrame(output, frame);
+
     /// <summary>
     /// Writes a Message frame from spans, for senders whose message bytes are not in managed memory
     /// (the server delivering straight from its log). The topic is given already UTF-8 encoded.
