@@ -91,6 +91,18 @@ public sealed partial class ZaichikServer : IAsyncDisposable
 
         // One broker per data folder: a second one fails here, before it touches anything.
         var folderLock = DataFolderLock.Acquire(options.DataPath);
+        if (options.Cluster.Enabled)
+        {
+            try
+            {
+                options = ClusterDataFolders(options);
+            }
+            catch
+            {
+                folderLock.Dispose();
+                throw;
+            }
+        }
 
         // Every connection's handshake uses this one copy; it is released when the broker stops.
         ServerCertificate? certificate;
@@ -135,6 +147,12 @@ public sealed partial class ZaichikServer : IAsyncDisposable
         builder.Services.AddHostedService<BrokerLifecycle>();
         builder.Services.AddSingleton<TopicMaintenance>();
         builder.Services.AddHostedService(services => services.GetRequiredService<TopicMaintenance>());
+        if (options.Cluster.Enabled)
+        {
+            builder.Services.AddSingleton<Cluster.ClusterNode>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<Cluster.ClusterNode>());
+        }
+
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
 
         // Inline: a connection's frames are handled on the thread that completed its read, and its replies sent from
@@ -237,6 +255,25 @@ public sealed partial class ZaichikServer : IAsyncDisposable
         }
 
         return app;
+    }
+
+    /// <summary>
+    /// A cluster node keeps its Raft log in <c>DataPath/cluster/raft</c> and its topics in <c>DataPath/cluster/view</c>.
+    /// The topics are rebuilt from the Raft log at every start (the log is the record; they are its view), so the view a
+    /// previous run left is cleared first: an entry is never applied twice to the same files.
+    /// </summary>
+    private static ZaichikServerOptions ClusterDataFolders(ZaichikServerOptions options)
+    {
+        var cluster = Path.Combine(Path.GetFullPath(options.DataPath), "cluster");
+        var topics = Path.Combine(cluster, "view");
+        if (Directory.Exists(topics))
+        {
+            Directory.Delete(topics, recursive: true);
+        }
+
+        Directory.CreateDirectory(topics);
+        Directory.CreateDirectory(Path.Combine(cluster, Cluster.ClusterNode.RaftFolder));
+        return options with { DataPath = topics, ClusterDataPath = cluster };
     }
 
     /// <summary>Stops accepting, closes every connection, commits every log.</summary>

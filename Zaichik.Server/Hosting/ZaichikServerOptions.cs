@@ -206,6 +206,13 @@ public sealed record ZaichikServerOptions
     /// <summary>Listeners beside the client TCP port: <c>Listeners:WebSocket:Url</c> turns on the WebSocket transport.</summary>
     public ListenerOptions Listeners { get; init; } = new();
 
+    /// <summary>Cluster mode (<c>Cluster:NodeId</c>, <c>Cluster:Peers</c>, ...); off by default: a single node.</summary>
+    public Cluster.ClusterOptions Cluster { get; init; } = new();
+
+    /// <summary>In cluster mode, the folder of the Raft log and the topics rebuilt from it (under the configured DataPath).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    internal string? ClusterDataPath { get; init; }
+
     /// <summary>Every problem with these options; empty when they are valid.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -256,6 +263,10 @@ public sealed record ZaichikServerOptions
         Check(Admin is not null, "Admin is missing; leave it out for the default, or set Admin:Url to off");
         problems.AddRange(Admin?.Validate(Tls is not null) ?? []);
         problems.AddRange(Listeners?.WebSocket?.Validate(Tls is not null) ?? []);
+        Check(Cluster is not null, "Cluster is missing; leave it out for a single node");
+        problems.AddRange(Cluster?.Validate() ?? []);
+        Check(Cluster is not { Enabled: true } || Cluster.Advertise is { Length: > 0 } || (Host != "0.0.0.0" && Host != "::"),
+            $"Host is {Host}, which clients cannot be redirected to; set Cluster:Advertise to the host:port clients reach this node at");
 
         // A message larger than a log page is split (headers and payload alike), but its key must fit in the first
         // fragment with room to spare.

@@ -31,6 +31,7 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
     private readonly List<Subscription> _subscriptionsToStart = [];
     private readonly List<DurableAck> _awaitingCommit = [];
+    private readonly List<ReplicatedAck> _awaitingReplication = [];
     private readonly List<PendingCreate> _pendingCreates = [];
     private readonly List<PendingPong> _pendingPongs = [];
     private Task _commitAcknowledgements = Task.CompletedTask;
@@ -65,6 +66,12 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
         _writer = writer;
         _onTopicRetired = onTopicRetired;
     }
+
+    /// <summary>On a cluster node, the node: requests are carried out through Raft when it leads, and redirected when not.</summary>
+    public Cluster.ClusterNode? Cluster { get; init; }
+
+    /// <summary>Whether the connection is a WebSocket (a Redirect then names the leader's WebSocket URL).</summary>
+    public bool OverWebSocket { get; init; }
 
     /// <summary>The token's name, for the state model.</summary>
     public string TokenName => _grant.Name;
@@ -139,7 +146,7 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
     /// </summary>
     public void AcknowledgeWhenCommitted(CancellationToken cancellationToken)
     {
-        if (_awaitingCommit.Count == 0 && _pendingCreates.Count == 0 && _pendingPongs.Count == 0)
+        if (_awaitingCommit.Count == 0 && _pendingCreates.Count == 0 && _pendingPongs.Count == 0 && _awaitingReplication.Count == 0)
         {
             return;
         }
@@ -147,15 +154,18 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
         var batch = _awaitingCommit.ToArray();
         var creates = _pendingCreates.ToArray();
         var pongs = _pendingPongs.ToArray();
+        var replicated = _awaitingReplication.ToArray();
         _awaitingCommit.Clear();
         _pendingCreates.Clear();
         _pendingPongs.Clear();
-        Interlocked.Add(ref _publishesAwaitingCommit, batch.Length + creates.Length);
+        _awaitingReplication.Clear();
+        Interlocked.Add(ref _publishesAwaitingCommit, batch.Length + creates.Length + replicated.Length);
         var previous = _commitAcknowledgements;
-        _commitAcknowledgements = SendWhenCommittedAsync(batch, creates, pongs, previous, cancellationToken);
+        _commitAcknowledgements = SendWhenCommittedAsync(batch, creates, pongs, replicated, previous, cancellationToken);
     }
 
-    private async Task SendWhenCommittedAsync(DurableAck[] batch, PendingCreate[] creates, PendingPong[] pongs, Task previous, CancellationToken cancellationToken)
+    private async Task SendWhenCommittedAsync(
+        DurableAck[] batch, PendingCreate[] creates, PendingPong[] pongs, ReplicatedAck[] replicated, Task previous, CancellationToken cancellationToken)
     {
         using var replies = new PooledBufferWriter();
         try
@@ -169,6 +179,10 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
                 catch (IOException failure)
                 {
                     FrameWriter.Write(replies, new ErrorFrame(null, ErrorCode.CommitNotDurable, $"Commits before Ping {nonce} are not on disk: {failure.Message}"));
+                }
+                catch (Cluster.ClusterUnavailableException failure)
+                {
+                    FrameWriter.Write(replies, new ErrorFrame(null, ErrorCode.CommitNotDurable, $"Commits before Ping {nonce} are not on a majority of the cluster: {failure.Message}"));
                 }
 
                 FrameWriter.Write(replies, new PongFrame(nonce));
@@ -185,6 +199,15 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
                 {
                     FrameWriter.Write(replies, new ErrorFrame(requestId, failure.Code, failure.Message));
                 }
+                catch (Cluster.ClusterUnavailableException failure)
+                {
+                    FrameWriter.Write(replies, new ErrorFrame(requestId, ErrorCode.NoLeader, $"{failure.Message}; send it again"));
+                }
+            }
+
+            foreach (var (replicating, requestId) in replicated)
+            {
+                await WriteReplicatedReplyAsync(replies, replicating, requestId).ConfigureAwait(false);
             }
 
             foreach (var group in batch.GroupBy(ack => ack.Outcome.Storage))
@@ -216,9 +239,67 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
         }
         finally
         {
-            Interlocked.Add(ref _publishesAwaitingCommit, -(batch.Length + creates.Length));
+            Interlocked.Add(ref _publishesAwaitingCommit, -(batch.Length + creates.Length + replicated.Length));
         }
     }
+
+    /// <summary>
+    /// The answer to a publish carried out through the cluster: an Ack once the leader has applied it (a majority has
+    /// it on disk), or NoLeader when it could not be committed here, in which case the client sends it again (an
+    /// idempotent producer's repeat is then recognised, whether or not the first one was committed after all).
+    /// </summary>
+    private async Task WriteReplicatedReplyAsync(PooledBufferWriter frame, Task<PublishOutcome> replicating, ulong requestId)
+    {
+        try
+        {
+            var outcome = await replicating.ConfigureAwait(false);
+            FrameWriter.Write(frame, new AckFrame(requestId, outcome.Sequence, outcome.Duplicate, Durable: true));
+        }
+        catch (Cluster.ClusterUnavailableException failure)
+        {
+            _counters.PublishRefused(ErrorCode.NoLeader);
+            FrameWriter.Write(frame, new ErrorFrame(requestId, ErrorCode.NoLeader, $"{failure.Message}; send it again"));
+        }
+        catch (TopicException failure)
+        {
+            _counters.PublishRefused(failure.Code);
+            FrameWriter.Write(frame, new ErrorFrame(requestId, failure.Code, failure.Message));
+        }
+        catch (Exception failure) when (failure is not OperationCanceledException)
+        {
+            _counters.PublishRefused(ErrorCode.StorageFailure);
+            FrameWriter.Write(frame, new ErrorFrame(requestId, ErrorCode.StorageFailure, $"the message was not stored: {failure.Message}"));
+        }
+    }
+
+    /// <summary>
+    /// On a cluster node that does not lead: a Redirect naming the leader's address for this connection's transport, or
+    /// NoLeader while none is known (an election, or the leader's address not learnt yet).
+    /// </summary>
+    private void RedirectToLeader(Cluster.ClusterNode cluster, ulong? requestId, string topic)
+    {
+        var leader = cluster.Leader;
+        var endpoint = leader is null ? null : OverWebSocket ? leader.WebSocketUrl : leader.ClientEndpoint;
+        if (endpoint is null)
+        {
+            Reply(new ErrorFrame(requestId, ErrorCode.NoLeader,
+                $"cluster node {cluster.NodeId} does not lead '{topic}' and knows no leader{(OverWebSocket && leader is not null ? " with a WebSocket listener" : string.Empty)} now; send it again shortly"));
+            return;
+        }
+
+        FrameWriter.Write(_replies, new RedirectFrame(requestId, topic, leader!.NodeId, endpoint));
+    }
+
+    /// <summary>Appends <paramref name="entry"/> to the cluster's log and returns what this node's topics made of it.</summary>
+    private static async Task<T> ReplicateAsync<T>(Cluster.ClusterNode cluster, byte[] entry, CancellationToken cancellationToken)
+    {
+        var applied = new Cluster.AppliedOutcome<T>();
+        await cluster.ReplicateAsync(entry, applied, cancellationToken).ConfigureAwait(false);
+        return await applied.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>A publish being carried out through the cluster, answered in order with the read's other held replies.</summary>
+    private readonly record struct ReplicatedAck(Task<PublishOutcome> Replicating, ulong RequestId);
 
     /// <summary>A Ping read after Commits of durable consumers on Always topics: answered once their positions are on disk.</summary>
     private readonly record struct PendingPong(Task Positions, ulong Nonce);

@@ -15,8 +15,21 @@ internal sealed partial class ConnectionRequests
                 throw new TopicException(ErrorCode.NotAuthorized, $"token '{_grant.Name}' may not create '{create.Topic}' (creating needs publish permission)");
             }
 
-            var creating = _registry.CreateAsync(create.Topic, new TopicSettings(
-                create.RetentionTtlMs, create.CompactionWindowMs, create.Durability, create.CommitIntervalMs, create.MaxMessages, create.MaxBytes, create.KeepLatestPerKey, create.TombstoneRetentionMs), cancellationToken);
+            var settings = new TopicSettings(
+                create.RetentionTtlMs, create.CompactionWindowMs, create.Durability, create.CommitIntervalMs, create.MaxMessages, create.MaxBytes, create.KeepLatestPerKey, create.TombstoneRetentionMs);
+            if (Cluster is { } cluster)
+            {
+                if (!cluster.IsLeader)
+                {
+                    RedirectToLeader(cluster, create.RequestId, create.Topic);
+                    return;
+                }
+
+                _pendingCreates.Add(new PendingCreate(ReplicateAsync<bool>(cluster, global::Zaichik.Server.Cluster.ClusterCommand.EncodeCreateTopic(create.Topic, settings), cancellationToken), create.RequestId));
+                return;
+            }
+
+            var creating = _registry.CreateAsync(create.Topic, settings, cancellationToken);
             if (!creating.IsCompleted && Volatile.Read(ref _publishesAwaitingCommit) + _pendingCreates.Count < _options.MaxPublishesInFlight)
             {
                 // The catalog records creations in groups, one fsync each: reading on lets this connection's next

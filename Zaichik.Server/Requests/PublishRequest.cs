@@ -40,7 +40,7 @@ internal sealed partial class ConnectionRequests
                 producer = new ProducerStamp(_producerId, publish.ProducerSequence);
             }
 
-            if (Volatile.Read(ref _publishesAwaitingCommit) + _awaitingCommit.Count >= _options.MaxPublishesInFlight)
+            if (Volatile.Read(ref _publishesAwaitingCommit) + _awaitingCommit.Count + _awaitingReplication.Count >= _options.MaxPublishesInFlight)
             {
                 throw new TopicException(ErrorCode.TooManyPublishesInFlight,
                     $"this connection has {_options.MaxPublishesInFlight} publishes waiting for their commit; wait for their Acks before sending more");
@@ -55,6 +55,21 @@ internal sealed partial class ConnectionRequests
                 }
 
                 _lastPublishAllowed = publish.Topic;
+            }
+
+            if (Cluster is { } cluster)
+            {
+                if (!cluster.IsLeader)
+                {
+                    RedirectToLeader(cluster, publish.RequestId, publish.Topic);
+                    return;
+                }
+
+                // The leader stamps the time: every node judges the key window and retention by the same clock.
+                var entry = global::Zaichik.Server.Cluster.ClusterCommand.EncodePublish(
+                    publish.Topic, _registry.Context.Time.GetUtcNow().ToUnixTimeMilliseconds(), publish.Key, publish.Payload.Span, publish.Headers.Span, producer);
+                _awaitingReplication.Add(new ReplicatedAck(ReplicateAsync<PublishOutcome>(cluster, entry, cancellationToken), publish.RequestId));
+                return;
             }
 
             var topic = await ResolveTopicAsync(publish.Topic, cancellationToken).ConfigureAwait(false);

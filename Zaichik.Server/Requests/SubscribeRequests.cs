@@ -45,6 +45,21 @@ internal sealed partial class ConnectionRequests
                 throw new TopicException(ErrorCode.NotAuthorized, $"token '{_grant.Name}' may not publish to the dead-letter topic '{deadLetters}'");
             }
 
+            if (Cluster is { } cluster)
+            {
+                if (!cluster.IsLeader)
+                {
+                    RedirectToLeader(cluster, subscribe.RequestId, subscribe.Topic);
+                    return;
+                }
+
+                if (subscribe.Group is not null || HasRedeliverySettings(subscribe))
+                {
+                    throw new TopicException(ErrorCode.NotSupportedInCluster,
+                        "consumer groups, AckWait, MaxDeliver and dead-letter topics are not replicated yet; on a cluster, subscribe without them (durable consumers are replicated)");
+                }
+            }
+
             var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
             Subscription subscription;
             if (subscribe.Group is not null || HasRedeliverySettings(subscribe))

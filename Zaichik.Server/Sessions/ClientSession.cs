@@ -33,6 +33,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private static readonly TimeSpan ExpiredSessionGrace = TimeSpan.FromSeconds(5);
 
     private readonly ConnectionContext _connection;
+    private readonly Cluster.ClusterNode? _cluster;
     private readonly ZaichikServerOptions _options;
     private readonly TokenAuthenticator _authenticator;
     private readonly TimeProvider _time;
@@ -49,6 +50,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
     private volatile bool _handshakeDone;
     private volatile string? _expiry;
     private volatile string? _topicRetired;
+    private ErrorCode _endCode = ErrorCode.StorageFailure;
     private long _bytesIn;
 
     // Set once the Hello is accepted; read by the state model from other threads.
@@ -63,8 +65,10 @@ internal sealed partial class ClientSession : IAsyncDisposable
         TimeProvider time,
         ErrorCode? refusal,
         ILogger logger,
-        Diagnostics.ServerCounters? counters = null)
+        Diagnostics.ServerCounters? counters = null,
+        Cluster.ClusterNode? cluster = null)
     {
+        _cluster = cluster;
         _counters = counters ?? new Diagnostics.ServerCounters();
         _connection = connection;
         _registry = registry;
@@ -127,7 +131,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
             else if (_topicRetired is { } retired)
             {
                 LogExpired(_connection.ConnectionId, retired);
-                await SendConnectionErrorAsync(ErrorCode.StorageFailure, retired).ConfigureAwait(false);
+                await SendConnectionErrorAsync(_endCode, retired).ConfigureAwait(false);
             }
         }
         catch (ProtocolViolationException violation)
@@ -181,12 +185,23 @@ internal sealed partial class ClientSession : IAsyncDisposable
     /// </summary>
     private void OnTopicRetired(string topic)
     {
+        EndSession(ErrorCode.StorageFailure, $"topic '{topic}' was reopened from its last commit after a storage failure; connect and subscribe again");
+    }
+
+    /// <summary>This cluster node stopped leading: its clients must find the new leader (they reconnect and are redirected).</summary>
+    private void OnLeadershipLost() =>
+        EndSession(ErrorCode.NoLeader, $"cluster node {_cluster!.NodeId} no longer leads; connect again to be sent to the new leader");
+
+    /// <summary>Ends the session from outside its read loop: it sends an Error with <paramref name="code"/> and closes.</summary>
+    private void EndSession(ErrorCode code, string reason)
+    {
         if (_topicRetired is not null || _expiry is not null)
         {
             return;
         }
 
-        _topicRetired = $"topic '{topic}' was reopened from its last commit after a storage failure; connect and subscribe again";
+        _endCode = code;
+        _topicRetired = reason;
         _input.CancelPendingRead();
         _ = AbortIfStuckAsync();
     }
@@ -207,6 +222,11 @@ internal sealed partial class ClientSession : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _ended.Cancel();
+        if (_cluster is { } cluster)
+        {
+            cluster.LeadershipLost -= OnLeadershipLost;
+        }
+
         if (_requests is { } requests)
         {
             await requests.DisposeAsync().ConfigureAwait(false);
@@ -250,7 +270,16 @@ internal sealed partial class ClientSession : IAsyncDisposable
                     return false;
                 }
 
-                _requests = new ConnectionRequests(_registry, _options, _counters, _logger, grant, hello.ProducerId, _replies, _writer, OnTopicRetired);
+                _requests = new ConnectionRequests(_registry, _options, _counters, _logger, grant, hello.ProducerId, _replies, _writer, OnTopicRetired)
+                {
+                    Cluster = _cluster,
+                    OverWebSocket = Transports.WebSocketTransport.IsWebSocket(_connection),
+                };
+                if (_cluster is { } cluster)
+                {
+                    cluster.LeadershipLost += OnLeadershipLost;
+                }
+
                 if (_authenticator.Required)
                 {
                     LogAuthenticated(_connection.ConnectionId, grant.Name);

@@ -31,6 +31,7 @@ internal sealed partial class Topic : IAsyncDisposable
     private string? _quarantine;
     private long _lastUsedMs;
     private long _lastTimestampMs;
+    private Task _commitReplicated = Task.CompletedTask;
     private long _closedOldestTimestampMs = long.MaxValue;
 
     // The newest timestamp of a record from an idempotent producer, long.MaxValue while unknown (before the first open):
@@ -100,11 +101,16 @@ internal sealed partial class Topic : IAsyncDisposable
     /// <param name="headers">The message's header block, stored and delivered unchanged; empty for none.</param>
     /// <param name="producer">The idempotent producer and its number for this publish, or <see cref="ProducerStamp.None"/>.</param>
     /// <exception cref="TopicException">With <see cref="ErrorCode.StorageFailure"/> while the topic's commits fail, or it cannot be opened.</exception>
+    /// <param name="timestampMs">
+    /// The message's timestamp (Unix ms), or 0 for now. A cluster node applies the leader's stamp, so that every node's key
+    /// window and retention judge the message alike; a stamp older than the topic's newest is raised to it.
+    /// </param>
     public ValueTask<PublishOutcome> PublishAsync(
-        ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, ProducerStamp producer, CancellationToken cancellationToken) =>
+        ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, ProducerStamp producer, CancellationToken cancellationToken,
+        long timestampMs = 0) =>
         _gate.Wait(0)
-            ? PublishHoldingGate(new Publish(key, payload, headers, producer), cancellationToken)
-            : PublishWhenGateOpensAsync(new Publish(key, payload, headers, producer), cancellationToken);
+            ? PublishHoldingGate(new Publish(key, payload, headers, producer, timestampMs), cancellationToken)
+            : PublishWhenGateOpensAsync(new Publish(key, payload, headers, producer, timestampMs), cancellationToken);
 
     /// <summary>True when the message <paramref name="outcome"/> names (for a duplicate, the original) is on disk.</summary>
     public static bool IsDurable(in PublishOutcome outcome) =>
@@ -176,6 +182,29 @@ internal sealed partial class Topic : IAsyncDisposable
     /// <returns>What to pass to <see cref="WhenConsumerPositionDurableAsync"/>.</returns>
     public long CommitConsumer(OpenTopic open, string name, long sequence)
     {
+        if (_context.Replication is { } replication)
+        {
+            // A cluster leader: the position goes to every node too; a Ping's Pong waits for it (WhenConsumerPositionDurableAsync).
+            _commitReplicated = replication.ReplicateConsumerCommit(Name, name, sequence);
+        }
+
+        return CommitConsumerLocally(open, name, sequence);
+    }
+
+    /// <summary>A cluster node applying a replicated consumer position: opens the topic if needed and records it here only.</summary>
+    public async ValueTask ApplyConsumerCommitAsync(string name, long sequence, CancellationToken cancellationToken)
+    {
+        if (Current is not { } open)
+        {
+            await OpenAsync(cancellationToken).ConfigureAwait(false);
+            open = Current ?? throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' could not be opened");
+        }
+
+        CommitConsumerLocally(open, name, sequence);
+    }
+
+    private long CommitConsumerLocally(OpenTopic open, string name, long sequence)
+    {
         Volatile.Write(ref _lastUsedMs, NowMs);
         var version = open.Positions.Commit(name, sequence);
         if (open.Committer is { } committer)
@@ -196,7 +225,8 @@ internal sealed partial class Topic : IAsyncDisposable
     /// their messages. Throws <see cref="IOException"/> when that flush fails.
     /// </summary>
     public Task WhenConsumerPositionDurableAsync(OpenTopic open, long version) =>
-        version == 0 || Settings.Durability != Durability.Always || open.Log.InMemory
+        _context.Replication is not null ? _commitReplicated
+        : version == 0 || Settings.Durability != Durability.Always || open.Log.InMemory
             ? Task.CompletedTask
             : open.Positions.WhenDurableAsync(version);
 
@@ -698,7 +728,7 @@ internal sealed partial class Topic : IAsyncDisposable
                 throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' cannot write to disk ({failure.Message}); publishes are refused until it can");
             }
 
-            var nowMs = NextTimestamp();
+            var nowMs = NextTimestamp(publish.TimestampMs);
             _lastUsedMs = nowMs;
 
             // A repeat of a stored publish is answered as the original was, before the key window can call it a duplicate.
@@ -786,9 +816,9 @@ internal sealed partial class Topic : IAsyncDisposable
     }
 
     /// <summary>Now, but never earlier than the previous record's timestamp (the wall clock may step back).</summary>
-    private long NextTimestamp()
+    private long NextTimestamp(long stampedMs = 0)
     {
-        var nowMs = Math.Max(NowMs, _lastTimestampMs);
+        var nowMs = Math.Max(stampedMs > 0 ? stampedMs : NowMs, _lastTimestampMs);
         _lastTimestampMs = nowMs;
         return nowMs;
     }
@@ -1008,7 +1038,7 @@ internal enum TopicState
 }
 
 /// <summary>One publish as the topic stores it.</summary>
-internal readonly record struct Publish(ReadOnlyMemory<byte>? Key, ReadOnlyMemory<byte> Payload, ReadOnlyMemory<byte> Headers, ProducerStamp Producer);
+internal readonly record struct Publish(ReadOnlyMemory<byte>? Key, ReadOnlyMemory<byte> Payload, ReadOnlyMemory<byte> Headers, ProducerStamp Producer, long TimestampMs = 0);
 
 /// <summary>Where a new subscription starts: the storage it reads, its reader and cursor, and the sequence it starts at.</summary>
 internal readonly record struct SubscriptionStart(OpenTopic Storage, LogReader Reader, TopicCursor Cursor, long StartSequence);

@@ -30,6 +30,16 @@ internal sealed class TopicContext(
 
     /// <summary>When topics that keep the latest value per key are compacted.</summary>
     public LogCompactionOptions Compaction { get; init; } = LogCompactionOptions.Default;
+
+    /// <summary>On a cluster node, where durable consumer positions are replicated; null on a single node.</summary>
+    public IConsumerCommitReplication? Replication { get; set; }
+}
+
+/// <summary>Replicates a durable consumer's position to every cluster node (<see cref="Cluster.ClusterNode"/>).</summary>
+internal interface IConsumerCommitReplication
+{
+    /// <summary>Starts replicating; the task completes when a majority has the position, and fails when it cannot get there.</summary>
+    Task ReplicateConsumerCommit(string topic, string consumer, long sequence);
 }
 
 /// <summary>

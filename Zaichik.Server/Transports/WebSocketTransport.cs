@@ -31,6 +31,9 @@ internal static partial class WebSocketTransport
             return next(connection);
         });
 
+    /// <summary>True for a connection this transport accepted (a browser's), whose clients are redirected to WebSocket URLs.</summary>
+    internal static bool IsWebSocket(ConnectionContext connection) => connection is WebSocketConnection;
+
     /// <summary>Serves the WebSocket endpoint on the marked connections; everything else passes by.</summary>
     public static void UseWebSocketListener(this WebApplication app, WebSocketListenerOptions options)
     {

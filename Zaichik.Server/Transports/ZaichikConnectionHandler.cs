@@ -20,7 +20,8 @@ internal sealed partial class ZaichikConnectionHandler(
     TimeProvider time,
     IHostApplicationLifetime lifetime,
     ILogger<ZaichikConnectionHandler> logger,
-    Diagnostics.ServerCounters counters) : ConnectionHandler
+    Diagnostics.ServerCounters counters,
+    Cluster.ClusterNode? cluster = null) : ConnectionHandler
 {
     private int _open;
 
@@ -35,7 +36,7 @@ internal sealed partial class ZaichikConnectionHandler(
         }
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, lifetime.ApplicationStopping);
-        var session = new ClientSession(connection, registry, options.Value, authenticator, time, refusal, logger, counters);
+        var session = new ClientSession(connection, registry, options.Value, authenticator, time, refusal, logger, counters, cluster);
         monitor.Add(session);
         try
         {

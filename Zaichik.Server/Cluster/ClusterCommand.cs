@@ -1,0 +1,208 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+using Zaichik.Protocol;
+using Zaichik.Server.Storage;
+using Zaichik.Server.Topics;
+
+namespace Zaichik.Server.Cluster;
+
+/// <summary>The kinds of Raft log entries the broker writes. The first byte of every entry.</summary>
+internal enum ClusterCommandKind : byte
+{
+    /// <summary>One message for a topic, stamped by the leader.</summary>
+    Publish = 1,
+    /// <summary>A topic with its settings.</summary>
+    CreateTopic = 2,
+    /// <summary>A durable consumer's position.</summary>
+    ConsumerCommit = 3,
+}
+
+/// <summary>
+/// One replicated operation, decoded from a Raft log entry. Every node applies the same entries in the same order, and
+/// everything an entry's outcome depends on is in the entry (the leader's timestamp, the producer stamp), so every
+/// node's topics end with the same sequences, the same key windows and the same consumer positions.
+/// </summary>
+internal readonly record struct ClusterCommand(
+    ClusterCommandKind Kind,
+    string Topic,
+    long TimestampMs = 0,
+    ReadOnlyMemory<byte>? Key = null,
+    ReadOnlyMemory<byte> Payload = default,
+    ReadOnlyMemory<byte> Headers = default,
+    ProducerStamp Producer = default,
+    TopicSettings? Settings = null,
+    string? Consumer = null,
+    long Sequence = 0)
+{
+    /// <summary>Version byte after the kind: a node refuses entries of a format it does not know rather than misread them.</summary>
+    private const byte Format = 1;
+
+    public static byte[] EncodePublish(string topic, long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> headers, ProducerStamp producer)
+    {
+        var topicBytes = Encoding.UTF8.GetByteCount(topic);
+        var size = 2 + 2 + topicBytes + 8 + 8 + 8 + 1 + 4 + (key?.Length ?? 0) + 4 + headers.Length + 4 + payload.Length;
+        var buffer = new byte[size];
+        var writer = new Writer(buffer);
+        writer.Header(ClusterCommandKind.Publish);
+        writer.String(topic);
+        writer.Int64(timestampMs);
+        writer.UInt64(producer.ProducerId);
+        writer.UInt64(producer.Sequence);
+        writer.Byte(key.HasValue ? (byte)1 : (byte)0);
+        writer.Bytes(key.HasValue ? key.Value.Span : default);
+        writer.Bytes(headers);
+        writer.Bytes(payload);
+        return buffer;
+    }
+
+    public static byte[] EncodeCreateTopic(string topic, TopicSettings settings)
+    {
+        var buffer = new byte[2 + 2 + Encoding.UTF8.GetByteCount(topic) + (7 * 8) + 1];
+        var writer = new Writer(buffer);
+        writer.Header(ClusterCommandKind.CreateTopic);
+        writer.String(topic);
+        writer.Int64(settings.RetentionTtlMs);
+        writer.Int64(settings.CompactionWindowMs);
+        writer.Int64((long)settings.Durability);
+        writer.Int64(settings.CommitIntervalMs);
+        writer.Int64(settings.MaxMessages);
+        writer.Int64(settings.MaxBytes);
+        writer.Byte(settings.KeepLatestPerKey ? (byte)1 : (byte)0);
+        writer.Int64(settings.TombstoneRetentionMs);
+        return buffer;
+    }
+
+    public static byte[] EncodeConsumerCommit(string topic, string consumer, long sequence)
+    {
+        var buffer = new byte[2 + 2 + Encoding.UTF8.GetByteCount(topic) + 2 + Encoding.UTF8.GetByteCount(consumer) + 8];
+        var writer = new Writer(buffer);
+        writer.Header(ClusterCommandKind.ConsumerCommit);
+        writer.String(topic);
+        writer.String(consumer);
+        writer.Int64(sequence);
+        return buffer;
+    }
+
+    /// <summary>Decodes an entry; the key, payload and headers point into <paramref name="entry"/>.</summary>
+    /// <exception cref="InvalidDataException">The entry is not one this broker writes.</exception>
+    public static ClusterCommand Decode(ReadOnlyMemory<byte> entry)
+    {
+        var reader = new Reader(entry);
+        var kind = (ClusterCommandKind)reader.Byte();
+        var format = reader.Byte();
+        if (format != Format)
+        {
+            throw new InvalidDataException($"cluster log entry of format {format}; this broker reads format {Format}");
+        }
+
+        var topic = reader.String();
+        switch (kind)
+        {
+            case ClusterCommandKind.Publish:
+                var timestampMs = reader.Int64();
+                var producer = new ProducerStamp(reader.UInt64(), reader.UInt64());
+                var hasKey = reader.Byte() != 0;
+                var key = reader.Bytes();
+                var headers = reader.Bytes();
+                var payload = reader.Bytes();
+                return new ClusterCommand(kind, topic, timestampMs, hasKey ? key : null, payload, headers, producer);
+            case ClusterCommandKind.CreateTopic:
+                var settings = new TopicSettings(reader.Int64(), reader.Int64(), (Durability)reader.Int64(), reader.Int64(), reader.Int64(), reader.Int64(),
+                    reader.Byte() != 0, reader.Int64());
+                return new ClusterCommand(kind, topic, Settings: settings);
+            case ClusterCommandKind.ConsumerCommit:
+                var consumer = reader.String();
+                return new ClusterCommand(kind, topic, Consumer: consumer, Sequence: reader.Int64());
+            default:
+                throw new InvalidDataException($"cluster log entry of unknown kind {(byte)kind}");
+        }
+    }
+
+    private ref struct Writer(Span<byte> buffer)
+    {
+        private readonly Span<byte> _buffer = buffer;
+        private int _at;
+
+        public void Header(ClusterCommandKind kind)
+        {
+            Byte((byte)kind);
+            Byte(Format);
+        }
+
+        public void Byte(byte value) => _buffer[_at++] = value;
+
+        public void Int64(long value)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(_buffer[_at..], value);
+            _at += 8;
+        }
+
+        public void UInt64(ulong value)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(_buffer[_at..], value);
+            _at += 8;
+        }
+
+        public void String(string value)
+        {
+            var length = Encoding.UTF8.GetBytes(value, _buffer[(_at + 2)..]);
+            BinaryPrimitives.WriteUInt16LittleEndian(_buffer[_at..], checked((ushort)length));
+            _at += 2 + length;
+        }
+
+        public void Bytes(ReadOnlySpan<byte> value)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(_buffer[_at..], value.Length);
+            value.CopyTo(_buffer[(_at + 4)..]);
+            _at += 4 + value.Length;
+        }
+    }
+
+    private ref struct Reader(ReadOnlyMemory<byte> entry)
+    {
+        private readonly ReadOnlyMemory<byte> _entry = entry;
+        private int _at;
+
+        public byte Byte() => Take(1).Span[0];
+
+        public long Int64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8).Span);
+
+        public ulong UInt64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8).Span);
+
+        public string String() => Encoding.UTF8.GetString(Take(BinaryPrimitives.ReadUInt16LittleEndian(Take(2).Span)).Span);
+
+        public ReadOnlyMemory<byte> Bytes()
+        {
+            var length = BinaryPrimitives.ReadInt32LittleEndian(Take(4).Span);
+            if (length < 0)
+            {
+                throw new InvalidDataException("cluster log entry with a negative length");
+            }
+
+            return Take(length);
+        }
+
+        private ReadOnlyMemory<byte> Take(int count)
+        {
+            if (_entry.Length - _at < count)
+            {
+                throw new InvalidDataException($"cluster log entry of {_entry.Length} bytes ends inside a field");
+            }
+
+            var slice = _entry.Slice(_at, count);
+            _at += count;
+            return slice;
+        }
+    }
+}
+
+/// <summary>What a node that proposed an entry learns when it applies it: handed to Raft as the entry's context.</summary>
+internal sealed class AppliedOutcome<T>() : TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+/// <summary>Copies a Raft entry's payload to one array when it spans several buffers.</summary>
+internal static class SequenceExtensions
+{
+    public static ReadOnlyMemory<byte> ToMemory(this in ReadOnlySequence<byte> sequence) =>
+        sequence.IsSingleSegment ? sequence.First : sequence.ToArray();
+}

@@ -1,0 +1,338 @@
+using System.Collections.Concurrent;
+using System.Net;
+using DotNext.Net.Cluster.Consensus.Raft;
+using DotNext.Net.Cluster.Consensus.Raft.Membership;
+using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Zaichik.Server.Hosting;
+using Zaichik.Server.Topics;
+
+namespace Zaichik.Server.Cluster;
+
+/// <summary>
+/// This broker's membership of a cluster: one Raft group over every node (DotNext.Net.Cluster, TCP transport,
+/// persistent write-ahead log in <c>DataPath/cluster/raft</c>). The leader proposes what its clients send
+/// (<see cref="ReplicateAsync"/>); every node applies committed entries to its topics (<see cref="ReplicatedState"/>);
+/// a node that does not lead tells its clients where the leader is (<see cref="Leader"/>), and when this node stops
+/// leading, its client connections are closed so that they find the new one.
+/// </summary>
+internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCommitReplication, IAsyncDisposable
+{
+    /// <summary>The folder under <c>DataPath</c> that holds the Raft log.</summary>
+    public const string RaftFolder = "raft";
+
+    private const string ClientEndpointKey = "zaichik-client";
+    private const string WebSocketKey = "zaichik-websocket";
+    private const string NodeIdKey = "zaichik-node";
+
+    private readonly ClusterOptions _options;
+    private readonly string _host;
+    private readonly string _dataPath;
+    private readonly TopicRegistry _registry;
+    private readonly BoundListeners _listeners;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger<ClusterNode> _logger;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<IPEndPoint, string> _idsByEndPoint;
+    private readonly ConcurrentDictionary<string, LeaderAddress> _addresses = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
+    private RaftCluster? _raft;
+    private WriteAheadLog? _log;
+    private ReplicatedState? _state;
+    private volatile bool _serving;
+    private long _leaderSince;
+    private long _elections;
+
+    public ClusterNode(IOptions<ZaichikServerOptions> options, TopicRegistry registry, BoundListeners listeners, ILoggerFactory loggers, TimeProvider time)
+    {
+        _options = options.Value.Cluster;
+        _host = options.Value.Host == "localhost" ? "127.0.0.1" : options.Value.Host;
+        _dataPath = options.Value.ClusterDataPath ?? options.Value.DataPath;
+        _registry = registry;
+        _listeners = listeners;
+        _loggers = loggers;
+        _logger = loggers.CreateLogger<ClusterNode>();
+        _time = time;
+        _idsByEndPoint = _options.ParsedPeers.ToDictionary(peer => peer.EndPoint, peer => peer.Id);
+    }
+
+    /// <summary>This node's id.</summary>
+    public string NodeId => _options.NodeId;
+
+    /// <summary>True while this node leads and has applied everything committed before it took over: it may serve requests.</summary>
+    public bool IsLeader => _serving && _raft is { } raft && !raft.LeadershipToken.IsCancellationRequested;
+
+    /// <summary>Raised (on a pool thread) when this node stops leading: its clients must go to the new leader.</summary>
+    public event Action? LeadershipLost;
+
+    /// <summary>Where the leader takes clients, when another node leads and its address is known; null otherwise.</summary>
+    public LeaderAddress? Leader =>
+        _raft?.Leader is { IsRemote: true } leader && _idsByEndPoint.TryGetValue(ToIp(leader.EndPoint), out var id) && _addresses.TryGetValue(id, out var address)
+            ? address
+            : null;
+
+    /// <summary>Appends an entry, waits until a majority has it, and until this node has applied it.</summary>
+    /// <exception cref="ClusterUnavailableException">This node does not lead (any more), or the entry could not be committed.</exception>
+    public async Task ReplicateAsync(byte[] entry, object? context, CancellationToken cancellationToken)
+    {
+        var raft = _raft ?? throw new ClusterUnavailableException("the cluster node is still starting");
+        try
+        {
+            await raft.ReplicateAsync(new ReadOnlyMemory<byte>(entry), context, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception failure) when (failure is NotLeaderException or QuorumUnreachableException or InvalidOperationException or ObjectDisposedException
+            || (failure is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new ClusterUnavailableException($"node {NodeId} could not commit the request: {failure.Message}", failure);
+        }
+    }
+
+    Task IConsumerCommitReplication.ReplicateConsumerCommit(string topic, string consumer, long sequence) =>
+        ReplicateAsync(ClusterCommand.EncodeConsumerCommit(topic, consumer, sequence), new AppliedOutcome<bool>(), _stopping.Token);
+
+    /// <summary>What the admin API shows: this node, its log, the leader and every member as this node sees them.</summary>
+    public ClusterView Describe()
+    {
+        var raft = _raft;
+        var log = _log;
+        var members = raft?.Members.Select(member => new ClusterMemberView(
+            _idsByEndPoint.TryGetValue(ToIp(member.EndPoint), out var id) ? id : member.EndPoint.ToString()!,
+            member.EndPoint.ToString()!,
+            member.IsRemote ? member.Status.ToString() : "Available",
+            member.IsLeader,
+            !member.IsRemote,
+            _addresses.TryGetValue(id ?? string.Empty, out var address) ? address.ClientEndpoint : null)).OrderBy(member => member.Id, StringComparer.Ordinal).ToArray() ?? [];
+        var leaderId = raft?.Leader is { } leader && _idsByEndPoint.TryGetValue(ToIp(leader.EndPoint), out var leaderNode) ? leaderNode : null;
+        return new ClusterView(
+            NodeId,
+            raft is null ? "Starting" : IsLeader ? "Leader" : leaderId is null ? "Candidate" : leaderId == NodeId ? "Leader (catching up)" : "Follower",
+            leaderId,
+            raft?.Term ?? 0,
+            Interlocked.Read(ref _elections),
+            log?.LastEntryIndex ?? 0,
+            log?.LastCommittedEntryIndex ?? 0,
+            log?.LastAppliedIndex ?? 0,
+            _state?.Refused ?? 0,
+            members);
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Once the client listeners are bound (their ports are advertised), joins the cluster.</summary>
+    public async Task StartedAsync(CancellationToken cancellationToken)
+    {
+        var self = _options.Self;
+        var storage = new EndPointConfigurationStorage();
+        var members = storage.CreateInitialConfigurationBuilder();
+        foreach (var peer in _options.ParsedPeers)
+        {
+            members.Add(peer.EndPoint);
+        }
+
+        members.Build();
+        var configuration = new RaftCluster.TcpConfiguration(self.EndPoint)
+        {
+            ConfigurationStorage = storage,
+            LowerElectionTimeout = (int)_options.ElectionTimeoutMin.TotalMilliseconds,
+            UpperElectionTimeout = (int)_options.ElectionTimeoutMax.TotalMilliseconds,
+            RequestTimeout = _options.RequestTimeout,
+            ConnectTimeout = _options.ConnectTimeout,
+            ColdStart = false,
+            LoggerFactory = _loggers,
+        };
+
+        var clientEndpoint = _options.Advertise is { Length: > 0 } advertise ? advertise : $"{(_host.Contains(':', StringComparison.Ordinal) ? $"[{_host}]" : _host)}:{_listeners.TcpPort}";
+        var webSocket = _options.AdvertiseWebSocket is { Length: > 0 } url ? url : _listeners.WebSocketUrl;
+        configuration.Metadata[NodeIdKey] = NodeId;
+        configuration.Metadata[ClientEndpointKey] = clientEndpoint;
+        if (webSocket is not null)
+        {
+            configuration.Metadata[WebSocketKey] = webSocket;
+        }
+
+        _addresses[NodeId] = new LeaderAddress(NodeId, clientEndpoint, webSocket);
+        _state = new ReplicatedState(_registry, _logger);
+        _log = new WriteAheadLog(
+            new WriteAheadLog.Options
+            {
+                Location = Path.Combine(_dataPath, RaftFolder),
+                HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
+            },
+            _state);
+        _raft = new RaftCluster(configuration) { AuditTrail = _log };
+        _raft.LeaderChanged += OnLeaderChanged;
+        _registry.Context.Replication = this;
+        await _raft.StartAsync(cancellationToken).ConfigureAwait(false);
+        LogJoined(NodeId, self.EndPoint.ToString(), _options.ParsedPeers.Count, clientEndpoint);
+    }
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Leaves the cluster before the topics close (the broker's lifecycle closes them once every service has stopped).</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _serving = false;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_raft is { } raft)
+        {
+            raft.LeaderChanged -= OnLeaderChanged;
+            try
+            {
+                await raft.StopAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception failure) when (failure is not OperationCanceledException)
+            {
+                LogStopFailed(failure);
+            }
+        }
+
+        if (_log is { } log)
+        {
+            await log.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        _raft?.Dispose();
+        if (_log is { } log)
+        {
+            await log.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    private void OnLeaderChanged(RaftCluster<RaftClusterMember> cluster, RaftClusterMember? leader)
+    {
+        var wasServing = _serving;
+        _serving = false;
+        if (leader is null)
+        {
+            LogNoLeader(NodeId, cluster.Term);
+        }
+        else
+        {
+            var id = _idsByEndPoint.TryGetValue(ToIp(leader.EndPoint), out var known) ? known : leader.EndPoint.ToString()!;
+            Interlocked.Increment(ref _elections);
+            LogLeader(NodeId, id, cluster.Term);
+            if (!leader.IsRemote)
+            {
+                Interlocked.Exchange(ref _leaderSince, _time.GetTimestamp());
+                // Off the election's thread: the handler runs inside Raft's state transition, which the barrier waits on.
+                _ = Task.Run(ServeWhenCaughtUpAsync);
+            }
+            else if (!_addresses.ContainsKey(id))
+            {
+                _ = Task.Run(() => LearnAddressAsync(id, leader));
+            }
+        }
+
+        if (wasServing && LeadershipLost is { } lost)
+        {
+            ThreadPool.QueueUserWorkItem(_ => lost());
+        }
+    }
+
+    /// <summary>A new leader serves once it has applied every entry committed before its term: nothing acknowledged is missing from its topics.</summary>
+    private async Task ServeWhenCaughtUpAsync()
+    {
+        try
+        {
+            // The event comes while the transition runs: the leadership token is the new one only once it has completed.
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            waiting.CancelAfter(2 * _options.ElectionTimeoutMax);
+            var leadership = await _raft!.WaitForLeadershipAsync(waiting.Token).ConfigureAwait(false);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(leadership, _stopping.Token);
+            await _raft.ApplyReadBarrierAsync(ReadBarrierType.Strong, linked.Token).ConfigureAwait(false);
+            if (!leadership.IsCancellationRequested)
+            {
+                _serving = true;
+                LogServing(NodeId, _time.GetElapsedTime(Interlocked.Read(ref _leaderSince)).TotalMilliseconds);
+            }
+        }
+        catch (Exception failure) when (failure is OperationCanceledException or NotLeaderException or QuorumUnreachableException or ObjectDisposedException or InvalidOperationException)
+        {
+            // Leadership went before the barrier: the next leader does this.
+            LogBarrierFailed(NodeId, failure.GetType().Name + ": " + failure.Message);
+        }
+    }
+
+    /// <summary>Asks the new leader for the addresses it advertises, once; Redirects can name it from then on.</summary>
+    private async Task LearnAddressAsync(string id, RaftClusterMember leader)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            timeout.CancelAfter(_options.RequestTimeout);
+            var metadata = await leader.GetMetadataAsync(refresh: true, timeout.Token).ConfigureAwait(false);
+            if (metadata.TryGetValue(ClientEndpointKey, out var client))
+            {
+                _addresses[id] = new LeaderAddress(id, client, metadata.TryGetValue(WebSocketKey, out var webSocket) ? webSocket : null);
+            }
+        }
+        catch (Exception failure) when (failure is not NullReferenceException)
+        {
+            LogAddressUnknown(id, failure.Message);
+        }
+    }
+
+    private static IPEndPoint ToIp(EndPoint endPoint) => endPoint switch
+    {
+        IPEndPoint ip => ip,
+        DnsEndPoint { Host: "localhost" } dns => new IPEndPoint(IPAddress.Loopback, dns.Port),
+        DnsEndPoint dns when IPAddress.TryParse(dns.Host, out var address) => new IPEndPoint(address, dns.Port),
+        _ => new IPEndPoint(IPAddress.None, 0),
+    };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster node {NodeId} joined: Raft on {RaftEndpoint}, {Peers} nodes, clients redirected here at {ClientEndpoint}")]
+    private partial void LogJoined(string nodeId, string raftEndpoint, int peers, string clientEndpoint);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster node {NodeId}: {Leader} leads (term {Term})")]
+    private partial void LogLeader(string nodeId, string leader, long term);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster node {NodeId}: no leader (term {Term}); requests are answered NoLeader until one is elected")]
+    private partial void LogNoLeader(string nodeId, long term);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster node {NodeId} leads and serves clients, {Ms:0} ms after its election")]
+    private partial void LogServing(string nodeId, double ms);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The client address of cluster node {NodeId} is not known yet ({Reason}); requests are answered NoLeader meanwhile")]
+    private partial void LogAddressUnknown(string nodeId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster node {NodeId} was elected but does not serve: {Reason}")]
+    private partial void LogBarrierFailed(string nodeId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Leaving the cluster failed")]
+    private partial void LogStopFailed(Exception exception);
+
+    /// <summary>The fixed membership, kept in memory: every node starts from <c>Cluster:Peers</c>.</summary>
+    private sealed class EndPointConfigurationStorage : InMemoryClusterConfigurationStorage<EndPoint>
+    {
+        protected override void Encode(EndPoint address, ref DotNext.Buffers.BufferWriterSlim<byte> output) =>
+            DotNext.Net.EndPointFormatter.WriteEndPoint(ref output, address);
+
+        protected override EndPoint Decode(ref DotNext.Buffers.SequenceReader reader) =>
+            DotNext.Net.EndPointFormatter.ReadEndPoint(ref reader);
+    }
+}
+
+/// <summary>Where a cluster node takes clients.</summary>
+internal sealed record LeaderAddress(string NodeId, string ClientEndpoint, string? WebSocketUrl);
+
+/// <summary>The request was not carried out: this node does not lead, or the cluster could not commit it now.</summary>
+internal sealed class ClusterUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A cluster node as the admin API shows it (<c>GET /api/cluster</c>).</summary>
+public sealed record ClusterView(
+    string NodeId, string Role, string? Leader, long Term, long LeaderChanges, long LastIndex, long CommitIndex, long AppliedIndex, long RefusedEntries,
+    IReadOnlyList<ClusterMemberView> Members);
+
+/// <summary>One member as the node answering sees it.</summary>
+public sealed record ClusterMemberView(string Id, string RaftEndpoint, string Status, bool IsLeader, bool IsSelf, string? ClientEndpoint);

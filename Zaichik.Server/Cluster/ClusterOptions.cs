@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Net;
+
+namespace Zaichik.Server.Cluster;
+
+/// <summary>
+/// Cluster mode, bound from <c>Zaichik:Cluster</c>. Without <see cref="NodeId"/> the broker is a single node and behaves
+/// as it always has. With it, the nodes listed in <see cref="Peers"/> (fixed membership) run one Raft group
+/// (DotNext.Net.Cluster, persistent write-ahead log): the leader orders and replicates every publish, topic creation and
+/// durable consumer commit, each node applies them to its own topic logs, and requests to a node that does not lead are
+/// answered with a Redirect frame naming the leader.
+/// </summary>
+public sealed record ClusterOptions
+{
+    /// <summary>This node's id, one of the ids in <see cref="Peers"/>. Empty (the default): cluster mode is off.</summary>
+    public string NodeId { get; init; } = string.Empty;
+
+    /// <summary>
+    /// Every node of the cluster, this one included, as <c>id=host:port</c> separated by commas, where host:port is the
+    /// node's Raft (replication) listener, e.g. <c>n1=10.0.0.1:7101,n2=10.0.0.2:7101,n3=10.0.0.3:7101</c>.
+    /// </summary>
+    public string Peers { get; init; } = string.Empty;
+
+    /// <summary>
+    /// Where clients reach this node's TCP listener (<c>host:port</c>), sent in Redirect frames when this node leads.
+    /// Default: the broker's <c>Host:Port</c> as bound.
+    /// </summary>
+    public string? Advertise { get; init; }
+
+    /// <summary>
+    /// Where browsers reach this node's WebSocket listener (<c>ws://</c> or <c>wss://</c> URL), sent in Redirect frames to
+    /// WebSocket clients. Default: the WebSocket listener's URL as bound, when it is on.
+    /// </summary>
+    public string? AdvertiseWebSocket { get; init; }
+
+    /// <summary>
+    /// The shortest time a follower waits without hearing from a leader before it starts an election. Seconds, not the
+    /// 150 ms of the Raft paper: on a busy 2-core machine a leader can stall for hundreds of milliseconds. Default 1.5 s.
+    /// </summary>
+    public TimeSpan ElectionTimeoutMin { get; init; } = TimeSpan.FromMilliseconds(1500);
+
+    /// <summary>The longest such wait; each election picks a random timeout between the two. Default 3 s.</summary>
+    public TimeSpan ElectionTimeoutMax { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long one replication request between nodes may take. Default 10 s.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a node waits to connect to another. Default 1 s.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How many data Raft groups the cluster runs. Only 1 is supported now: one group orders every topic.</summary>
+    public int DataGroups { get; init; } = 1;
+
+    /// <summary>True when cluster mode is on.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool Enabled => !string.IsNullOrWhiteSpace(NodeId);
+
+    /// <summary>The parsed <see cref="Peers"/>, in the order given; valid only when <see cref="Validate"/> found nothing.</summary>
+    internal IReadOnlyList<ClusterPeer> ParsedPeers => ParsePeers(Peers, out _);
+
+    /// <summary>This node's entry of <see cref="ParsedPeers"/>.</summary>
+    internal ClusterPeer Self => ParsedPeers.First(peer => peer.Id == NodeId);
+
+    /// <summary>Every problem with these options; empty when they are valid or cluster mode is off.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (!Enabled)
+        {
+            if (!string.IsNullOrWhiteSpace(Peers))
+            {
+                yield return "Cluster:Peers is set but Cluster:NodeId is not; set NodeId to this node's id among the peers";
+            }
+
+            yield break;
+        }
+
+        var peers = ParsePeers(Peers, out var problem);
+        if (problem is not null)
+        {
+            yield return problem;
+        }
+        else if (peers.Count < 3)
+        {
+            yield return $"Cluster:Peers lists {peers.Count} node{(peers.Count == 1 ? string.Empty : "s")}; a cluster needs at least 3 (a majority must survive losing one)";
+        }
+        else if (peers.All(peer => peer.Id != NodeId))
+        {
+            yield return $"Cluster:NodeId '{NodeId}' is not among Cluster:Peers ({string.Join(", ", peers.Select(peer => peer.Id))})";
+        }
+
+        if (Advertise is { Length: > 0 } advertise && !TryParseEndPoint(advertise, out _))
+        {
+            yield return $"Cluster:Advertise '{advertise}' is not host:port";
+        }
+
+        if (AdvertiseWebSocket is { Length: > 0 } webSocket
+            && (!Uri.TryCreate(webSocket, UriKind.Absolute, out var url) || url.Scheme is not ("ws" or "wss")))
+        {
+            yield return $"Cluster:AdvertiseWebSocket '{webSocket}' is not a ws:// or wss:// URL";
+        }
+
+        if (ElectionTimeoutMin < TimeSpan.FromMilliseconds(50) || ElectionTimeoutMax <= ElectionTimeoutMin || ElectionTimeoutMax > TimeSpan.FromMinutes(1))
+        {
+            yield return $"Cluster:ElectionTimeoutMin/Max are {ElectionTimeoutMin}/{ElectionTimeoutMax}; Min must be at least 50 ms and below Max, Max at most a minute";
+        }
+
+        if (RequestTimeout <= TimeSpan.Zero || ConnectTimeout <= TimeSpan.Zero)
+        {
+            yield return $"Cluster:RequestTimeout ({RequestTimeout}) and Cluster:ConnectTimeout ({ConnectTimeout}) must be positive";
+        }
+
+        if (DataGroups != 1)
+        {
+            yield return $"Cluster:DataGroups is {DataGroups}; only 1 is supported (one Raft group orders every topic)";
+        }
+    }
+
+    internal static bool TryParseEndPoint(string text, out IPEndPoint endPoint)
+    {
+        endPoint = null!;
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            return false;
+        }
+
+        var host = text[..colon].Trim('[', ']');
+        if (host == "localhost")
+        {
+            endPoint = new IPEndPoint(IPAddress.Loopback, port);
+            return true;
+        }
+
+        if (!IPAddress.TryParse(host, out var address))
+        {
+            return false;
+        }
+
+        endPoint = new IPEndPoint(address, port);
+        return true;
+    }
+
+    private static List<ClusterPeer> ParsePeers(string text, out string? problem)
+    {
+        problem = null;
+        var peers = new List<ClusterPeer>();
+        foreach (var item in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = item.IndexOf('=');
+            if (equals <= 0)
+            {
+                problem = $"Cluster:Peers entry '{item}' is not id=host:port";
+                return peers;
+            }
+
+            var id = item[..equals].Trim();
+            if (!TryParseEndPoint(item[(equals + 1)..].Trim(), out var endPoint))
+            {
+                problem = $"Cluster:Peers entry '{item}': '{item[(equals + 1)..]}' is not host:port (an IP address or localhost, and a port 1..65535)";
+                return peers;
+            }
+
+            if (peers.Any(peer => peer.Id == id))
+            {
+                problem = $"Cluster:Peers names node '{id}' twice";
+                return peers;
+            }
+
+            if (peers.Any(peer => peer.EndPoint.Equals(endPoint)))
+            {
+                problem = $"Cluster:Peers gives {endPoint} to two nodes";
+                return peers;
+            }
+
+            peers.Add(new ClusterPeer(id, endPoint));
+        }
+
+        return peers;
+    }
+}
+
+/// <summary>One node of the cluster: its id and its Raft listener.</summary>
+internal sealed record ClusterPeer(string Id, IPEndPoint EndPoint);

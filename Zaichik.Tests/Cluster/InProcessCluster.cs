@@ -1,0 +1,125 @@
+using Microsoft.Extensions.DependencyInjection;
+using Zaichik.Server.Cluster;
+using Zaichik.Server.Hosting;
+using Zaichik.Server.Topics;
+using Microsoft.Extensions.Logging;
+using Zaichik.Tests.Processes;
+
+namespace Zaichik.Tests.Cluster;
+
+/// <summary>Three brokers in this process forming a cluster on loopback, each with its own temporary data folder.</summary>
+internal sealed class InProcessCluster : IAsyncDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "zaichik-cluster-" + Guid.NewGuid().ToString("N"));
+    private readonly ZaichikServer?[] _servers;
+    private readonly ZaichikServerOptions[] _options;
+    private readonly EndToEnd.CapturingLoggerProvider[] _logs;
+
+    private InProcessCluster(int nodes)
+    {
+        var raftPorts = Enumerable.Range(0, nodes).Select(_ => BrokerProcess.FreePort()).ToArray();
+        var peers = string.Join(',', raftPorts.Select((port, i) => $"n{i + 1}=127.0.0.1:{port}"));
+        _servers = new ZaichikServer?[nodes];
+        _logs = Enumerable.Range(0, nodes).Select(_ => new EndToEnd.CapturingLoggerProvider()).ToArray();
+        _options = Enumerable.Range(0, nodes).Select(i => new ZaichikServerOptions
+        {
+            Host = "127.0.0.1",
+            Port = 0,
+            DataPath = Path.Combine(_root, $"n{i + 1}"),
+            ShutdownTimeout = TimeSpan.FromSeconds(5),
+            Admin = new AdminOptions { Url = "" },
+            Cluster = new ClusterOptions
+            {
+                NodeId = $"n{i + 1}",
+                Peers = peers,
+                ElectionTimeoutMin = TimeSpan.FromMilliseconds(600),
+                ElectionTimeoutMax = TimeSpan.FromMilliseconds(1200),
+            },
+        }).ToArray();
+    }
+
+    public int Count => _servers.Length;
+
+    public ZaichikServer Server(int node) => _servers[node] ?? throw new InvalidOperationException($"node {node} is stopped");
+
+    public bool IsRunning(int node) => _servers[node] is not null;
+
+    internal ClusterNode Node(int node) => Server(node).Services.GetRequiredService<ClusterNode>();
+
+    internal TopicRegistry Registry(int node) => Server(node).Services.GetRequiredService<TopicRegistry>();
+
+    internal Zaichik.Server.State.BrokerState State(int node) => Server(node).Services.GetRequiredService<Zaichik.Server.State.BrokerState>();
+
+    public static async Task<InProcessCluster> StartAsync(int nodes = 3)
+    {
+        var cluster = new InProcessCluster(nodes);
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, nodes).Select(cluster.StartNodeAsync));
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+
+        return cluster;
+    }
+
+    public async Task StartNodeAsync(int node) =>
+        _servers[node] = await ZaichikServer.StartAsync(_options[node], configureLogging: logging => logging.AddProvider(_logs[node]));
+
+    /// <summary>Every running node's view of the cluster, for a failure message.</summary>
+    public string Describe() => string.Join(Environment.NewLine, Enumerable.Range(0, Count).Where(IsRunning).Select(i => System.Text.Json.JsonSerializer.Serialize(Node(i).Describe())));
+
+    /// <summary>Every node's log lines, for a failure message.</summary>
+    public string Logs() => string.Join(Environment.NewLine, _logs.Select((logs, i) => $"--- n{i + 1}:{Environment.NewLine}{string.Join(Environment.NewLine, logs.Lines)}"));
+
+    public async Task StopNodeAsync(int node)
+    {
+        if (_servers[node] is { } server)
+        {
+            _servers[node] = null;
+            await server.DisposeAsync();
+        }
+    }
+
+    /// <summary>The index of the node that leads and serves, once one does.</summary>
+    public async Task<int> WaitForLeaderAsync(TimeSpan timeout, int? except = null)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            for (var i = 0; i < _servers.Length; i++)
+            {
+                if (i != except && _servers[i] is not null && Node(i).IsLeader)
+                {
+                    return i;
+                }
+            }
+
+            if (deadline.IsCancellationRequested)
+            {
+                throw new TimeoutException($"no node led and served within {timeout}{Environment.NewLine}{Describe()}{Environment.NewLine}{Logs()}");
+            }
+
+            await Task.Delay(20, CancellationToken.None);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        for (var i = 0; i < _servers.Length; i++)
+        {
+            await StopNodeAsync(i);
+        }
+
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
