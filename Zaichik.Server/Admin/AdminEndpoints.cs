@@ -153,12 +153,27 @@ internal static partial class AdminEndpoints
             }
 
             var existed = state.Registry.TryGet(name, out _);
+            var settings = new TopicSettings(body.RetentionTtlMs ?? 0, body.CompactionWindowMs ?? 0, durability, body.CommitIntervalMs ?? 0, body.MaxMessages ?? 0, body.MaxBytes ?? 0,
+                body.KeepLatestPerKey ?? false, body.TombstoneRetentionMs ?? 0);
             try
             {
-                var topic = await state.Registry.CreateAsync(name,
-                    new TopicSettings(body.RetentionTtlMs ?? 0, body.CompactionWindowMs ?? 0, durability, body.CommitIntervalMs ?? 0, body.MaxMessages ?? 0, body.MaxBytes ?? 0,
-                        body.KeepLatestPerKey ?? false, body.TombstoneRetentionMs ?? 0),
-                    cancellationToken).ConfigureAwait(false);
+                Topic topic;
+                if (request.HttpContext.RequestServices.GetService<Cluster.ClusterNode>() is { } cluster)
+                {
+                    // On a cluster the topic is created through the Raft log, on every node, and only by the leader.
+                    if (!cluster.IsLeader)
+                    {
+                        return NotLeader(cluster);
+                    }
+
+                    await cluster.CreateTopicAsync(name, settings, cancellationToken).ConfigureAwait(false);
+                    topic = state.Registry.TryGet(name, out var created) ? created : throw new TopicException(ErrorCode.StorageFailure, $"topic '{name}' was created but is not here");
+                }
+                else
+                {
+                    topic = await state.Registry.CreateAsync(name, settings, cancellationToken).ConfigureAwait(false);
+                }
+
                 var detail = await state.TopicAsync(topic.Name, cancellationToken).ConfigureAwait(false);
                 return Results.Json(Detail(detail!), Json, statusCode: existed ? StatusCodes.Status200OK : StatusCodes.Status201Created);
             }
@@ -166,7 +181,16 @@ internal static partial class AdminEndpoints
             {
                 return FromTopicException(failure);
             }
+            catch (Cluster.ClusterUnavailableException failure)
+            {
+                return Problem(StatusCodes.Status503ServiceUnavailable, "no-leader", "No leader", $"{failure.Message}; try again");
+            }
         });
+
+        api.MapGet("/cluster", (IServiceProvider services) =>
+            services.GetService<Cluster.ClusterNode>() is { } cluster
+                ? Results.Json(cluster.Describe(), Json)
+                : Problem(StatusCodes.Status404NotFound, "cluster-off", "Not a cluster node", "this broker runs as a single node (Cluster:NodeId is not set)"));
 
         api.MapGet("/connections", (BrokerState state) => Results.Json(state.Connections(), Json));
 
@@ -215,6 +239,12 @@ internal static partial class AdminEndpoints
             Json,
             "application/problem+json",
             status);
+
+    /// <summary>A change asked of a cluster node that does not lead: 421 with where the leader is, when known.</summary>
+    private static IResult NotLeader(Cluster.ClusterNode cluster) => cluster.Leader is { } leader
+        ? Problem(StatusCodes.Status421MisdirectedRequest, "not-leader", "Not the leader",
+            $"cluster node {cluster.NodeId} does not lead; node {leader.NodeId} does, and takes clients at {leader.ClientEndpoint}; send this to its admin API")
+        : Problem(StatusCodes.Status503ServiceUnavailable, "no-leader", "No leader", $"cluster node {cluster.NodeId} does not lead and knows no leader now; try again shortly");
 
     private static IResult Invalid(string detail) => Problem(StatusCodes.Status400BadRequest, "invalid-request", "Invalid request", detail);
 

@@ -89,6 +89,14 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         }
     }
 
+    /// <summary>Creates a topic on every node through the log (or confirms an identical one); throws TopicException as CreateTopic does.</summary>
+    public async Task CreateTopicAsync(string name, TopicSettings settings, CancellationToken cancellationToken)
+    {
+        var applied = new AppliedOutcome<bool>();
+        await ReplicateAsync(ClusterCommand.EncodeCreateTopic(name, settings), applied, cancellationToken).ConfigureAwait(false);
+        await applied.Task.ConfigureAwait(false);
+    }
+
     Task IConsumerCommitReplication.ReplicateConsumerCommit(string topic, string consumer, long sequence) =>
         ReplicateAsync(ClusterCommand.EncodeConsumerCommit(topic, consumer, sequence), new AppliedOutcome<bool>(), _stopping.Token);
 

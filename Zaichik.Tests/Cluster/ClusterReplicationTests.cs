@@ -43,6 +43,92 @@ public sealed class ClusterReplicationTests
         }
     }
 
+    [Fact]
+    public async Task A_follower_redirects_requests_to_the_leader_and_the_leader_refuses_what_is_not_replicated_yet()
+    {
+        await using var cluster = await InProcessCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        await cluster.WaitForLeaderAddressAsync(follower, ElectionDeadline);
+        await using var raw = await EndToEnd.RawConnection.ConnectAsync(cluster.Server(follower).Port);
+
+        await raw.SendAsync(output => FrameWriter.Write(output, new PublishFrame(7, "orders", null, "x"u8.ToArray())));
+        var redirect = await raw.ReceiveRedirectAsync();
+        redirect.ShouldBe(new RedirectFrame(7, "orders", $"n{leader + 1}", $"127.0.0.1:{cluster.Server(leader).Port}"));
+
+        await raw.SendAsync(output => FrameWriter.Write(output, new SubscribeFrame(8, "orders", StartPosition.Latest, 10)));
+        (await raw.ReceiveRedirectAsync()).RequestId.ShouldBe(8UL);
+
+        await raw.SendAsync(output => FrameWriter.Write(output, new CreateTopicFrame(9, "orders", 1000, 0)));
+        (await raw.ReceiveRedirectAsync()).RequestId.ShouldBe(9UL);
+
+        // Nothing the follower was asked reached the log.
+        cluster.Registry(follower).TryGet("orders", out _).ShouldBeFalse();
+
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        var refused = await Should.ThrowAsync<ZaichikServerException>(async () => await client.SubscribeAsync("orders", new SubscribeOptions { Group = "workers" }));
+        refused.Code.ShouldBe(ErrorCode.NotSupportedInCluster);
+    }
+
+    [Fact]
+    public async Task Durable_positions_and_the_key_window_survive_a_change_of_leader()
+    {
+        await using var cluster = await InProcessCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        await using (var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port))
+        {
+            await client.CreateTopicAsync("jobs", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), CompactionWindow = TimeSpan.FromHours(1) });
+            for (var i = 0; i < 20; i++)
+            {
+                await client.PublishAsync("jobs", $"m{i}", key: $"k{i}");
+            }
+
+            await using var reader = new EndToEnd.MessageReader(await client.SubscribeAsync("jobs", new SubscribeOptions { DurableName = "billing", Prefetch = 10 }));
+            var delivered = await reader.NextAsync(10);
+            await client.CommitAsync(delivered[9]);
+            await client.ConfirmCommitsAsync();
+        }
+
+        await cluster.StopNodeAsync(leader);
+        var next = await cluster.WaitForLeaderAsync(ElectionDeadline, except: leader);
+        await using var again = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(next).Port);
+
+        // The new leader applied the old one's key window: a repeat of k3 is still a duplicate of sequence 4.
+        var repeat = await again.PublishAsync("jobs", "late repeat", key: "k3");
+        repeat.ShouldBe(new PublishResult(4, Duplicate: true, Durable: true));
+
+        // And the consumer's position: it resumes at m10, nothing committed comes again and nothing is skipped.
+        await using var resumed = new EndToEnd.MessageReader(await again.SubscribeAsync("jobs", new SubscribeOptions { DurableName = "billing", Prefetch = 100 }));
+        (await resumed.NextAsync(10)).Select(message => message.PayloadText).ShouldBe(Enumerable.Range(10, 10).Select(i => $"m{i}"));
+    }
+
+    [Fact]
+    public async Task A_node_that_restarts_rebuilds_its_topics_from_the_log_and_catches_up()
+    {
+        await using var cluster = await InProcessCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        await client.CreateTopicAsync("ledger", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
+        for (var i = 0; i < 30; i++)
+        {
+            await client.PublishAsync("ledger", $"before{i}");
+        }
+
+        await ReadAllAsync(cluster, follower, "ledger", 30);
+        await cluster.StopNodeAsync(follower);
+        for (var i = 0; i < 30; i++)
+        {
+            await client.PublishAsync("ledger", $"while{i}");
+        }
+
+        await cluster.StartNodeAsync(follower);
+        var rebuilt = await ReadAllAsync(cluster, follower, "ledger", 60);
+        var reference = await ReadAllAsync(cluster, leader, "ledger", 60);
+        rebuilt.Count.ShouldBe(60, "each entry applied once, not once per start");
+        rebuilt.Select(message => (message.Sequence, message.Timestamp, message.Payload)).ShouldBe(reference.Select(message => (message.Sequence, message.Timestamp, message.Payload)));
+    }
+
     /// <summary>Every message node <paramref name="node"/> stores in the topic, once it stores <paramref name="expected"/>.</summary>
     internal static async Task<IReadOnlyList<Zaichik.Server.State.PeekedMessage>> ReadAllAsync(InProcessCluster cluster, int node, string topicName, int expected)
     {

@@ -107,6 +107,16 @@ internal sealed class InProcessCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits until <paramref name="node"/> knows where the leader takes clients (it asks the leader once).</summary>
+    public async Task WaitForLeaderAddressAsync(int node, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (Node(node).Leader is null)
+        {
+            await Task.Delay(20, deadline.Token);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         for (var i = 0; i < _servers.Length; i++)

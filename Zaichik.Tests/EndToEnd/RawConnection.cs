@@ -66,6 +66,27 @@ internal sealed class RawConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>The next frame, which must be a Redirect (a cluster node that does not lead); fails after 10 s.</summary>
+    public async Task<RedirectFrame> ReceiveRedirectAsync()
+    {
+        using var timeout = new CancellationTokenSource(MessageReader.Deadline);
+        while (true)
+        {
+            var result = await _input.ReadAsync(timeout.Token);
+            var buffer = result.Buffer;
+            if (_frames.TryRead(ref buffer, out var frame))
+            {
+                frame.Type.ShouldBe(FrameType.Redirect, frame.Type == FrameType.Error ? _frames.ReadError(frame).Text : null);
+                var redirect = _frames.ReadRedirect(frame);
+                _input.AdvanceTo(buffer.Start);
+                return redirect;
+            }
+
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            result.IsCompleted.ShouldBeFalse("the server closed the connection instead of answering");
+        }
+    }
+
     /// <summary>Sends <paramref name="publish"/> and returns its reply: the Ack, or the Error (the Ack is then null).</summary>
     public async Task<(AckFrame? Ack, ErrorFrame? Error)> PublishAsync(PublishFrame publish)
     {
