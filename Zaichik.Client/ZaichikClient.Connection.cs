@@ -23,6 +23,7 @@ public sealed partial class ZaichikClient
         {
             _current = connection;
             _connection = connection;
+            connection.Opened = true;
             _state = ZaichikConnectionState.Connected;
             ServerProtocolVersion = connection.ServerProtocolVersion;
             ServerIdleTimeout = connection.ServerIdleTimeout;
@@ -35,9 +36,14 @@ public sealed partial class ZaichikClient
     private void StartConnecting(Exception? firstAttemptFailure) =>
         _reconnecting = Task.Run(() => ReconnectLoopAsync(firstAttemptFailure, initial: firstAttemptFailure is null));
 
-    /// <summary>Called once per connection when its read loop ends.</summary>
+    /// <summary>
+    /// Called once per connection when its read loop ends. Requests it carried are made ready for the next connection
+    /// (or failed). A connection that was open to requests starts a reconnect loop; one that ended while a reconnect loop
+    /// was restoring it leaves the next attempt to that loop, which waits for this to have run.
+    /// </summary>
     internal void OnConnectionEnded(ClientConnection connection, Exception? failure)
     {
+        bool opened;
         lock (_admission)
         {
             if (!ReferenceEquals(connection, _current))
@@ -45,12 +51,17 @@ public sealed partial class ZaichikClient
                 return;
             }
 
+            opened = connection.Opened;
             _current = null;
             _connection = null;
             if (_closed is null && !_closing)
             {
                 _state = ZaichikConnectionState.Reconnecting;
-                _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (_gate.Task.IsCompleted)
+                {
+                    // Callers waiting on a gate still closed keep waiting on it; it opens with the next connection.
+                    _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
             }
         }
 
@@ -73,7 +84,10 @@ public sealed partial class ZaichikClient
         _requests.Disconnected(Options.Idempotence, () => new ZaichikConnectionException(
             $"{lost.Message}; the request was sent, and whether the server handled it is unknown", lost.InnerException));
         FailConfirmations(new ZaichikConnectionException($"{lost.Message}; the Commits could not be confirmed", lost.InnerException));
-        StartConnecting(lost);
+        if (opened)
+        {
+            StartConnecting(lost);
+        }
     }
 
     /// <summary>Waits until the client is connected; throws when it closes, the token fires or the request timeout passes.</summary>
@@ -155,7 +169,8 @@ public sealed partial class ZaichikClient
 
     /// <summary>
     /// Opens connections until one is restored: waits the backoff, connects, restores the subscriptions, sends again
-    /// what is pending, in the order it was made, and only then lets new requests through.
+    /// what is pending, in the order it was made, and only then lets new requests through. The only loop running: a
+    /// connection that ends while it restores it is left to it.
     /// </summary>
     private async Task ReconnectLoopAsync(Exception? lastFailure, bool initial)
     {
@@ -202,6 +217,10 @@ public sealed partial class ZaichikClient
                     return;
                 }
 
+                // It ended (or could not be restored) before it opened to requests. Its end must have been handled, the
+                // requests it carried made ready again, before the next attempt sends what is pending.
+                connection.Terminate(new ZaichikConnectionException($"connection to Zaichik at {connection.Endpoint} could not be restored"));
+                await connection.ReadLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 lastFailure = new ZaichikConnectionException($"connection to Zaichik at {Host}:{Port} was lost while it was being restored");
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -368,6 +387,7 @@ public sealed partial class ZaichikClient
                 if (done)
                 {
                     _connection = connection;
+                    connection.Opened = true;
                     _state = ZaichikConnectionState.Connected;
                     break;
                 }

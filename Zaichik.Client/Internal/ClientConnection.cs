@@ -59,6 +59,12 @@ internal sealed class ClientConnection
     public ZaichikServerException? LastServerError { get; set; }
 
     /// <summary>
+    /// Set (under the client's admission lock) once the connection was opened to requests. A connection that ends before
+    /// is handled by the reconnect loop restoring it; one that ends after starts a new reconnect loop.
+    /// </summary>
+    public bool Opened { get; set; }
+
+    /// <summary>
     /// Connects, runs TLS when configured and exchanges Hello. Throws <see cref="ZaichikConnectionException"/> when the
     /// server is unreachable or the handshake fails, <see cref="ZaichikServerException"/> when the server refuses.
     /// </summary>
