@@ -112,7 +112,7 @@ public sealed partial class ZaichikClient
             var left = deadline == Timeout.InfiniteTimeSpan ? Timeout.InfiniteTimeSpan : deadline - TimeSpan.FromMilliseconds(Environment.TickCount64 - started);
             if (left != Timeout.InfiniteTimeSpan && left <= TimeSpan.Zero)
             {
-                throw new ZaichikTimeoutException($"not connected to Zaichik at {Host}:{Port} within {deadline.TotalSeconds:0.###} s");
+                throw new ZaichikTimeoutException($"not connected to Zaichik at {CurrentEndpoint} within {deadline.TotalSeconds:0.###} s");
             }
 
             try
@@ -121,7 +121,7 @@ public sealed partial class ZaichikClient
             }
             catch (TimeoutException)
             {
-                throw new ZaichikTimeoutException($"not connected to Zaichik at {Host}:{Port} within {deadline.TotalSeconds:0.###} s");
+                throw new ZaichikTimeoutException($"not connected to Zaichik at {CurrentEndpoint} within {deadline.TotalSeconds:0.###} s");
             }
         }
     }
@@ -170,7 +170,7 @@ public sealed partial class ZaichikClient
     /// <summary>
     /// Opens connections until one is restored: waits the backoff, connects, restores the subscriptions, sends again
     /// what is pending, in the order it was made, and only then lets new requests through. The only loop running: a
-    /// connection that ends while it restores it is left to it.
+    /// connection that ends while it restores it is left to it. Each attempt goes to <see cref="TargetEndpoint"/>.
     /// </summary>
     private async Task ReconnectLoopAsync(Exception? lastFailure, bool initial)
     {
@@ -183,13 +183,14 @@ public sealed partial class ZaichikClient
             if (maxAttempts > 0 && attempt > maxAttempts)
             {
                 var failure = lastFailure;
-                var message = $"gave up connecting to Zaichik at {Host}:{Port} after {maxAttempts} attempt{(maxAttempts == 1 ? string.Empty : "s")}"
+                var message = $"gave up connecting to Zaichik at {DescribeEndpoints()} after {maxAttempts} attempt{(maxAttempts == 1 ? string.Empty : "s")}"
                     + (failure is null ? string.Empty : $": {failure.Message}");
                 LogGaveUp(message);
                 Shutdown(() => new ZaichikConnectionException(message, failure), graceful: false);
                 return;
             }
 
+            var endpoint = TargetEndpoint();
             try
             {
                 if (!(initial && attempt == 1))
@@ -197,10 +198,10 @@ public sealed partial class ZaichikClient
                     await Task.Delay(reconnect.DelayBefore(attempt, _jitter), Options.TimeProvider, _stopping.Token).ConfigureAwait(false);
                 }
 
-                var connection = await ClientConnection.OpenAsync(Options, _producerId, _stopping.Token).ConfigureAwait(false);
+                var connection = await ClientConnection.OpenAsync(Options, endpoint, _producerId, _stopping.Token).ConfigureAwait(false);
                 if (await RestoreAsync(connection).ConfigureAwait(false))
                 {
-                    LogConnected(Host, Port);
+                    LogConnected(connection.Endpoint);
                     if (!initial)
                     {
                         ZaichikTelemetry.Reconnected();
@@ -221,7 +222,8 @@ public sealed partial class ZaichikClient
                 // requests it carried made ready again, before the next attempt sends what is pending.
                 connection.Terminate(new ZaichikConnectionException($"connection to Zaichik at {connection.Endpoint} could not be restored"));
                 await connection.ReadLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                lastFailure = new ZaichikConnectionException($"connection to Zaichik at {Host}:{Port} was lost while it was being restored");
+                EndpointFailed(endpoint);
+                lastFailure = new ZaichikConnectionException($"connection to Zaichik at {connection.Endpoint} was lost while it was being restored");
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
@@ -230,13 +232,14 @@ public sealed partial class ZaichikClient
             catch (ZaichikServerException e) when (e.Code == ErrorCode.UnsupportedVersion)
             {
                 LogGaveUp(e.Message);
-                Shutdown(() => new ZaichikConnectionException($"could not connect to Zaichik at {Host}:{Port}: {e.Message}", e), graceful: false);
+                Shutdown(() => new ZaichikConnectionException($"could not connect to Zaichik at {endpoint}: {e.Message}", e), graceful: false);
                 return;
             }
             catch (Exception e) when (e is ZaichikException)
             {
+                EndpointFailed(endpoint);
                 lastFailure = e;
-                LogAttemptFailed(attempt, e.Message);
+                LogAttemptFailed(attempt, Options.WebSocketUrl?.ToString() ?? endpoint.ToString(), e.Message);
             }
         }
     }
@@ -419,18 +422,22 @@ public sealed partial class ZaichikClient
         }
     }
 
-    private void LogConnected(string host, int port)
+    /// <summary>[Host:Port, ...Servers] for messages (the WebSocket URL with one).</summary>
+    private string DescribeEndpoints() =>
+        Options.WebSocketUrl?.ToString() ?? (_endpoints.Length == 1 ? _endpoints[0].ToString() : $"any of {string.Join(", ", _endpoints)}");
+
+    private void LogConnected(string endpoint)
     {
         if (_logger.IsEnabled(LogLevel.Information))
         {
-            _logger.LogInformation("Connected to Zaichik at {Host}:{Port}", host, port);
+            _logger.LogInformation("Connected to Zaichik at {Endpoint}", endpoint);
         }
     }
 
     private void LogDisconnected(string reason) => _logger.LogWarning("Disconnected: {Reason}", reason);
 
-    private void LogAttemptFailed(int attempt, string reason) =>
-        _logger.LogInformation("Connection attempt {Attempt} to Zaichik at {Host}:{Port} failed: {Reason}", attempt, Host, Port, reason);
+    private void LogAttemptFailed(int attempt, string endpoint, string reason) =>
+        _logger.LogInformation("Connection attempt {Attempt} to Zaichik at {Endpoint} failed: {Reason}", attempt, endpoint, reason);
 
     private void LogGaveUp(string reason) => _logger.LogError("Closing the client: {Reason}", reason);
 

@@ -23,7 +23,7 @@ internal sealed class ClientConnection
     private ZaichikClient? _owner;
     private int _receivedSinceCheck;
     private int _silentIntervals;
-    private int _ended;
+    private int _endedFlag;
     private Exception? _terminatedWith;
     private Task _readLoop = Task.CompletedTask;
 
@@ -53,7 +53,7 @@ internal sealed class ClientConnection
     /// <summary>Completes when the read loop has ended (and the end was reported).</summary>
     public Task ReadLoop => _readLoop;
 
-    public bool HasEnded => Volatile.Read(ref _ended) != 0;
+    public bool HasEnded => Volatile.Read(ref _endedFlag) != 0;
 
     /// <summary>The last Error without a request id: the server's reason, if it closes the connection.</summary>
     public ZaichikServerException? LastServerError { get; set; }
@@ -65,18 +65,20 @@ internal sealed class ClientConnection
     public bool Opened { get; set; }
 
     /// <summary>
-    /// Connects, runs TLS when configured and exchanges Hello. Throws <see cref="ZaichikConnectionException"/> when the
-    /// server is unreachable or the handshake fails, <see cref="ZaichikServerException"/> when the server refuses.
+    /// Connects to <paramref name="endpoint"/> (or <see cref="ZaichikClientOptions.WebSocketUrl"/> when set), runs TLS
+    /// when configured and exchanges Hello. Throws <see cref="ZaichikConnectionException"/> when the server is
+    /// unreachable or the handshake fails, <see cref="ZaichikServerException"/> when the server refuses.
     /// </summary>
-    public static async ValueTask<ClientConnection> OpenAsync(ZaichikClientOptions options, ulong producerId, CancellationToken cancellationToken)
+    public static async ValueTask<ClientConnection> OpenAsync(
+        ZaichikClientOptions options, ServerEndpoint endpoint, ulong producerId, CancellationToken cancellationToken)
     {
         if (options.WebSocketUrl is { } webSocketUrl)
         {
             return await OpenWebSocketAsync(options, webSocketUrl, producerId, cancellationToken).ConfigureAwait(false);
         }
 
-        var host = options.Host;
-        var port = options.Port;
+        var (host, port) = endpoint;
+        var name = endpoint.ToString();
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(options.ConnectTimeout);
@@ -93,19 +95,19 @@ internal sealed class ClientConnection
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
                 bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
             var frames = new FrameReader(options.MaxFrameSize);
-            var serverHello = await HandshakeAsync(stream, input, frames, options, producerId, deadline.Token).ConfigureAwait(false);
-            return new ClientConnection(options, stream, input, frames, serverHello, $"{host}:{port}");
+            var serverHello = await HandshakeAsync(stream, input, frames, options, name, producerId, deadline.Token).ConfigureAwait(false);
+            return new ClientConnection(options, stream, input, frames, serverHello, name);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             Discard(socket, stream);
             throw new ZaichikConnectionException(
-                $"could not connect to Zaichik at {host}:{port}: no answer within {options.ConnectTimeout.TotalSeconds:0.###} s");
+                $"could not connect to Zaichik at {name}: no answer within {options.ConnectTimeout.TotalSeconds:0.###} s");
         }
         catch (Exception e) when (e is SocketException or IOException)
         {
             Discard(socket, stream);
-            throw new ZaichikConnectionException($"could not connect to Zaichik at {host}:{port}: {e.Message}", e);
+            throw new ZaichikConnectionException($"could not connect to Zaichik at {name}: {e.Message}", e);
         }
         catch
         {
@@ -135,7 +137,7 @@ internal sealed class ClientConnection
     /// <summary>Ends the connection at once: no more frames go out, the socket closes, the read loop reports the end with <paramref name="failure"/>.</summary>
     public void Terminate(Exception? failure)
     {
-        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        if (Interlocked.Exchange(ref _endedFlag, 1) != 0)
         {
             return;
         }
@@ -173,12 +175,11 @@ internal sealed class ClientConnection
     private static Exception ConnectionClosed() => new ZaichikConnectionException("connection closed");
 
     private static async ValueTask<HelloFrame> HandshakeAsync(
-        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, ulong producerId, CancellationToken cancellationToken)
+        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, string endpoint, ulong producerId, CancellationToken cancellationToken)
     {
         var hello = new ArrayBufferWriter<byte>(64);
         FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current, Token: options.Token, ProducerId: producerId));
         await stream.WriteAsync(hello.WrittenMemory, cancellationToken).ConfigureAwait(false);
-        var endpoint = $"{options.Host}:{options.Port}";
 
         while (true)
         {
@@ -230,7 +231,7 @@ internal sealed class ClientConnection
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
                 bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
             var frames = new FrameReader(options.MaxFrameSize);
-            var serverHello = await HandshakeAsync(stream, input, frames, options, producerId, deadline.Token).ConfigureAwait(false);
+            var serverHello = await HandshakeAsync(stream, input, frames, options, url.ToString(), producerId, deadline.Token).ConfigureAwait(false);
             return new ClientConnection(options, stream, input, frames, serverHello, url.ToString());
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
