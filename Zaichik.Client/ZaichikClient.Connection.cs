@@ -71,8 +71,14 @@ public sealed partial class ZaichikClient
         }
 
         var lost = ConnectionLost(connection, failure);
-        LogDisconnected(lost.Message);
-        if (!Options.Reconnect.Enabled)
+        var rerouted = connection.Rerouted is not null;
+        if (!rerouted)
+        {
+            // A reroute was logged when the node asked for it.
+            LogDisconnected(lost.Message);
+        }
+
+        if (!Options.Reconnect.Enabled && !rerouted)
         {
             // The event first: whoever sees a request fail with this reason may look for it.
             RaiseDisconnected(lost);
@@ -140,6 +146,11 @@ public sealed partial class ZaichikClient
     private ZaichikConnectionException ConnectionLost(ClientConnection connection, Exception? failure)
     {
         var endpoint = connection.Endpoint;
+        if (connection.Rerouted is { } rerouted)
+        {
+            return rerouted;
+        }
+
         if (failure is ZaichikConnectionException already)
         {
             return already;
@@ -170,7 +181,8 @@ public sealed partial class ZaichikClient
     /// <summary>
     /// Opens connections until one is restored: waits the backoff, connects, restores the subscriptions, sends again
     /// what is pending, in the order it was made, and only then lets new requests through. The only loop running: a
-    /// connection that ends while it restores it is left to it. Each attempt goes to <see cref="TargetEndpoint"/>.
+    /// connection that ends while it restores it is left to it, and an attempt a cluster node turned away (a reroute)
+    /// starts the count again, with the delay the reroute asked for.
     /// </summary>
     private async Task ReconnectLoopAsync(Exception? lastFailure, bool initial)
     {
@@ -178,7 +190,8 @@ public sealed partial class ZaichikClient
         var attempt = 0;
         while (!_stopping.IsCancellationRequested)
         {
-            attempt++;
+            var reroute = TakeReroute();
+            attempt = reroute is null ? attempt + 1 : 1;
             var maxAttempts = reconnect.Enabled ? reconnect.MaxAttempts : 1;
             if (maxAttempts > 0 && attempt > maxAttempts)
             {
@@ -193,9 +206,10 @@ public sealed partial class ZaichikClient
             var endpoint = TargetEndpoint();
             try
             {
-                if (!(initial && attempt == 1))
+                var delay = reroute ?? (initial && attempt == 1 ? TimeSpan.Zero : reconnect.DelayBefore(attempt, _jitter));
+                if (delay > TimeSpan.Zero)
                 {
-                    await Task.Delay(reconnect.DelayBefore(attempt, _jitter), Options.TimeProvider, _stopping.Token).ConfigureAwait(false);
+                    await Task.Delay(delay, Options.TimeProvider, _stopping.Token).ConfigureAwait(false);
                 }
 
                 var connection = await ClientConnection.OpenAsync(Options, endpoint, _producerId, _stopping.Token).ConfigureAwait(false);
@@ -222,8 +236,11 @@ public sealed partial class ZaichikClient
                 // requests it carried made ready again, before the next attempt sends what is pending.
                 connection.Terminate(new ZaichikConnectionException($"connection to Zaichik at {connection.Endpoint} could not be restored"));
                 await connection.ReadLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                EndpointFailed(endpoint);
-                lastFailure = new ZaichikConnectionException($"connection to Zaichik at {connection.Endpoint} was lost while it was being restored");
+                if (connection.Rerouted is null)
+                {
+                    EndpointFailed(endpoint);
+                    lastFailure = new ZaichikConnectionException($"connection to Zaichik at {connection.Endpoint} was lost while it was being restored");
+                }
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
@@ -303,6 +320,12 @@ public sealed partial class ZaichikClient
             request.Sent = true;
             try
             {
+                if (connection.Rerouted is not null)
+                {
+                    // Leaving that node; the next connection restores the subscription.
+                    throw new ZaichikConnectionException("connection closing");
+                }
+
                 connection.Sender.Write(subscription.Options.ToFrame(request.Id, subscription.Topic, from));
             }
             catch (ZaichikConnectionException)
@@ -360,7 +383,7 @@ public sealed partial class ZaichikClient
         {
             lock (_admission)
             {
-                if (connection.HasEnded || _closed is not null)
+                if (connection.HasEnded || connection.Rerouted is not null || _closed is not null)
                 {
                     return false;
                 }

@@ -51,7 +51,8 @@ public sealed partial class ZaichikClient : IAsyncDisposable
 
     /// <summary>
     /// Raised each time the connection ends other than by <see cref="DisposeAsync"/>: the server closed it, the network
-    /// failed, or the server stopped answering Pings. The argument says why. With reconnect on, the client then
+    /// failed, the server stopped answering Pings, or a cluster node turned a request away (see <see cref="Redirected"/>;
+    /// the client then connects to the leader whether or not reconnecting is on). The argument says why. With reconnect on, the client then
     /// reconnects (<see cref="Reconnected"/>); with it off, the same exception fails every pending request. Raised on a
     /// pool thread; keep handlers short.
     /// </summary>
@@ -197,7 +198,11 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         {
             case FrameType.Ack:
                 // Ids are unique across connections, so an Ack is never matched to the wrong request.
-                _requests.TryComplete(frames.ReadAck(frame));
+                if (_requests.TryComplete(frames.ReadAck(frame), out var isInternal) && !isInternal)
+                {
+                    RequestSucceeded();
+                }
+
                 break;
             case FrameType.Message:
                 var decoded = frames.ReadMessage(frame);
@@ -218,6 +223,13 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                 break;
             case FrameType.Error:
                 var error = frames.ReadError(frame);
+                if (error.Code == ErrorCode.NoLeader)
+                {
+                    // A cluster node that knows no leader did not carry the request out: it is sent again elsewhere.
+                    OnNoLeader(connection, error.RequestId);
+                    break;
+                }
+
                 var exception = new ZaichikServerException(error.Code, error.Text);
                 if (error.RequestId is { } requestId)
                 {
@@ -235,6 +247,9 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                     RaiseServerError(exception);
                 }
 
+                break;
+            case FrameType.Redirect:
+                OnRedirect(connection, frames.ReadRedirect(frame));
                 break;
             case FrameType.Pong:
                 // Whatever arrives proves the server alive; the read itself was counted. A Pong may confirm Commits.

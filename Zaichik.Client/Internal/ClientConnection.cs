@@ -17,6 +17,7 @@ internal sealed class ClientConnection
     private readonly PipeReader _input;
     private readonly FrameReader _frames;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ZaichikClientOptions _options;
     private readonly TimeSpan _pingInterval;
     private ITimer? _heartbeat;
@@ -55,8 +56,17 @@ internal sealed class ClientConnection
 
     public bool HasEnded => Volatile.Read(ref _endedFlag) != 0;
 
+    /// <summary>Completes when the connection has ended (<see cref="Terminate"/>), before its end is reported.</summary>
+    public Task Ended => _ended.Task;
+
     /// <summary>The last Error without a request id: the server's reason, if it closes the connection.</summary>
     public ZaichikServerException? LastServerError { get; set; }
+
+    /// <summary>
+    /// Set (under the client's admission lock) when a cluster node redirected a request elsewhere or knew no leader: the
+    /// connection takes no more requests, is being closed, and this is the reason reported for its end.
+    /// </summary>
+    public ZaichikConnectionException? Rerouted { get; set; }
 
     /// <summary>
     /// Set (under the client's admission lock) once the connection was opened to requests. A connection that ends before
@@ -147,6 +157,7 @@ internal sealed class ClientConnection
         Sender.Abort(failure is null ? ConnectionClosed : () => failure);
         _stopping.Cancel();
         _stream.Dispose();
+        _ended.TrySetResult();
     }
 
     /// <summary>Sends Close and what is pending, and waits up to <paramref name="timeout"/> for the server to close.</summary>
