@@ -23,6 +23,7 @@ public sealed partial class ZaichikClient
         {
             _current = connection;
             _connection = connection;
+            connection.Opened = true;
             _state = ZaichikConnectionState.Connected;
             ServerProtocolVersion = connection.ServerProtocolVersion;
             ServerIdleTimeout = connection.ServerIdleTimeout;
@@ -35,9 +36,14 @@ public sealed partial class ZaichikClient
     private void StartConnecting(Exception? firstAttemptFailure) =>
         _reconnecting = Task.Run(() => ReconnectLoopAsync(firstAttemptFailure, initial: firstAttemptFailure is null));
 
-    /// <summary>Called once per connection when its read loop ends.</summary>
+    /// <summary>
+    /// Called once per connection when its read loop ends. Requests it carried are made ready for the next connection
+    /// (or failed). A connection that was open to requests starts a reconnect loop; one that ended while a reconnect loop
+    /// was restoring it leaves the next attempt to that loop, which waits for this to have run.
+    /// </summary>
     internal void OnConnectionEnded(ClientConnection connection, Exception? failure)
     {
+        bool opened;
         lock (_admission)
         {
             if (!ReferenceEquals(connection, _current))
@@ -45,12 +51,17 @@ public sealed partial class ZaichikClient
                 return;
             }
 
+            opened = connection.Opened;
             _current = null;
             _connection = null;
             if (_closed is null && !_closing)
             {
                 _state = ZaichikConnectionState.Reconnecting;
-                _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (_gate.Task.IsCompleted)
+                {
+                    // Callers waiting on a gate still closed keep waiting on it; it opens with the next connection.
+                    _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
             }
         }
 
@@ -60,8 +71,14 @@ public sealed partial class ZaichikClient
         }
 
         var lost = ConnectionLost(connection, failure);
-        LogDisconnected(lost.Message);
-        if (!Options.Reconnect.Enabled)
+        var rerouted = connection.Rerouted is not null;
+        if (!rerouted)
+        {
+            // A reroute was logged when the node asked for it.
+            LogDisconnected(lost.Message);
+        }
+
+        if (!Options.Reconnect.Enabled && !rerouted)
         {
             // The event first: whoever sees a request fail with this reason may look for it.
             RaiseDisconnected(lost);
@@ -73,7 +90,10 @@ public sealed partial class ZaichikClient
         _requests.Disconnected(Options.Idempotence, () => new ZaichikConnectionException(
             $"{lost.Message}; the request was sent, and whether the server handled it is unknown", lost.InnerException));
         FailConfirmations(new ZaichikConnectionException($"{lost.Message}; the Commits could not be confirmed", lost.InnerException));
-        StartConnecting(lost);
+        if (opened)
+        {
+            StartConnecting(lost);
+        }
     }
 
     /// <summary>Waits until the client is connected; throws when it closes, the token fires or the request timeout passes.</summary>
@@ -98,7 +118,7 @@ public sealed partial class ZaichikClient
             var left = deadline == Timeout.InfiniteTimeSpan ? Timeout.InfiniteTimeSpan : deadline - TimeSpan.FromMilliseconds(Environment.TickCount64 - started);
             if (left != Timeout.InfiniteTimeSpan && left <= TimeSpan.Zero)
             {
-                throw new ZaichikTimeoutException($"not connected to Zaichik at {Host}:{Port} within {deadline.TotalSeconds:0.###} s");
+                throw new ZaichikTimeoutException($"not connected to Zaichik at {CurrentEndpoint} within {deadline.TotalSeconds:0.###} s");
             }
 
             try
@@ -107,7 +127,7 @@ public sealed partial class ZaichikClient
             }
             catch (TimeoutException)
             {
-                throw new ZaichikTimeoutException($"not connected to Zaichik at {Host}:{Port} within {deadline.TotalSeconds:0.###} s");
+                throw new ZaichikTimeoutException($"not connected to Zaichik at {CurrentEndpoint} within {deadline.TotalSeconds:0.###} s");
             }
         }
     }
@@ -126,6 +146,11 @@ public sealed partial class ZaichikClient
     private ZaichikConnectionException ConnectionLost(ClientConnection connection, Exception? failure)
     {
         var endpoint = connection.Endpoint;
+        if (connection.Rerouted is { } rerouted)
+        {
+            return rerouted;
+        }
+
         if (failure is ZaichikConnectionException already)
         {
             return already;
@@ -155,7 +180,9 @@ public sealed partial class ZaichikClient
 
     /// <summary>
     /// Opens connections until one is restored: waits the backoff, connects, restores the subscriptions, sends again
-    /// what is pending, in the order it was made, and only then lets new requests through.
+    /// what is pending, in the order it was made, and only then lets new requests through. The only loop running: a
+    /// connection that ends while it restores it is left to it, and an attempt a cluster node turned away (a reroute)
+    /// starts the count again, with the delay the reroute asked for.
     /// </summary>
     private async Task ReconnectLoopAsync(Exception? lastFailure, bool initial)
     {
@@ -163,29 +190,32 @@ public sealed partial class ZaichikClient
         var attempt = 0;
         while (!_stopping.IsCancellationRequested)
         {
-            attempt++;
+            var reroute = TakeReroute();
+            attempt = reroute is null ? attempt + 1 : 1;
             var maxAttempts = reconnect.Enabled ? reconnect.MaxAttempts : 1;
             if (maxAttempts > 0 && attempt > maxAttempts)
             {
                 var failure = lastFailure;
-                var message = $"gave up connecting to Zaichik at {Host}:{Port} after {maxAttempts} attempt{(maxAttempts == 1 ? string.Empty : "s")}"
+                var message = $"gave up connecting to Zaichik at {DescribeEndpoints()} after {maxAttempts} attempt{(maxAttempts == 1 ? string.Empty : "s")}"
                     + (failure is null ? string.Empty : $": {failure.Message}");
                 LogGaveUp(message);
                 Shutdown(() => new ZaichikConnectionException(message, failure), graceful: false);
                 return;
             }
 
+            var endpoint = TargetEndpoint();
             try
             {
-                if (!(initial && attempt == 1))
+                var delay = reroute ?? (initial && attempt == 1 ? TimeSpan.Zero : reconnect.DelayBefore(attempt, _jitter));
+                if (delay > TimeSpan.Zero)
                 {
-                    await Task.Delay(reconnect.DelayBefore(attempt, _jitter), Options.TimeProvider, _stopping.Token).ConfigureAwait(false);
+                    await Task.Delay(delay, Options.TimeProvider, _stopping.Token).ConfigureAwait(false);
                 }
 
-                var connection = await ClientConnection.OpenAsync(Options, _producerId, _stopping.Token).ConfigureAwait(false);
+                var connection = await ClientConnection.OpenAsync(Options, endpoint, _producerId, _stopping.Token).ConfigureAwait(false);
                 if (await RestoreAsync(connection).ConfigureAwait(false))
                 {
-                    LogConnected(Host, Port);
+                    LogConnected(connection.Endpoint);
                     if (!initial)
                     {
                         ZaichikTelemetry.Reconnected();
@@ -202,7 +232,15 @@ public sealed partial class ZaichikClient
                     return;
                 }
 
-                lastFailure = new ZaichikConnectionException($"connection to Zaichik at {Host}:{Port} was lost while it was being restored");
+                // It ended (or could not be restored) before it opened to requests. Its end must have been handled, the
+                // requests it carried made ready again, before the next attempt sends what is pending.
+                connection.Terminate(new ZaichikConnectionException($"connection to Zaichik at {connection.Endpoint} could not be restored"));
+                await connection.ReadLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (connection.Rerouted is null)
+                {
+                    EndpointFailed(endpoint);
+                    lastFailure = new ZaichikConnectionException($"connection to Zaichik at {connection.Endpoint} was lost while it was being restored");
+                }
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
@@ -211,13 +249,14 @@ public sealed partial class ZaichikClient
             catch (ZaichikServerException e) when (e.Code == ErrorCode.UnsupportedVersion)
             {
                 LogGaveUp(e.Message);
-                Shutdown(() => new ZaichikConnectionException($"could not connect to Zaichik at {Host}:{Port}: {e.Message}", e), graceful: false);
+                Shutdown(() => new ZaichikConnectionException($"could not connect to Zaichik at {endpoint}: {e.Message}", e), graceful: false);
                 return;
             }
             catch (Exception e) when (e is ZaichikException)
             {
+                EndpointFailed(endpoint);
                 lastFailure = e;
-                LogAttemptFailed(attempt, e.Message);
+                LogAttemptFailed(attempt, Options.WebSocketUrl?.ToString() ?? endpoint.ToString(), e.Message);
             }
         }
     }
@@ -281,6 +320,12 @@ public sealed partial class ZaichikClient
             request.Sent = true;
             try
             {
+                if (connection.Rerouted is not null)
+                {
+                    // Leaving that node; the next connection restores the subscription.
+                    throw new ZaichikConnectionException("connection closing");
+                }
+
                 connection.Sender.Write(subscription.Options.ToFrame(request.Id, subscription.Topic, from));
             }
             catch (ZaichikConnectionException)
@@ -338,7 +383,7 @@ public sealed partial class ZaichikClient
         {
             lock (_admission)
             {
-                if (connection.HasEnded || _closed is not null)
+                if (connection.HasEnded || connection.Rerouted is not null || _closed is not null)
                 {
                     return false;
                 }
@@ -368,6 +413,7 @@ public sealed partial class ZaichikClient
                 if (done)
                 {
                     _connection = connection;
+                    connection.Opened = true;
                     _state = ZaichikConnectionState.Connected;
                     break;
                 }
@@ -399,18 +445,22 @@ public sealed partial class ZaichikClient
         }
     }
 
-    private void LogConnected(string host, int port)
+    /// <summary>[Host:Port, ...Servers] for messages (the WebSocket URL with one).</summary>
+    private string DescribeEndpoints() =>
+        Options.WebSocketUrl?.ToString() ?? (_endpoints.Length == 1 ? _endpoints[0].ToString() : $"any of {string.Join(", ", _endpoints)}");
+
+    private void LogConnected(string endpoint)
     {
         if (_logger.IsEnabled(LogLevel.Information))
         {
-            _logger.LogInformation("Connected to Zaichik at {Host}:{Port}", host, port);
+            _logger.LogInformation("Connected to Zaichik at {Endpoint}", endpoint);
         }
     }
 
     private void LogDisconnected(string reason) => _logger.LogWarning("Disconnected: {Reason}", reason);
 
-    private void LogAttemptFailed(int attempt, string reason) =>
-        _logger.LogInformation("Connection attempt {Attempt} to Zaichik at {Host}:{Port} failed: {Reason}", attempt, Host, Port, reason);
+    private void LogAttemptFailed(int attempt, string endpoint, string reason) =>
+        _logger.LogInformation("Connection attempt {Attempt} to Zaichik at {Endpoint} failed: {Reason}", attempt, endpoint, reason);
 
     private void LogGaveUp(string reason) => _logger.LogError("Closing the client: {Reason}", reason);
 

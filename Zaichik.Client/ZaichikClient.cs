@@ -34,6 +34,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         Options = options;
         _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ZaichikClient>();
         _producerId = options.Idempotence ? NewProducerId() : 0;
+        InitializeEndpoints();
         _requests = new PendingRequests(options.MaxPendingRequests, options.RequestTimeout);
         if (options.RequestTimeout != Timeout.InfiniteTimeSpan)
         {
@@ -50,7 +51,8 @@ public sealed partial class ZaichikClient : IAsyncDisposable
 
     /// <summary>
     /// Raised each time the connection ends other than by <see cref="DisposeAsync"/>: the server closed it, the network
-    /// failed, or the server stopped answering Pings. The argument says why. With reconnect on, the client then
+    /// failed, the server stopped answering Pings, or a cluster node turned a request away (see <see cref="Redirected"/>;
+    /// the client then connects to the leader whether or not reconnecting is on). The argument says why. With reconnect on, the client then
     /// reconnects (<see cref="Reconnected"/>); with it off, the same exception fails every pending request. Raised on a
     /// pool thread; keep handlers short.
     /// </summary>
@@ -65,10 +67,10 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     /// </summary>
     public event EventHandler<ZaichikSubscriptionGap>? SubscriptionGap;
 
-    /// <summary>The host this client connects to.</summary>
+    /// <summary>The host this client connects to first (<see cref="CurrentEndpoint"/> is the server in use).</summary>
     public string Host => Options.Host;
 
-    /// <summary>The port this client connects to.</summary>
+    /// <summary>The port this client connects to first (<see cref="CurrentEndpoint"/> is the server in use).</summary>
     public int Port => Options.Port;
 
     /// <summary>The options this client was created with.</summary>
@@ -100,8 +102,12 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         return client;
     }
 
-    /// <summary>Connects to a Zaichik server at <see cref="ZaichikClientOptions.Host"/>:<see cref="ZaichikClientOptions.Port"/> and performs the Hello handshake.</summary>
-    /// <exception cref="ZaichikConnectionException">The server is unreachable, closed the connection during the handshake, or TLS failed.</exception>
+    /// <summary>
+    /// Connects to a Zaichik server at <see cref="ZaichikClientOptions.Host"/>:<see cref="ZaichikClientOptions.Port"/> and
+    /// performs the Hello handshake. When that server cannot be reached, tries those of
+    /// <see cref="ZaichikClientOptions.Servers"/> in turn, once each.
+    /// </summary>
+    /// <exception cref="ZaichikConnectionException">No server is reachable, or one closed the connection during the handshake, or TLS failed.</exception>
     /// <exception cref="ZaichikServerException">The server refused the connection (for example an unsupported protocol version).</exception>
     public static async ValueTask<ZaichikClient> ConnectAsync(ZaichikClientOptions options, CancellationToken cancellationToken = default)
     {
@@ -110,9 +116,9 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         var client = new ZaichikClient(options);
         try
         {
-            var connection = await ClientConnection.OpenAsync(options, client._producerId, cancellationToken).ConfigureAwait(false);
+            var connection = await client.OpenFirstAsync(cancellationToken).ConfigureAwait(false);
             client.Adopt(connection);
-            client.LogConnected(options.Host, options.Port);
+            client.LogConnected(connection.Endpoint);
             return client;
         }
         catch
@@ -159,6 +165,31 @@ public sealed partial class ZaichikClient : IAsyncDisposable
 
     internal ulong NextPingNonce() => Interlocked.Increment(ref _pingNonce);
 
+    /// <summary>The first connection: each endpoint in turn, once, until one answers; throws the failures when none does.</summary>
+    private async ValueTask<ClientConnection> OpenFirstAsync(CancellationToken cancellationToken)
+    {
+        List<string>? failures = null;
+        for (var tried = 1; ; tried++)
+        {
+            var endpoint = TargetEndpoint();
+            try
+            {
+                return await ClientConnection.OpenAsync(Options, endpoint, _producerId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ZaichikConnectionException e) when (Options.WebSocketUrl is null && _endpoints.Length > 1)
+            {
+                EndpointFailed(endpoint);
+                LogAttemptFailed(tried, endpoint.ToString(), e.Message);
+                (failures ??= []).Add(e.Message);
+                if (tried == _endpoints.Length)
+                {
+                    throw new ZaichikConnectionException(
+                        $"could not connect to any of the {_endpoints.Length} Zaichik servers: {string.Join("; ", failures)}", e);
+                }
+            }
+        }
+    }
+
     /// <summary>Handles one frame a connection read (Pings are answered by the connection itself).</summary>
     internal void Dispatch(ClientConnection connection, in RawFrame frame)
     {
@@ -167,7 +198,11 @@ public sealed partial class ZaichikClient : IAsyncDisposable
         {
             case FrameType.Ack:
                 // Ids are unique across connections, so an Ack is never matched to the wrong request.
-                _requests.TryComplete(frames.ReadAck(frame));
+                if (_requests.TryComplete(frames.ReadAck(frame), out var isInternal) && !isInternal)
+                {
+                    RequestSucceeded();
+                }
+
                 break;
             case FrameType.Message:
                 var decoded = frames.ReadMessage(frame);
@@ -188,6 +223,13 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                 break;
             case FrameType.Error:
                 var error = frames.ReadError(frame);
+                if (error.Code == ErrorCode.NoLeader)
+                {
+                    // A cluster node that knows no leader did not carry the request out: it is sent again elsewhere.
+                    OnNoLeader(connection, error.RequestId);
+                    break;
+                }
+
                 var exception = new ZaichikServerException(error.Code, error.Text);
                 if (error.RequestId is { } requestId)
                 {
@@ -205,6 +247,9 @@ public sealed partial class ZaichikClient : IAsyncDisposable
                     RaiseServerError(exception);
                 }
 
+                break;
+            case FrameType.Redirect:
+                OnRedirect(connection, frames.ReadRedirect(frame));
                 break;
             case FrameType.Pong:
                 // Whatever arrives proves the server alive; the read itself was counted. A Pong may confirm Commits.

@@ -17,6 +17,16 @@ public sealed record ZaichikClientOptions
     public int Port { get; init; } = 8889;
 
     /// <summary>
+    /// More servers of the same cluster, each as <c>host:port</c> (<c>[address]:port</c> for an IPv6 address). The client
+    /// connects to <see cref="Host"/>:<see cref="Port"/> first; when a connection attempt fails, the next attempt goes to
+    /// the next endpoint of [<see cref="Host"/>:<see cref="Port"/>, ...<see cref="Servers"/>], round robin. When a cluster
+    /// node redirects a request to the node that leads its topic, the client connects there and keeps going there until a
+    /// connection to it fails. Default empty: only <see cref="Host"/>:<see cref="Port"/>. Not used with
+    /// <see cref="WebSocketUrl"/>.
+    /// </summary>
+    public IReadOnlyList<string> Servers { get; init; } = [];
+
+    /// <summary>
     /// Whether and how the client reconnects after losing its connection. On by default: calls made meanwhile wait for
     /// the next connection (bounded by <see cref="RequestTimeout"/> and their cancellation token), subscriptions are
     /// restored and publishes whose Ack was lost are sent again (see <see cref="Idempotence"/>).
@@ -128,6 +138,15 @@ public sealed record ZaichikClientOptions
             throw new ArgumentOutOfRangeException(nameof(Port), Port, "Port must be 1 to 65535");
         }
 
+        ArgumentNullException.ThrowIfNull(Servers, nameof(Servers));
+        for (var i = 0; i < Servers.Count; i++)
+        {
+            if (!Internal.ServerEndpoint.TryParse(Servers[i], out _, out var problem))
+            {
+                throw new ArgumentException($"Servers[{i}] ('{Servers[i]}') must be host:port: {problem}", nameof(Servers));
+            }
+        }
+
         ArgumentNullException.ThrowIfNull(Reconnect, nameof(Reconnect));
         Reconnect.Validate();
         if (MaxHeadersSize < 0)
@@ -169,6 +188,11 @@ public sealed record ZaichikClientOptions
             throw new ArgumentException($"WebSocketUrl must be a ws:// or wss:// address; got '{webSocketUrl}'", nameof(WebSocketUrl));
         }
 
+        if (WebSocketUrl is not null && Servers.Count > 0)
+        {
+            throw new ArgumentException("Servers lists TCP endpoints and cannot be combined with WebSocketUrl", nameof(Servers));
+        }
+
         if (PingInterval != Timeout.InfiniteTimeSpan)
         {
             RequirePositive(PingInterval, nameof(PingInterval));
@@ -191,6 +215,7 @@ public sealed record ZaichikClientOptions
     {
         builder.Append("Host = ").Append(Host)
             .Append(", Port = ").Append(Port)
+            .Append(", Servers = [").AppendJoin(", ", Servers ?? []).Append(']')
             .Append(", Reconnect = ").Append(Reconnect)
             .Append(", Idempotence = ").Append(Idempotence)
             .Append(", MaxHeadersSize = ").Append(MaxHeadersSize)

@@ -6,7 +6,12 @@ namespace Zaichik.Client;
 /// </summary>
 public sealed record ZaichikReconnectOptions
 {
-    /// <summary>Reconnect at all. Default true; false: a lost connection ends the client (every call then fails).</summary>
+    private static readonly TimeSpan RerouteFloor = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// Reconnect at all. Default true; false: a lost connection ends the client (every call then fails). A cluster node's
+    /// redirect is followed either way, with one attempt to connect to the leader.
+    /// </summary>
     public bool Enabled { get; init; } = true;
 
     /// <summary>The delay before the first attempt, and the base of the backoff. Default 100 ms.</summary>
@@ -26,6 +31,19 @@ public sealed record ZaichikReconnectOptions
     {
         var exponent = Math.Min(attempt - 1, 30);
         var ceiling = Math.Min(MinDelay.Ticks * (double)(1L << exponent), MaxDelay.Ticks);
+        return TimeSpan.FromTicks((long)(ceiling * (0.5 + (random.NextDouble() / 2))));
+    }
+
+    /// <summary>
+    /// The delay before the <paramref name="attempt"/>-th reconnect in a row that a cluster node asked for (a redirect
+    /// or NoLeader, the server alive): the same backoff, but from at least 50 ms, so that nodes that disagree about a
+    /// leader cannot make the client reconnect in a hot loop whatever <see cref="MinDelay"/> says.
+    /// </summary>
+    internal TimeSpan RerouteDelayBefore(int attempt, Random random)
+    {
+        var minimum = Math.Max(MinDelay.Ticks, RerouteFloor.Ticks);
+        var exponent = Math.Min(attempt - 1, 30);
+        var ceiling = Math.Min(minimum * (double)(1L << exponent), Math.Max(MaxDelay.Ticks, minimum));
         return TimeSpan.FromTicks((long)(ceiling * (0.5 + (random.NextDouble() / 2))));
     }
 

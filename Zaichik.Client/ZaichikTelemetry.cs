@@ -9,7 +9,9 @@ namespace Zaichik.Client;
 /// <c>AddMeter</c>. Spans: <c>{topic} publish</c> (Producer, until the Ack), <c>{topic} receive</c> (Consumer, when a
 /// message arrives, child of the publisher's span through the <c>traceparent</c> header). Instruments:
 /// <c>zaichik.client.published</c>, <c>zaichik.client.received</c>, <c>zaichik.client.committed</c> (messages),
-/// <c>zaichik.client.publish.duration</c> (seconds from the call to the Ack), <c>zaichik.client.reconnects</c>.
+/// <c>zaichik.client.publish.duration</c> (seconds from the call to the Ack), <c>zaichik.client.reconnects</c>,
+/// <c>zaichik.client.redirects</c> (connections a cluster node turned away, tagged <c>zaichik.redirect.reason</c>:
+/// <c>redirect</c> or <c>no_leader</c>).
 /// </summary>
 public static class ZaichikTelemetry
 {
@@ -42,6 +44,9 @@ public static class ZaichikTelemetry
 
     private static readonly Counter<long> ReconnectsCounter = Meter.CreateCounter<long>(
         "zaichik.client.reconnects", "{reconnect}", "Connections re-established after a loss.");
+
+    private static readonly Counter<long> RedirectsCounter = Meter.CreateCounter<long>(
+        "zaichik.client.redirects", "{redirect}", "Connections left because a cluster node redirected a request to its topic's leader or knew no leader.");
 
     private static readonly Histogram<double> PublishDuration = Meter.CreateHistogram<double>(
         "zaichik.client.publish.duration", "s", "Time from a publish call to its Ack.");
@@ -80,6 +85,9 @@ public static class ZaichikTelemetry
     }
 
     internal static void Reconnected() => ReconnectsCounter.Add(1);
+
+    internal static void Redirected(bool toLeader) =>
+        RedirectsCounter.Add(1, new KeyValuePair<string, object?>("zaichik.redirect.reason", toLeader ? "redirect" : "no_leader"));
 
     /// <summary>The publish span, when anyone listens: a Producer span named for the topic.</summary>
     internal static Activity? StartPublish(string topic)

@@ -17,13 +17,14 @@ internal sealed class ClientConnection
     private readonly PipeReader _input;
     private readonly FrameReader _frames;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ZaichikClientOptions _options;
     private readonly TimeSpan _pingInterval;
     private ITimer? _heartbeat;
     private ZaichikClient? _owner;
     private int _receivedSinceCheck;
     private int _silentIntervals;
-    private int _ended;
+    private int _endedFlag;
     private Exception? _terminatedWith;
     private Task _readLoop = Task.CompletedTask;
 
@@ -53,24 +54,41 @@ internal sealed class ClientConnection
     /// <summary>Completes when the read loop has ended (and the end was reported).</summary>
     public Task ReadLoop => _readLoop;
 
-    public bool HasEnded => Volatile.Read(ref _ended) != 0;
+    public bool HasEnded => Volatile.Read(ref _endedFlag) != 0;
+
+    /// <summary>Completes when the connection has ended (<see cref="Terminate"/>), before its end is reported.</summary>
+    public Task Ended => _ended.Task;
 
     /// <summary>The last Error without a request id: the server's reason, if it closes the connection.</summary>
     public ZaichikServerException? LastServerError { get; set; }
 
     /// <summary>
-    /// Connects, runs TLS when configured and exchanges Hello. Throws <see cref="ZaichikConnectionException"/> when the
-    /// server is unreachable or the handshake fails, <see cref="ZaichikServerException"/> when the server refuses.
+    /// Set (under the client's admission lock) when a cluster node redirected a request elsewhere or knew no leader: the
+    /// connection takes no more requests, is being closed, and this is the reason reported for its end.
     /// </summary>
-    public static async ValueTask<ClientConnection> OpenAsync(ZaichikClientOptions options, ulong producerId, CancellationToken cancellationToken)
+    public ZaichikConnectionException? Rerouted { get; set; }
+
+    /// <summary>
+    /// Set (under the client's admission lock) once the connection was opened to requests. A connection that ends before
+    /// is handled by the reconnect loop restoring it; one that ends after starts a new reconnect loop.
+    /// </summary>
+    public bool Opened { get; set; }
+
+    /// <summary>
+    /// Connects to <paramref name="endpoint"/> (or <see cref="ZaichikClientOptions.WebSocketUrl"/> when set), runs TLS
+    /// when configured and exchanges Hello. Throws <see cref="ZaichikConnectionException"/> when the server is
+    /// unreachable or the handshake fails, <see cref="ZaichikServerException"/> when the server refuses.
+    /// </summary>
+    public static async ValueTask<ClientConnection> OpenAsync(
+        ZaichikClientOptions options, ServerEndpoint endpoint, ulong producerId, CancellationToken cancellationToken)
     {
         if (options.WebSocketUrl is { } webSocketUrl)
         {
             return await OpenWebSocketAsync(options, webSocketUrl, producerId, cancellationToken).ConfigureAwait(false);
         }
 
-        var host = options.Host;
-        var port = options.Port;
+        var (host, port) = endpoint;
+        var name = endpoint.ToString();
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(options.ConnectTimeout);
@@ -87,19 +105,19 @@ internal sealed class ClientConnection
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
                 bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
             var frames = new FrameReader(options.MaxFrameSize);
-            var serverHello = await HandshakeAsync(stream, input, frames, options, producerId, deadline.Token).ConfigureAwait(false);
-            return new ClientConnection(options, stream, input, frames, serverHello, $"{host}:{port}");
+            var serverHello = await HandshakeAsync(stream, input, frames, options, name, producerId, deadline.Token).ConfigureAwait(false);
+            return new ClientConnection(options, stream, input, frames, serverHello, name);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             Discard(socket, stream);
             throw new ZaichikConnectionException(
-                $"could not connect to Zaichik at {host}:{port}: no answer within {options.ConnectTimeout.TotalSeconds:0.###} s");
+                $"could not connect to Zaichik at {name}: no answer within {options.ConnectTimeout.TotalSeconds:0.###} s");
         }
         catch (Exception e) when (e is SocketException or IOException)
         {
             Discard(socket, stream);
-            throw new ZaichikConnectionException($"could not connect to Zaichik at {host}:{port}: {e.Message}", e);
+            throw new ZaichikConnectionException($"could not connect to Zaichik at {name}: {e.Message}", e);
         }
         catch
         {
@@ -129,7 +147,7 @@ internal sealed class ClientConnection
     /// <summary>Ends the connection at once: no more frames go out, the socket closes, the read loop reports the end with <paramref name="failure"/>.</summary>
     public void Terminate(Exception? failure)
     {
-        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        if (Interlocked.Exchange(ref _endedFlag, 1) != 0)
         {
             return;
         }
@@ -139,6 +157,7 @@ internal sealed class ClientConnection
         Sender.Abort(failure is null ? ConnectionClosed : () => failure);
         _stopping.Cancel();
         _stream.Dispose();
+        _ended.TrySetResult();
     }
 
     /// <summary>Sends Close and what is pending, and waits up to <paramref name="timeout"/> for the server to close.</summary>
@@ -167,12 +186,11 @@ internal sealed class ClientConnection
     private static Exception ConnectionClosed() => new ZaichikConnectionException("connection closed");
 
     private static async ValueTask<HelloFrame> HandshakeAsync(
-        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, ulong producerId, CancellationToken cancellationToken)
+        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, string endpoint, ulong producerId, CancellationToken cancellationToken)
     {
         var hello = new ArrayBufferWriter<byte>(64);
         FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current, Token: options.Token, ProducerId: producerId));
         await stream.WriteAsync(hello.WrittenMemory, cancellationToken).ConfigureAwait(false);
-        var endpoint = $"{options.Host}:{options.Port}";
 
         while (true)
         {
@@ -224,7 +242,7 @@ internal sealed class ClientConnection
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
                 bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
             var frames = new FrameReader(options.MaxFrameSize);
-            var serverHello = await HandshakeAsync(stream, input, frames, options, producerId, deadline.Token).ConfigureAwait(false);
+            var serverHello = await HandshakeAsync(stream, input, frames, options, url.ToString(), producerId, deadline.Token).ConfigureAwait(false);
             return new ClientConnection(options, stream, input, frames, serverHello, url.ToString());
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

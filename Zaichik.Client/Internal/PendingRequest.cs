@@ -44,6 +44,12 @@ internal sealed class PendingRequest : IValueTaskSource<AckFrame>, IValueTaskSou
     /// <summary>A request the client makes itself (restoring a subscription): never sent again, failed when its connection ends.</summary>
     public bool Internal { get; set; }
 
+    /// <summary>
+    /// The server answered that it did not carry the request out (a cluster node's Redirect, or NoLeader): it is sent
+    /// again on the next connection whatever its type, since it cannot have taken effect. Cleared when it is.
+    /// </summary>
+    public bool NotCarriedOut { get; set; }
+
     /// <summary>When the request began, for the publish duration histogram (0 when nobody measures it).</summary>
     public long StartedTimestamp { get; set; }
 
@@ -55,6 +61,7 @@ internal sealed class PendingRequest : IValueTaskSource<AckFrame>, IValueTaskSou
         DeadlineMs = deadlineMs;
         Sent = false;
         Internal = false;
+        NotCarriedOut = false;
     }
 
     public ValueTask<AckFrame> AsValueTask() => new(this, _core.Version);

@@ -58,15 +58,44 @@ internal sealed class PendingRequests
         _slots.Wait(0) ? new ValueTask<PendingRequest>(Register(type, topic)) : BeginSlowAsync(type, topic, cancellationToken);
 
     /// <summary>Completes the request an Ack answers; false when none waits for it (expired or cancelled).</summary>
-    public bool TryComplete(in AckFrame ack)
+    public bool TryComplete(in AckFrame ack) => TryComplete(ack, out _);
+
+    /// <summary>Completes the request an Ack answers and says whether the client made it itself; false when none waits for it.</summary>
+    public bool TryComplete(in AckFrame ack, out bool isInternal)
     {
         if (!TryRemove(ack.RequestId, out var request))
         {
+            isInternal = false;
             return false;
         }
 
+        isInternal = request.Internal;
         request.SetResult(ack);
         return true;
+    }
+
+    /// <summary>
+    /// Notes that the server did not carry out request <paramref name="requestId"/> (it redirected it, or knew no
+    /// leader): it stays pending, and <see cref="Disconnected"/> makes it unsent, to go out again on the next connection,
+    /// whatever its type. The client's own requests are not sent again; they fail with their connection as always.
+    /// Returns the request's topic, or null when no request with that id waits.
+    /// </summary>
+    public string? NotCarriedOut(ulong requestId)
+    {
+        lock (_lock)
+        {
+            if (!_byId.TryGetValue(requestId, out var request))
+            {
+                return null;
+            }
+
+            if (!request.Internal)
+            {
+                request.NotCarriedOut = true;
+            }
+
+            return request.Topic;
+        }
     }
 
     public bool TryFail(ulong requestId, Exception error)
@@ -126,10 +155,10 @@ internal sealed class PendingRequests
 
     /// <summary>
     /// The connection that carried the sent requests ended and another will follow. Requests that can be sent again
-    /// safely (idempotent publishes, CreateTopic, a Subscribe not yet answered) become unsent and wait for it; an
-    /// Unsubscribe is done (the next connection starts without the subscription); the rest fail with
-    /// <paramref name="lost"/>: a publish without idempotence (it may or may not have been stored) and the client's
-    /// own requests.
+    /// safely (idempotent publishes, CreateTopic, a Subscribe not yet answered, and any request the server said it did
+    /// not carry out) become unsent and wait for it; an Unsubscribe is done (the next connection starts without the
+    /// subscription); the rest fail with <paramref name="lost"/>: a publish without idempotence (it may or may not have
+    /// been stored) and the client's own requests.
     /// </summary>
     public void Disconnected(bool idempotentPublishes, Func<Exception> lost)
     {
@@ -144,7 +173,7 @@ internal sealed class PendingRequests
                     continue;
                 }
 
-                if (request.Internal || (request.Type == FrameType.Publish && !idempotentPublishes))
+                if (request.Internal || (request.Type == FrameType.Publish && !idempotentPublishes && !request.NotCarriedOut))
                 {
                     failed.Add(request);
                 }
@@ -155,6 +184,7 @@ internal sealed class PendingRequests
                 else
                 {
                     request.Sent = false;
+                    request.NotCarriedOut = false;
                 }
             }
 

@@ -17,6 +17,8 @@ public sealed class ClientRegistrationTests
         {
             ["Host"] = "broker.example",
             ["Port"] = "9123",
+            ["Servers:0"] = "broker-2.example:9124",
+            ["Servers:1"] = "[::1]:9125",
             ["Token"] = "secret-token",
             ["Idempotence"] = "false",
             ["RequestTimeout"] = "00:00:07",
@@ -33,6 +35,7 @@ public sealed class ClientRegistrationTests
 
             options.Host.ShouldBe("broker.example");
             options.Port.ShouldBe(9123);
+            options.Servers.ShouldBe(["broker-2.example:9124", "[::1]:9125"]);
             options.Token.ShouldBe("secret-token");
             options.Idempotence.ShouldBeFalse();
             options.RequestTimeout.ShouldBe(TimeSpan.FromSeconds(7));
@@ -52,12 +55,13 @@ public sealed class ClientRegistrationTests
     [Fact]
     public async Task Binding_leaves_the_shared_default_options_untouched()
     {
-        var host = HostingFixture.BuildHost(new Dictionary<string, string?> { ["Reconnect:MaxAttempts"] = "3" });
+        var host = HostingFixture.BuildHost(new Dictionary<string, string?> { ["Reconnect:MaxAttempts"] = "3", ["Servers:0"] = "broker-2.example:8889" });
         try
         {
             host.Services.GetRequiredService<IOptions<ZaichikClientOptions>>().Value.Reconnect.MaxAttempts.ShouldBe(3);
 
             ZaichikClientOptions.Default.Reconnect.MaxAttempts.ShouldBe(0);
+            ZaichikClientOptions.Default.Servers.ShouldBeEmpty();
             new ZaichikClientOptions().Reconnect.MaxAttempts.ShouldBe(0);
         }
         finally
@@ -83,6 +87,7 @@ public sealed class ClientRegistrationTests
     [Theory]
     [InlineData("Port", "0", "Port")]
     [InlineData("Port", "70000", "Port")]
+    [InlineData("Servers:0", "broker-2.example", "Servers[0] ('broker-2.example') must be host:port")]
     [InlineData("Reconnect:MinDelay", "00:00:01", "Reconnect:MaxDelay")]
     [InlineData("MaxHeadersSize", "-1", "MaxHeadersSize")]
     [InlineData("RequestTimeout", "-00:00:01", "RequestTimeout")]
