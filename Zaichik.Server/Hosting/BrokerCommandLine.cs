@@ -9,7 +9,7 @@ namespace Zaichik.Server.Hosting;
 /// </summary>
 public sealed record BrokerCommandLine(BrokerCommand Command, string? Error = null)
 {
-    private static readonly string[] ValueSwitches = ["--data", "--port", "--host", "--log", "--admin", "--websocket"];
+    private static readonly string[] ValueSwitches = ["--data", "--port", "--host", "--log", "--admin", "--websocket", "--node", "--peers"];
 
     /// <summary>The version the broker reports: its assembly's informational version.</summary>
     public static string Version { get; } =
@@ -30,6 +30,9 @@ public sealed record BrokerCommandLine(BrokerCommand Command, string? Error = nu
                                    (default http://127.0.0.1:8890; off turns it off). Also ZAICHIK_ADMIN.
           --websocket <url>        WebSocket listener for browsers, e.g. http://127.0.0.1:8891/ws (default off).
                                    Also ZAICHIK_WEBSOCKET.
+          --node <id>              Cluster mode: this node's id among --peers. Also Zaichik:Cluster:NodeId.
+          --peers <list>           Cluster mode: every node as id=host:port (its Raft listener), comma separated,
+                                   e.g. n1=127.0.0.1:7101,n2=127.0.0.1:7102,n3=127.0.0.1:7103. Also Zaichik:Cluster:Peers.
           --Zaichik:<Name> <value> Any setting of the README's Configuration table, e.g. --Zaichik:Durability Always
                                    or --Zaichik:Storage:PageSizeBits 16. Also Zaichik__<Name> environment variables
                                    and appsettings.json beside the binary.

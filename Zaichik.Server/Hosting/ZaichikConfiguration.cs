@@ -30,6 +30,8 @@ public static class ZaichikConfiguration
         ["--log"] = "Zaichik:LogLevel",
         ["--admin"] = "Zaichik:Admin:Url",
         ["--websocket"] = "Zaichik:Listeners:WebSocket:Url",
+        ["--node"] = "Zaichik:Cluster:NodeId",
+        ["--peers"] = "Zaichik:Cluster:Peers",
     };
 
     /// <summary>Builds the configuration from <paramref name="args"/> and <paramref name="environment"/> (the process's when null).</summary>
