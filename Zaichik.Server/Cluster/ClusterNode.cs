@@ -169,6 +169,8 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
             {
                 Location = Path.Combine(_dataPath, RaftFolder),
                 HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
+                ChunkSize = _options.LogChunkBytes,
+                ConcurrencyLevel = 64,
             },
             _state);
         _raft = new RaftCluster(configuration) { AuditTrail = _log };

@@ -48,6 +48,12 @@ public sealed record ClusterOptions
     /// <summary>How long a node waits to connect to another. Default 1 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Size of one file of the Raft log, in bytes (fixed once the log exists). Default 4 MiB: the library's default of
+    /// 4 KiB made the log create and delete a file every few dozen messages.
+    /// </summary>
+    public int LogChunkBytes { get; init; } = 4 * 1024 * 1024;
+
     /// <summary>How many data Raft groups the cluster runs. Only 1 is supported now: one group orders every topic.</summary>
     public int DataGroups { get; init; } = 1;
 
@@ -107,6 +113,11 @@ public sealed record ClusterOptions
         if (RequestTimeout <= TimeSpan.Zero || ConnectTimeout <= TimeSpan.Zero)
         {
             yield return $"Cluster:RequestTimeout ({RequestTimeout}) and Cluster:ConnectTimeout ({ConnectTimeout}) must be positive";
+        }
+
+        if (LogChunkBytes is < 64 * 1024 or > 1024 * 1024 * 1024)
+        {
+            yield return $"Cluster:LogChunkBytes is {LogChunkBytes}; it must be 64 KiB..1 GiB";
         }
 
         if (DataGroups != 1)

@@ -911,7 +911,7 @@ internal sealed partial class Topic : IAsyncDisposable
             log.ReadFilter = latest;
 
             committer = memory ? null : new TopicCommitter(Name, Directory, log, positions,
-                Settings.Durability == Durability.Always ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
+                Settings.Durability == Durability.Always ? (_context.ReplicatedView ? DefaultCommitInterval : TimeSpan.Zero) : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
                 _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this),
                 _context.FlushDuration);
             return new OpenTopic(log, committer, keys, producers, positions)

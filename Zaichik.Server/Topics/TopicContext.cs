@@ -31,6 +31,13 @@ internal sealed class TopicContext(
     /// <summary>When topics that keep the latest value per key are compacted.</summary>
     public LogCompactionOptions Compaction { get; init; } = LogCompactionOptions.Default;
 
+    /// <summary>
+    /// On a cluster node the topics are a view of the Raft log, which is fsynced by a majority before anything is
+    /// acknowledged and replayed into a fresh view at start: an <c>Always</c> topic's files are then flushed on the
+    /// default interval rather than per group commit, which would only repeat the log's fsync on every node.
+    /// </summary>
+    public bool ReplicatedView { get; init; }
+
     /// <summary>On a cluster node, where durable consumer positions are replicated; null on a single node.</summary>
     public IConsumerCommitReplication? Replication { get; set; }
 }

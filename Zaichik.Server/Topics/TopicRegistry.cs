@@ -39,6 +39,7 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             FlushDuration = metrics?.FlushDuration,
             Compaction = new LogCompactionOptions(_options.MinCompactionBytes, _options.MinCleanableDirtyRatio),
             MaxTailFeedBytes = _options.MaxTailFeedBytes,
+            ReplicatedView = _options.ClusterDataPath is not null,
         };
         limiter.MakeRoom = MakeRoomAsync;
     }

@@ -13,7 +13,7 @@ internal sealed record SeedFrame(string Name, byte[] Bytes)
     public FrameType Type => (FrameType)Bytes[ProtocolLimits.LengthPrefixSize];
 
     /// <summary>True for frames a client sends (the server's fuzzer sends mostly these).</summary>
-    public bool FromClient => Type is not (FrameType.Message or FrameType.Ack or FrameType.Error);
+    public bool FromClient => Type is not (FrameType.Message or FrameType.Ack or FrameType.Error or FrameType.Redirect);
 }
 
 /// <summary>
@@ -112,6 +112,9 @@ internal static class FuzzCorpus
                 break;
             case FrameType.Error:
                 FrameWriter.Write(output, reader.ReadError(frame));
+                break;
+            case FrameType.Redirect:
+                FrameWriter.Write(output, reader.ReadRedirect(frame));
                 break;
             default:
                 throw new InvalidOperationException($"FuzzCorpus has no codec entry for {frame.Type}; add one to {nameof(DecodeAndReencode)}");
@@ -552,6 +555,8 @@ internal static class FuzzCorpus
         Add("Ack no sequence", w => FrameWriter.Write(w, new AckFrame(30, null, false)));
         Add("Error with request", w => FrameWriter.Write(w, new ErrorFrame(12, ErrorCode.InvalidTopicName, "bad name")));
         Add("Error connection, multi-byte text", w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.MalformedFrame, "🐇ж broke")));
+        Add("Redirect", w => FrameWriter.Write(w, new RedirectFrame(13, "fuzz-a", "n2", "127.0.0.1:7002")));
+        Add("Redirect WebSocket, no request", w => FrameWriter.Write(w, new RedirectFrame(null, "fuzz-b", "узел-3", "ws://[::1]:8891/ws")));
 
         return seeds;
 

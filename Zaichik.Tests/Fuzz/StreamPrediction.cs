@@ -88,7 +88,7 @@ internal sealed record StreamPrediction(
                 continue;
             }
 
-            if (frame.Type is FrameType.Message or FrameType.Ack or FrameType.Error)
+            if (frame.Type is FrameType.Message or FrameType.Ack or FrameType.Error or FrameType.Redirect)
             {
                 return Fails(ErrorCode.ProtocolViolation);
             }

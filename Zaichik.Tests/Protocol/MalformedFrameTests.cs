@@ -104,7 +104,7 @@ public sealed class MalformedFrameTests
     [InlineData((byte)0x00)]
     [InlineData((byte)0x0B)]
     [InlineData((byte)0x0F)]
-    [InlineData((byte)0x13)]
+    [InlineData((byte)0x14)]
     [InlineData((byte)0xFF)]
     public void Unknown_frame_type_is_malformed(byte type)
     {
@@ -118,7 +118,7 @@ public sealed class MalformedFrameTests
     [Fact]
     public void Every_type_byte_but_the_documented_ones_is_malformed()
     {
-        byte[] documented = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x10, 0x11, 0x12];
+        byte[] documented = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x10, 0x11, 0x12, 0x13];
         var accepted = new List<byte>();
 
         for (var type = 0; type <= byte.MaxValue; type++)
