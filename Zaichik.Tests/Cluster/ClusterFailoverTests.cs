@@ -30,6 +30,53 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
     [Trait("Category", "Soak")]
     public Task Twenty_rounds_of_kills_lose_no_acknowledged_message() => RunAsync(rounds: 20, seed: Environment.TickCount, killLeader: null);
 
+    [Fact]
+    public async Task A_durable_consumer_resumes_after_its_last_confirmed_commit_when_the_leader_is_killed()
+    {
+        await using var cluster = await BrokerCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync(Deadline);
+        var options = new ZaichikClientOptions
+        {
+            Host = "127.0.0.1",
+            Port = int.Parse(cluster.Endpoints[leader].Split(':')[1]),
+            Servers = cluster.Endpoints.Where((_, node) => node != leader).ToArray(),
+            RequestTimeout = TimeSpan.FromSeconds(45),
+            Reconnect = new ZaichikReconnectOptions { MinDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) },
+        };
+        await using (var publisher = await ZaichikClient.ConnectAsync(options))
+        {
+            await publisher.CreateTopicAsync("work", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), Durability = Durability.Always });
+            for (var i = 0; i < 100; i++)
+            {
+                await publisher.PublishAsync("work", $"m{i:D3}");
+            }
+        }
+
+        await using (var consumer = await ZaichikClient.ConnectAsync(options))
+        {
+            await using var reader = new EndToEnd.MessageReader(await consumer.SubscribeAsync("work", new SubscribeOptions { DurableName = "billing", Prefetch = 10 }));
+            for (var i = 0; i < 40; i++)
+            {
+                await consumer.CommitAsync(await reader.NextAsync());
+            }
+
+            await consumer.ConfirmCommitsAsync();
+        }
+
+        await cluster.KillAsync(leader);
+        await cluster.WaitForLeaderAsync(Deadline, except: leader);
+
+        // Reconnects through a surviving node, is redirected to the new leader, and resumes right after m039.
+        await using var resumed = await ZaichikClient.ConnectAsync(options with
+        {
+            Port = int.Parse(cluster.Endpoints[(leader + 1) % cluster.Count].Split(':')[1]),
+            Servers = [cluster.Endpoints[(leader + 2) % cluster.Count]],
+        });
+        await using var rest = new EndToEnd.MessageReader(await resumed.SubscribeAsync("work", new SubscribeOptions { DurableName = "billing", Prefetch = 100, AutoCommit = true }));
+        (await rest.NextAsync(60)).Select(message => message.PayloadText).ShouldBe(Enumerable.Range(40, 60).Select(i => $"m{i:D3}"));
+        await rest.ShouldReceiveNothingWithinAsync(TimeSpan.FromMilliseconds(300));
+    }
+
     private async Task RunAsync(int rounds, int seed, bool? killLeader = true)
     {
         var random = new Random(seed);
