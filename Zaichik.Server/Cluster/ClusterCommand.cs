@@ -10,12 +10,14 @@ namespace Zaichik.Server.Cluster;
 /// <summary>The kinds of Raft log entries the broker writes. The first byte of every entry.</summary>
 internal enum ClusterCommandKind : byte
 {
-    /// <summary>One message for a topic, stamped by the leader.</summary>
+    /// <summary>One message for a topic, stamped by the leader (an item of a <see cref="PublishBatch"/>).</summary>
     Publish = 1,
     /// <summary>A topic with its settings.</summary>
     CreateTopic = 2,
     /// <summary>A durable consumer's position.</summary>
     ConsumerCommit = 3,
+    /// <summary>The publishes of one client read, in order: one entry, one replication round, for all of them.</summary>
+    PublishBatch = 4,
 }
 
 /// <summary>
@@ -38,13 +40,26 @@ internal readonly record struct ClusterCommand(
     /// <summary>Version byte after the kind: a node refuses entries of a format it does not know rather than misread them.</summary>
     private const byte Format = 1;
 
-    public static byte[] EncodePublish(string topic, long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> headers, ProducerStamp producer)
+    /// <summary>The size of one publish inside a <see cref="ClusterCommandKind.PublishBatch"/>.</summary>
+    public static int BatchItemSize(string topic, ReadOnlyMemory<byte>? key, int payloadLength, int headersLength) =>
+        2 + Encoding.UTF8.GetByteCount(topic) + 8 + 8 + 8 + 1 + 4 + (key?.Length ?? 0) + 4 + headersLength + 4 + payloadLength;
+
+    /// <summary>Starts a batch in <paramref name="buffer"/>: its header and a count, which <see cref="EndBatch"/> fills in.</summary>
+    public static void BeginBatch(System.Buffers.ArrayBufferWriter<byte> buffer)
     {
-        var topicBytes = Encoding.UTF8.GetByteCount(topic);
-        var size = 2 + 2 + topicBytes + 8 + 8 + 8 + 1 + 4 + (key?.Length ?? 0) + 4 + headers.Length + 4 + payload.Length;
-        var buffer = new byte[size];
-        var writer = new Writer(buffer);
-        writer.Header(ClusterCommandKind.Publish);
+        var span = buffer.GetSpan(6);
+        var writer = new Writer(span);
+        writer.Header(ClusterCommandKind.PublishBatch);
+        writer.Int32(0);
+        buffer.Advance(6);
+    }
+
+    /// <summary>Appends one publish to a batch begun with <see cref="BeginBatch"/>.</summary>
+    public static void AddToBatch(
+        System.Buffers.ArrayBufferWriter<byte> buffer, string topic, long timestampMs, ReadOnlyMemory<byte>? key, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> headers, ProducerStamp producer)
+    {
+        var size = BatchItemSize(topic, key, payload.Length, headers.Length);
+        var writer = new Writer(buffer.GetSpan(size));
         writer.String(topic);
         writer.Int64(timestampMs);
         writer.UInt64(producer.ProducerId);
@@ -53,8 +68,47 @@ internal readonly record struct ClusterCommand(
         writer.Bytes(key.HasValue ? key.Value.Span : default);
         writer.Bytes(headers);
         writer.Bytes(payload);
-        return buffer;
+        buffer.Advance(size);
     }
+
+    /// <summary>Writes the batch's count and returns the entry.</summary>
+    public static byte[] EndBatch(System.Buffers.ArrayBufferWriter<byte> buffer, int count)
+    {
+        var entry = buffer.WrittenSpan.ToArray();
+        BinaryPrimitives.WriteInt32LittleEndian(entry.AsSpan(2), count);
+        return entry;
+    }
+
+    /// <summary>The publishes of a <see cref="ClusterCommandKind.PublishBatch"/> entry, in order; theirs point into <paramref name="entry"/>.</summary>
+    public static List<ClusterCommand> DecodeBatch(ReadOnlyMemory<byte> entry)
+    {
+        var reader = new Reader(entry);
+        reader.Byte();
+        reader.Byte();
+        var count = reader.Int32();
+        if (count < 0 || count > entry.Length)
+        {
+            throw new InvalidDataException($"cluster log batch of {count} publishes in {entry.Length} bytes");
+        }
+
+        var publishes = new List<ClusterCommand>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var topic = reader.String();
+            var timestampMs = reader.Int64();
+            var producer = new ProducerStamp(reader.UInt64(), reader.UInt64());
+            var hasKey = reader.Byte() != 0;
+            var key = reader.Bytes();
+            var headers = reader.Bytes();
+            var payload = reader.Bytes();
+            publishes.Add(new ClusterCommand(ClusterCommandKind.Publish, topic, timestampMs, hasKey ? key : null, payload, headers, producer));
+        }
+
+        return publishes;
+    }
+
+    /// <summary>The kind of an entry, from its first byte.</summary>
+    public static ClusterCommandKind KindOf(ReadOnlyMemory<byte> entry) => entry.IsEmpty ? 0 : (ClusterCommandKind)entry.Span[0];
 
     public static byte[] EncodeCreateTopic(string topic, TopicSettings settings)
     {
@@ -99,14 +153,6 @@ internal readonly record struct ClusterCommand(
         var topic = reader.String();
         switch (kind)
         {
-            case ClusterCommandKind.Publish:
-                var timestampMs = reader.Int64();
-                var producer = new ProducerStamp(reader.UInt64(), reader.UInt64());
-                var hasKey = reader.Byte() != 0;
-                var key = reader.Bytes();
-                var headers = reader.Bytes();
-                var payload = reader.Bytes();
-                return new ClusterCommand(kind, topic, timestampMs, hasKey ? key : null, payload, headers, producer);
             case ClusterCommandKind.CreateTopic:
                 var settings = new TopicSettings(reader.Int64(), reader.Int64(), (Durability)reader.Int64(), reader.Int64(), reader.Int64(), reader.Int64(),
                     reader.Byte() != 0, reader.Int64());
@@ -136,6 +182,12 @@ internal readonly record struct ClusterCommand(
         {
             BinaryPrimitives.WriteInt64LittleEndian(_buffer[_at..], value);
             _at += 8;
+        }
+
+        public void Int32(int value)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(_buffer[_at..], value);
+            _at += 4;
         }
 
         public void UInt64(ulong value)
@@ -168,6 +220,8 @@ internal readonly record struct ClusterCommand(
 
         public long Int64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8).Span);
 
+        public int Int32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4).Span);
+
         public ulong UInt64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8).Span);
 
         public string String() => Encoding.UTF8.GetString(Take(BinaryPrimitives.ReadUInt16LittleEndian(Take(2).Span)).Span);
@@ -195,6 +249,14 @@ internal readonly record struct ClusterCommand(
             return slice;
         }
     }
+}
+
+/// <summary>What the proposing node learns of each publish of a batch: its outcome, or why it was refused.</summary>
+internal sealed class BatchOutcome(int count) : TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+{
+    public PublishOutcome[] Outcomes { get; } = new PublishOutcome[count];
+
+    public Exception?[] Failures { get; } = new Exception?[count];
 }
 
 /// <summary>What a node that proposed an entry learns when it applies it: handed to Raft as the entry's context.</summary>

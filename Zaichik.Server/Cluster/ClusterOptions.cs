@@ -54,6 +54,12 @@ public sealed record ClusterOptions
     /// </summary>
     public int LogChunkBytes { get; init; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// The publishes of one client read go into one Raft log entry (one replication round for all of them); a batch is
+    /// handed over once it holds this many bytes. Default 1 MiB.
+    /// </summary>
+    public int MaxEntryBytes { get; init; } = 1024 * 1024;
+
     /// <summary>How many data Raft groups the cluster runs. Only 1 is supported now: one group orders every topic.</summary>
     public int DataGroups { get; init; } = 1;
 
@@ -118,6 +124,11 @@ public sealed record ClusterOptions
         if (LogChunkBytes is < 64 * 1024 or > 1024 * 1024 * 1024)
         {
             yield return $"Cluster:LogChunkBytes is {LogChunkBytes}; it must be 64 KiB..1 GiB";
+        }
+
+        if (MaxEntryBytes is < 1024 or > 64 * 1024 * 1024)
+        {
+            yield return $"Cluster:MaxEntryBytes is {MaxEntryBytes}; it must be 1 KiB..64 MiB";
         }
 
         if (DataGroups != 1)

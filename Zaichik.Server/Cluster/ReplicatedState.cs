@@ -34,7 +34,15 @@ internal sealed partial class ReplicatedState(TopicRegistry registry, ILogger lo
         {
             if (!entry.IsConfiguration && entry.TryGetPayload(out var payload) && !payload.IsEmpty)
             {
-                await ApplyAsync(ClusterCommand.Decode(payload.ToMemory()), entry.Context, token).ConfigureAwait(false);
+                var bytes = payload.ToMemory();
+                if (ClusterCommand.KindOf(bytes) == ClusterCommandKind.PublishBatch)
+                {
+                    await ApplyBatchAsync(ClusterCommand.DecodeBatch(bytes), entry.Context as BatchOutcome, token).ConfigureAwait(false);
+                }
+                else
+                {
+                    await ApplyAsync(ClusterCommand.Decode(bytes), entry.Context, token).ConfigureAwait(false);
+                }
             }
         }
         catch (Exception failure) when (failure is not OperationCanceledException)
@@ -48,16 +56,44 @@ internal sealed partial class ReplicatedState(TopicRegistry registry, ILogger lo
         return 0;
     }
 
+    /// <summary>Each publish on its own: one refused (an unknown topic, a full disk) does not stop the others.</summary>
+    private async ValueTask ApplyBatchAsync(List<ClusterCommand> publishes, BatchOutcome? outcome, CancellationToken token)
+    {
+        Topic? topic = null;
+        for (var i = 0; i < publishes.Count; i++)
+        {
+            var publish = publishes[i];
+            try
+            {
+                if (topic is null || topic.Name != publish.Topic)
+                {
+                    topic = await registry.GetForUseAsync(publish.Topic, token).ConfigureAwait(false);
+                }
+
+                var stored = await topic.PublishAsync(publish.Key, publish.Payload, publish.Headers, publish.Producer, token, publish.TimestampMs).ConfigureAwait(false);
+                if (outcome is not null)
+                {
+                    outcome.Outcomes[i] = stored;
+                }
+            }
+            catch (Exception failure) when (failure is not OperationCanceledException)
+            {
+                topic = null;
+                Refused++;
+                if (outcome is not null)
+                {
+                    outcome.Failures[i] = failure;
+                }
+            }
+        }
+
+        outcome?.TrySetResult();
+    }
+
     private async ValueTask ApplyAsync(ClusterCommand command, object? context, CancellationToken token)
     {
         switch (command.Kind)
         {
-            case ClusterCommandKind.Publish:
-                var topic = await registry.GetForUseAsync(command.Topic, token).ConfigureAwait(false);
-                var outcome = await topic.PublishAsync(command.Key, command.Payload, command.Headers, command.Producer, token, command.TimestampMs).ConfigureAwait(false);
-                (context as AppliedOutcome<PublishOutcome>)?.TrySetResult(outcome);
-                break;
-
             case ClusterCommandKind.CreateTopic:
                 await registry.CreateAsync(command.Topic, command.Settings!, token).ConfigureAwait(false);
                 (context as AppliedOutcome<bool>)?.TrySetResult(true);
@@ -86,6 +122,9 @@ internal sealed partial class ReplicatedState(TopicRegistry registry, ILogger lo
                 break;
             case AppliedOutcome<bool> other:
                 other.TrySetException(failure);
+                break;
+            case BatchOutcome batch:
+                batch.TrySetException(failure);
                 break;
         }
     }

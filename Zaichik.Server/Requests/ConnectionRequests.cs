@@ -32,6 +32,8 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
     private readonly List<Subscription> _subscriptionsToStart = [];
     private readonly List<DurableAck> _awaitingCommit = [];
     private readonly List<ReplicatedAck> _awaitingReplication = [];
+    private readonly List<ulong> _batchIds = [];
+    private System.Buffers.ArrayBufferWriter<byte>? _batch;
     private readonly List<PendingCreate> _pendingCreates = [];
     private readonly List<PendingPong> _pendingPongs = [];
     private Task _commitAcknowledgements = Task.CompletedTask;
@@ -146,6 +148,11 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
     /// </summary>
     public void AcknowledgeWhenCommitted(CancellationToken cancellationToken)
     {
+        if (_batchIds.Count > 0 && Cluster is { } cluster)
+        {
+            ReplicateBatch(cluster, cancellationToken);
+        }
+
         if (_awaitingCommit.Count == 0 && _pendingCreates.Count == 0 && _pendingPongs.Count == 0 && _awaitingReplication.Count == 0)
         {
             return;
@@ -205,9 +212,9 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
                 }
             }
 
-            foreach (var (replicating, requestId) in replicated)
+            foreach (var (replicating, index, requestId) in replicated)
             {
-                await WriteReplicatedReplyAsync(replies, replicating, requestId).ConfigureAwait(false);
+                await WriteReplicatedReplyAsync(replies, replicating, index, requestId).ConfigureAwait(false);
             }
 
             foreach (var group in batch.GroupBy(ack => ack.Outcome.Storage))
@@ -248,11 +255,17 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
     /// it on disk), or NoLeader when it could not be committed here, in which case the client sends it again (an
     /// idempotent producer's repeat is then recognised, whether or not the first one was committed after all).
     /// </summary>
-    private async Task WriteReplicatedReplyAsync(PooledBufferWriter frame, Task<PublishOutcome> replicating, ulong requestId)
+    private async Task WriteReplicatedReplyAsync(PooledBufferWriter frame, Task<global::Zaichik.Server.Cluster.BatchOutcome> replicating, int index, ulong requestId)
     {
         try
         {
-            var outcome = await replicating.ConfigureAwait(false);
+            var batch = await replicating.ConfigureAwait(false);
+            if (batch.Failures[index] is { } failure)
+            {
+                throw failure;
+            }
+
+            var outcome = batch.Outcomes[index];
             FrameWriter.Write(frame, new AckFrame(requestId, outcome.Sequence, outcome.Duplicate, Durable: true));
         }
         catch (Cluster.ClusterUnavailableException failure)
@@ -290,6 +303,28 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
         FrameWriter.Write(_replies, new RedirectFrame(requestId, topic, leader!.NodeId, endpoint));
     }
 
+    /// <summary>Hands the publishes batched so far to the cluster as one log entry; their Acks wait in <see cref="_awaitingReplication"/>.</summary>
+    private void ReplicateBatch(Cluster.ClusterNode cluster, CancellationToken cancellationToken)
+    {
+        var entry = global::Zaichik.Server.Cluster.ClusterCommand.EndBatch(_batch!, _batchIds.Count);
+        var replicating = ReplicateBatchAsync(cluster, entry, new global::Zaichik.Server.Cluster.BatchOutcome(_batchIds.Count), cancellationToken);
+        for (var i = 0; i < _batchIds.Count; i++)
+        {
+            _awaitingReplication.Add(new ReplicatedAck(replicating, i, _batchIds[i]));
+        }
+
+        _batchIds.Clear();
+        _batch!.ResetWrittenCount();
+    }
+
+    private static async Task<global::Zaichik.Server.Cluster.BatchOutcome> ReplicateBatchAsync(
+        Cluster.ClusterNode cluster, byte[] entry, global::Zaichik.Server.Cluster.BatchOutcome outcome, CancellationToken cancellationToken)
+    {
+        await cluster.ReplicateAsync(entry, outcome, cancellationToken).ConfigureAwait(false);
+        await outcome.Task.ConfigureAwait(false);
+        return outcome;
+    }
+
     /// <summary>Appends <paramref name="entry"/> to the cluster's log and returns what this node's topics made of it.</summary>
     private static async Task<T> ReplicateAsync<T>(Cluster.ClusterNode cluster, byte[] entry, CancellationToken cancellationToken)
     {
@@ -299,7 +334,7 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
     }
 
     /// <summary>A publish being carried out through the cluster, answered in order with the read's other held replies.</summary>
-    private readonly record struct ReplicatedAck(Task<PublishOutcome> Replicating, ulong RequestId);
+    private readonly record struct ReplicatedAck(Task<global::Zaichik.Server.Cluster.BatchOutcome> Replicating, int Index, ulong RequestId);
 
     /// <summary>A Ping read after Commits of durable consumers on Always topics: answered once their positions are on disk.</summary>
     private readonly record struct PendingPong(Task Positions, ulong Nonce);

@@ -40,7 +40,7 @@ internal sealed partial class ConnectionRequests
                 producer = new ProducerStamp(_producerId, publish.ProducerSequence);
             }
 
-            if (Volatile.Read(ref _publishesAwaitingCommit) + _awaitingCommit.Count + _awaitingReplication.Count >= _options.MaxPublishesInFlight)
+            if (Volatile.Read(ref _publishesAwaitingCommit) + _awaitingCommit.Count + _awaitingReplication.Count + _batchIds.Count >= _options.MaxPublishesInFlight)
             {
                 throw new TopicException(ErrorCode.TooManyPublishesInFlight,
                     $"this connection has {_options.MaxPublishesInFlight} publishes waiting for their commit; wait for their Acks before sending more");
@@ -65,10 +65,22 @@ internal sealed partial class ConnectionRequests
                     return;
                 }
 
-                // The leader stamps the time: every node judges the key window and retention by the same clock.
-                var entry = global::Zaichik.Server.Cluster.ClusterCommand.EncodePublish(
-                    publish.Topic, _registry.Context.Time.GetUtcNow().ToUnixTimeMilliseconds(), publish.Key, publish.Payload.Span, publish.Headers.Span, producer);
-                _awaitingReplication.Add(new ReplicatedAck(ReplicateAsync<PublishOutcome>(cluster, entry, cancellationToken), publish.RequestId));
+                // The leader stamps the time: every node judges the key window and retention by the same clock. The
+                // publishes of one read go into one log entry, replicated once the read is handled (AfterRead).
+                _batch ??= new System.Buffers.ArrayBufferWriter<byte>();
+                if (_batchIds.Count == 0)
+                {
+                    global::Zaichik.Server.Cluster.ClusterCommand.BeginBatch(_batch);
+                }
+
+                global::Zaichik.Server.Cluster.ClusterCommand.AddToBatch(
+                    _batch, publish.Topic, _registry.Context.Time.GetUtcNow().ToUnixTimeMilliseconds(), publish.Key, publish.Payload.Span, publish.Headers.Span, producer);
+                _batchIds.Add(publish.RequestId);
+                if (_batch.WrittenCount >= _options.Cluster.MaxEntryBytes)
+                {
+                    ReplicateBatch(cluster, cancellationToken);
+                }
+
                 return;
             }
 
