@@ -45,29 +45,21 @@ internal sealed class RawConnection : IAsyncDisposable
     public async Task SendBytesAsync(ReadOnlyMemory<byte> bytes) => await _stream.WriteAsync(bytes);
 
     /// <summary>The next frame, decoded to (type, error if it is one, ack if it is one); fails after 10 s.</summary>
-    public async Task<(FrameType Type, ErrorFrame? Error, AckFrame? Ack)> ReceiveAsync()
-    {
-        using var timeout = new CancellationTokenSource(MessageReader.Deadline);
-        while (true)
-        {
-            var result = await _input.ReadAsync(timeout.Token);
-            var buffer = result.Buffer;
-            if (_frames.TryRead(ref buffer, out var frame))
-            {
-                var decoded = (frame.Type,
-                    frame.Type == FrameType.Error ? _frames.ReadError(frame) : (ErrorFrame?)null,
-                    frame.Type == FrameType.Ack ? _frames.ReadAck(frame) : (AckFrame?)null);
-                _input.AdvanceTo(buffer.Start);
-                return decoded;
-            }
-
-            _input.AdvanceTo(buffer.Start, buffer.End);
-            result.IsCompleted.ShouldBeFalse("the server closed the connection instead of answering");
-        }
-    }
+    public Task<(FrameType Type, ErrorFrame? Error, AckFrame? Ack)> ReceiveAsync() =>
+        ReceiveAsync(frame => (frame.Type,
+            frame.Type == FrameType.Error ? _frames.ReadError(frame) : (ErrorFrame?)null,
+            frame.Type == FrameType.Ack ? _frames.ReadAck(frame) : (AckFrame?)null));
 
     /// <summary>The next frame, which must be a Redirect (a cluster node that does not lead); fails after 10 s.</summary>
-    public async Task<RedirectFrame> ReceiveRedirectAsync()
+    public Task<RedirectFrame> ReceiveRedirectAsync() =>
+        ReceiveAsync(frame =>
+        {
+            frame.Type.ShouldBe(FrameType.Redirect, frame.Type == FrameType.Error ? _frames.ReadError(frame).Text : null);
+            return _frames.ReadRedirect(frame);
+        });
+
+    /// <summary>Reads until one whole frame is buffered and returns what <paramref name="decode"/> makes of it; fails after 10 s.</summary>
+    private async Task<T> ReceiveAsync<T>(Func<RawFrame, T> decode)
     {
         using var timeout = new CancellationTokenSource(MessageReader.Deadline);
         while (true)
@@ -76,10 +68,9 @@ internal sealed class RawConnection : IAsyncDisposable
             var buffer = result.Buffer;
             if (_frames.TryRead(ref buffer, out var frame))
             {
-                frame.Type.ShouldBe(FrameType.Redirect, frame.Type == FrameType.Error ? _frames.ReadError(frame).Text : null);
-                var redirect = _frames.ReadRedirect(frame);
+                var decoded = decode(frame);
                 _input.AdvanceTo(buffer.Start);
-                return redirect;
+                return decoded;
             }
 
             _input.AdvanceTo(buffer.Start, buffer.End);
