@@ -56,6 +56,7 @@ export type {
   PingFrame,
   PongFrame,
   PublishFrame,
+  RedirectFrame,
   SubscribeFrame,
   UnsubscribeFrame,
 } from './frames.js';
