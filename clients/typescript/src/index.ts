@@ -4,6 +4,7 @@ export type {
   PublishResult,
   ZaichikClientEvents,
   ZaichikConnectionState,
+  ZaichikRedirect,
   ZaichikSubscriptionGap,
 } from './client.js';
 export { ZaichikSubscription } from './subscription.js';
