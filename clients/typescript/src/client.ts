@@ -12,6 +12,7 @@ import {
   type CommitFrame,
   type Frame,
   type NackFrame,
+  type RedirectFrame,
 } from './frames.js';
 import { ZaichikHeaders, type ZaichikHeadersInit } from './headers.js';
 import { TOMBSTONE_HEADER, ZaichikMessage } from './message.js';
@@ -22,6 +23,7 @@ import {
   resolveSubscribeOptions,
   resolveTopicOptions,
   startOf,
+  webSocketUrl,
   type ResolvedClientOptions,
   type ResolvedSubscribeOptions,
   type SubscribeOptions,
@@ -65,6 +67,16 @@ export interface ZaichikSubscriptionGap {
   readonly count: number;
 }
 
+/** A cluster node's answer that another node leads a request's topic: the client reconnects there. */
+export interface ZaichikRedirect {
+  /** The topic the redirected request named. */
+  readonly topic: string;
+  /** The id of the node that leads it. */
+  readonly leaderNode: string;
+  /** The leader's WebSocket URL, where the client connects next. */
+  readonly url: string;
+}
+
 /** The client's events and their listeners. */
 export interface ZaichikClientEvents {
   /** The connection ended other than by close(); with reconnect on, the client reconnects next. */
@@ -75,6 +87,8 @@ export interface ZaichikClientEvents {
   serverError: (error: ZaichikError) => void;
   /** A restored subscription could not resume right after the last message it received. */
   subscriptionGap: (gap: ZaichikSubscriptionGap) => void;
+  /** A cluster node redirected a request to the node that leads its topic; `disconnected` and a reconnect there follow. */
+  redirected: (redirect: ZaichikRedirect) => void;
 }
 
 /** Where the client's connection stands. */
@@ -145,14 +159,31 @@ const requestNames: Record<number, string> = {
   [FrameType.Unsubscribe]: 'Unsubscribe',
 };
 
+/** A failure to connect that another node of the cluster may not have. */
+function worthAnotherNode(error: unknown): boolean {
+  return (
+    error instanceof ZaichikConnectionError ||
+    error instanceof ZaichikTimeoutError ||
+    (error instanceof ZaichikError &&
+      !(error instanceof ZaichikProtocolError) &&
+      (error.code === ErrorCode.TooManyConnections || error.code === ErrorCode.ServerShuttingDown))
+  );
+}
+
+/** Why a connection is being ended by the client to reach another node. */
+type RerouteKind = 'redirect' | 'noLeader';
+
 /**
  * A client of a Zaichik broker over WebSocket. Any number of publishes, subscriptions and commits may run at once;
  * they share one connection. When the connection is lost the client opens another (see `reconnect`): calls made
  * meanwhile wait for it, subscriptions are restored where they left off (durable consumers and groups resume
  * server-side), and publishes whose Ack was lost are sent again and stored at most once (see `idempotence`).
+ *
+ * Against a cluster, the client follows the nodes: a Redirect answer makes it reconnect to the node that leads the
+ * request's topic and send the request there; a NoLeader answer makes it reconnect after the backoff and send it again.
  */
 export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
-  /** The broker's WebSocket URL. */
+  /** The broker's WebSocket URL (the main one, given to connect). */
   readonly url: string;
   /** The options in force. */
   readonly options: ResolvedClientOptions;
@@ -172,6 +203,7 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
     reconnected: new Set(),
     serverError: new Set(),
     subscriptionGap: new Set(),
+    redirected: new Set(),
   };
   private readonly sleeps = new Set<{ timer: ReturnType<typeof setTimeout>; wake: () => void }>();
   private lastRequestId = 0;
@@ -191,27 +223,66 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
   private reconnecting: Promise<void> | null = null;
   private closePromise: Promise<void> | null = null;
   private sweep: ReturnType<typeof setInterval> | null = null;
+  /** [url, ...servers] without repeats: where connection attempts go, round robin. */
+  private readonly endpoints: readonly string[];
+  /** The endpoint connection attempts go to while no leader is cached; the next one when an attempt fails. */
+  private endpointIndex = 0;
+  /** The leader the last Redirect named: connection attempts go there until one fails. */
+  private leaderUrl: string | null = null;
+  /** The URL of the connection in use, or of the last one. */
+  private activeUrl: string;
+  /** The connection the client is ending to reach another node, and why. */
+  private rerouting: { readonly connection: Connection; readonly reason: ZaichikConnectionError } | null = null;
+  /** Connections being ended to reach another node: done once each has ended and its end was handled. */
+  private readonly drains = new WeakMap<Connection, Promise<void>>();
+  /** What the next reconnect follows: a Redirect (at once, the first of a series) or NoLeader (after the backoff). */
+  private reroute: RerouteKind | null = null;
+  /** Reroutes in a row without a request answered successfully between: their backoff grows with it. */
+  private rerouteStreak = 0;
 
   private constructor(url: string, options: ResolvedClientOptions) {
     this.url = url;
     this.options = options;
     this.producerId = options.idempotence ? (options.producerId ?? newProducerId()) : 0n;
+    this.endpoints = [...new Set([url, ...options.servers])];
+    this.activeUrl = url;
   }
 
   /**
    * Connects to a broker's WebSocket endpoint (`ws://host:port/ws`, `wss://…`) and performs the Hello handshake.
+   * With `servers`, tries them in turn when the main URL cannot be reached (see {@link ZaichikClientOptions.servers}).
    * Rejects with {@link ZaichikConnectionError} when the broker is unreachable or closes during the handshake, and
    * {@link ZaichikError} when it refuses (AuthenticationFailed, UnsupportedVersion, TooManyConnections).
    */
   static async connect(url: string | URL, options: ZaichikClientOptions = {}): Promise<ZaichikClient> {
-    const parsed = new URL(String(url));
-    if (!['ws:', 'wss:', 'http:', 'https:'].includes(parsed.protocol)) {
-      throw new TypeError(`a Zaichik WebSocket URL starts with ws:// or wss://, not ${parsed.protocol}//`);
-    }
-    const client = new ZaichikClient(parsed.toString(), resolveClientOptions(options));
-    const connection = await Connection.open(client.connectionSettings());
-    client.adopt(connection);
+    const client = new ZaichikClient(webSocketUrl(url), resolveClientOptions(options));
+    client.adopt(await client.openFirst());
     return client;
+  }
+
+  /**
+   * The first connection: the main URL, then each of `servers` in turn while the failures are ones another node may not
+   * have (unreachable, TooManyConnections, ServerShuttingDown).
+   */
+  private async openFirst(): Promise<Connection> {
+    let lastFailure: unknown = null;
+    for (let i = 0; i < this.endpoints.length; i++) {
+      try {
+        const connection = await Connection.open(this.connectionSettings(this.endpoints[i]!));
+        this.endpointIndex = i;
+        return connection;
+      } catch (error) {
+        if (this.endpoints.length === 1 || !worthAnotherNode(error)) {
+          throw error;
+        }
+        lastFailure = error;
+      }
+    }
+    const last = lastFailure as Error;
+    throw new ZaichikConnectionError(
+      `could not connect to any of the ${this.endpoints.length} Zaichik servers (${this.endpoints.join(', ')}); the last: ${last.message}`,
+      { cause: last },
+    );
   }
 
   /** Where the connection stands. */
@@ -222,6 +293,14 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
   /** True while connected. */
   get isConnected(): boolean {
     return this.connectionState === 'connected';
+  }
+
+  /**
+   * The WebSocket URL of the node the client is connected to; while it reconnects, of the one it was last connected to.
+   * It differs from {@link url} after a failover to one of `servers` or a Redirect to a cluster's leader.
+   */
+  get currentUrl(): string {
+    return this.activeUrl;
   }
 
   /** Adds a listener; returns a function that removes it. Listeners run synchronously: keep them short. */
@@ -502,7 +581,8 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
         if (
           !subscription.deliver(message) &&
           subscription.committedUpTo >= message.sequence &&
-          subscription.options.ackPolicy === AckPolicy.Explicit
+          subscription.options.ackPolicy === AckPolicy.Explicit &&
+          this.usable(connection)
         ) {
           // A durable consumer's redelivery of a message the application already committed on the last connection:
           // commit it again here so the server's window moves on.
@@ -515,6 +595,9 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
         return;
       }
       case FrameType.Error: {
+        if (frame.requestId !== null && frame.code === ErrorCode.NoLeader && this.noLeader(connection, frame.requestId, frame.text)) {
+          return;
+        }
         const error = new ZaichikError(frame.code, frame.text);
         if (frame.requestId !== null) {
           this.complete(Number(frame.requestId), null, error);
@@ -531,6 +614,9 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
       case FrameType.Pong:
         this.confirmed(frame.nonce);
         return;
+      case FrameType.Redirect:
+        this.redirected(connection, frame);
+        return;
       default:
         throw new ZaichikProtocolError(
           ErrorCode.ProtocolViolation,
@@ -541,6 +627,10 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
 
   /** @internal Called once per connection when it ends. */
   onConnectionEnded(connection: Connection, failure: Error | null): void {
+    const rerouted = this.rerouting?.connection === connection ? this.rerouting : null;
+    if (rerouted !== null) {
+      this.rerouting = null;
+    }
     if (connection !== this.current) {
       return;
     }
@@ -553,7 +643,7 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
     if (this.closing || this.closedReason !== null) {
       return;
     }
-    const lost = this.connectionLost(connection, failure);
+    const lost = rerouted?.reason ?? this.connectionLost(connection, failure);
     this.emit('disconnected', lost);
     if (!this.options.reconnect.enabled) {
       this.shutdown(() => this.connectionLost(connection, failure), false);
@@ -564,9 +654,12 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
     );
     this.failConfirmations(new ZaichikConnectionError(`${lost.message}; the Commits could not be confirmed`, { cause: lost.cause }));
     if (this.reconnecting === null) {
-      this.reconnecting = this.reconnectLoop(lost).finally(() => {
-        this.reconnecting = null;
+      const loop: Promise<void> = this.reconnectLoop(lost).finally(() => {
+        if (this.reconnecting === loop) {
+          this.reconnecting = null;
+        }
       });
+      this.reconnecting = loop;
     }
   }
 
@@ -651,6 +744,10 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
     }
     this.pending.delete(id);
     if (ack !== null) {
+      if (!request.internal) {
+        // The node answering is the right one for this request: the next Redirect starts a new series.
+        this.rerouteStreak = 0;
+      }
       request.onAck?.(ack);
       request.resolve(ack);
     } else {
@@ -777,9 +874,9 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
   // ---------------------------------------------------------------------------------------------------------------
   // Connections
 
-  private connectionSettings() {
+  private connectionSettings(url: string) {
     return {
-      url: this.url,
+      url,
       token: this.options.token,
       producerId: this.producerId,
       connectTimeoutMs: this.options.connectTimeoutMs,
@@ -792,6 +889,7 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
 
   private adopt(connection: Connection): void {
     this.current = connection;
+    this.activeUrl = connection.url;
     this.connection = connection;
     this.connectionState = 'connected';
     this.serverProtocolVersion = connection.serverProtocolVersion;
@@ -825,7 +923,7 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
       }
       const left = limited ? timeout - (Date.now() - started) : Number.POSITIVE_INFINITY;
       if (left <= 0) {
-        throw new ZaichikTimeoutError(`not connected to Zaichik at ${this.url} within ${this.timeoutText()}`);
+        throw new ZaichikTimeoutError(`not connected to Zaichik at ${this.activeUrl} within ${this.timeoutText()}`);
       }
       const gate = this.gate.promise;
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -839,7 +937,7 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
       ]);
       clearTimeout(timer);
       if (timedOut) {
-        throw new ZaichikTimeoutError(`not connected to Zaichik at ${this.url} within ${this.timeoutText()}`);
+        throw new ZaichikTimeoutError(`not connected to Zaichik at ${this.activeUrl} within ${this.timeoutText()}`);
       }
     }
   }
@@ -864,47 +962,197 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
 
   /**
    * Opens connections until one is restored: waits the backoff, connects, restores the subscriptions, sends again what
-   * is pending, in the order it was made, and only then lets new requests through.
+   * is pending, in the order it was made, and only then lets new requests through. Attempts go to the leader a Redirect
+   * named, else to the endpoints round robin (the next one after an attempt that failed).
    */
   private async reconnectLoop(lost: Error): Promise<void> {
     const reconnect = this.options.reconnect;
     let lastFailure: Error = lost;
-    let attempt = 0;
+    let failures = 0;
     while (!this.stopped) {
-      attempt++;
       const maxAttempts = reconnect.enabled ? reconnect.maxAttempts : 1;
-      if (maxAttempts > 0 && attempt > maxAttempts) {
+      if (maxAttempts > 0 && failures >= maxAttempts) {
         const failure = lastFailure;
-        const message = `gave up connecting to Zaichik at ${this.url} after ${maxAttempts} attempt${maxAttempts === 1 ? '' : 's'}: ${failure.message}`;
+        const message = `gave up connecting to Zaichik at ${this.endpoints.join(', ')} after ${maxAttempts} attempt${maxAttempts === 1 ? '' : 's'}: ${failure.message}`;
         this.shutdown(() => new ZaichikConnectionError(message, { cause: failure }), false);
         return;
       }
-      await this.sleep(reconnectDelay(reconnect, attempt));
+      await this.sleep(this.rerouteDelay() ?? reconnectDelay(reconnect, failures + 1));
       if (this.stopped) {
         return;
       }
+      const url = this.leaderUrl ?? this.endpoints[this.endpointIndex]!;
       try {
-        const connection = await Connection.open(this.connectionSettings());
-        if (await this.restore(connection)) {
+        const connection = await Connection.open(this.connectionSettings(url));
+        if ((await this.restore(connection)) && this.usable(connection)) {
+          // From here on, the end of this connection starts another loop.
+          this.reconnecting = null;
           this.emit('reconnected');
           return;
         }
-        lastFailure = new ZaichikConnectionError(`connection to Zaichik at ${this.url} was lost while it was being restored`);
+        // Lost, or being left for another node (a Redirect, NoLeader): this loop goes on once that end is handled.
+        await this.drains.get(connection);
+        if (this.reroute === null) {
+          failures++;
+          lastFailure = new ZaichikConnectionError(`connection to Zaichik at ${url} was lost while it was being restored`);
+        }
       } catch (error) {
         if (this.stopped) {
           return;
         }
         if (error instanceof ZaichikError && error.code === ErrorCode.UnsupportedVersion) {
-          this.shutdown(() => new ZaichikConnectionError(`could not connect to Zaichik at ${this.url}: ${error.message}`, { cause: error }), false);
+          this.shutdown(() => new ZaichikConnectionError(`could not connect to Zaichik at ${url}: ${error.message}`, { cause: error }), false);
           return;
         }
         if (!(error instanceof ZaichikError) && !(error instanceof ZaichikConnectionError) && !(error instanceof ZaichikTimeoutError)) {
           this.shutdown(() => error as Error, false);
           return;
         }
+        failures++;
+        this.attemptFailed(url);
         lastFailure = error;
       }
     }
+  }
+
+  /** An attempt to connect to `url` failed: the cached leader is forgotten, or the round robin moves on. */
+  private attemptFailed(url: string): void {
+    if (this.leaderUrl !== null) {
+      if (this.leaderUrl === url) {
+        this.leaderUrl = null;
+      }
+      return;
+    }
+    if (this.endpoints[this.endpointIndex] === url) {
+      this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
+    }
+  }
+
+  /**
+   * The wait before following a reroute, or null when the reconnect follows none: no wait for the first Redirect of a
+   * series, then the backoff of the series' length; NoLeader always waits the backoff.
+   */
+  private rerouteDelay(): number | null {
+    const kind = this.reroute;
+    this.reroute = null;
+    if (kind === null) {
+      return null;
+    }
+    const streak = Math.max(this.rerouteStreak, 1);
+    if (kind === 'redirect') {
+      return streak === 1 ? 0 : reconnectDelay(this.options.reconnect, streak - 1);
+    }
+    return reconnectDelay(this.options.reconnect, streak);
+  }
+
+  /**
+   * A cluster node answered that another node leads the request's topic. The request was not carried out: it stays
+   * pending (even a publish without idempotence) and goes to the leader, where the client reconnects now. With reconnect
+   * off the request fails instead.
+   */
+  private redirected(connection: Connection, frame: RedirectFrame): void {
+    const request = frame.requestId === null ? undefined : this.pending.get(Number(frame.requestId));
+    if (frame.requestId !== null && request === undefined) {
+      // Its request is over (timed out): nothing to carry there.
+      return;
+    }
+    const target = redirectTarget(connection.url, frame.endpoint);
+    const what = request === undefined ? `a request for '${frame.topic}'` : `${describeRequest(request)}`;
+    if (!this.options.reconnect.enabled) {
+      if (request !== undefined) {
+        this.pending.delete(request.id);
+        request.reject(
+          new ZaichikConnectionError(
+            `${what} was redirected to node ${frame.leaderNode} at ${frame.endpoint}, which leads '${frame.topic}'; reconnect is off, so the client does not follow`,
+          ),
+        );
+        this.admitNext();
+      }
+      return;
+    }
+    this.keepForRetry(request);
+    if (target === null) {
+      // An endpoint the client cannot use: as if no leader were known.
+      this.leaderUrl = null;
+      this.leaveNode(
+        connection,
+        'noLeader',
+        `left Zaichik at ${connection.url}: ${what} was redirected to node ${frame.leaderNode} at '${frame.endpoint}', which is not a WebSocket URL`,
+      );
+      return;
+    }
+    this.leaderUrl = target;
+    if (this.rerouting?.connection !== connection) {
+      // Once per connection left: the Redirects of the requests in flight with it follow.
+      this.emit('redirected', { topic: frame.topic, leaderNode: frame.leaderNode, url: target });
+    }
+    this.leaveNode(
+      connection,
+      'redirect',
+      `left Zaichik at ${connection.url} for node ${frame.leaderNode} at ${target}, which leads '${frame.topic}' (${what} was redirected)`,
+    );
+  }
+
+  /**
+   * A cluster node knows no leader for the request's topic now. The request was not carried out: it stays pending and is
+   * sent again after a reconnect, with backoff, to the next endpoint. False when the answer is an ordinary error (no such
+   * request any more, or reconnect is off).
+   */
+  private noLeader(connection: Connection, requestId: bigint, text: string): boolean {
+    const request = this.pending.get(Number(requestId));
+    if (request === undefined || !this.options.reconnect.enabled) {
+      return false;
+    }
+    this.keepForRetry(request);
+    this.leaderUrl = null;
+    if (this.endpoints[this.endpointIndex] === connection.url) {
+      this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
+    }
+    this.leaveNode(
+      connection,
+      'noLeader',
+      `left Zaichik at ${connection.url}, which knows no leader for '${request.topic}' now (${describeRequest(request)}: ${text})`,
+    );
+    return true;
+  }
+
+  /**
+   * Marks a redirected request to be sent again on the next connection. The client's own (a subscription being
+   * restored) fail with the connection and are made anew; an Unsubscribe is done with it (the next connection starts
+   * without the subscription).
+   */
+  private keepForRetry(request: PendingRequest | undefined): void {
+    if (request !== undefined && !request.internal && request.type !== FrameType.Unsubscribe) {
+      request.sent = false;
+    }
+  }
+
+  /**
+   * Leaves a node for another: nothing more is sent on the connection; it gets Close, so the node answers what it read
+   * (Acks, or more Redirects) before it closes; then the client reconnects.
+   */
+  private leaveNode(connection: Connection, kind: RerouteKind, why: string): void {
+    if (connection !== this.current || this.closing || this.closedReason !== null || this.rerouting?.connection === connection) {
+      return;
+    }
+    this.rerouting = { connection, reason: new ZaichikConnectionError(why) };
+    this.reroute = kind;
+    this.rerouteStreak++;
+    if (this.connection === connection) {
+      this.connection = null;
+    }
+    this.connectionState = 'reconnecting';
+    this.closeGate();
+    const reason = this.rerouting.reason;
+    this.drains.set(
+      connection,
+      connection.closeGracefully(this.options.closeTimeoutMs).then(() => connection.terminate(reason)),
+    );
+  }
+
+  /** True while requests may go out on the connection. */
+  private usable(connection: Connection): boolean {
+    return !connection.hasEnded && this.current === connection && this.rerouting?.connection !== connection;
   }
 
   /** Brings a new connection to where the last one was. False when it ended meanwhile (the loop tries again). */
@@ -914,6 +1162,7 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
       return false;
     }
     this.current = connection;
+    this.activeUrl = connection.url;
     this.serverProtocolVersion = connection.serverProtocolVersion;
     this.serverIdleTimeoutMs = connection.serverIdleTimeoutMs;
     connection.start(this);
@@ -935,7 +1184,7 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
     const start = resume !== null ? { kind: StartKind.Sequence, position: BigInt(resume) } : startOf(subscription.options.from);
     const started = Date.now();
     for (;;) {
-      if (this.stopped || connection.hasEnded || this.current !== connection) {
+      if (this.stopped || !this.usable(connection)) {
         return false;
       }
       const id = ++this.lastRequestId;
@@ -994,7 +1243,7 @@ export class ZaichikClient implements ConnectionOwner, SubscriptionOwner {
 
   /** Sends every request that waits for a connection, oldest first, then opens the connection to new ones. */
   private sendPendingAndOpen(connection: Connection): boolean {
-    if (connection.hasEnded || this.closedReason !== null || this.current !== connection) {
+    if (!this.usable(connection) || this.closedReason !== null) {
       return false;
     }
     // A Map iterates in insertion order, which is id order: the order the requests were made.
@@ -1174,4 +1423,27 @@ function subscribeFrame(
     maxDeliver: options.maxDeliver ?? 0,
     deadLetterTopic: options.deadLetterTopic,
   };
+}
+
+function describeRequest(request: { readonly id: number; readonly type: number; readonly topic: string }): string {
+  return `${requestNames[request.type] ?? frameTypeName(request.type)} request ${request.id} for '${request.topic}'`;
+}
+
+/**
+ * The WebSocket URL a Redirect's endpoint names: a full URL as it is; `host:port` with the scheme, path and query of
+ * the connection that was redirected. Null for neither.
+ */
+export function redirectTarget(from: string, endpoint: string): string | null {
+  try {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint)) {
+      return webSocketUrl(endpoint);
+    }
+    if (endpoint.length === 0 || /[/?#@\s]/.test(endpoint)) {
+      return null;
+    }
+    const base = new URL(from);
+    return webSocketUrl(`${base.protocol}//${endpoint}${base.pathname}${base.search}`);
+  } catch {
+    return null;
+  }
 }

@@ -99,6 +99,7 @@ export class Connection {
   private sentSinceCheck = false;
   private silentIntervals = 0;
   private closedWaiters: Array<() => void> = [];
+  private gracefulClose: Promise<void> | null = null;
 
   private constructor(ws: WebSocketLike, decoder: FrameDecoder, settings: ConnectionSettings, hello: HelloFrame) {
     this.ws = ws;
@@ -307,8 +308,16 @@ export class Connection {
     this.report();
   }
 
-  /** Sends Close and waits up to `timeoutMs` for the server to answer what it read and close the WebSocket. */
-  async closeGracefully(timeoutMs: number): Promise<void> {
+  /**
+   * Sends Close and waits up to `timeoutMs` for the server to answer what it read and close the WebSocket. A second
+   * call waits for the first one's end and sends nothing.
+   */
+  closeGracefully(timeoutMs: number): Promise<void> {
+    this.gracefulClose ??= this.closeGracefullyOnce(timeoutMs);
+    return this.gracefulClose;
+  }
+
+  private async closeGracefullyOnce(timeoutMs: number): Promise<void> {
     if (this.ended) {
       return;
     }

@@ -53,6 +53,13 @@ export const ErrorCode = {
   AuthenticationFailed: 40,
   /** The token does not allow this operation on this topic. */
   NotAuthorized: 41,
+  /**
+   * Cluster nodes only: no leader is known for the request's topic now (an election is running, or a majority of nodes
+   * cannot be reached). The request was not carried out. The client keeps it and sends it again after a reconnect.
+   */
+  NoLeader: 50,
+  /** Cluster nodes only: the request is not supported on a cluster yet (its text says which). */
+  NotSupportedInCluster: 51,
 } as const;
 
 /** The name of a known error code. */

@@ -29,6 +29,7 @@ export const FrameType = {
   Message: 0x10,
   Ack: 0x11,
   Error: 0x12,
+  Redirect: 0x13,
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 
@@ -167,6 +168,22 @@ export interface ErrorFrame {
   readonly text: string;
 }
 
+/**
+ * Sent by a cluster node that does not lead the topic a request names: the client reconnects to `endpoint` and sends
+ * the request there again. Only cluster nodes send it.
+ */
+export interface RedirectFrame {
+  readonly type: typeof FrameType.Redirect;
+  /** The redirected request's id, or null for a frame without one (a Commit). */
+  readonly requestId: bigint | null;
+  /** The topic the request named. */
+  readonly topic: string;
+  /** The id of the node that leads the topic. */
+  readonly leaderNode: string;
+  /** Where the leader takes connections: for a WebSocket session its full URL (`ws://host:port/path`, `wss://…`). */
+  readonly endpoint: string;
+}
+
 /** Any frame. */
 export type Frame =
   | HelloFrame
@@ -181,7 +198,8 @@ export type Frame =
   | NackFrame
   | MessageFrame
   | AckFrame
-  | ErrorFrame;
+  | ErrorFrame
+  | RedirectFrame;
 
 function checkEnum(value: number, max: number, what: string): void {
   if (!Number.isInteger(value) || value < 0 || value > max) {
@@ -279,6 +297,14 @@ function writeFields(w: FieldWriter, frame: Frame): void {
         w.flag(true).u64(frame.requestId);
       }
       w.u16(frame.code).string(frame.text);
+      return;
+    case FrameType.Redirect:
+      if (frame.requestId === null) {
+        w.flag(false);
+      } else {
+        w.flag(true).u64(frame.requestId);
+      }
+      w.string(frame.topic).string(frame.leaderNode).string(frame.endpoint);
       return;
     default: {
       const unknown: never = frame;
@@ -456,6 +482,11 @@ export function decodeFrameBody(body: Uint8Array): Frame {
     case FrameType.Error: {
       const requestId = r.flag() ? r.u64() : null;
       frame = { type, requestId, code: r.u16(), text: r.string() };
+      break;
+    }
+    case FrameType.Redirect: {
+      const requestId = r.flag() ? r.u64() : null;
+      frame = { type, requestId, topic: r.string(), leaderNode: r.string(), endpoint: r.string() };
       break;
     }
     default:

@@ -4,6 +4,7 @@ export type {
   PublishResult,
   ZaichikClientEvents,
   ZaichikConnectionState,
+  ZaichikRedirect,
   ZaichikSubscriptionGap,
 } from './client.js';
 export { ZaichikSubscription } from './subscription.js';
@@ -56,6 +57,7 @@ export type {
   PingFrame,
   PongFrame,
   PublishFrame,
+  RedirectFrame,
   SubscribeFrame,
   UnsubscribeFrame,
 } from './frames.js';

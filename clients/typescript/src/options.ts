@@ -26,6 +26,11 @@ export interface ReconnectOptions {
 
 /** Options of {@link ZaichikClient.connect}. Every field is optional. */
 export interface ZaichikClientOptions {
+  /**
+   * More WebSocket URLs of nodes of the same cluster. The client connects to the main URL first; when a connection
+   * attempt fails it tries the next of `[url, ...servers]`, round robin. Default none.
+   */
+  servers?: readonly (string | URL)[];
   /** The token sent in Hello, for a broker that requires authentication. Default none. */
   token?: string | null;
   /**
@@ -65,6 +70,8 @@ export interface ZaichikClientOptions {
 }
 
 export interface ResolvedClientOptions {
+  /** The other cluster nodes' URLs, normalized. */
+  readonly servers: readonly string[];
   readonly token: string | null;
   readonly idempotence: boolean;
   readonly producerId: bigint | null;
@@ -130,7 +137,12 @@ export function resolveClientOptions(options: ZaichikClientOptions = {}): Resolv
   if (maxFrameSize < 1024) {
     throw new RangeError('maxFrameSize must be at least 1024 bytes');
   }
+  if (options.servers !== undefined && !Array.isArray(options.servers)) {
+    throw new TypeError('servers must be an array of WebSocket URLs');
+  }
+  const servers = (options.servers ?? []).map((server) => webSocketUrl(server));
   return {
+    servers,
     token,
     idempotence,
     producerId,
@@ -145,6 +157,15 @@ export function resolveClientOptions(options: ZaichikClientOptions = {}): Resolv
     maxHeadersSize: nonNegative(options.maxHeadersSize, 16 * 1024, 'maxHeadersSize'),
     webSocketFactory: options.webSocketFactory ?? defaultWebSocketFactory,
   };
+}
+
+/** Parses and normalizes a broker's WebSocket URL: ws://, wss:// (or http://, https://, which WebSocket accepts too). */
+export function webSocketUrl(url: string | URL): string {
+  const parsed = new URL(String(url));
+  if (!['ws:', 'wss:', 'http:', 'https:'].includes(parsed.protocol)) {
+    throw new TypeError(`a Zaichik WebSocket URL starts with ws:// or wss://, not ${parsed.protocol}//`);
+  }
+  return parsed.toString();
 }
 
 /** The delay before reconnect attempt `attempt` (1-based), with jitter from `random` (0 ≤ r < 1). */

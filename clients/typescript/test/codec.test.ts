@@ -18,6 +18,7 @@ import {
   encodeFrames,
   encodeHeaderBlock,
   errorCodeName,
+  frameTypeName,
   type Frame,
 } from '../src/index.js';
 
@@ -372,6 +373,34 @@ function random(seed: number): () => number {
   };
 }
 
+describe('Redirect (0x13), from cluster nodes', () => {
+  // The fields of Zaichik.Protocol's RedirectFrame, in order: bool hasRequestId, [u64 requestId], string topic,
+  // string leaderNode, string endpoint.
+  const withId = `00 00 00 2D 13 01 00 00 00 00 00 00 00 07
+                  00 06 6F 72 64 65 72 73
+                  00 02 6E 32
+                  00 15 77 73 3A 2F 2F 31 30 2E 30 2E 30 2E 32 3A 38 38 39 31 2F 77 73`;
+  const redirect: Frame = { type: FrameType.Redirect, requestId: 7n, topic: 'orders', leaderNode: 'n2', endpoint: 'ws://10.0.0.2:8891/ws' };
+
+  test('with a request id: encodes and decodes byte for byte', () => {
+    assert.equal(toHex(encodeFrame(redirect)), toHex(hex(withId)));
+    assert.deepEqual(decodeFrame(hex(withId)), redirect);
+  });
+
+  test('without a request id (a Commit): the flag alone', () => {
+    const bytes = hex('00 00 00 19 13 00 00 01 74 00 02 6E 31 00 0E 31 32 37 2E 30 2E 30 2E 31 3A 39 30 30 31');
+    const frame: Frame = { type: FrameType.Redirect, requestId: null, topic: 't', leaderNode: 'n1', endpoint: '127.0.0.1:9001' };
+    assert.deepEqual(decodeFrame(bytes), frame);
+    assert.equal(toHex(encodeFrame(frame)), toHex(bytes));
+    assert.equal(frameTypeName(0x13), 'Redirect');
+  });
+
+  test('a request id of 2^64 - 1 and empty strings round-trip', () => {
+    const frame: Frame = { type: FrameType.Redirect, requestId: (1n << 64n) - 1n, topic: '', leaderNode: '', endpoint: '' };
+    assert.deepEqual(decodeFrame(encodeFrame(frame)), frame);
+  });
+});
+
 describe('frames split across message boundaries', () => {
   test('all frames in one message', () => {
     assert.deepEqual(decodeChunks([stream]), expected);
@@ -456,7 +485,9 @@ function assertMalformed(bytes: Uint8Array, code: number = ErrorCode.MalformedFr
 describe('malformed input raises ZaichikProtocolError', () => {
   test('length 0', () => assertMalformed(hex('00 00 00 00 08'), ErrorCode.MalformedFrame, /length is 0/));
   test('unknown type byte', () => assertMalformed(hex('00 00 00 01 0B'), ErrorCode.MalformedFrame, /unknown frame type 0x0B/));
-  test('type 0x13 is reserved', () => assertMalformed(hex('00 00 00 01 13')));
+  test('type 0x14 is reserved', () => assertMalformed(hex('00 00 00 01 14'), ErrorCode.MalformedFrame, /unknown frame type 0x14/));
+  test('a Redirect without its strings', () => assertMalformed(hex('00 00 00 02 13 00'), ErrorCode.MalformedFrame, /ends inside/));
+  test('a Redirect with flag byte 2', () => assertMalformed(hex('00 00 00 08 13 02 00 00 00 00 00 00'), ErrorCode.MalformedFrame, /flag byte is 2/));
   test('body ends inside a field', () => assertMalformed(hex('00 00 00 05 08 00 00 00 00'), ErrorCode.MalformedFrame, /ends inside/));
   test('bytes left after the last field', () =>
     assertMalformed(hex('00 00 00 0A 08 00 00 00 00 00 00 00 01 FF'), ErrorCode.MalformedFrame, /trailing/));
@@ -560,7 +591,7 @@ describe('error codes', () => {
       15: 'AlreadySubscribed', 16: 'NotSubscribed', 17: 'PayloadTooLarge', 19: 'HeadersTooLarge', 20: 'StorageFailure',
       21: 'ServerShuttingDown', 22: 'ConsumerPositionLost', 23: 'CommitNotDurable', 30: 'TooManyConnections',
       31: 'TooManySubscriptions', 32: 'TooManyTopics', 33: 'TooManyPublishesInFlight', 34: 'IdleTimeout',
-      40: 'AuthenticationFailed', 41: 'NotAuthorized',
+      40: 'AuthenticationFailed', 41: 'NotAuthorized', 50: 'NoLeader', 51: 'NotSupportedInCluster',
     };
     for (const [code, name] of Object.entries(table)) {
       assert.equal(errorCodeName(Number(code)), name);

@@ -2,7 +2,7 @@
  * An in-process stand-in for the broker's WebSocket endpoint, for client tests without a broker: each socket the
  * client opens is a FakeSocket the test drives (read the client's frames, answer, split messages, close).
  */
-import { FrameDecoder, FrameType, encodeFrame, type Frame, type WebSocketLike } from '../src/index.js';
+import { ErrorCode, FrameDecoder, FrameType, encodeFrame, type Frame, type WebSocketLike } from '../src/index.js';
 
 export class FakeSocket implements WebSocketLike {
   binaryType = 'blob';
@@ -116,6 +116,8 @@ export interface FakeServerOptions {
   autoPong?: boolean;
   /** Refuse connections while true: the socket closes with 1006 before it opens. */
   down?: boolean;
+  /** Answer a Close by closing the WebSocket, a moment later (default true), as the broker does once it answered. */
+  autoClose?: boolean;
 }
 
 /** The broker side: makes a FakeSocket for every connection attempt. */
@@ -169,7 +171,45 @@ export class FakeServer {
       return;
     }
     this.handler?.(socket, frame);
+    if (frame.type === FrameType.Close && this.options.autoClose !== false) {
+      setTimeout(() => socket.serverClose(1000, 'closed'), 0);
+    }
   }
+}
+
+/**
+ * Nodes of a fake cluster behind one webSocketFactory, told apart by URL; a URL no node has is refused. `attempts`
+ * lists every URL the client tried, in order.
+ */
+export class FakeCluster {
+  readonly nodes = new Map<string, FakeServer>();
+  readonly attempts: string[] = [];
+  /** When each attempt was made (Date.now()). */
+  readonly attemptTimes: number[] = [];
+  private readonly nowhere = new FakeServer({ down: true });
+
+  /** Adds a node answering at `url`. */
+  node(url: string, options: FakeServerOptions = {}): FakeServer {
+    const server = new FakeServer(options);
+    this.nodes.set(new URL(url).toString(), server);
+    return server;
+  }
+
+  readonly factory = (url: string): WebSocketLike => {
+    this.attempts.push(url);
+    this.attemptTimes.push(Date.now());
+    return (this.nodes.get(url) ?? this.nowhere).factory(url);
+  };
+}
+
+/** A Redirect of a request (null: of a frame without a request id) to the node at `endpoint`. */
+export function redirect(requestId: bigint | null, topic: string, leaderNode: string, endpoint: string): Frame {
+  return { type: FrameType.Redirect, requestId, topic, leaderNode, endpoint };
+}
+
+/** The answer of a node that knows no leader for the request's topic now. */
+export function noLeader(requestId: bigint, topic: string): Frame {
+  return { type: FrameType.Error, requestId, code: ErrorCode.NoLeader, text: `no leader for '${topic}' now` };
 }
 
 export function ack(requestId: bigint, sequence: bigint | null = null, duplicate = false, durable = false): Frame {
