@@ -9,7 +9,7 @@ namespace Zaichik.Protocol;
 /// <param name="RequestId">The redirected request's id, or null for a request without one (Subscribe, Commit).</param>
 /// <param name="Topic">The topic the request named.</param>
 /// <param name="LeaderNode">The id of the node that leads the topic (its <c>Cluster:NodeId</c>).</param>
-/// <param name="Endpoint">Where the leader takes client connections, as <c>host:port</c>.</param>
+/// <param name="Endpoint">Where the leader takes clients: <c>host:port</c> of its TCP listener for a TCP connection, its WebSocket URL (<c>ws://host:port/path</c>) for a WebSocket one.</param>
 public readonly record struct RedirectFrame(ulong? RequestId, string Topic, string LeaderNode, string Endpoint) : IFrameCodec<RedirectFrame>
 {
     static FrameType IFrameCodec<RedirectFrame>.Type => FrameType.Redirect;

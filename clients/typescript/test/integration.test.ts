@@ -15,7 +15,7 @@ import {
   type ZaichikSubscription,
   type ZaichikSubscriptionGap,
 } from '../src/index.js';
-import { Broker, serverDll, sleep } from './broker.js';
+import { Broker, freePort, serverDll, sleep } from './broker.js';
 
 const found = serverDll();
 const skip = 'skip' in found ? found.skip : false;
@@ -427,5 +427,81 @@ describe('what the WebSocket listener sent', { skip }, () => {
         `close codes ${JSON.stringify(wire.closes)}`,
     );
     assert.ok(wire.messages > 0);
+  });
+});
+
+describe('against a three-node cluster', { skip }, () => {
+  const brokers: Broker[] = [];
+  const clients: ZaichikClient[] = [];
+
+  before(async () => {
+    const raftPorts = [await freePort(), await freePort(), await freePort()];
+    const peers = raftPorts.map((port, i) => `n${i + 1}=127.0.0.1:${port}`).join(',');
+    brokers.push(
+      ...(await Promise.all(
+        [0, 1, 2].map((i) =>
+          Broker.start(dll, [
+            '--node',
+            `n${i + 1}`,
+            '--peers',
+            peers,
+            '--Zaichik:Cluster:ElectionTimeoutMin',
+            '00:00:01',
+            '--Zaichik:Cluster:ElectionTimeoutMax',
+            '00:00:02',
+          ]),
+        ),
+      )),
+    );
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all(brokers.map((broker) => broker.dispose()));
+  });
+
+  /** Creates the topic, again until it is acknowledged: nodes answer NoLeader until a leader is elected and known. */
+  async function createWhenLed(client: ZaichikClient, topic: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await client.createTopic(topic, { retentionTtlMs: 3_600_000, compactionWindowMs: 3_600_000 });
+        await client.publish(topic, 'probe');
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await sleep(100);
+      }
+    }
+  }
+
+  test('a browser client is redirected to the leader, every publish lands once, and it follows a new leader', async () => {
+    const urls = brokers.map((broker) => broker.url);
+    const client = await ZaichikClient.connect(urls[0]!, { servers: urls.slice(1), requestTimeoutMs: 30_000 });
+    clients.push(client);
+    await createWhenLed(client, 'ts.cluster');
+    const leader = brokers.findIndex((broker) => broker.url === client.currentUrl);
+    assert.ok(leader >= 0, `the client ends on one of the nodes, not ${client.currentUrl}`);
+
+    const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => client.publish('ts.cluster', `m${i}`, { key: `k${i}` })));
+    assert.deepEqual(
+      acks.map((ack) => ack.sequence),
+      Array.from({ length: 50 }, (_, i) => i + 2),
+    );
+
+    // The leader stops; the client is sent to whichever node leads next and goes on, with the same sequences.
+    await brokers[leader]!.stop();
+    const after = await client.publish('ts.cluster', 'after the leader left', { key: 'late' });
+    assert.equal(after.sequence, 52);
+    assert.notEqual(client.currentUrl, urls[leader]);
+    const repeat = await client.publish('ts.cluster', 'again', { key: 'k7' });
+    assert.deepEqual([repeat.sequence, repeat.duplicate], [9, true], 'the new leader has the key window');
+
+    const subscription = await client.subscribe('ts.cluster', { from: 'retained', prefetch: 100 });
+    const messages = await read(subscription, 52);
+    assert.deepEqual(
+      messages.map((message) => message.payloadText),
+      ['probe', ...Array.from({ length: 50 }, (_, i) => `m${i}`), 'after the leader left'],
+    );
   });
 });
