@@ -60,9 +60,13 @@ public sealed partial class ZaichikClient
         lock (_admission)
         {
             var endpoint = _leader ?? _endpoints[_nextEndpoint];
-            if (Options.WebSocketUrl is null)
+            if (Options.WebSocketUrl is null || endpoint.WebSocket is not null)
             {
                 Volatile.Write(ref _currentEndpoint, endpoint.ToString());
+            }
+            else
+            {
+                Volatile.Write(ref _currentEndpoint, Options.WebSocketUrl.ToString());
             }
 
             return endpoint;
@@ -119,8 +123,12 @@ public sealed partial class ZaichikClient
         ServerEndpoint? leader = null;
         if (Options.WebSocketUrl is not null)
         {
-            // The endpoint is the leader's TCP listener; over WebSocket the client reconnects to its URL (a load balancer
-            // in front of the cluster may send it elsewhere), after the backoff.
+            // Over WebSocket a node names the leader's WebSocket URL; anything else (a node without one): the client
+            // reconnects to its own URL (a load balancer in front of the cluster may send it elsewhere), after the backoff.
+            if (Uri.TryCreate(redirect.Endpoint, UriKind.Absolute, out var url) && url.Scheme is "ws" or "wss")
+            {
+                leader = new ServerEndpoint(url.Host, url.Port, url);
+            }
         }
         else if (ServerEndpoint.TryParse(redirect.Endpoint, out var parsed, out var problem))
         {

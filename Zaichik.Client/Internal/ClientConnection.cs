@@ -82,12 +82,12 @@ internal sealed class ClientConnection
     public static async ValueTask<ClientConnection> OpenAsync(
         ZaichikClientOptions options, ServerEndpoint endpoint, ulong producerId, CancellationToken cancellationToken)
     {
-        if (options.WebSocketUrl is { } webSocketUrl)
+        if ((endpoint.WebSocket ?? options.WebSocketUrl) is { } webSocketUrl)
         {
             return await OpenWebSocketAsync(options, webSocketUrl, producerId, cancellationToken).ConfigureAwait(false);
         }
 
-        var (host, port) = endpoint;
+        var (host, port, _) = endpoint;
         var name = endpoint.ToString();
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

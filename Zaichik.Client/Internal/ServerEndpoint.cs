@@ -6,7 +6,10 @@ namespace Zaichik.Client.Internal;
 /// A server's TCP client listener as <c>host:port</c> (<c>[address]:port</c> for an IPv6 address): an entry of
 /// <see cref="ZaichikClientOptions.Servers"/>, or the endpoint a cluster node's Redirect names.
 /// </summary>
-internal readonly record struct ServerEndpoint(string Host, int Port)
+/// <param name="Host">The host name or address.</param>
+/// <param name="Port">The TCP port.</param>
+/// <param name="WebSocket">For a WebSocket client, the URL to open (a Redirect's leader); null: the configured one.</param>
+internal readonly record struct ServerEndpoint(string Host, int Port, Uri? WebSocket = null)
 {
     /// <summary>Reads <paramref name="text"/>; false with the reason in <paramref name="problem"/> when it is not <c>host:port</c>.</summary>
     public static bool TryParse(string? text, out ServerEndpoint endpoint, out string problem)
@@ -61,7 +64,7 @@ internal readonly record struct ServerEndpoint(string Host, int Port)
     }
 
     /// <summary>As <c>host:port</c>, with an IPv6 address in brackets.</summary>
-    public override string ToString() => Format(Host, Port);
+    public override string ToString() => WebSocket?.ToString() ?? Format(Host, Port);
 
     public static string Format(string host, int port) =>
         host.Contains(':', StringComparison.Ordinal) ? $"[{host}]:{port}" : $"{host}:{port}";

@@ -71,6 +71,26 @@ public sealed class ClusterReplicationTests
     }
 
     [Fact]
+    public async Task A_WebSocket_client_of_a_follower_is_sent_to_the_leaders_WebSocket_url()
+    {
+        await using var cluster = await InProcessCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        await cluster.WaitForLeaderAddressAsync(follower, ElectionDeadline);
+        await using var client = await ZaichikClient.ConnectAsync(new ZaichikClientOptions { WebSocketUrl = cluster.WebSocketUrl(follower) });
+        client.CurrentEndpoint.ShouldBe(cluster.WebSocketUrl(follower).ToString());
+
+        var acks = new List<PublishResult>();
+        for (var i = 0; i < 20; i++)
+        {
+            acks.Add(await client.PublishAsync("browsers", $"m{i}"));
+        }
+
+        acks.Select(ack => ack.Sequence).ShouldBe(Enumerable.Range(1, 20).Select(i => (long)i));
+        client.CurrentEndpoint.ShouldBe(cluster.WebSocketUrl(leader).ToString());
+    }
+
+    [Fact]
     public async Task Durable_positions_and_the_key_window_survive_a_change_of_leader()
     {
         await using var cluster = await InProcessCluster.StartAsync();

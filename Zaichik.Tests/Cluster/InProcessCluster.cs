@@ -28,6 +28,7 @@ internal sealed class InProcessCluster : IAsyncDisposable
             DataPath = Path.Combine(_root, $"n{i + 1}"),
             ShutdownTimeout = TimeSpan.FromSeconds(5),
             Admin = new AdminOptions { Url = "" },
+            Listeners = new ListenerOptions { WebSocket = new WebSocketListenerOptions { Url = "http://127.0.0.1:0/ws" } },
             Cluster = new ClusterOptions
             {
                 NodeId = $"n{i + 1}",
@@ -45,6 +46,9 @@ internal sealed class InProcessCluster : IAsyncDisposable
     public bool IsRunning(int node) => _servers[node] is not null;
 
     internal ClusterNode Node(int node) => Server(node).Services.GetRequiredService<ClusterNode>();
+
+    /// <summary>The node's WebSocket listener as bound.</summary>
+    public Uri WebSocketUrl(int node) => new(Server(node).Services.GetRequiredService<BoundListeners>().WebSocketUrl!);
 
     internal TopicRegistry Registry(int node) => Server(node).Services.GetRequiredService<TopicRegistry>();
 
