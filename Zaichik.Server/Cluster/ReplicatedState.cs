@@ -8,7 +8,8 @@ namespace Zaichik.Server.Cluster;
 /// The Raft state machine of a cluster node: applies each committed entry to this node's topics, in log order, one at a
 /// time (the write-ahead log never calls it concurrently). An entry's outcome depends only on the entry and the entries
 /// before it, so every node computes the same sequences, duplicates and positions. On the node that proposed an entry,
-/// its context (an <see cref="AppliedOutcome{T}"/>) receives the outcome, which becomes the client's Ack or Error.
+/// its context (a <see cref="BatchOutcome"/> for publishes, an <see cref="AppliedOutcome{T}"/> otherwise) receives the outcome,
+/// which becomes the client's Ack or Error.
 /// </summary>
 /// <remarks>
 /// The topics are a view of the Raft log: a node rebuilds them from the log when it starts (<see cref="ClusterNode"/>
@@ -117,9 +118,6 @@ internal sealed partial class ReplicatedState(TopicRegistry registry, ILogger lo
     {
         switch (context)
         {
-            case AppliedOutcome<PublishOutcome> publish:
-                publish.TrySetException(failure);
-                break;
             case AppliedOutcome<bool> other:
                 other.TrySetException(failure);
                 break;

@@ -325,14 +325,6 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
         return outcome;
     }
 
-    /// <summary>Appends <paramref name="entry"/> to the cluster's log and returns what this node's topics made of it.</summary>
-    private static async Task<T> ReplicateAsync<T>(Cluster.ClusterNode cluster, byte[] entry, CancellationToken cancellationToken)
-    {
-        var applied = new Cluster.AppliedOutcome<T>();
-        await cluster.ReplicateAsync(entry, applied, cancellationToken).ConfigureAwait(false);
-        return await applied.Task.ConfigureAwait(false);
-    }
-
     /// <summary>A publish being carried out through the cluster, answered in order with the read's other held replies.</summary>
     private readonly record struct ReplicatedAck(Task<global::Zaichik.Server.Cluster.BatchOutcome> Replicating, int Index, ulong RequestId);
 

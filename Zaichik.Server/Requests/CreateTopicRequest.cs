@@ -25,7 +25,7 @@ internal sealed partial class ConnectionRequests
                     return;
                 }
 
-                _pendingCreates.Add(new PendingCreate(ReplicateAsync<bool>(cluster, global::Zaichik.Server.Cluster.ClusterCommand.EncodeCreateTopic(create.Topic, settings), cancellationToken), create.RequestId));
+                _pendingCreates.Add(new PendingCreate(cluster.CreateTopicAsync(create.Topic, settings, cancellationToken), create.RequestId));
                 return;
             }
 
