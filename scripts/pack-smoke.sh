@@ -52,10 +52,10 @@ for file in lib/net10.0/Zaichik.Client.dll lib/net10.0/Zaichik.Client.xml lib/ne
   unzip -l "$client_nupkg" "$file" > /dev/null || fail "Zaichik.Client.$version.nupkg lacks $file"
 done
 unzip -p "$client_nupkg" Zaichik.Client.nuspec | sed -n '/<dependencies>/,/<\/dependencies>/p'
-if unzip -p "$client_nupkg" Zaichik.Client.nuspec | grep -q 'id="Zaichik.Protocol"'; then
+if unzip -p "$client_nupkg" Zaichik.Client.nuspec | grep 'id="Zaichik.Protocol"' > /dev/null; then
   fail "Zaichik.Client.nuspec depends on a Zaichik.Protocol package; it must carry the dll instead"
 fi
-unzip -p "$packages/Zaichik.Client.Extensions.Hosting.$version.nupkg" Zaichik.Client.Extensions.Hosting.nuspec | grep -q "id=\"Zaichik.Client\" version=\"$version\"" \
+unzip -p "$packages/Zaichik.Client.Extensions.Hosting.$version.nupkg" Zaichik.Client.Extensions.Hosting.nuspec | grep "id=\"Zaichik.Client\" version=\"$version\"" > /dev/null \
   || fail "Zaichik.Client.Extensions.Hosting.nuspec does not depend on Zaichik.Client $version"
 
 # Zaichik.* only from the packed folder; every other package from the machine's enabled sources, by their names
@@ -219,7 +219,7 @@ set -e
 echo "== worker app exit code: $worker_status"
 
 echo "== Tool: dotnet tool install Zaichik.Cli (into a temporary --tool-path, from the packed folder only)"
-unzip -l "$packages/Zaichik.Cli.$version.nupkg" | grep -q "tools/net10.0/any/Zaichik.Cli.dll" || fail "Zaichik.Cli.$version.nupkg is not a .NET tool"
+unzip -l "$packages/Zaichik.Cli.$version.nupkg" | grep "tools/net10.0/any/Zaichik.Cli.dll" > /dev/null || fail "Zaichik.Cli.$version.nupkg is not a .NET tool"
 mkdir "$work/tool" && cd "$work/tool"
 nuget_config > nuget.config
 dotnet tool install Zaichik.Cli --version "$version" --tool-path "$work/tool/bin" --configfile nuget.config
