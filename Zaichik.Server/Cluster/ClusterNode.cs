@@ -41,6 +41,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     private RaftCluster? _raft;
     private WriteAheadLog? _log;
     private ReplicatedState? _state;
+    private ClusterTls? _tls;
     private volatile bool _serving;
     private long _leaderSince;
     private long _elections;
@@ -142,6 +143,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         }
 
         members.Build();
+        _tls = _options.Tls?.Load();
         var configuration = new RaftCluster.TcpConfiguration(self.EndPoint)
         {
             ConfigurationStorage = storage,
@@ -151,7 +153,17 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
             ConnectTimeout = _options.ConnectTimeout,
             ColdStart = false,
             LoggerFactory = _loggers,
+            SslOptions = _tls?.CreateOptions(),
         };
+
+        if (_tls is not null)
+        {
+            LogRaftTls(NodeId, _tls.Subject);
+        }
+        else
+        {
+            LogRaftPlain(NodeId, self.EndPoint.ToString());
+        }
 
         var clientEndpoint = _options.Advertise is { Length: > 0 } advertise ? advertise : $"{(_host.Contains(':', StringComparison.Ordinal) ? $"[{_host}]" : _host)}:{_listeners.TcpPort}";
         var webSocket = _options.AdvertiseWebSocket is { Length: > 0 } url ? url : _listeners.WebSocketUrl;
@@ -217,6 +229,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         }
 
         _stopping.Dispose();
+        _tls?.Dispose();
     }
 
     private void OnLeaderChanged(RaftCluster<RaftClusterMember> cluster, RaftClusterMember? leader)
@@ -303,6 +316,12 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster node {NodeId} joined: Raft on {RaftEndpoint}, {Peers} nodes, clients redirected here at {ClientEndpoint}")]
     private partial void LogJoined(string nodeId, string raftEndpoint, int peers, string clientEndpoint);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster node {NodeId}: Raft connections use mutual TLS as {Subject}; peers must chain to Cluster:Tls:TrustedCaPath")]
+    private partial void LogRaftTls(string nodeId, string subject);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster node {NodeId}: the Raft listener {RaftEndpoint} is plain TCP without authentication; keep it on a private network or set Cluster:Tls")]
+    private partial void LogRaftPlain(string nodeId, string raftEndpoint);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster node {NodeId}: {Leader} leads (term {Term})")]
     private partial void LogLeader(string nodeId, string leader, long term);

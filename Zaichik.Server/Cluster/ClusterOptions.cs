@@ -60,6 +60,12 @@ public sealed record ClusterOptions
     /// </summary>
     public int MaxEntryBytes { get; init; } = 1024 * 1024;
 
+    /// <summary>
+    /// Mutual TLS between the nodes' Raft listeners (<c>Cluster:Tls:CertificatePath</c>, <c>Cluster:Tls:TrustedCaPath</c>, ...).
+    /// Null (the default): the Raft listener is plain TCP and must stay on a private network.
+    /// </summary>
+    public ClusterTlsOptions? Tls { get; init; }
+
     /// <summary>How many data Raft groups the cluster runs. Only 1 is supported now: one group orders every topic.</summary>
     public int DataGroups { get; init; } = 1;
 
@@ -129,6 +135,11 @@ public sealed record ClusterOptions
         if (MaxEntryBytes is < 1024 or > 64 * 1024 * 1024)
         {
             yield return $"Cluster:MaxEntryBytes is {MaxEntryBytes}; it must be 1 KiB..64 MiB";
+        }
+
+        foreach (var tlsProblem in Tls?.Validate() ?? [])
+        {
+            yield return tlsProblem;
         }
 
         if (DataGroups != 1)

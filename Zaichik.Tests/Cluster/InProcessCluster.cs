@@ -15,12 +15,14 @@ internal sealed class InProcessCluster : IAsyncDisposable
     private readonly ZaichikServerOptions[] _options;
     private readonly EndToEnd.CapturingLoggerProvider[] _logs;
 
-    private InProcessCluster(int nodes)
+    private InProcessCluster(int nodes, Func<int, ClusterOptions, ClusterOptions>? configure)
     {
         var raftPorts = Enumerable.Range(0, nodes).Select(_ => BrokerProcess.FreePort()).ToArray();
         var peers = string.Join(',', raftPorts.Select((port, i) => $"n{i + 1}=127.0.0.1:{port}"));
         _servers = new ZaichikServer?[nodes];
         _logs = Enumerable.Range(0, nodes).Select(_ => new EndToEnd.CapturingLoggerProvider()).ToArray();
+        RaftPorts = raftPorts;
+        configure ??= (_, options) => options;
         _options = Enumerable.Range(0, nodes).Select(i => new ZaichikServerOptions
         {
             Host = "127.0.0.1",
@@ -29,15 +31,18 @@ internal sealed class InProcessCluster : IAsyncDisposable
             ShutdownTimeout = TimeSpan.FromSeconds(5),
             Admin = new AdminOptions { Url = "" },
             Listeners = new ListenerOptions { WebSocket = new WebSocketListenerOptions { Url = "http://127.0.0.1:0/ws" } },
-            Cluster = new ClusterOptions
+            Cluster = configure(i, new ClusterOptions
             {
                 NodeId = $"n{i + 1}",
                 Peers = peers,
                 ElectionTimeoutMin = TimeSpan.FromMilliseconds(600),
                 ElectionTimeoutMax = TimeSpan.FromMilliseconds(1200),
-            },
+            }),
         }).ToArray();
     }
+
+    /// <summary>Each node's Raft listener port on 127.0.0.1.</summary>
+    public IReadOnlyList<int> RaftPorts { get; }
 
     public int Count => _servers.Length;
 
@@ -54,9 +59,10 @@ internal sealed class InProcessCluster : IAsyncDisposable
 
     internal Zaichik.Server.State.BrokerState State(int node) => Server(node).Services.GetRequiredService<Zaichik.Server.State.BrokerState>();
 
-    public static async Task<InProcessCluster> StartAsync(int nodes = 3)
+    /// <summary>Starts the nodes; <paramref name="configure"/> may change each node's cluster options (node index, options).</summary>
+    public static async Task<InProcessCluster> StartAsync(int nodes = 3, Func<int, ClusterOptions, ClusterOptions>? configure = null)
     {
-        var cluster = new InProcessCluster(nodes);
+        var cluster = new InProcessCluster(nodes, configure);
         try
         {
             await Task.WhenAll(Enumerable.Range(0, nodes).Select(cluster.StartNodeAsync));
