@@ -20,7 +20,8 @@ public sealed record ClusterTlsOptions
     /// <summary>This node's certificate with its private key: PKCS#12 (.pfx/.p12) or PEM, as <c>Tls:CertificatePath</c>. Required.</summary>
     public string CertificatePath { get; init; } = "";
 
-    /// <summary>The password of a PKCS#12 file or of an encrypted PEM key. Optional; never logged.</summary>
+    /// <summary>The password of a PKCS#12 file or of an encrypted PEM key. Optional; never logged or shown by the admin API.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string? CertificatePassword { get; init; }
 
     /// <summary>The PEM private key of a PEM certificate, when it is not in <see cref="CertificatePath"/>.</summary>

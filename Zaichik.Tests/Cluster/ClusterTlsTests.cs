@@ -130,6 +130,11 @@ public sealed class ClusterTlsTests : IDisposable
         }));
         bound.Cluster.Tls.ShouldNotBeNull().TrustedCaPath.ShouldBe(_authorityPem);
         bound.Validate().ShouldBeEmpty();
+
+        // The admin API shows the settings as JSON, and logs print records: the password appears in neither.
+        var withPassword = bound.Cluster with { Tls = bound.Cluster.Tls with { CertificatePassword = "hunter2-secret" } };
+        System.Text.Json.JsonSerializer.Serialize(withPassword).ShouldNotContain("hunter2-secret");
+        withPassword.ToString().ShouldNotContain("hunter2-secret");
     }
 
     private ClusterTlsOptions TlsFor(TestCertificate node)
