@@ -187,10 +187,13 @@ internal static partial class AdminEndpoints
             }
         });
 
-        api.MapGet("/cluster", (IServiceProvider services) =>
-            services.GetService<Cluster.ClusterNode>() is { } cluster
-                ? Results.Json(cluster.Describe(), Json)
-                : Problem(StatusCodes.Status404NotFound, "cluster-off", "Not a cluster node", "this broker runs as a single node (Cluster:NodeId is not set)"));
+        // scope=local: this node alone (what the other nodes ask); otherwise every member's position and lag, asked of its admin API.
+        api.MapGet("/cluster", async (IServiceProvider services, HttpRequest request, CancellationToken cancellationToken) =>
+            services.GetService<Cluster.ClusterNode>() is not { } cluster
+                ? Problem(StatusCodes.Status404NotFound, "cluster-off", "Not a cluster node", "this broker runs as a single node (Cluster:NodeId is not set)")
+                : request.Query["scope"] == "local"
+                    ? Results.Json(cluster.Describe(), Json)
+                    : Results.Json(await cluster.DescribeClusterAsync(request.Headers.Authorization.ToString(), cancellationToken).ConfigureAwait(false), Json));
 
         api.MapGet("/connections", (BrokerState state) => Results.Json(state.Connections(), Json));
 

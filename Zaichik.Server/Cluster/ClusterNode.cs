@@ -26,6 +26,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     private const string ClientEndpointKey = "zaichik-client";
     private const string WebSocketKey = "zaichik-websocket";
     private const string NodeIdKey = "zaichik-node";
+    private const string AdminKey = "zaichik-admin";
 
     private readonly ClusterOptions _options;
     private readonly string _host;
@@ -37,7 +38,9 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     private readonly TimeProvider _time;
     private readonly Dictionary<IPEndPoint, string> _idsByEndPoint;
     private readonly ConcurrentDictionary<string, LeaderAddress> _addresses = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _peerAdmin = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Lazy<HttpClient> _http = new(() => new HttpClient());
     private RaftCluster? _raft;
     private WriteAheadLog? _log;
     private ReplicatedState? _state;
@@ -101,20 +104,24 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     Task IConsumerCommitReplication.ReplicateConsumerCommit(string topic, string consumer, long sequence) =>
         ReplicateAsync(ClusterCommand.EncodeConsumerCommit(topic, consumer, sequence), new AppliedOutcome<bool>(), _stopping.Token);
 
-    /// <summary>What the admin API shows: this node, its log, the leader and every member as this node sees them.</summary>
+    /// <summary>What the admin API shows of this node alone: its role, its log, the leader and every member as it sees them.</summary>
     public ClusterView Describe()
     {
         var raft = _raft;
         var log = _log;
-        var members = raft?.Members.Select(member => new ClusterMemberView(
-            _idsByEndPoint.TryGetValue(ToIp(member.EndPoint), out var id) ? id : member.EndPoint.ToString()!,
-            member.EndPoint.ToString()!,
-            member.IsRemote ? member.Status.ToString() : "Available",
-            member.IsLeader,
-            !member.IsRemote,
-            _addresses.TryGetValue(id ?? string.Empty, out var address) ? address.ClientEndpoint : null)).OrderBy(member => member.Id, StringComparer.Ordinal).ToArray() ?? [];
+        var members = raft?.Members.Select(member =>
+        {
+            var id = IdOf(member);
+            return new ClusterMemberView(
+                id,
+                member.EndPoint.ToString()!,
+                member.IsRemote ? member.Status.ToString() : "Available",
+                member.IsLeader,
+                !member.IsRemote,
+                _addresses.TryGetValue(id, out var address) ? address.ClientEndpoint : null);
+        }).OrderBy(member => member.Id, StringComparer.Ordinal).ToArray() ?? [];
         var leaderId = raft?.Leader is { } leader && _idsByEndPoint.TryGetValue(ToIp(leader.EndPoint), out var leaderNode) ? leaderNode : null;
-        return new ClusterView(
+        var self = new ClusterView(
             NodeId,
             raft is null ? "Starting" : IsLeader ? "Leader" : leaderId is null ? "Candidate" : leaderId == NodeId ? "Leader (catching up)" : "Follower",
             leaderId,
@@ -125,7 +132,78 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
             log?.LastAppliedIndex ?? 0,
             _state?.Refused ?? 0,
             members);
+        return self with
+        {
+            Members = members.Select(member => member.IsSelf ? member with { Role = self.Role, LastIndex = self.LastIndex, AppliedIndex = self.AppliedIndex } : member).ToArray(),
+        };
     }
+
+    /// <summary>
+    /// <see cref="Describe"/>, with every other member's role and log indices asked of its admin API (as the members
+    /// advertise it, with the caller's credentials, within <see cref="ClusterOptions.PeerAdminTimeout"/>), and each
+    /// member's lag: the leader's last log index less the entries the member has applied. A member that cannot be asked
+    /// shows why in <c>error</c>.
+    /// </summary>
+    public async Task<ClusterView> DescribeClusterAsync(string? authorization, CancellationToken cancellationToken)
+    {
+        var view = Describe();
+        var remote = _raft?.Members.Where(member => member.IsRemote).ToDictionary(IdOf) ?? [];
+        var members = await Task.WhenAll(view.Members.Select(member =>
+            member.IsSelf || !remote.TryGetValue(member.Id, out var raftMember) ? Task.FromResult(member) : AskPeerAsync(member, raftMember, authorization, cancellationToken))).ConfigureAwait(false);
+        var leaderLast = members.FirstOrDefault(member => member.IsLeader)?.LastIndex ?? members.Max(member => member.LastIndex);
+        return view with
+        {
+            Members = members.Select(member => member with { Lag = leaderLast is { } last && member.AppliedIndex is { } applied ? Math.Max(0, last - applied) : null }).ToArray(),
+        };
+    }
+
+    private async Task<ClusterMemberView> AskPeerAsync(ClusterMemberView member, RaftClusterMember raftMember, string? authorization, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        timeout.CancelAfter(_options.PeerAdminTimeout);
+        try
+        {
+            if (!_peerAdmin.TryGetValue(member.Id, out var admin))
+            {
+                var metadata = await raftMember.GetMetadataAsync(refresh: true, timeout.Token).ConfigureAwait(false);
+                if (!metadata.TryGetValue(AdminKey, out var advertised))
+                {
+                    return member with { Error = "its admin API is off" };
+                }
+
+                _peerAdmin[member.Id] = admin = advertised;
+            }
+
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(admin), "api/cluster?scope=local"));
+            if (authorization is { Length: > 0 })
+            {
+                request.Headers.TryAddWithoutValidation("Authorization", authorization);
+            }
+
+            using var response = await _http.Value.SendAsync(request, timeout.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                return member with { Error = $"its admin API at {admin} answered {(int)response.StatusCode}" };
+            }
+
+            var peer = await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<ClusterView>(response.Content, PeerJson, timeout.Token).ConfigureAwait(false);
+            return peer is null ? member with { Error = $"its admin API at {admin} answered nothing" } : member with { Role = peer.Role, LastIndex = peer.LastIndex, AppliedIndex = peer.AppliedIndex };
+        }
+        catch (Exception failure) when (failure is HttpRequestException or OperationCanceledException or System.Text.Json.JsonException or UriFormatException or InvalidOperationException
+            || failure.GetType().Namespace?.StartsWith("DotNext", StringComparison.Ordinal) == true || failure is IOException)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            return member with { Error = failure is OperationCanceledException ? $"no answer within {_options.PeerAdminTimeout.TotalMilliseconds:0} ms" : failure.Message };
+        }
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions PeerJson = new(System.Text.Json.JsonSerializerDefaults.Web);
+
+    private string IdOf(RaftClusterMember member) => _idsByEndPoint.TryGetValue(ToIp(member.EndPoint), out var id) ? id : member.EndPoint.ToString()!;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -172,6 +250,11 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         if (webSocket is not null)
         {
             configuration.Metadata[WebSocketKey] = webSocket;
+        }
+
+        if ((_options.AdvertiseAdmin is { Length: > 0 } adminUrl ? adminUrl : _listeners.AdminUrl) is { } admin)
+        {
+            configuration.Metadata[AdminKey] = admin;
         }
 
         _addresses[NodeId] = new LeaderAddress(NodeId, clientEndpoint, webSocket);
@@ -230,6 +313,10 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
 
         _stopping.Dispose();
         _tls?.Dispose();
+        if (_http.IsValueCreated)
+        {
+            _http.Value.Dispose();
+        }
     }
 
     private void OnLeaderChanged(RaftCluster<RaftClusterMember> cluster, RaftClusterMember? leader)
@@ -363,5 +450,20 @@ public sealed record ClusterView(
     string NodeId, string Role, string? Leader, long Term, long LeaderChanges, long LastIndex, long CommitIndex, long AppliedIndex, long RefusedEntries,
     IReadOnlyList<ClusterMemberView> Members);
 
-/// <summary>One member as the node answering sees it.</summary>
-public sealed record ClusterMemberView(string Id, string RaftEndpoint, string Status, bool IsLeader, bool IsSelf, string? ClientEndpoint);
+/// <summary>
+/// One member as the node answering sees it. <see cref="Role"/>, <see cref="LastIndex"/> and <see cref="AppliedIndex"/>
+/// are the member's own (asked of its admin API); <see cref="Lag"/> is the leader's last index less the member's applied
+/// index; <see cref="Error"/> says why they are missing.
+/// </summary>
+public sealed record ClusterMemberView(string Id, string RaftEndpoint, string Status, bool IsLeader, bool IsSelf, string? ClientEndpoint)
+{
+    public string? Role { get; init; }
+
+    public long? LastIndex { get; init; }
+
+    public long? AppliedIndex { get; init; }
+
+    public long? Lag { get; init; }
+
+    public string? Error { get; init; }
+}

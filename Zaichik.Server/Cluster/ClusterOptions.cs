@@ -34,6 +34,15 @@ public sealed record ClusterOptions
     public string? AdvertiseWebSocket { get; init; }
 
     /// <summary>
+    /// Where this node's admin API is reached by the other nodes (an http:// or https:// URL), so that
+    /// <c>GET /api/cluster</c> on any node can show every member's log position and lag. Default: the admin listener as bound.
+    /// </summary>
+    public string? AdvertiseAdmin { get; init; }
+
+    /// <summary>How long <c>GET /api/cluster</c> waits for each other member's admin API. Default 2 s.</summary>
+    public TimeSpan PeerAdminTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// The shortest time a follower waits without hearing from a leader before it starts an election. Seconds, not the
     /// 150 ms of the Raft paper: on a busy 2-core machine a leader can stall for hundreds of milliseconds. Default 1.5 s.
     /// </summary>
@@ -115,6 +124,17 @@ public sealed record ClusterOptions
             && (!Uri.TryCreate(webSocket, UriKind.Absolute, out var url) || url.Scheme is not ("ws" or "wss")))
         {
             yield return $"Cluster:AdvertiseWebSocket '{webSocket}' is not a ws:// or wss:// URL";
+        }
+
+        if (AdvertiseAdmin is { Length: > 0 } adminUrl
+            && (!Uri.TryCreate(adminUrl, UriKind.Absolute, out var admin) || admin.Scheme is not ("http" or "https")))
+        {
+            yield return $"Cluster:AdvertiseAdmin '{adminUrl}' is not an http:// or https:// URL";
+        }
+
+        if (PeerAdminTimeout <= TimeSpan.Zero || PeerAdminTimeout > TimeSpan.FromMinutes(1))
+        {
+            yield return $"Cluster:PeerAdminTimeout is {PeerAdminTimeout}; it must be positive and at most a minute";
         }
 
         if (ElectionTimeoutMin < TimeSpan.FromMilliseconds(50) || ElectionTimeoutMax <= ElectionTimeoutMin || ElectionTimeoutMax > TimeSpan.FromMinutes(1))

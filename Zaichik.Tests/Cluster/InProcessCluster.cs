@@ -15,7 +15,7 @@ internal sealed class InProcessCluster : IAsyncDisposable
     private readonly ZaichikServerOptions[] _options;
     private readonly EndToEnd.CapturingLoggerProvider[] _logs;
 
-    private InProcessCluster(int nodes, Func<int, ClusterOptions, ClusterOptions>? configure)
+    private InProcessCluster(int nodes, Func<int, ClusterOptions, ClusterOptions>? configure, bool admin)
     {
         var raftPorts = Enumerable.Range(0, nodes).Select(_ => BrokerProcess.FreePort()).ToArray();
         var peers = string.Join(',', raftPorts.Select((port, i) => $"n{i + 1}=127.0.0.1:{port}"));
@@ -29,7 +29,7 @@ internal sealed class InProcessCluster : IAsyncDisposable
             Port = 0,
             DataPath = Path.Combine(_root, $"n{i + 1}"),
             ShutdownTimeout = TimeSpan.FromSeconds(5),
-            Admin = new AdminOptions { Url = "" },
+            Admin = new AdminOptions { Url = admin ? "http://127.0.0.1:0" : "" },
             Listeners = new ListenerOptions { WebSocket = new WebSocketListenerOptions { Url = "http://127.0.0.1:0/ws" } },
             Cluster = configure(i, new ClusterOptions
             {
@@ -52,6 +52,9 @@ internal sealed class InProcessCluster : IAsyncDisposable
 
     internal ClusterNode Node(int node) => Server(node).Services.GetRequiredService<ClusterNode>();
 
+    /// <summary>The node's admin API as bound (with <c>admin: true</c>).</summary>
+    public Uri AdminUrl(int node) => new(Server(node).Services.GetRequiredService<BoundListeners>().AdminUrl!);
+
     /// <summary>The node's WebSocket listener as bound.</summary>
     public Uri WebSocketUrl(int node) => new(Server(node).Services.GetRequiredService<BoundListeners>().WebSocketUrl!);
 
@@ -59,10 +62,13 @@ internal sealed class InProcessCluster : IAsyncDisposable
 
     internal Zaichik.Server.State.BrokerState State(int node) => Server(node).Services.GetRequiredService<Zaichik.Server.State.BrokerState>();
 
-    /// <summary>Starts the nodes; <paramref name="configure"/> may change each node's cluster options (node index, options).</summary>
-    public static async Task<InProcessCluster> StartAsync(int nodes = 3, Func<int, ClusterOptions, ClusterOptions>? configure = null)
+    /// <summary>
+    /// Starts the nodes; <paramref name="configure"/> may change each node's cluster options (node index, options);
+    /// <paramref name="admin"/> turns each node's admin API on (on a free port).
+    /// </summary>
+    public static async Task<InProcessCluster> StartAsync(int nodes = 3, Func<int, ClusterOptions, ClusterOptions>? configure = null, bool admin = false)
     {
-        var cluster = new InProcessCluster(nodes, configure);
+        var cluster = new InProcessCluster(nodes, configure, admin);
         try
         {
             await Task.WhenAll(Enumerable.Range(0, nodes).Select(cluster.StartNodeAsync));

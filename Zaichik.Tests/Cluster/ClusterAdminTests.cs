@@ -1,0 +1,76 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Shouldly;
+using Xunit;
+using Zaichik.Client;
+
+namespace Zaichik.Tests.Cluster;
+
+/// <summary><c>GET /api/cluster</c>: every member's role, log position and lag, asked of the members' admin APIs.</summary>
+public sealed class ClusterAdminTests
+{
+    private static readonly TimeSpan ElectionDeadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Any_node_shows_every_members_applied_index_and_lag_and_says_which_member_cannot_be_asked()
+    {
+        await using var cluster = await InProcessCluster.StartAsync(admin: true);
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        var other = (leader + 2) % cluster.Count;
+        await using (var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port))
+        {
+            for (var i = 0; i < 30; i++)
+            {
+                await client.PublishAsync("audited", $"m{i}");
+            }
+        }
+
+        using var http = new HttpClient();
+        var leaderLast = cluster.Node(leader).Describe().LastIndex;
+        leaderLast.ShouldBeGreaterThanOrEqualTo(30);
+
+        // Asked of a follower: every member, the leader included, with its own indices; all caught up.
+        var view = await WaitForAsync(http, cluster.AdminUrl(follower), members => members.All(member => member.GetProperty("lag").ValueKind == JsonValueKind.Number && member.GetProperty("lag").GetInt64() == 0));
+        foreach (var member in view)
+        {
+            member.GetProperty("appliedIndex").GetInt64().ShouldBeGreaterThanOrEqualTo(leaderLast, member.ToString());
+            member.GetProperty("error").ValueKind.ShouldBe(JsonValueKind.Null, member.ToString());
+        }
+
+        view.Single(member => member.GetProperty("isLeader").GetBoolean()).GetProperty("role").GetString().ShouldBe("Leader");
+        view.Count(member => member.GetProperty("role").GetString() == "Follower").ShouldBe(2);
+
+        // A member that is down: no indices, no lag, and why.
+        await cluster.StopNodeAsync(other);
+        var afterStop = await WaitForAsync(http, cluster.AdminUrl(leader), members => members.Any(member => member.GetProperty("error").ValueKind == JsonValueKind.String));
+        var stopped = afterStop.Single(member => member.GetProperty("id").GetString() == $"n{other + 1}");
+        stopped.GetProperty("lag").ValueKind.ShouldBe(JsonValueKind.Null);
+        stopped.GetProperty("appliedIndex").ValueKind.ShouldBe(JsonValueKind.Null);
+        afterStop.Single(member => member.GetProperty("id").GetString() == $"n{follower + 1}").GetProperty("lag").ValueKind.ShouldBe(JsonValueKind.Number);
+
+        // scope=local: the node alone, as the others ask it, without asking anyone.
+        var local = await http.GetFromJsonAsync<JsonElement>(new Uri(cluster.AdminUrl(leader), "api/cluster?scope=local"));
+        local.GetProperty("members").EnumerateArray().Where(member => !member.GetProperty("isSelf").GetBoolean())
+            .ShouldAllBe(member => member.GetProperty("appliedIndex").ValueKind == JsonValueKind.Null);
+    }
+
+    private static async Task<IReadOnlyList<JsonElement>> WaitForAsync(HttpClient http, Uri admin, Func<IReadOnlyList<JsonElement>, bool> condition)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        IReadOnlyList<JsonElement> members = [];
+        while (!deadline.IsCancellationRequested)
+        {
+            var view = await http.GetFromJsonAsync<JsonElement>(new Uri(admin, "api/cluster"), deadline.Token);
+            members = view.GetProperty("members").EnumerateArray().ToArray();
+            if (condition(members))
+            {
+                return members;
+            }
+
+            await Task.Delay(50, deadline.Token);
+        }
+
+        throw new TimeoutException($"the cluster view never met the condition; last: {string.Join(Environment.NewLine, members)}");
+    }
+}
