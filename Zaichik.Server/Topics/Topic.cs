@@ -568,6 +568,55 @@ internal sealed partial class Topic : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// For a cluster snapshot: runs <paramref name="copy"/> on this topic's files while nothing changes them. A closed
+    /// topic is held closed; an open one is committed (clean: see <see cref="TopicLog.CopyCommittedAsync"/>) with its
+    /// consumer positions written, and held from truncation, compaction and commits until the copy is done. Publishes
+    /// do not come meanwhile: on a cluster node only the Raft state machine publishes, and it is the caller.
+    /// </summary>
+    public async ValueTask CopyFilesAsync(Func<ValueTask> copy, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_open is { } open && !open.Log.IsDisposed)
+            {
+                open.Positions.Flush(flushToDisk: false);
+                await open.Log.CopyCommittedAsync(copy, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await copy().ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Closes the topic for good, whatever uses it: its files are about to be replaced (a cluster node installing a
+    /// snapshot), and this instance never opens them again; the registry makes a new one.
+    /// </summary>
+    public async ValueTask RetireAsync(string reason)
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _quarantine = reason;
+            if (_open is { } open)
+            {
+                open.Retire();
+                await CloseLockedAsync(open).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     /// <summary>Closes the topic whatever uses it (the broker is stopping).</summary>
     public async ValueTask DisposeAsync()
     {
