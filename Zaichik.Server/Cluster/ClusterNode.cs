@@ -30,6 +30,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     private readonly ClusterOptions _options;
     private readonly string _host;
     private readonly string _dataPath;
+    private readonly string _viewPath;
     private readonly TopicRegistry _registry;
     private readonly BoundListeners _listeners;
     private readonly ILoggerFactory _loggers;
@@ -50,6 +51,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         _options = options.Value.Cluster;
         _host = options.Value.Host == "localhost" ? "127.0.0.1" : options.Value.Host;
         _dataPath = options.Value.ClusterDataPath ?? options.Value.DataPath;
+        _viewPath = options.Value.DataPath;
         _registry = registry;
         _listeners = listeners;
         _loggers = loggers;
@@ -100,6 +102,9 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     Task IConsumerCommitReplication.ReplicateConsumerCommit(string topic, string consumer, long sequence) =>
         ReplicateAsync(ClusterCommand.EncodeConsumerCommit(topic, consumer, sequence), new AppliedOutcome<bool>(), _stopping.Token);
 
+    /// <summary>The state machine, once the node has started.</summary>
+    internal ReplicatedState? State => _state;
+
     /// <summary>What the admin API shows: this node, its log, the leader and every member as this node sees them.</summary>
     public ClusterView Describe()
     {
@@ -123,6 +128,8 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
             log?.LastCommittedEntryIndex ?? 0,
             log?.LastAppliedIndex ?? 0,
             _state?.Refused ?? 0,
+            _state?.Snapshot?.Index ?? 0,
+            _state?.Snapshot?.Length ?? 0,
             members);
     }
 
@@ -163,7 +170,10 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         }
 
         _addresses[NodeId] = new LeaderAddress(NodeId, clientEndpoint, webSocket);
-        _state = new ReplicatedState(_registry, _logger);
+        // The view holds the newest snapshot already (ZaichikServer.ClusterDataFolders): the log replays what follows it.
+        var snapshots = new ClusterSnapshots(_dataPath);
+        var restored = snapshots.Newest();
+        _state = new ReplicatedState(_registry, snapshots, restored, _viewPath, _options.SnapshotEntries, _time, _logger);
         _log = new WriteAheadLog(
             new WriteAheadLog.Options
             {
@@ -342,7 +352,7 @@ internal sealed class ClusterUnavailableException(string message, Exception? inn
 /// <summary>A cluster node as the admin API shows it (<c>GET /api/cluster</c>).</summary>
 public sealed record ClusterView(
     string NodeId, string Role, string? Leader, long Term, long LeaderChanges, long LastIndex, long CommitIndex, long AppliedIndex, long RefusedEntries,
-    IReadOnlyList<ClusterMemberView> Members);
+    long SnapshotIndex, long SnapshotBytes, IReadOnlyList<ClusterMemberView> Members);
 
 /// <summary>One member as the node answering sees it.</summary>
 public sealed record ClusterMemberView(string Id, string RaftEndpoint, string Status, bool IsLeader, bool IsSelf, string? ClientEndpoint);

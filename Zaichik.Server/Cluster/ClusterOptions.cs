@@ -60,6 +60,14 @@ public sealed record ClusterOptions
     /// </summary>
     public int MaxEntryBytes { get; init; } = 1024 * 1024;
 
+    /// <summary>
+    /// A node takes a snapshot of its topics once it has applied this many Raft log entries since its last one; the Raft
+    /// log up to the snapshot is then deleted, a restart starts from the newest snapshot and replays only what follows
+    /// it, and a node too far behind is sent the snapshot. Default 50,000; 0: never (the Raft log grows forever and a
+    /// restart replays all of it).
+    /// </summary>
+    public long SnapshotEntries { get; init; } = 50_000;
+
     /// <summary>How many data Raft groups the cluster runs. Only 1 is supported now: one group orders every topic.</summary>
     public int DataGroups { get; init; } = 1;
 
@@ -129,6 +137,11 @@ public sealed record ClusterOptions
         if (MaxEntryBytes is < 1024 or > 64 * 1024 * 1024)
         {
             yield return $"Cluster:MaxEntryBytes is {MaxEntryBytes}; it must be 1 KiB..64 MiB";
+        }
+
+        if (SnapshotEntries is < 0 or > 1_000_000_000)
+        {
+            yield return $"Cluster:SnapshotEntries is {SnapshotEntries}; it must be 0 (never) or 1..1,000,000,000";
         }
 
         if (DataGroups != 1)
