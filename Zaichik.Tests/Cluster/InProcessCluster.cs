@@ -15,7 +15,7 @@ internal sealed class InProcessCluster : IAsyncDisposable
     private readonly ZaichikServerOptions[] _options;
     private readonly EndToEnd.CapturingLoggerProvider[] _logs;
 
-    private InProcessCluster(int nodes)
+    private InProcessCluster(int nodes, Func<ClusterOptions, ClusterOptions>? configure)
     {
         var raftPorts = Enumerable.Range(0, nodes).Select(_ => BrokerProcess.FreePort()).ToArray();
         var peers = string.Join(',', raftPorts.Select((port, i) => $"n{i + 1}=127.0.0.1:{port}"));
@@ -36,7 +36,7 @@ internal sealed class InProcessCluster : IAsyncDisposable
                 ElectionTimeoutMin = TimeSpan.FromMilliseconds(600),
                 ElectionTimeoutMax = TimeSpan.FromMilliseconds(1200),
             },
-        }).ToArray();
+        }).Select(options => configure is null ? options : options with { Cluster = configure(options.Cluster) }).ToArray();
     }
 
     public int Count => _servers.Length;
@@ -54,9 +54,12 @@ internal sealed class InProcessCluster : IAsyncDisposable
 
     internal Zaichik.Server.State.BrokerState State(int node) => Server(node).Services.GetRequiredService<Zaichik.Server.State.BrokerState>();
 
-    public static async Task<InProcessCluster> StartAsync(int nodes = 3)
+    /// <summary>The node's data folder (its Raft log is under <c>cluster/raft</c>, its snapshots under <c>cluster/snapshots</c>).</summary>
+    public string DataPath(int node) => _options[node].DataPath;
+
+    public static async Task<InProcessCluster> StartAsync(int nodes = 3, Func<ClusterOptions, ClusterOptions>? configure = null)
     {
-        var cluster = new InProcessCluster(nodes);
+        var cluster = new InProcessCluster(nodes, configure);
         try
         {
             await Task.WhenAll(Enumerable.Range(0, nodes).Select(cluster.StartNodeAsync));
