@@ -68,7 +68,7 @@ public sealed class ClusterOptionsTests
             Cluster = new ClusterOptions
             {
                 NodeId = "n1", Peers = Peers, ElectionTimeoutMin = TimeSpan.FromSeconds(3), ElectionTimeoutMax = TimeSpan.FromSeconds(2), DataGroups = 2,
-                LogChunkBytes = 100, AdvertiseWebSocket = "http://127.0.0.1:1/ws",
+                LogChunkBytes = 100, AdvertiseWebSocket = "http://127.0.0.1:1/ws", SnapshotEntries = -1,
             },
         };
 
@@ -76,6 +76,7 @@ public sealed class ClusterOptionsTests
         problems.ShouldContain(problem => problem.Contains("ElectionTimeoutMin/Max"));
         problems.ShouldContain(problem => problem.Contains("DataGroups is 2"));
         problems.ShouldContain(problem => problem.Contains("LogChunkBytes is 100"));
+        problems.ShouldContain(problem => problem.Contains("SnapshotEntries is -1"));
         problems.ShouldContain(problem => problem.Contains("AdvertiseWebSocket"));
         problems.ShouldContain(problem => problem.Contains("set Cluster:Advertise"));
         (options with { Cluster = options.Cluster with { Advertise = "10.0.0.1:8889" } }).Validate().ShouldNotContain(problem => problem.Contains("set Cluster:Advertise"));
