@@ -936,7 +936,9 @@ internal sealed partial class Topic : IAsyncDisposable
     {
         var newFolder = !System.IO.Directory.Exists(Directory);
         var storage = Settings.EnsureWritten(Directory, _context.Storage);
-        var memory = Settings.Durability == Durability.Memory;
+        // On a cluster node a Memory topic's view is kept on disk like an Interval one: a snapshot copies its files, and a
+        // node restarting from a snapshot must find its messages and its next sequence exactly as the other nodes have them.
+        var memory = Settings.Durability == Durability.Memory && !_context.ReplicatedView;
         var log = TopicLog.Open(Name, Directory, storage, _context.Files, _context.Time, _context.Loggers.CreateLogger<TopicLog>(), memory, newFolder);
         ConsumerPositionStore? positions = null;
         TopicCommitter? committer = null;
@@ -960,7 +962,7 @@ internal sealed partial class Topic : IAsyncDisposable
             log.ReadFilter = latest;
 
             committer = memory ? null : new TopicCommitter(Name, Directory, log, positions,
-                Settings.Durability == Durability.Always ? (_context.ReplicatedView ? DefaultCommitInterval : TimeSpan.Zero) : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
+                Settings.Durability is Durability.Always or Durability.Memory ? (_context.ReplicatedView ? DefaultCommitInterval : TimeSpan.Zero) : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
                 _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this),
                 _context.FlushDuration);
             return new OpenTopic(log, committer, keys, producers, positions)
