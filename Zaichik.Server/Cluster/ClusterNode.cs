@@ -31,6 +31,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     private readonly ClusterOptions _options;
     private readonly string _host;
     private readonly string _dataPath;
+    private readonly string _viewPath;
     private readonly TopicRegistry _registry;
     private readonly BoundListeners _listeners;
     private readonly ILoggerFactory _loggers;
@@ -54,6 +55,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         _options = options.Value.Cluster;
         _host = options.Value.Host == "localhost" ? "127.0.0.1" : options.Value.Host;
         _dataPath = options.Value.ClusterDataPath ?? options.Value.DataPath;
+        _viewPath = options.Value.DataPath;
         _registry = registry;
         _listeners = listeners;
         _loggers = loggers;
@@ -104,6 +106,9 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     Task IConsumerCommitReplication.ReplicateConsumerCommit(string topic, string consumer, long sequence) =>
         ReplicateAsync(ClusterCommand.EncodeConsumerCommit(topic, consumer, sequence), new AppliedOutcome<bool>(), _stopping.Token);
 
+    /// <summary>The state machine, once the node has started.</summary>
+    internal ReplicatedState? State => _state;
+
     /// <summary>What the admin API shows of this node alone: its role, its log, the leader and every member as it sees them.</summary>
     public ClusterView Describe()
     {
@@ -131,6 +136,8 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
             log?.LastCommittedEntryIndex ?? 0,
             log?.LastAppliedIndex ?? 0,
             _state?.Refused ?? 0,
+            _state?.Snapshot?.Index ?? 0,
+            _state?.Snapshot?.Length ?? 0,
             members);
         return self with
         {
@@ -258,7 +265,10 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         }
 
         _addresses[NodeId] = new LeaderAddress(NodeId, clientEndpoint, webSocket);
-        _state = new ReplicatedState(_registry, _logger);
+        // The view holds the newest snapshot already (ZaichikServer.ClusterDataFolders): the log replays what follows it.
+        var snapshots = new ClusterSnapshots(_dataPath);
+        var restored = snapshots.Newest();
+        _state = new ReplicatedState(_registry, snapshots, restored, _viewPath, _options.SnapshotEntries, _time, _logger);
         _log = new WriteAheadLog(
             new WriteAheadLog.Options
             {
@@ -448,7 +458,7 @@ internal sealed class ClusterUnavailableException(string message, Exception? inn
 /// <summary>A cluster node as the admin API shows it (<c>GET /api/cluster</c>).</summary>
 public sealed record ClusterView(
     string NodeId, string Role, string? Leader, long Term, long LeaderChanges, long LastIndex, long CommitIndex, long AppliedIndex, long RefusedEntries,
-    IReadOnlyList<ClusterMemberView> Members);
+    long SnapshotIndex, long SnapshotBytes, IReadOnlyList<ClusterMemberView> Members);
 
 /// <summary>
 /// One member as the node answering sees it. <see cref="Role"/>, <see cref="LastIndex"/> and <see cref="AppliedIndex"/>

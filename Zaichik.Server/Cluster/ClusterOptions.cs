@@ -70,6 +70,14 @@ public sealed record ClusterOptions
     public int MaxEntryBytes { get; init; } = 1024 * 1024;
 
     /// <summary>
+    /// A node takes a snapshot of its topics once it has applied this many Raft log entries since its last one; the Raft
+    /// log up to the snapshot is then deleted, a restart starts from the newest snapshot and replays only what follows
+    /// it, and a node too far behind is sent the snapshot. Default 50,000; 0: never (the Raft log grows forever and a
+    /// restart replays all of it).
+    /// </summary>
+    public long SnapshotEntries { get; init; } = 50_000;
+
+    /// <summary>
     /// Mutual TLS between the nodes' Raft listeners (<c>Cluster:Tls:CertificatePath</c>, <c>Cluster:Tls:TrustedCaPath</c>, ...).
     /// Null (the default): the Raft listener is plain TCP and must stay on a private network.
     /// </summary>
@@ -160,6 +168,11 @@ public sealed record ClusterOptions
         foreach (var tlsProblem in Tls?.Validate() ?? [])
         {
             yield return tlsProblem;
+        }
+
+        if (SnapshotEntries is < 0 or > 1_000_000_000)
+        {
+            yield return $"Cluster:SnapshotEntries is {SnapshotEntries}; it must be 0 (never) or 1..1,000,000,000";
         }
 
         if (DataGroups != 1)

@@ -12,12 +12,18 @@ namespace Zaichik.Server.Cluster;
 /// which becomes the client's Ack or Error.
 /// </summary>
 /// <remarks>
-/// The topics are a view of the Raft log: a node rebuilds them from the log when it starts (<see cref="ClusterNode"/>
-/// clears the view first), so an entry is never applied twice to the same files. No snapshot is taken yet.
+/// The topics are a view of the Raft log. Every <see cref="ClusterOptions.SnapshotEntries"/> entries the node writes a
+/// snapshot of the view (<see cref="ClusterSnapshots"/>), after which the write-ahead log deletes the entries it
+/// covers. A node starts from its newest snapshot (extracted into a fresh view before the host starts, see
+/// <c>ZaichikServer.ClusterDataFolders</c>) and the log replays only what follows it, so an entry is never applied
+/// twice to the same files. A node too far behind is sent the leader's snapshot and installs it in place of its view.
 /// </remarks>
-internal sealed partial class ReplicatedState(TopicRegistry registry, ILogger logger) : IStateMachine
+internal sealed partial class ReplicatedState(
+    TopicRegistry registry, ClusterSnapshots snapshots, SnapshotFile? restored, string viewPath, long snapshotEntries, TimeProvider time, ILogger logger) : IStateMachine
 {
-    private long _lastApplied;
+    private long _lastApplied = restored?.Index ?? 0;
+    private volatile SnapshotFile? _snapshot = restored;
+    private long _appliedSinceStart;
 
     /// <summary>The index of the last entry applied to the topics.</summary>
     public long LastApplied => Volatile.Read(ref _lastApplied);
@@ -25,12 +31,43 @@ internal sealed partial class ReplicatedState(TopicRegistry registry, ILogger lo
     /// <summary>Entries whose outcome was an error on this node (a refused CreateTopic, a storage failure).</summary>
     public long Refused { get; private set; }
 
-    ISnapshot? ISnapshotManager.Snapshot => null;
+    /// <summary>The index of the snapshot this node started from (0: none, the whole Raft log was replayed).</summary>
+    public long RestoredIndex { get; } = restored?.Index ?? 0;
 
-    ValueTask ISnapshotManager.ReclaimGarbageAsync(long watermark, CancellationToken token) => ValueTask.CompletedTask;
+    /// <summary>The newest snapshot: taken here or installed from the leader; null when there is none.</summary>
+    public SnapshotFile? Snapshot => _snapshot;
+
+    /// <summary>Entries applied one by one since this node started (a snapshot installed counts none).</summary>
+    public long AppliedSinceStart => Interlocked.Read(ref _appliedSinceStart);
+
+    /// <summary>Snapshots taken here and installed from a leader since this node started.</summary>
+    public (long Taken, long Installed) SnapshotCounts => (Interlocked.Read(ref _taken), Interlocked.Read(ref _installed));
+
+    private long _failedAt;
+    private long _taken;
+    private long _installed;
+
+    ISnapshot? ISnapshotManager.Snapshot => _snapshot;
+
+    ValueTask ISnapshotManager.ReclaimGarbageAsync(long watermark, CancellationToken token)
+    {
+        snapshots.DeleteBelow(watermark);
+        return ValueTask.CompletedTask;
+    }
 
     async ValueTask<long> IStateMachine.ApplyAsync(LogEntry entry, CancellationToken token)
     {
+        if (entry.IsSnapshot)
+        {
+            return await InstallAsync(entry, token).ConfigureAwait(false);
+        }
+
+        if (entry.Index <= LastApplied)
+        {
+            // Already in the view (a snapshot covers it).
+            return LastApplied;
+        }
+
         try
         {
             if (!entry.IsConfiguration && entry.TryGetPayload(out var payload) && !payload.IsEmpty)
@@ -54,7 +91,64 @@ internal sealed partial class ReplicatedState(TopicRegistry registry, ILogger lo
         }
 
         Volatile.Write(ref _lastApplied, entry.Index);
-        return 0;
+        Interlocked.Increment(ref _appliedSinceStart);
+        if (snapshotEntries > 0 && entry.Index - Math.Max(_snapshot?.Index ?? 0, _failedAt) >= snapshotEntries)
+        {
+            await TakeSnapshotAsync(entry.Index, entry.Term, token).ConfigureAwait(false);
+        }
+
+        return entry.Index;
+    }
+
+    /// <summary>
+    /// Writes a snapshot of the view as it is after entry <paramref name="index"/>: no entry is applied meanwhile (this
+    /// runs inside <see cref="IStateMachine.ApplyAsync"/>), and each topic's files are committed and held still while
+    /// they are copied. A failure is logged and leaves the previous snapshot in place: the Raft log keeps the entries.
+    /// </summary>
+    private async ValueTask TakeSnapshotAsync(long index, long term, CancellationToken token)
+    {
+        var started = time.GetTimestamp();
+        try
+        {
+            var topicsRoot = Path.Combine(viewPath, "topics");
+            var written = await snapshots.WriteAsync(index, term, async tar =>
+            {
+                // The catalog and whatever else lies at the top: only applying entries changes them.
+                await ClusterSnapshots.AddFolderAsync(tar, viewPath, viewPath, recursive: false, token).ConfigureAwait(false);
+                await registry.CopyTopicFilesAsync(
+                    topic => ClusterSnapshots.AddFolderAsync(tar, viewPath, Path.Combine(topicsRoot, topic.Name), recursive: true, token),
+                    token).ConfigureAwait(false);
+            }, token).ConfigureAwait(false);
+            _snapshot = written;
+            Interlocked.Increment(ref _taken);
+            LogSnapshotTaken(index, term, written.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception failure) when (failure is not OperationCanceledException)
+        {
+            // Not again at the next entry: after as many entries again.
+            _failedAt = index;
+            LogSnapshotFailed(failure, index);
+        }
+    }
+
+    /// <summary>
+    /// Installs the snapshot a leader sent in place of this node's view: every topic is closed and forgotten, the
+    /// snapshot is stored, the view rebuilt from it and the topics read again. Returns the snapshot's index.
+    /// </summary>
+    private async ValueTask<long> InstallAsync(LogEntry entry, CancellationToken token)
+    {
+        var started = time.GetTimestamp();
+        var received = await snapshots.ReceiveAsync(entry, token).ConfigureAwait(false);
+        await registry.ReplaceAllAsync(() =>
+        {
+            ClusterSnapshots.Restore(received, viewPath);
+            return ValueTask.CompletedTask;
+        }, token).ConfigureAwait(false);
+        _snapshot = received;
+        Volatile.Write(ref _lastApplied, received.Index);
+        Interlocked.Increment(ref _installed);
+        LogSnapshotInstalled(received.Index, received.Term, received.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds);
+        return received.Index;
     }
 
     /// <summary>Each publish on its own: one refused (an unknown topic, a full disk) does not stop the others.</summary>
@@ -126,6 +220,15 @@ internal sealed partial class ReplicatedState(TopicRegistry registry, ILogger lo
                 break;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster snapshot taken at entry {Index} (term {Term}): {Bytes} bytes in {Ms:0} ms; the Raft log up to it can go")]
+    private partial void LogSnapshotTaken(long index, long term, long bytes, double ms);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster snapshot at entry {Index} (term {Term}) installed from the leader: {Bytes} bytes in {Ms:0} ms; the topics were rebuilt from it")]
+    private partial void LogSnapshotInstalled(long index, long term, long bytes, double ms);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Cluster snapshot at entry {Index} failed; the previous one stays and the Raft log keeps its entries")]
+    private partial void LogSnapshotFailed(Exception exception, long index);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster log entry {Index} could not be applied to this node's topics")]
     private partial void LogApplyFailed(Exception exception, long index);

@@ -258,15 +258,21 @@ public sealed partial class ZaichikServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// A cluster node keeps its Raft log in <c>DataPath/cluster/raft</c> and its topics in <c>DataPath/cluster/view</c>.
-    /// The topics are rebuilt from the Raft log at every start (the log is the record; they are its view), so the view a
-    /// previous run left is cleared first: an entry is never applied twice to the same files.
+    /// A cluster node keeps its Raft log in <c>DataPath/cluster/raft</c>, its snapshots in <c>DataPath/cluster/snapshots</c>
+    /// and its topics in <c>DataPath/cluster/view</c>. The topics are rebuilt at every start (the log and the snapshots
+    /// are the record; the topics are their view): the view a previous run left is replaced by the newest snapshot's
+    /// files, or cleared when there is none, and the Raft log replays the entries that follow (all of them without a
+    /// snapshot). An entry is never applied twice to the same files.
     /// </summary>
     private static ZaichikServerOptions ClusterDataFolders(ZaichikServerOptions options)
     {
         var cluster = Path.Combine(Path.GetFullPath(options.DataPath), "cluster");
         var topics = Path.Combine(cluster, "view");
-        if (Directory.Exists(topics))
+        if (new Cluster.ClusterSnapshots(cluster).Newest() is { } snapshot)
+        {
+            Cluster.ClusterSnapshots.Restore(snapshot, topics);
+        }
+        else if (Directory.Exists(topics))
         {
             Directory.Delete(topics, recursive: true);
         }

@@ -28,6 +28,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     private readonly FasterLog _log;
     private readonly HoleList _holes;
     private readonly SequenceReservation _reservation;
+    private readonly SemaphoreSlim _committing = new(1, 1);
     private readonly int _pageSizeBits;
     private readonly int _segmentSizeBits;
     private readonly Lock _commitLock = new();
@@ -722,6 +723,52 @@ internal sealed partial class TopicLog : IAsyncDisposable
     }
 
     private async ValueTask CommitAsync(bool clean, CancellationToken cancellationToken)
+    {
+        // One commit at a time: a copy taken after a clean commit (CopyCommittedAsync) must not see a later one overtake it.
+        await _committing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await CommitLockedAsync(clean, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _committing.Release();
+        }
+    }
+
+    /// <summary>
+    /// For a cluster snapshot: waits out a compaction pass, commits everything and marks the commit clean (a copy of
+    /// the files recovers to exactly these sequences, without skipping a reservation as after a crash), then runs
+    /// <paramref name="copy"/> before any other commit or compaction pass may change the files. The caller makes sure
+    /// nothing appends or truncates meanwhile. A later commit marks the log open again.
+    /// </summary>
+    public async ValueTask CopyCommittedAsync(Func<ValueTask> copy, CancellationToken cancellationToken)
+    {
+        await _compacting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _committing.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (!InMemory && !IsDisposed)
+                {
+                    await CommitLockedAsync(clean: true, cancellationToken).ConfigureAwait(false);
+                }
+
+                await copy().ConfigureAwait(false);
+            }
+            finally
+            {
+                _committing.Release();
+            }
+        }
+        finally
+        {
+            _compacting.Release();
+        }
+    }
+
+    private async ValueTask CommitLockedAsync(bool clean, CancellationToken cancellationToken)
     {
         var last = LastSequence;
         var begin = _log.BeginAddress;

@@ -568,6 +568,55 @@ internal sealed partial class Topic : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// For a cluster snapshot: runs <paramref name="copy"/> on this topic's files while nothing changes them. A closed
+    /// topic is held closed; an open one is committed (clean: see <see cref="TopicLog.CopyCommittedAsync"/>) with its
+    /// consumer positions written, and held from truncation, compaction and commits until the copy is done. Publishes
+    /// do not come meanwhile: on a cluster node only the Raft state machine publishes, and it is the caller.
+    /// </summary>
+    public async ValueTask CopyFilesAsync(Func<ValueTask> copy, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_open is { } open && !open.Log.IsDisposed)
+            {
+                open.Positions.Flush(flushToDisk: false);
+                await open.Log.CopyCommittedAsync(copy, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await copy().ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Closes the topic for good, whatever uses it: its files are about to be replaced (a cluster node installing a
+    /// snapshot), and this instance never opens them again; the registry makes a new one.
+    /// </summary>
+    public async ValueTask RetireAsync(string reason)
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _quarantine = reason;
+            if (_open is { } open)
+            {
+                open.Retire();
+                await CloseLockedAsync(open).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     /// <summary>Closes the topic whatever uses it (the broker is stopping).</summary>
     public async ValueTask DisposeAsync()
     {
@@ -887,7 +936,9 @@ internal sealed partial class Topic : IAsyncDisposable
     {
         var newFolder = !System.IO.Directory.Exists(Directory);
         var storage = Settings.EnsureWritten(Directory, _context.Storage);
-        var memory = Settings.Durability == Durability.Memory;
+        // On a cluster node a Memory topic's view is kept on disk like an Interval one: a snapshot copies its files, and a
+        // node restarting from a snapshot must find its messages and its next sequence exactly as the other nodes have them.
+        var memory = Settings.Durability == Durability.Memory && !_context.ReplicatedView;
         var log = TopicLog.Open(Name, Directory, storage, _context.Files, _context.Time, _context.Loggers.CreateLogger<TopicLog>(), memory, newFolder);
         ConsumerPositionStore? positions = null;
         TopicCommitter? committer = null;
@@ -911,7 +962,7 @@ internal sealed partial class Topic : IAsyncDisposable
             log.ReadFilter = latest;
 
             committer = memory ? null : new TopicCommitter(Name, Directory, log, positions,
-                Settings.Durability == Durability.Always ? (_context.ReplicatedView ? DefaultCommitInterval : TimeSpan.Zero) : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
+                Settings.Durability is Durability.Always or Durability.Memory ? (_context.ReplicatedView ? DefaultCommitInterval : TimeSpan.Zero) : TimeSpan.FromMilliseconds(Settings.CommitIntervalMs),
                 _context.Time, _context.Loggers.CreateLogger<TopicCommitter>(), _onStorageRecovered is null ? null : () => _onStorageRecovered(this),
                 _context.FlushDuration);
             return new OpenTopic(log, committer, keys, producers, positions)

@@ -33,8 +33,9 @@ internal sealed class TopicContext(
 
     /// <summary>
     /// On a cluster node the topics are a view of the Raft log, which is fsynced by a majority before anything is
-    /// acknowledged and replayed into a fresh view at start: an <c>Always</c> topic's files are then flushed on the
-    /// default interval rather than per group commit, which would only repeat the log's fsync on every node.
+    /// acknowledged, and the view is rebuilt at start from the newest snapshot and the log entries after it: an
+    /// <c>Always</c> topic's files are then flushed on the default interval rather than per group commit, which would
+    /// only repeat the log's fsync on every node.
     /// </summary>
     public bool ReplicatedView { get; init; }
 

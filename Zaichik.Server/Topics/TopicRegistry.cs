@@ -183,6 +183,53 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
         return await GetOrCreateAsync(name, settings, explicitCreate: true, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// For a cluster snapshot: runs <paramref name="copy"/> on each topic's folder in turn while nothing changes that
+    /// topic's files (see <see cref="Topic.CopyFilesAsync"/>).
+    /// </summary>
+    public async ValueTask CopyTopicFilesAsync(Func<Topic, ValueTask> copy, CancellationToken cancellationToken)
+    {
+        foreach (var topic in Topics)
+        {
+            await topic.CopyFilesAsync(() => copy(topic), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// For a cluster node installing a snapshot: closes and forgets every topic (subscriptions to them end), lets
+    /// <paramref name="replace"/> replace the files of the data folder, and reads the catalog it finds there.
+    /// </summary>
+    public async ValueTask ReplaceAllAsync(Func<ValueTask> replace, CancellationToken cancellationToken)
+    {
+        await _makingRoom.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var old = _topics.Values.ToArray();
+            _topics.Clear();
+            _sortedNames = null;
+            foreach (var topic in old)
+            {
+                try
+                {
+                    await topic.RetireAsync("its files were replaced by a cluster snapshot").ConfigureAwait(false);
+                }
+                catch (Exception exception)
+                {
+                    LogCloseFailed(exception, topic.Name);
+                }
+            }
+
+            _catalog?.Dispose();
+            _catalog = null;
+            await replace().ConfigureAwait(false);
+            await OpenExistingAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _makingRoom.Release();
+        }
+    }
+
     /// <summary>Closes every topic (committing its log), each within the shutdown timeout.</summary>
     public async ValueTask DisposeAsync()
     {

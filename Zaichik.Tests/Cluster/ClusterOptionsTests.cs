@@ -69,6 +69,7 @@ public sealed class ClusterOptionsTests
             {
                 NodeId = "n1", Peers = Peers, ElectionTimeoutMin = TimeSpan.FromSeconds(3), ElectionTimeoutMax = TimeSpan.FromSeconds(2), DataGroups = 2,
                 LogChunkBytes = 100, AdvertiseWebSocket = "http://127.0.0.1:1/ws", AdvertiseAdmin = "ftp://127.0.0.1:1", PeerAdminTimeout = TimeSpan.Zero,
+                SnapshotEntries = -1,
             },
         };
 
@@ -76,6 +77,7 @@ public sealed class ClusterOptionsTests
         problems.ShouldContain(problem => problem.Contains("ElectionTimeoutMin/Max"));
         problems.ShouldContain(problem => problem.Contains("DataGroups is 2"));
         problems.ShouldContain(problem => problem.Contains("LogChunkBytes is 100"));
+        problems.ShouldContain(problem => problem.Contains("SnapshotEntries is -1"));
         problems.ShouldContain(problem => problem.Contains("AdvertiseWebSocket"));
         problems.ShouldContain(problem => problem.Contains("Cluster:AdvertiseAdmin 'ftp://127.0.0.1:1' is not an http:// or https:// URL"));
         problems.ShouldContain(problem => problem.Contains("Cluster:PeerAdminTimeout is 00:00:00"));

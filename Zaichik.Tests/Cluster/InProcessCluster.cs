@@ -62,6 +62,9 @@ internal sealed class InProcessCluster : IAsyncDisposable
 
     internal Zaichik.Server.State.BrokerState State(int node) => Server(node).Services.GetRequiredService<Zaichik.Server.State.BrokerState>();
 
+    /// <summary>The node's data folder (its Raft log is under <c>cluster/raft</c>, its snapshots under <c>cluster/snapshots</c>).</summary>
+    public string DataPath(int node) => _options[node].DataPath;
+
     /// <summary>
     /// Starts the nodes; <paramref name="configure"/> may change each node's cluster options (node index, options);
     /// <paramref name="admin"/> turns each node's admin API on (on a free port).
