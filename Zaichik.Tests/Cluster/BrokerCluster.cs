@@ -12,10 +12,12 @@ internal sealed class BrokerCluster : IAsyncDisposable
     private readonly int[] _adminPorts;
     private readonly string _peers;
     private readonly BrokerProcess?[] _brokers;
+    private readonly long _snapshotEntries;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
-    private BrokerCluster(int nodes)
+    private BrokerCluster(int nodes, long snapshotEntries)
     {
+        _snapshotEntries = snapshotEntries;
         _clientPorts = Enumerable.Range(0, nodes).Select(_ => BrokerProcess.FreePort()).ToArray();
         _adminPorts = Enumerable.Range(0, nodes).Select(_ => BrokerProcess.FreePort()).ToArray();
         _peers = string.Join(',', Enumerable.Range(0, nodes).Select(i => $"n{i + 1}=127.0.0.1:{BrokerProcess.FreePort()}"));
@@ -29,9 +31,10 @@ internal sealed class BrokerCluster : IAsyncDisposable
 
     public bool IsRunning(int node) => _brokers[node] is { HasExited: false };
 
-    public static async Task<BrokerCluster> StartAsync(int nodes = 3)
+    /// <summary>Starts the nodes; <paramref name="snapshotEntries"/> above 0 has them snapshot that often, in 64 KiB Raft log files.</summary>
+    public static async Task<BrokerCluster> StartAsync(int nodes = 3, long snapshotEntries = 0)
     {
-        var cluster = new BrokerCluster(nodes);
+        var cluster = new BrokerCluster(nodes, snapshotEntries);
         try
         {
             await Task.WhenAll(Enumerable.Range(0, nodes).Select(cluster.StartNodeAsync));
@@ -55,7 +58,9 @@ internal sealed class BrokerCluster : IAsyncDisposable
             "--admin", $"http://127.0.0.1:{_adminPorts[node]}",
             "--Zaichik:Admin:MaxPeekMessages", "10000",
             "--Zaichik:Cluster:ElectionTimeoutMin", "00:00:01",
-            "--Zaichik:Cluster:ElectionTimeoutMax", "00:00:02");
+            "--Zaichik:Cluster:ElectionTimeoutMax", "00:00:02",
+            "--Zaichik:Cluster:SnapshotEntries", _snapshotEntries.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--Zaichik:Cluster:LogChunkBytes", _snapshotEntries > 0 ? "65536" : "4194304");
 
     /// <summary>kill -9: no shutdown, nothing flushed that was not already.</summary>
     public async Task KillAsync(int node)
@@ -73,7 +78,7 @@ internal sealed class BrokerCluster : IAsyncDisposable
     {
         try
         {
-            return await _http.GetFromJsonAsync<JsonElement>($"http://127.0.0.1:{_adminPorts[node]}/api/cluster");
+            return await _http.GetFromJsonAsync<JsonElement>($"http://127.0.0.1:{_adminPorts[node]}/api/cluster?scope=local");
         }
         catch (Exception failure) when (failure is HttpRequestException or TaskCanceledException)
         {

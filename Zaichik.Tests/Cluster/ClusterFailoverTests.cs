@@ -23,12 +23,15 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
     [Fact]
     public Task Killing_the_leader_loses_no_acknowledged_message() => RunAsync(rounds: 1, seed: 1);
 
+    // With a snapshot every 100 entries: the nodes compact their Raft logs while the publishers run, and the killed
+    // follower restarts from its newest snapshot (or is sent the leader's when the leader has compacted past it).
     [Fact]
-    public Task Killing_a_follower_loses_no_acknowledged_message() => RunAsync(rounds: 1, seed: 2, killLeader: false);
+    public Task Killing_a_follower_loses_no_acknowledged_message_while_the_nodes_take_snapshots() => RunAsync(rounds: 1, seed: 2, killLeader: false, snapshotEntries: 100);
 
+    // Every other round with snapshots.
     [SoakFact]
     [Trait("Category", "Soak")]
-    public Task Twenty_rounds_of_kills_lose_no_acknowledged_message() => RunAsync(rounds: 20, seed: Environment.TickCount, killLeader: null);
+    public Task Twenty_rounds_of_kills_lose_no_acknowledged_message() => RunAsync(rounds: 20, seed: Environment.TickCount, killLeader: null, snapshotEntries: null);
 
     [Fact]
     public async Task A_durable_consumer_resumes_after_its_last_confirmed_commit_when_the_leader_is_killed()
@@ -77,18 +80,19 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         await rest.ShouldReceiveNothingWithinAsync(TimeSpan.FromMilliseconds(300));
     }
 
-    private async Task RunAsync(int rounds, int seed, bool? killLeader = true)
+    /// <param name="snapshotEntries">0: no snapshots; null: every other round snapshots every 100 entries.</param>
+    private async Task RunAsync(int rounds, int seed, bool? killLeader = true, long? snapshotEntries = 0)
     {
         var random = new Random(seed);
         for (var round = 0; round < rounds; round++)
         {
-            await RoundAsync(random, killLeader ?? random.Next(2) == 0, round);
+            await RoundAsync(random, killLeader ?? random.Next(2) == 0, round, snapshotEntries ?? (round % 2 == 0 ? 0 : 100));
         }
     }
 
-    private async Task RoundAsync(Random random, bool killLeader, int round)
+    private async Task RoundAsync(Random random, bool killLeader, int round, long snapshotEntries)
     {
-        await using var cluster = await BrokerCluster.StartAsync();
+        await using var cluster = await BrokerCluster.StartAsync(snapshotEntries: snapshotEntries);
         var leader = await cluster.WaitForLeaderAsync(Deadline);
         var options = new ZaichikClientOptions
         {
@@ -157,7 +161,7 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         var newLeader = await cluster.WaitForLeaderAsync(Deadline, except: victim);
         var electedAfter = stopwatch.Elapsed;
         await Task.WhenAll(publishers).WaitAsync(Deadline * 2);
-        output.WriteLine($"round {round}: killed n{victim + 1} ({(killLeader ? "leader" : "follower")}) after {ackedAtKill} Acks; n{newLeader + 1} leads {electedAfter.TotalMilliseconds:0} ms later");
+        output.WriteLine($"round {round}: snapshots every {snapshotEntries} entries; killed n{victim + 1} ({(killLeader ? "leader" : "follower")}) after {ackedAtKill} Acks; n{newLeader + 1} leads {electedAfter.TotalMilliseconds:0} ms later");
 
         failures.ShouldBeEmpty("every publish is acknowledged in the end: the client follows redirects and sends again");
         acked.Count.ShouldBe(Publishers * MessagesPerPublisher);
@@ -173,7 +177,17 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             stored.ShouldBe(reference, $"n{node + 1} holds the same log as n{survivors[0] + 1}");
         }
 
-        // The killed node comes back, rebuilds its topics from its Raft log and catches up from the leader.
+        if (snapshotEntries > 0)
+        {
+            // The run did compact: every survivor has a snapshot, so its Raft log no longer starts at entry 1.
+            foreach (var node in survivors)
+            {
+                var view = (await cluster.DescribeAsync(node)).ShouldNotBeNull();
+                view.GetProperty("snapshotIndex").GetInt64().ShouldBeGreaterThan(0, $"n{node + 1} took no snapshot");
+            }
+        }
+
+        // The killed node comes back, rebuilds its topics from its snapshot and Raft log and catches up from the leader.
         await cluster.StartNodeAsync(victim);
         var rebuilt = await cluster.ReadWhenCaughtUpAsync(victim, topic, reference!.Count, Deadline);
         rebuilt.ShouldBe(reference, $"the restarted n{victim + 1} holds the same log");
