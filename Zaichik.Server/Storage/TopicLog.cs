@@ -761,17 +761,17 @@ internal sealed partial class TopicLog : IAsyncDisposable
     /// <summary>
     /// Starts a commit of everything appended so far (and any truncation) and returns without waiting for it: the pages
     /// are written on this thread, and <paramref name="completed"/> is called on the thread that makes them and the commit
-    /// record durable (FasterLog's commit worker), with null or the failure, after <see cref="DurableSequence"/> has moved
-    /// and its waiters have run there. Returns false, and never calls <paramref name="completed"/>, when there is nothing
-    /// to commit. A failed write of the pages is reported through <see cref="WriteFailed"/> instead: FasterLog then never
-    /// completes the commit.
+    /// record durable (FasterLog's commit worker), with null or the failure, after <see cref="DurableSequence"/> has moved;
+    /// the waiters to wake are passed along (null when none), for the caller to complete with <see cref="WakeInline"/> or
+    /// from the pool. Returns false, and never calls <paramref name="completed"/>, when there is nothing to commit. A failed
+    /// write of the pages is reported through <see cref="WriteFailed"/> instead: FasterLog then never completes the commit.
     /// </summary>
     /// <remarks>
     /// This is the <c>Always</c> path: no task, no thread-pool hop between the commit and the Acks waiting for it. Only one
     /// such commit is started at a time (<c>TopicCommitter</c>); <see cref="CommitAsync(CancellationToken)"/> may run beside it.
     /// </remarks>
     /// <exception cref="IOException">FasterLog refused the commit (it failed earlier).</exception>
-    internal bool TryStartCommit(Action<Exception?> completed)
+    internal bool TryStartCommit(Action<Exception?, TaskCompletionSource?> completed)
     {
         if (InMemory || !NeedsCommit)
         {
@@ -791,23 +791,11 @@ internal sealed partial class TopicLog : IAsyncDisposable
         {
             if (slots?.TakeFailure(slots.LastCommitNum) is { } failure)
             {
-                completed(new IOException($"the commit could not be made durable: {failure.Message}", failure));
+                completed(new IOException($"the commit could not be made durable: {failure.Message}", failure), null);
                 return;
             }
 
-            var wasInCallback = t_inCommitCallback;
-            t_inCommitCallback = true;
-            try
-            {
-                // Synchronous continuations: the Acks waiting for this commit are sent from here.
-                Committed(begin, reserved, last)?.TrySetResult();
-            }
-            finally
-            {
-                t_inCommitCallback = wasInCallback;
-            }
-
-            completed(null);
+            completed(null, Committed(begin, reserved, last));
         }
 
         try
@@ -823,6 +811,24 @@ internal sealed partial class TopicLog : IAsyncDisposable
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Completes the waiters of a commit started by <see cref="TryStartCommit"/> on this thread (synchronous
+    /// continuations: the Acks waiting for the commit are sent from here).
+    /// </summary>
+    internal static void WakeInline(TaskCompletionSource advanced)
+    {
+        var wasInCallback = t_inCommitCallback;
+        t_inCommitCallback = true;
+        try
+        {
+            advanced.TrySetResult();
+        }
+        finally
+        {
+            t_inCommitCallback = wasInCallback;
+        }
     }
 
     /// <summary>Called when writing the log's pages failed: FasterLog stays failed, and completes no commit after it.</summary>

@@ -52,7 +52,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     private int _state;
     private long _commitStarted;
     private Task _recovery = Task.CompletedTask;
-    private readonly Action<Exception?>? _onCommitted;
+    private readonly Action<Exception?, TaskCompletionSource?>? _onCommitted;
     private readonly Action<Exception>? _onWriteFailed;
 
     /// <param name="onDiskWritable">
@@ -125,7 +125,12 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                 throw new IOException($"topic '{_topic}' closed before message {sequence} was committed");
             }
 
-            MarkDirty();
+            // On Always topics an append marks itself, and a running commit is followed by one for what came meanwhile.
+            if (!_always || Volatile.Read(ref _state) == Idle)
+            {
+                MarkDirty();
+            }
+
             using var recheck = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
             // A failing commit may never complete the wait; look at LastFailure again every so often.
@@ -210,7 +215,7 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
 
             if (_positions.IsDirty)
             {
-                ThreadPool.UnsafeQueueUserWorkItem(static committer => committer.Committed(null), this, preferLocal: false);
+                ThreadPool.UnsafeQueueUserWorkItem(static committer => committer.Committed(null, null), this, preferLocal: false);
                 return;
             }
 
@@ -221,13 +226,29 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
         }
     }
 
-    /// <summary>The end of a commit: on FasterLog's commit worker (whose Acks already went), or on the pool for positions alone.</summary>
-    private void Committed(Exception? failure)
+    /// <summary>
+    /// The end of a commit: on FasterLog's commit worker, or on the pool for positions alone. The Acks waiting for it go
+    /// from this thread when nothing more was marked meanwhile (one publish in flight: no hand-over at all); otherwise from
+    /// the pool, so that the next commit, started here, writes while they are sent.
+    /// </summary>
+    private void Committed(Exception? failure, TaskCompletionSource? advanced)
     {
         if (failure is not null)
         {
             Fail(failure);
             return;
+        }
+
+        if (advanced is not null)
+        {
+            if (Volatile.Read(ref _state) == CommittingDirty)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static advanced => advanced.TrySetResult(), advanced, preferLocal: false);
+            }
+            else
+            {
+                TopicLog.WakeInline(advanced);
+            }
         }
 
         FlushPositions();
