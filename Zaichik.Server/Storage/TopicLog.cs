@@ -42,7 +42,14 @@ internal sealed partial class TopicLog : IAsyncDisposable
 
     // True while the newest commit record on disk says the log is closed and matches it: closing again need not commit.
     private bool _cleanOnDisk;
-    private TaskCompletionSource _durableAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Completed without RunContinuationsAsynchronously: the Always commit path wakes its waiters on the committing thread;
+    // every other path completes it from a pool work item.
+    private TaskCompletionSource _durableAdvanced = new();
+
+    // Set while FasterLog's commit worker runs the waiters of a commit (TryStartCommit): closing the log there would wait
+    // for that worker to finish.
+    [ThreadStatic]
+    private static bool t_inCommitCallback;
     private int _disposed;
     private int _readers;
     private FileBudget _budget = FileBudget.Unlimited;
@@ -791,6 +798,110 @@ internal sealed partial class TopicLog : IAsyncDisposable
             throw new IOException($"the commit could not be made durable: {failure.Message}", failure);
         }
 
+        if (Committed(begin, reserved, last) is { } advanced)
+        {
+            // Off this thread, as before: the waiters may do anything, and this caller may hold the topic's gate.
+            ThreadPool.UnsafeQueueUserWorkItem(static advanced => advanced.TrySetResult(), advanced, preferLocal: true);
+        }
+    }
+
+    /// <summary>
+    /// Starts a commit of everything appended so far (and any truncation) and returns without waiting for it: the pages
+    /// are written on this thread, and <paramref name="completed"/> is called on the thread that makes them and the commit
+    /// record durable (FasterLog's commit worker), with null or the failure, after <see cref="DurableSequence"/> has moved;
+    /// the waiters to wake are passed along (null when none), for the caller to complete with <see cref="WakeInline"/> or
+    /// from the pool. Returns false, and never calls <paramref name="completed"/>, when there is nothing to commit. A failed
+    /// write of the pages is reported through <see cref="WriteFailed"/> instead: FasterLog then never completes the commit.
+    /// </summary>
+    /// <remarks>
+    /// This is the <c>Always</c> path: no task, no thread-pool hop between the commit and the Acks waiting for it. Only one
+    /// such commit is started at a time (<c>TopicCommitter</c>); <see cref="CommitAsync(CancellationToken)"/> may run beside it.
+    /// </remarks>
+    /// <exception cref="IOException">FasterLog refused the commit (it failed earlier).</exception>
+    internal bool TryStartCommit(Action<Exception?, TaskCompletionSource?> completed)
+    {
+        if (InMemory || !NeedsCommit)
+        {
+            return false;
+        }
+
+        var last = LastSequence;
+        var begin = _log.BeginAddress;
+        var reserved = _reservation.ForCommit(NextSequence);
+        var cookie = new CommitCookie(false, Volatile.Read(ref _firstSequence), last, reserved).ToBytes();
+        var slots = _commits as CommitSlots;
+        _cleanOnDisk = false;
+
+        // Called by FasterLog right after it had the commit manager write this commit's record (CommitSlots.Commit, on the
+        // same thread, one commit at a time): the slots' last commit is this one.
+        void Durable()
+        {
+            if (slots?.TakeFailure(slots.LastCommitNum) is { } failure)
+            {
+                completed(new IOException($"the commit could not be made durable: {failure.Message}", failure), null);
+                return;
+            }
+
+            completed(null, Committed(begin, reserved, last));
+        }
+
+        try
+        {
+            if (!_log.CommitStrongly(out _, out _, spinWait: false, cookie, -1, Durable))
+            {
+                throw new IOException("the log refused the commit");
+            }
+        }
+        catch (FasterException exception)
+        {
+            throw new IOException($"the commit failed: {exception.Message}", exception);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Completes the waiters of a commit started by <see cref="TryStartCommit"/> on this thread (synchronous
+    /// continuations: the Acks waiting for the commit are sent from here).
+    /// </summary>
+    internal static void WakeInline(TaskCompletionSource advanced)
+    {
+        var wasInCallback = t_inCommitCallback;
+        t_inCommitCallback = true;
+        try
+        {
+            advanced.TrySetResult();
+        }
+        finally
+        {
+            t_inCommitCallback = wasInCallback;
+        }
+    }
+
+    /// <summary>Called when writing the log's pages failed: FasterLog stays failed, and completes no commit after it.</summary>
+    internal event Action<Exception>? WriteFailed
+    {
+        add
+        {
+            if (_device is SegmentDevice device)
+            {
+                device.WriteFailed += value;
+            }
+        }
+
+        remove
+        {
+            if (_device is SegmentDevice device)
+            {
+                device.WriteFailed -= value;
+            }
+        }
+    }
+
+    /// <summary>Records a durable commit; returns the waiters to wake when <see cref="DurableSequence"/> moved.</summary>
+    private TaskCompletionSource? Committed(long begin, long reserved, long last)
+    {
+        TaskCompletionSource? advanced = null;
         lock (_commitLock)
         {
             _committedBegin = Math.Max(_committedBegin, begin);
@@ -798,7 +909,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
             if (last > _durableSequence)
             {
                 Volatile.Write(ref _durableSequence, last);
-                Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+                advanced = Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource());
             }
         }
 
@@ -810,11 +921,13 @@ internal sealed partial class TopicLog : IAsyncDisposable
         {
             // The holes file keeps holes the log no longer reaches: harmless, and rewritten at the next change.
         }
+
+        return advanced;
     }
 
-    /// <summary>Wakes <see cref="WaitForDurableAsync"/> callers so they look at a commit failure at once.</summary>
+    /// <summary>Wakes <see cref="WaitForDurableAsync"/> callers (on the thread pool) so they look at a commit failure at once.</summary>
     public void WakeDurableWaiters() =>
-        Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        ThreadPool.UnsafeQueueUserWorkItem(static advanced => advanced.TrySetResult(), Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource()), preferLocal: false);
 
     /// <summary>Completes when <see cref="DurableSequence"/> reaches <paramref name="sequence"/>, or on <see cref="WakeDurableWaiters"/>; starts no commit itself.</summary>
     public async ValueTask WaitForDurableAsync(long sequence, CancellationToken cancellationToken)
@@ -850,6 +963,12 @@ internal sealed partial class TopicLog : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
+        }
+
+        if (t_inCommitCallback)
+        {
+            // FasterLog's Dispose waits for its commit worker, which is this thread.
+            await Task.Yield();
         }
 
         // A compaction pass in progress sees the log closed and gives up; its files must be left before they close.

@@ -10,6 +10,12 @@ namespace Zaichik.Server.Topics;
 /// <c>Always</c> topics). Publishes and Commits that arrive while a flush is running share the next one, which is
 /// what makes <c>Always</c> a group commit. An idle topic costs no timer and no wake-up.
 /// </summary>
+/// <remarks>
+/// On <c>Always</c> topics there is no loop: the first mark starts the commit on the marking thread (the pages are written
+/// there), FasterLog's commit worker makes it durable and runs the waiting Acks, and that same thread starts the next
+/// commit when more was marked meanwhile. A commit so costs one hand-over between threads rather than a wake-up of a pool
+/// thread at each step.
+/// </remarks>
 internal sealed partial class TopicCommitter : IAsyncDisposable
 {
     private static readonly TimeSpan FailureRecheckInterval = TimeSpan.FromSeconds(1);
@@ -37,6 +43,18 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     private long _dirtySince;
     private bool _positionsFailing;
 
+    // Always topics: Idle, Committing, CommittingDirty (more was marked while committing), Failed or Stopped.
+    private const int Idle = 0;
+    private const int Committing = 1;
+    private const int CommittingDirty = 2;
+    private const int Failed = 3;
+    private const int Stopped = 4;
+    private int _state;
+    private long _commitStarted;
+    private Task _recovery = Task.CompletedTask;
+    private readonly Action<Exception?, TaskCompletionSource?>? _onCommitted;
+    private readonly Action<Exception>? _onWriteFailed;
+
     /// <param name="onDiskWritable">
     /// Called once when, after a failed commit, the topic's folder takes writes again: FasterLog stays failed after a
     /// failed write, so the topic must be reopened from its last commit to write again.
@@ -56,7 +74,17 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
         _delay = delay;
         _time = time;
         _logger = logger;
-        _loop = Task.Run(RunAsync);
+        if (_always)
+        {
+            _onCommitted = Committed;
+            _onWriteFailed = exception => Fail(exception);
+            _log.WriteFailed += _onWriteFailed;
+            _loop = Task.CompletedTask;
+        }
+        else
+        {
+            _loop = Task.Run(RunAsync);
+        }
     }
 
     /// <summary>The last commit failed (disk full, permission lost); cleared by the next commit that succeeds.</summary>
@@ -65,6 +93,12 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
     /// <summary>Asks for a commit of everything appended so far. Cheap when the topic is already dirty.</summary>
     public void MarkDirty()
     {
+        if (_always)
+        {
+            MarkDirtyAlways();
+            return;
+        }
+
         if (Volatile.Read(ref _dirty) == 0 && Interlocked.Exchange(ref _dirty, 1) == 0)
         {
             Volatile.Write(ref _dirtySince, _time.GetTimestamp());
@@ -91,7 +125,12 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                 throw new IOException($"topic '{_topic}' closed before message {sequence} was committed");
             }
 
-            MarkDirty();
+            // On Always topics an append marks itself, and a running commit is followed by one for what came meanwhile.
+            if (!_always || Volatile.Read(ref _state) == Idle)
+            {
+                MarkDirty();
+            }
+
             using var recheck = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
             // A failing commit may never complete the wait; look at LastFailure again every so often.
@@ -108,9 +147,195 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_always)
+        {
+            // No new commit starts; one running is let finish (the log commits the rest as it closes).
+            var state = Volatile.Read(ref _state);
+            while (state != Stopped)
+            {
+                if (state is Committing or CommittingDirty)
+                {
+                    await Task.Delay(1, CancellationToken.None).ConfigureAwait(false);
+                }
+                else if (Interlocked.CompareExchange(ref _state, Stopped, state) == state)
+                {
+                    break;
+                }
+
+                state = Volatile.Read(ref _state);
+            }
+
+            _log.WriteFailed -= _onWriteFailed;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _recovery.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _stop.Dispose();
+    }
+
+    private void MarkDirtyAlways()
+    {
+        while (true)
+        {
+            var state = Volatile.Read(ref _state);
+            switch (state)
+            {
+                case Idle when Interlocked.CompareExchange(ref _state, Committing, Idle) == Idle:
+                    Commit();
+                    return;
+                case Committing when Interlocked.CompareExchange(ref _state, CommittingDirty, Committing) == Committing:
+                case CommittingDirty or Failed or Stopped:
+                    return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starts the next commit (the state is <see cref="Committing"/>). When the log has nothing to commit, writes the
+    /// consumers' positions instead, on the thread pool when they changed (an fsync does not belong on a connection's thread).
+    /// </summary>
+    private void Commit()
+    {
+        while (true)
+        {
+            try
+            {
+                _commitStarted = _time.GetTimestamp();
+                if (_log.TryStartCommit(_onCommitted!))
+                {
+                    return;
+                }
+            }
+            catch (Exception exception) when (exception is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                Fail(exception);
+                return;
+            }
+
+            if (_positions.IsDirty)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static committer => committer.Committed(null, null), this, preferLocal: false);
+                return;
+            }
+
+            if (!TryFinish())
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The end of a commit: on FasterLog's commit worker, or on the pool for positions alone. The Acks waiting for it go
+    /// from this thread when nothing more was marked meanwhile (one publish in flight: no hand-over at all); otherwise from
+    /// the pool, so that the next commit, started here, writes while they are sent.
+    /// </summary>
+    private void Committed(Exception? failure, TaskCompletionSource? advanced)
+    {
+        if (failure is not null)
+        {
+            Fail(failure);
+            return;
+        }
+
+        if (advanced is not null)
+        {
+            if (Volatile.Read(ref _state) == CommittingDirty)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static advanced => advanced.TrySetResult(), advanced, preferLocal: false);
+            }
+            else
+            {
+                TopicLog.WakeInline(advanced);
+            }
+        }
+
+        FlushPositions();
+        _flushDuration?.Record(_time.GetElapsedTime(_commitStarted).TotalSeconds);
+        if (LastFailure is not null)
+        {
+            LogRecovered(_topic);
+            LastFailure = null;
+        }
+
+        if (TryFinish())
+        {
+            Commit();
+        }
+    }
+
+    /// <summary>Leaves <see cref="Committing"/>: true when more was marked meanwhile and the next commit must start.</summary>
+    private bool TryFinish()
+    {
+        while (true)
+        {
+            switch (Volatile.Read(ref _state))
+            {
+                case Committing when Interlocked.CompareExchange(ref _state, Idle, Committing) == Committing:
+                    return false;
+                case CommittingDirty when Interlocked.CompareExchange(ref _state, Committing, CommittingDirty) == CommittingDirty:
+                    return true;
+                case Failed or Stopped or Idle:
+                    return false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A commit failed (or the pages could not be written, after which FasterLog completes no commit): waiters hear of it
+    /// at once, and the topic waits for its disk as the loop does.
+    /// </summary>
+    private void Fail(Exception exception)
+    {
+        while (true)
+        {
+            var state = Volatile.Read(ref _state);
+            if (state is Failed or Stopped)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _state, Failed, state) == state)
+            {
+                break;
+            }
+        }
+
+        if (LastFailure is null)
+        {
+            LogCommitFailed(exception, _topic);
+        }
+
+        LastFailure = exception;
+        _log.WakeDurableWaiters();
+        _recovery = RecoverAsync(_stop.Token);
+    }
+
+    private async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            if (_onDiskWritable is null)
+            {
+                // Try again soon: the disk may come back.
+                await Task.Delay(RetryDelay, _time, cancellationToken).ConfigureAwait(false);
+                if (Interlocked.CompareExchange(ref _state, Idle, Failed) == Failed)
+                {
+                    MarkDirty();
+                }
+
+                return;
+            }
+
+            await WaitForWritableDiskAsync(cancellationToken).ConfigureAwait(false);
+            LogDiskWritable(_topic);
+            _onDiskWritable();
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
     }
 
     private async Task RunAsync()
@@ -222,7 +447,10 @@ internal sealed partial class TopicCommitter : IAsyncDisposable
                 _positionsFailing = true;
             }
 
-            MarkDirty();
+            if (!_always)
+            {
+                MarkDirty();
+            }
         }
     }
 

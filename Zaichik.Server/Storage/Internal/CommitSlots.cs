@@ -23,6 +23,10 @@ internal sealed class CommitSlots(SlotFile slots, Action beforeCommit) : ILogCom
     private readonly Lock _lock = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, Exception> _failures = new();
     private (long CommitNum, byte[] Metadata)? _offered;
+    private long _lastCommitNum;
+
+    /// <summary>The commit number <see cref="Commit"/> was last called with (FasterLog calls it one commit at a time).</summary>
+    public long LastCommitNum => Volatile.Read(ref _lastCommitNum);
 
     /// <summary>
     /// Opens (or creates) the commit file. The folder is not flushed for a new file here: the log's first commit flushes
@@ -75,6 +79,7 @@ internal sealed class CommitSlots(SlotFile slots, Action beforeCommit) : ILogCom
     /// </summary>
     public void Commit(long beginAddress, long untilAddress, byte[] commitMetadata, long commitNum, bool forceWriteMetadata)
     {
+        Volatile.Write(ref _lastCommitNum, commitNum);
         try
         {
             beforeCommit();

@@ -25,6 +25,9 @@ internal sealed class SegmentDevice : StorageDeviceBase
     /// <summary>The last I/O failure, for the log to report; cleared by the next successful write.</summary>
     public Exception? LastFailure { get; private set; }
 
+    /// <summary>Raised (on the writing thread) when a write fails: FasterLog then fails the log for good.</summary>
+    public event Action<Exception>? WriteFailed;
+
     public override unsafe void WriteAsync(IntPtr sourceAddress, int segmentId, ulong destinationAddress, uint numBytesToWrite, DeviceIOCompletionCallback callback, object context)
     {
         try
@@ -35,6 +38,7 @@ internal sealed class SegmentDevice : StorageDeviceBase
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ObjectDisposedException)
         {
             LastFailure = exception;
+            WriteFailed?.Invoke(exception);
             callback(IoFailed, 0, context);
             return;
         }

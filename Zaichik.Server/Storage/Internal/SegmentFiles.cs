@@ -192,7 +192,7 @@ internal sealed class SegmentFiles : IDisposable
 
             if (current is not null)
             {
-                RandomAccess.FlushToDisk(current.Handle);
+                DataSync.Flush(current.Handle);
             }
 
             if (directory)

@@ -173,7 +173,7 @@ internal sealed class SlotFile : IDisposable
             RandomAccess.Write(_file, span, (long)slot * SlotSize);
             if (flush)
             {
-                RandomAccess.FlushToDisk(_file);
+                DataSync.Flush(_file);
                 if (_created)
                 {
                     DirectorySync.Flush(System.IO.Path.GetDirectoryName(Path)!);
