@@ -76,7 +76,7 @@ public sealed partial class ZaichikClient : IAsyncDisposable
     /// <summary>The options this client was created with.</summary>
     public ZaichikClientOptions Options { get; }
 
-    /// <summary>The protocol version the server announced in its last Hello.</summary>
+    /// <summary>The protocol version the server announced in its last Hello: the one the connection speaks (7 or 8 for this client).</summary>
     public ushort ServerProtocolVersion { get; private set; }
 
     /// <summary>The idle timeout the server announced: it closes the connection when nothing arrives for this long. Null: none.</summary>

@@ -18,4 +18,7 @@ public sealed class ZaichikServerException : ZaichikException
 
     /// <summary>The server's explanation, without the code.</summary>
     public string ServerMessage { get; }
+
+    /// <summary>True when the client refused the server's Hello (a protocol version it does not speak), not the server the client's.</summary>
+    internal bool RefusedByClient { get; init; }
 }

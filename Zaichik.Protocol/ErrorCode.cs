@@ -65,6 +65,7 @@ public enum ErrorCode : ushort
     AuthenticationFailed = 40,
     /// <summary>The token does not allow this operation on this topic; the request is refused, the connection stays open.</summary>
     NotAuthorized = 41,
+    // 50..52 are version 8 codes, sent by cluster nodes; a version 7 client sees them as codes it does not know.
     /// <summary>
     /// Cluster nodes only: no leader is known for the request's topic now (an election is running, or a majority of nodes
     /// cannot be reached). The request was not carried out; send it again after a short wait. The connection stays open.
@@ -72,4 +73,11 @@ public enum ErrorCode : ushort
     NoLeader = 50,
     /// <summary>Cluster nodes only: the request is not supported on a cluster yet (its text says which). The connection stays open.</summary>
     NotSupportedInCluster = 51,
+    /// <summary>
+    /// Cluster nodes only, to a version 7 client (which does not know the Redirect frame): this node does not lead the
+    /// request's topic, and the request was not carried out. The text names the leader and where it takes clients; connect
+    /// there and send it again. Version 8 clients get a <see cref="RedirectFrame"/> instead. The connection stays open,
+    /// unless the Error comes without a request id (the node stopped leading), then it is closed.
+    /// </summary>
+    NotLeader = 52,
 }

@@ -79,12 +79,31 @@ internal sealed class ClientConnection
     /// when configured and exchanges Hello. Throws <see cref="ZaichikConnectionException"/> when the server is
     /// unreachable or the handshake fails, <see cref="ZaichikServerException"/> when the server refuses.
     /// </summary>
+    /// <remarks>
+    /// The Hello announces <see cref="ProtocolVersion.Current"/>; a server answers with the version it speaks from the
+    /// supported range. A server that speaks only an older version refuses it (UnsupportedVersion): the client then
+    /// connects once more with <see cref="ProtocolVersion.Minimum"/>, whose frames are the same (a version 7 server never
+    /// sends what version 8 added).
+    /// </remarks>
     public static async ValueTask<ClientConnection> OpenAsync(
         ZaichikClientOptions options, ServerEndpoint endpoint, ulong producerId, CancellationToken cancellationToken)
     {
+        try
+        {
+            return await OpenAsync(options, endpoint, producerId, ProtocolVersion.Current, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ZaichikServerException e) when (e.Code == ErrorCode.UnsupportedVersion && !e.RefusedByClient && ProtocolVersion.Minimum < ProtocolVersion.Current)
+        {
+            return await OpenAsync(options, endpoint, producerId, ProtocolVersion.Minimum, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async ValueTask<ClientConnection> OpenAsync(
+        ZaichikClientOptions options, ServerEndpoint endpoint, ulong producerId, ushort version, CancellationToken cancellationToken)
+    {
         if ((endpoint.WebSocket ?? options.WebSocketUrl) is { } webSocketUrl)
         {
-            return await OpenWebSocketAsync(options, webSocketUrl, producerId, cancellationToken).ConfigureAwait(false);
+            return await OpenWebSocketAsync(options, webSocketUrl, producerId, version, cancellationToken).ConfigureAwait(false);
         }
 
         var (host, port, _) = endpoint;
@@ -105,7 +124,7 @@ internal sealed class ClientConnection
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
                 bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
             var frames = new FrameReader(options.MaxFrameSize);
-            var serverHello = await HandshakeAsync(stream, input, frames, options, name, producerId, deadline.Token).ConfigureAwait(false);
+            var serverHello = await HandshakeAsync(stream, input, frames, options, name, producerId, version, deadline.Token).ConfigureAwait(false);
             return new ClientConnection(options, stream, input, frames, serverHello, name);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -185,11 +204,16 @@ internal sealed class ClientConnection
 
     private static Exception ConnectionClosed() => new ZaichikConnectionException("connection closed");
 
+    /// <summary>
+    /// Sends Hello with <paramref name="version"/> and reads the server's answer: its Hello, whose version must be one
+    /// this client speaks, or an Error (thrown as <see cref="ZaichikServerException"/>).
+    /// </summary>
     private static async ValueTask<HelloFrame> HandshakeAsync(
-        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, string endpoint, ulong producerId, CancellationToken cancellationToken)
+        Stream stream, PipeReader input, FrameReader frames, ZaichikClientOptions options, string endpoint, ulong producerId, ushort version,
+        CancellationToken cancellationToken)
     {
         var hello = new ArrayBufferWriter<byte>(64);
-        FrameWriter.Write(hello, new HelloFrame(ProtocolVersion.Current, Token: options.Token, ProducerId: producerId));
+        FrameWriter.Write(hello, new HelloFrame(version, Token: options.Token, ProducerId: producerId));
         await stream.WriteAsync(hello.WrittenMemory, cancellationToken).ConfigureAwait(false);
 
         while (true)
@@ -203,7 +227,17 @@ internal sealed class ClientConnection
                     switch (frame.Type)
                     {
                         case FrameType.Hello:
-                            return frames.ReadHello(frame);
+                            var serverHello = frames.ReadHello(frame);
+                            if (!ProtocolVersion.IsSupported(serverHello.Version))
+                            {
+                                throw new ZaichikServerException(ErrorCode.UnsupportedVersion,
+                                    $"the server at {endpoint} answered with protocol version {serverHello.Version}; this client speaks versions {ProtocolVersion.SupportedRange}")
+                                {
+                                    RefusedByClient = true,
+                                };
+                            }
+
+                            return serverHello;
                         case FrameType.Error:
                             var error = frames.ReadError(frame);
                             throw new ZaichikServerException(error.Code, error.Text);
@@ -229,7 +263,7 @@ internal sealed class ClientConnection
     }
 
     /// <summary>The WebSocket transport: the same frames in binary WebSocket messages, one message per flush.</summary>
-    private static async ValueTask<ClientConnection> OpenWebSocketAsync(ZaichikClientOptions options, Uri url, ulong producerId, CancellationToken cancellationToken)
+    private static async ValueTask<ClientConnection> OpenWebSocketAsync(ZaichikClientOptions options, Uri url, ulong producerId, ushort version, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(options.ConnectTimeout);
@@ -242,7 +276,7 @@ internal sealed class ClientConnection
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
                 bufferSize: options.ReceiveBufferSize, minimumReadSize: Math.Min(4096, options.ReceiveBufferSize), leaveOpen: true));
             var frames = new FrameReader(options.MaxFrameSize);
-            var serverHello = await HandshakeAsync(stream, input, frames, options, url.ToString(), producerId, deadline.Token).ConfigureAwait(false);
+            var serverHello = await HandshakeAsync(stream, input, frames, options, url.ToString(), producerId, version, deadline.Token).ConfigureAwait(false);
             return new ClientConnection(options, stream, input, frames, serverHello, url.ToString());
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

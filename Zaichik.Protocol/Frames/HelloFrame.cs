@@ -16,8 +16,9 @@ namespace Zaichik.Protocol;
 /// </param>
 /// <remarks>
 /// Only <paramref name="Version"/> has a fixed place in every version; the fields after it belong to that version. A Hello
-/// of another version decodes to its version alone, so that the receiver can answer UnsupportedVersion instead of
-/// MalformedFrame. <see cref="ToString"/> never shows the token.
+/// of a version outside <see cref="ProtocolVersion.Minimum"/>..<see cref="ProtocolVersion.Current"/> (which share this
+/// layout) decodes to its version alone, so that the receiver can answer UnsupportedVersion instead of MalformedFrame.
+/// <see cref="ToString"/> never shows the token.
 /// </remarks>
 public readonly record struct HelloFrame(ushort Version, uint IdleTimeoutMs = 0, string? Token = null, ulong ProducerId = 0) : IFrameCodec<HelloFrame>
 {
@@ -42,7 +43,7 @@ public readonly record struct HelloFrame(ushort Version, uint IdleTimeoutMs = 0,
     static HelloFrame IFrameCodec<HelloFrame>.ReadFields(ref FieldReader reader)
     {
         var version = reader.ReadUInt16();
-        if (version != ProtocolVersion.Current)
+        if (!ProtocolVersion.IsSupported(version))
         {
             reader.SkipRest();
             return new(version);

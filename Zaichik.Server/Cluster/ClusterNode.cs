@@ -450,7 +450,11 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
 }
 
 /// <summary>Where a cluster node takes clients.</summary>
-internal sealed record LeaderAddress(string NodeId, string ClientEndpoint, string? WebSocketUrl);
+internal sealed record LeaderAddress(string NodeId, string ClientEndpoint, string? WebSocketUrl)
+{
+    /// <summary>Where a client of the given transport connects: the TCP endpoint, or the WebSocket URL (null when the node has no WebSocket listener).</summary>
+    public string? EndpointFor(bool webSocket) => webSocket ? WebSocketUrl : ClientEndpoint;
+}
 
 /// <summary>The request was not carried out: this node does not lead, or the cluster could not commit it now.</summary>
 internal sealed class ClusterUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -75,6 +75,12 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
     /// <summary>Whether the connection is a WebSocket (a Redirect then names the leader's WebSocket URL).</summary>
     public bool OverWebSocket { get; init; }
 
+    /// <summary>
+    /// The protocol version negotiated in the Hello exchange. A version 7 client does not know the Redirect frame: it is
+    /// told where the leader is in an Error NotLeader instead.
+    /// </summary>
+    public ushort Version { get; init; } = ProtocolVersion.Current;
+
     /// <summary>The token's name, for the state model.</summary>
     public string TokenName => _grant.Name;
 
@@ -286,17 +292,24 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
     }
 
     /// <summary>
-    /// On a cluster node that does not lead: a Redirect naming the leader's address for this connection's transport, or
-    /// NoLeader while none is known (an election, or the leader's address not learnt yet).
+    /// On a cluster node that does not lead: a Redirect naming the leader's address for this connection's transport (to
+    /// a version 7 client, which does not know Redirect, an Error NotLeader whose text names them), or NoLeader while
+    /// none is known (an election, or the leader's address not learnt yet).
     /// </summary>
     private void RedirectToLeader(Cluster.ClusterNode cluster, ulong? requestId, string topic)
     {
         var leader = cluster.Leader;
-        var endpoint = leader is null ? null : OverWebSocket ? leader.WebSocketUrl : leader.ClientEndpoint;
+        var endpoint = leader?.EndpointFor(OverWebSocket);
         if (endpoint is null)
         {
             Reply(new ErrorFrame(requestId, ErrorCode.NoLeader,
                 $"cluster node {cluster.NodeId} does not lead '{topic}' and knows no leader{(OverWebSocket && leader is not null ? " with a WebSocket listener" : string.Empty)} now; send it again shortly"));
+            return;
+        }
+
+        if (Version < ProtocolVersion.FirstWithRedirect)
+        {
+            Reply(new ErrorFrame(requestId, ErrorCode.NotLeader, $"node {leader!.NodeId} leads topic '{topic}'; connect to {endpoint}"));
             return;
         }
 

@@ -91,6 +91,12 @@ internal sealed partial class ClientSession : IAsyncDisposable
     public DateTimeOffset ConnectedAt { get; }
 
     /// <summary>
+    /// The protocol version negotiated in the Hello exchange (the client's, which the server answered with); 0 until then.
+    /// A version 7 session is never sent what version 8 added (see <see cref="ConnectionRequests.Version"/>).
+    /// </summary>
+    public ushort Version { get; private set; }
+
+    /// <summary>
     /// What this connection is doing now, for the broker state model. Safe to call from any thread: the subscriptions
     /// are copied under the lock their changes take, and counters are read as they are.
     /// </summary>
@@ -188,9 +194,24 @@ internal sealed partial class ClientSession : IAsyncDisposable
         EndSession(ErrorCode.StorageFailure, $"topic '{topic}' was reopened from its last commit after a storage failure; connect and subscribe again");
     }
 
-    /// <summary>This cluster node stopped leading: its clients must find the new leader (they reconnect and are redirected).</summary>
-    private void OnLeadershipLost() =>
-        EndSession(ErrorCode.NoLeader, $"cluster node {_cluster!.NodeId} no longer leads; connect again to be sent to the new leader");
+    /// <summary>
+    /// This cluster node stopped leading: its clients must find the new leader. A version 8 client reconnects and is
+    /// redirected; a version 7 one, which cannot follow a Redirect, is told which node leads now when this node knows
+    /// its address (NotLeader), and NoLeader otherwise.
+    /// </summary>
+    private void OnLeadershipLost()
+    {
+        var cluster = _cluster!;
+        if (Version < ProtocolVersion.FirstWithRedirect && cluster.Leader is { } leader && leader.EndpointFor(OverWebSocket) is { } endpoint)
+        {
+            EndSession(ErrorCode.NotLeader, $"cluster node {cluster.NodeId} no longer leads; node {leader.NodeId} leads now; connect to {endpoint}");
+            return;
+        }
+
+        EndSession(ErrorCode.NoLeader, $"cluster node {cluster.NodeId} no longer leads; connect again to be sent to the new leader");
+    }
+
+    private bool OverWebSocket => _requests?.OverWebSocket ?? false;
 
     /// <summary>Ends the session from outside its read loop: it sends an Error with <paramref name="code"/> and closes.</summary>
     private void EndSession(ErrorCode code, string reason)
@@ -251,10 +272,14 @@ internal sealed partial class ClientSession : IAsyncDisposable
                     throw new ProtocolViolationException(ErrorCode.ProtocolViolation, $"the first frame must be Hello, not {frame.Type}");
                 }
 
-                if (hello.Version != ProtocolVersion.Current)
+                if (!ProtocolVersion.IsSupported(hello.Version))
                 {
-                    throw new ProtocolViolationException(ErrorCode.UnsupportedVersion, $"protocol version {hello.Version} is not supported; this server speaks version {ProtocolVersion.Current}");
+                    throw new ProtocolViolationException(ErrorCode.UnsupportedVersion,
+                        $"protocol version {hello.Version} is not supported; this server speaks versions {ProtocolVersion.SupportedRange}");
                 }
+
+                // The client's version, which the server speaks: it holds for the whole connection.
+                Version = hello.Version;
 
                 if (_refusal is { } refusal)
                 {
@@ -274,6 +299,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
                 {
                     Cluster = _cluster,
                     OverWebSocket = Transports.WebSocketTransport.IsWebSocket(_connection),
+                    Version = Version,
                 };
                 if (_cluster is { } cluster)
                 {
@@ -285,7 +311,7 @@ internal sealed partial class ClientSession : IAsyncDisposable
                     LogAuthenticated(_connection.ConnectionId, grant.Name);
                 }
 
-                FrameWriter.Write(_replies, new HelloFrame(ProtocolVersion.Current, (uint)_options.IdleTimeout.TotalMilliseconds));
+                FrameWriter.Write(_replies, new HelloFrame(Version, (uint)_options.IdleTimeout.TotalMilliseconds));
                 await FlushRepliesAsync(cancellationToken).ConfigureAwait(false);
                 Volatile.Write(ref _lastActivity, _time.GetTimestamp());
                 _handshakeDone = true;

@@ -18,12 +18,23 @@ internal sealed class FakeServer : IAsyncDisposable
 
     /// <param name="refuseHello">Answer every Hello with this Error and drop the connection.</param>
     /// <param name="idleTimeoutMs">The idle timeout the server's Hello announces.</param>
-    public FakeServer(ErrorFrame? refuseHello = null, uint idleTimeoutMs = 0)
+    /// <param name="answerVersion">The version the server's Hello announces; by default the client's.</param>
+    /// <param name="onlyVersion">
+    /// A server that speaks only this version, as a server older than the client does: a Hello of another version gets
+    /// UnsupportedVersion and the connection is dropped (then <see cref="AcceptAsync"/> returns that connection).
+    /// </param>
+    public FakeServer(ErrorFrame? refuseHello = null, uint idleTimeoutMs = 0, ushort? answerVersion = null, ushort? onlyVersion = null)
     {
         RefuseHello = refuseHello;
         IdleTimeoutMs = idleTimeoutMs;
+        AnswerVersion = answerVersion;
+        OnlyVersion = onlyVersion;
         _listener.Start();
     }
+
+    public ushort? AnswerVersion { get; }
+
+    public ushort? OnlyVersion { get; }
 
     public uint IdleTimeoutMs { get; }
 
@@ -42,7 +53,18 @@ internal sealed class FakeServer : IAsyncDisposable
         _connections.Add(connection);
         var hello = await connection.ReceiveAsync<HelloFrame>();
         LastClientHello = hello;
-        hello.Version.ShouldBe(ProtocolVersion.Current, "the client should announce the current protocol version");
+        if (OnlyVersion is { } only && hello.Version != only)
+        {
+            await connection.SendAsync(new ErrorFrame(null, ErrorCode.UnsupportedVersion, $"protocol version {hello.Version} is not supported; this server speaks version {only}"));
+            connection.Drop();
+            return connection;
+        }
+
+        if (OnlyVersion is null && RefuseHello is null)
+        {
+            hello.Version.ShouldBe(ProtocolVersion.Current, "the client should announce the current protocol version");
+        }
+
         if (RefuseHello is { } refusal)
         {
             await connection.SendAsync(refusal);
@@ -50,7 +72,7 @@ internal sealed class FakeServer : IAsyncDisposable
         }
         else
         {
-            await connection.SendAsync(new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs));
+            await connection.SendAsync(new HelloFrame(AnswerVersion ?? hello.Version, IdleTimeoutMs));
         }
 
         return connection;

@@ -32,7 +32,11 @@ public sealed class ZaichikClientTests
 
         var connecting = ZaichikClient.ConnectAsync("127.0.0.1", server.Port).AsTask();
         await server.AcceptAsync();
+        server.LastClientHello!.Value.Version.ShouldBe(ProtocolVersion.Current);
 
+        // UnsupportedVersion: the client tries once more with the oldest version it speaks, which is refused as well.
+        await server.AcceptAsync();
+        server.LastClientHello!.Value.Version.ShouldBe(ProtocolVersion.Minimum);
         var error = await Should.ThrowAsync<ZaichikServerException>(connecting.WaitAsync(Patience));
         error.Code.ShouldBe(ErrorCode.UnsupportedVersion);
         error.Message.ShouldContain("version 1 is not served");

@@ -71,6 +71,37 @@ public sealed class ClusterReplicationTests
     }
 
     [Fact]
+    public async Task A_follower_tells_a_version_7_client_in_an_Error_NotLeader_where_the_leader_is_and_redirects_a_version_8_one()
+    {
+        await using var cluster = await InProcessCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        await cluster.WaitForLeaderAddressAsync(follower, ElectionDeadline);
+        var leaderEndpoint = $"127.0.0.1:{cluster.Server(leader).Port}";
+        await using var v7 = await EndToEnd.RawConnection.ConnectAsync(cluster.Server(follower).Port, version: 7);
+        await using var v8 = await EndToEnd.RawConnection.ConnectAsync(cluster.Server(follower).Port, version: 8);
+
+        // Version 7 does not know the Redirect frame: each request fails with a readable NotLeader instead.
+        await v7.SendAsync(output => FrameWriter.Write(output, new PublishFrame(7, "orders", null, "x"u8.ToArray())));
+        var (type, error, _) = await v7.ReceiveAsync();
+        type.ShouldBe(FrameType.Error);
+        error.ShouldBe(new ErrorFrame(7, ErrorCode.NotLeader, $"node n{leader + 1} leads topic 'orders'; connect to {leaderEndpoint}"));
+        await v7.SendAsync(output => FrameWriter.Write(output, new SubscribeFrame(8, "orders", StartPosition.Latest, 10)));
+        (await v7.ReceiveAsync()).Error.ShouldBe(new ErrorFrame(8, ErrorCode.NotLeader, $"node n{leader + 1} leads topic 'orders'; connect to {leaderEndpoint}"));
+        await v7.SendAsync(output => FrameWriter.Write(output, new CreateTopicFrame(9, "orders", 1000, 0)));
+        (await v7.ReceiveAsync()).Error!.Value.Code.ShouldBe(ErrorCode.NotLeader);
+
+        // The connection stays open.
+        await v7.SendAsync(output => FrameWriter.Write(output, new PingFrame(10)));
+        (await v7.ReceiveAsync()).Type.ShouldBe(FrameType.Pong);
+
+        // Version 8 gets the Redirect, as before.
+        await v8.SendAsync(output => FrameWriter.Write(output, new PublishFrame(7, "orders", null, "x"u8.ToArray())));
+        (await v8.ReceiveRedirectAsync()).ShouldBe(new RedirectFrame(7, "orders", $"n{leader + 1}", leaderEndpoint));
+        cluster.Registry(follower).TryGet("orders", out _).ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task A_WebSocket_client_of_a_follower_is_sent_to_the_leaders_WebSocket_url()
     {
         await using var cluster = await InProcessCluster.StartAsync();

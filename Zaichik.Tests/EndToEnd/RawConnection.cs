@@ -21,19 +21,28 @@ internal sealed class RawConnection : IAsyncDisposable
     }
 
     /// <param name="producerId">The producer id the Hello announces: non-zero makes the connection an idempotent producer.</param>
-    public static async Task<RawConnection> ConnectAsync(int port, bool hello = true, string? token = null, ulong producerId = 0)
+    /// <param name="version">The protocol version the Hello announces; the server must answer with the same.</param>
+    public static async Task<RawConnection> ConnectAsync(int port, bool hello = true, string? token = null, ulong producerId = 0, ushort version = ProtocolVersion.Current)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync("127.0.0.1", port);
         var connection = new RawConnection(socket);
         if (hello)
         {
-            await connection.SendAsync(writer => FrameWriter.Write(writer, new HelloFrame(ProtocolVersion.Current, Token: token, ProducerId: producerId)));
-            (await connection.ReceiveAsync()).Type.ShouldBe(FrameType.Hello);
+            await connection.SendAsync(writer => FrameWriter.Write(writer, new HelloFrame(version, Token: token, ProducerId: producerId)));
+            (await connection.ReceiveHelloAsync()).Version.ShouldBe(version, "the server answers Hello with the version the client announced");
         }
 
         return connection;
     }
+
+    /// <summary>The next frame, which must be the server's Hello; fails after 10 s.</summary>
+    public Task<HelloFrame> ReceiveHelloAsync() =>
+        ReceiveAsync(frame =>
+        {
+            frame.Type.ShouldBe(FrameType.Hello, frame.Type == FrameType.Error ? _frames.ReadError(frame).Text : null);
+            return _frames.ReadHello(frame);
+        });
 
     public async Task SendAsync(Action<IBufferWriter<byte>> write)
     {

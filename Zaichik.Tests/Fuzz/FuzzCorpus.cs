@@ -54,7 +54,7 @@ internal static class FuzzCorpus
         {
             case FrameType.Hello:
                 var hello = reader.ReadHello(frame);
-                if (hello.Version != ProtocolVersion.Current)
+                if (!ProtocolVersion.IsSupported(hello.Version))
                 {
                     // Only the version is read from a Hello of another version; the rest is that version's business.
                     var header = new byte[ProtocolLimits.LengthPrefixSize + 1];
@@ -180,7 +180,7 @@ internal static class FuzzCorpus
         switch (frame.Type)
         {
             case FrameType.Hello:
-                var version = Pick(random, [(ushort)0, (ushort)1, (ushort)2, (ushort)3, (ushort)4, (ushort)5, (ushort)6, ProtocolVersion.Current, ushort.MaxValue]);
+                var version = Pick(random, [(ushort)0, (ushort)1, (ushort)2, (ushort)3, (ushort)4, (ushort)5, (ushort)6, ProtocolVersion.Minimum, ProtocolVersion.Current, (ushort)(ProtocolVersion.Current + 1), ushort.MaxValue]);
                 var producerId = Pick(random, [0UL, 1UL, ulong.MaxValue]);
                 description = $"Hello version {version}, producer {producerId}";
                 return Encode(w => FrameWriter.Write(w, new HelloFrame(version, ProducerId: producerId)));
@@ -505,6 +505,8 @@ internal static class FuzzCorpus
         Add("Hello current", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current)));
         Add("Hello current with token", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, 0, "fuzz-token-000001")));
         Add("Hello current with producer id", w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, 0, null, ProducerId: 0x0123_4567_89AB_CDEF)));
+        Add("Hello v7 with token and producer id", w => FrameWriter.Write(w, new HelloFrame(7, 0, "fuzz-token-000007", ProducerId: 7)));
+        Add("Hello v9", w => FrameWriter.Write(w, new HelloFrame(9)));
         Add("Hello v6", w => FrameWriter.Write(w, new HelloFrame(6)));
         Add("Hello v4", w => FrameWriter.Write(w, new HelloFrame(4)));
         Add("Hello v3", w => FrameWriter.Write(w, new HelloFrame(3)));
@@ -555,6 +557,7 @@ internal static class FuzzCorpus
         Add("Ack no sequence", w => FrameWriter.Write(w, new AckFrame(30, null, false)));
         Add("Error with request", w => FrameWriter.Write(w, new ErrorFrame(12, ErrorCode.InvalidTopicName, "bad name")));
         Add("Error connection, multi-byte text", w => FrameWriter.Write(w, new ErrorFrame(null, ErrorCode.MalformedFrame, "🐇ж broke")));
+        Add("Error NotLeader", w => FrameWriter.Write(w, new ErrorFrame(14, ErrorCode.NotLeader, "node n2 leads topic 'fuzz-a'; connect to 127.0.0.1:7002")));
         Add("Redirect", w => FrameWriter.Write(w, new RedirectFrame(13, "fuzz-a", "n2", "127.0.0.1:7002")));
         Add("Redirect WebSocket, no request", w => FrameWriter.Write(w, new RedirectFrame(null, "fuzz-b", "узел-3", "ws://[::1]:8891/ws")));
 

@@ -79,7 +79,7 @@ internal sealed record StreamPrediction(
                     return Fails(violation.Code);
                 }
 
-                if (hello.Version != ProtocolVersion.Current)
+                if (!ProtocolVersion.IsSupported(hello.Version))
                 {
                     return Fails(ErrorCode.UnsupportedVersion);
                 }

@@ -13,7 +13,42 @@ public sealed class FrameLayoutTests
     {
         var bytes = Encode(w => FrameWriter.Write(w, new HelloFrame(ProtocolVersion.Current, IdleTimeoutMs: 60_000)));
 
-        Hex(bytes).ShouldBe("00 00 00 10 01 00 07 00 00 EA 60 00 00 00 00 00 00 00 00 00");
+        Hex(bytes).ShouldBe("00 00 00 10 01 00 08 00 00 EA 60 00 00 00 00 00 00 00 00 00");
+    }
+
+    [Theory]
+    [InlineData((ushort)7)]
+    [InlineData((ushort)8)]
+    public void Hello_of_a_served_version_decodes_every_field(ushort version)
+    {
+        // Versions 7 and 8 share the Hello layout: a version 7 server's idle timeout, or a version 7 client's token and
+        // producer id, must be read, not dropped as those of an unknown version.
+        var bytes = WireBuilder.Frame(FrameType.Hello).U16(version).U32(60_000).U8(1).Str("tk").U64(42).Build();
+        var reader = new FrameReader();
+
+        var hello = reader.ReadHello(ReadSingle(reader, bytes));
+
+        hello.ShouldBe(new HelloFrame(version, 60_000, "tk", 42));
+    }
+
+    [Fact]
+    public void Version_9_Hello_decodes_to_its_version_alone()
+    {
+        var version9 = WireBuilder.Frame(FrameType.Hello).U16(9).U32(60_000).U8(0).U64(42).Build();
+        var reader = new FrameReader();
+
+        var hello = reader.ReadHello(ReadSingle(reader, version9));
+
+        hello.ShouldBe(new HelloFrame(9), "a version this library does not speak is answered UnsupportedVersion; its fields are not read");
+    }
+
+    [Fact]
+    public void Served_versions_are_7_and_8()
+    {
+        ProtocolVersion.Current.ShouldBe((ushort)8);
+        ProtocolVersion.Minimum.ShouldBe((ushort)7);
+        Enumerable.Range(0, 12).Where(v => ProtocolVersion.IsSupported((ushort)v)).ShouldBe([7, 8]);
+        ProtocolVersion.SupportedRange.ShouldBe("7 to 8");
     }
 
     [Fact]

@@ -7,6 +7,7 @@ public sealed class FrameRoundTripTests
 {
     [Theory]
     [InlineData((ushort)0)]
+    [InlineData(ProtocolVersion.Minimum)]
     [InlineData(ProtocolVersion.Current)]
     [InlineData(ushort.MaxValue)]
     public async Task Hello_round_trips_its_version(ushort version)

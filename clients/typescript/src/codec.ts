@@ -5,8 +5,18 @@
  */
 import { ErrorCode, ZaichikProtocolError } from './errors.js';
 
-/** The protocol version this client speaks. */
-export const PROTOCOL_VERSION = 7;
+/** The protocol version this client speaks, sent in its Hello. */
+export const PROTOCOL_VERSION = 8;
+/**
+ * The oldest protocol version this client accepts from a server. Versions 7 and 8 share every frame layout; a version 7
+ * server never sends what 8 added (the Redirect frame, error codes 50 to 52).
+ */
+export const MIN_PROTOCOL_VERSION = 7;
+
+/** Whether `version` is one this client speaks ({@link MIN_PROTOCOL_VERSION} to {@link PROTOCOL_VERSION}). */
+export function isSupportedVersion(version: number): boolean {
+  return version >= MIN_PROTOCOL_VERSION && version <= PROTOCOL_VERSION;
+}
 /** Bytes of the length prefix in front of every frame. */
 export const LENGTH_PREFIX_SIZE = 4;
 /** The default largest frame body (type byte + fields): 1 MiB + 32 KiB. */

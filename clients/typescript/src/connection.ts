@@ -3,9 +3,12 @@
  * ZaichikClient outlives its connections: when one ends it opens the next; everything that must survive (pending
  * requests, subscriptions) lives in the client. A connection reports each frame it reads and, once, its end.
  */
-import { PROTOCOL_VERSION } from './codec.js';
+import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, isSupportedVersion } from './codec.js';
 import { ErrorCode, ZaichikConnectionError, ZaichikError, ZaichikProtocolError } from './errors.js';
 import { FrameDecoder, FrameType, concat, encodeFrame, frameTypeName, type Frame, type HelloFrame } from './frames.js';
+
+/** UnsupportedVersion errors the client raised itself (the server's Hello named a version it does not speak): not retried with an older Hello. */
+const refusedByClient = new WeakSet<Error>();
 
 /** The part of the WebSocket API the client uses: the platform `WebSocket` (browsers, Node 22+) has it. */
 export interface WebSocketLike {
@@ -118,8 +121,28 @@ export class Connection {
   /**
    * Opens the WebSocket and exchanges Hello. Rejects with {@link ZaichikConnectionError} when the broker is unreachable
    * or the handshake fails, {@link ZaichikError} when the server refuses (an unsupported version, a token).
+   *
+   * The Hello announces {@link PROTOCOL_VERSION}; the server answers with the version it speaks from 7 to 8. A server
+   * that speaks only version 7 refuses 8 with UnsupportedVersion: the client then opens a connection once more with a
+   * version 7 Hello (the frames are the same).
    */
-  static open(settings: ConnectionSettings): Promise<Connection> {
+  static async open(settings: ConnectionSettings): Promise<Connection> {
+    try {
+      return await Connection.openWith(settings, PROTOCOL_VERSION);
+    } catch (error) {
+      if (
+        error instanceof ZaichikError &&
+        error.code === ErrorCode.UnsupportedVersion &&
+        !refusedByClient.has(error) &&
+        MIN_PROTOCOL_VERSION < PROTOCOL_VERSION
+      ) {
+        return await Connection.openWith(settings, MIN_PROTOCOL_VERSION);
+      }
+      throw error;
+    }
+  }
+
+  private static openWith(settings: ConnectionSettings, version: number): Promise<Connection> {
     return new Promise<Connection>((resolve, reject) => {
       const url = settings.url;
       let ws: WebSocketLike;
@@ -167,7 +190,7 @@ export class Connection {
         try {
           const hello = encodeFrame({
             type: FrameType.Hello,
-            version: PROTOCOL_VERSION,
+            version,
             idleTimeoutMs: 0,
             token: settings.token,
             producerId: settings.producerId,
@@ -214,6 +237,14 @@ export class Connection {
             throw new ZaichikConnectionError(
               `could not connect to Zaichik at ${url}: expected Hello, the server sent ${frameTypeName(first.type)}`,
             );
+          }
+          if (!isSupportedVersion(first.version)) {
+            const refusal = new ZaichikError(
+              ErrorCode.UnsupportedVersion,
+              `the server at ${url} answered with protocol version ${first.version}; this client speaks versions ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`,
+            );
+            refusedByClient.add(refusal);
+            throw refusal;
           }
           settled = true;
           clearTimeout(timer);

@@ -60,6 +60,12 @@ export const ErrorCode = {
   NoLeader: 50,
   /** Cluster nodes only: the request is not supported on a cluster yet (its text says which). */
   NotSupportedInCluster: 51,
+  /**
+   * Cluster nodes only, to a version 7 client (which is never sent Redirect): this node does not lead the request's
+   * topic and did not carry it out; the text names the leader and its endpoint. This client speaks version 8 and gets a
+   * Redirect instead, unless it talks to a server of version 7.
+   */
+  NotLeader: 52,
 } as const;
 
 /** The name of a known error code. */

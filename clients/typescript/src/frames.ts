@@ -1,5 +1,5 @@
 /**
- * The frames of the Zaichik wire protocol, version 7 (docs/protocol.md, "Frames"): their shapes, their encoding and a
+ * The frames of the Zaichik wire protocol, version 8 (docs/protocol.md, "Frames"): their shapes, their encoding and a
  * stream decoder that splits bytes into frames by the length prefix, across any chunk boundaries.
  *
  * Every u64/i64 field is a `bigint`, so the codec is exact over the whole range; u8/u16/u32 fields are numbers.
@@ -9,7 +9,7 @@ import {
   FieldReader,
   FieldWriter,
   LENGTH_PREFIX_SIZE,
-  PROTOCOL_VERSION,
+  isSupportedVersion,
   malformed,
 } from './codec.js';
 import { ErrorCode, ZaichikProtocolError } from './errors.js';
@@ -363,8 +363,8 @@ export function decodeFrameBody(body: Uint8Array): Frame {
   switch (type) {
     case FrameType.Hello: {
       const version = r.u16();
-      if (version !== PROTOCOL_VERSION) {
-        // Only the version has a fixed place in every version of the protocol.
+      if (!isSupportedVersion(version)) {
+        // Only the version has a fixed place in every version of the protocol; 7 and 8 share the rest.
         r.skipRest();
         frame = { type, version, idleTimeoutMs: 0, token: null, producerId: 0n };
         break;

@@ -63,7 +63,9 @@ export type {
 } from './frames.js';
 export {
   DEFAULT_MAX_FRAME_SIZE,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
+  isSupportedVersion,
   decodeHeaderBlock,
   encodeHeaderBlock,
   validateHeaderBlock,

@@ -57,17 +57,73 @@ async function subscribe(
 }
 
 describe('handshake', () => {
-  test('sends Hello 7 with the token and producer id, and reads the server Hello', async () => {
+  test('sends Hello 8 with the token and producer id, and reads the server Hello', async () => {
     const server = new FakeServer({ idleTimeoutMs: 30_000 });
     const client = await connect(server, { token: 'orders-writer-01', producerId: 7001n });
     const hello = server.last.received[0] as Of<0x01>;
-    assert.deepEqual(hello, { type: FrameType.Hello, version: 7, idleTimeoutMs: 0, token: 'orders-writer-01', producerId: 7001n });
+    assert.deepEqual(hello, { type: FrameType.Hello, version: 8, idleTimeoutMs: 0, token: 'orders-writer-01', producerId: 7001n });
     assert.equal(server.last.binaryType, 'arraybuffer');
-    assert.equal(client.serverProtocolVersion, 7);
+    assert.equal(client.serverProtocolVersion, 8);
     assert.equal(client.serverIdleTimeoutMs, 30_000);
     assert.equal(client.state, 'connected');
     assert.equal(client.producerId, 7001n);
   });
+
+  test('a server that answers version 7 is served, its idle timeout read', async () => {
+    const server = new FakeServer({ idleTimeoutMs: 30_000, answerVersion: 7 });
+    const client = await connect(server);
+    assert.equal((server.last.received[0] as Of<0x01>).version, 8);
+    assert.equal(client.serverProtocolVersion, 7);
+    assert.equal(client.serverIdleTimeoutMs, 30_000, 'a version 7 Hello has the same fields');
+    const publishing = client.publish('orders', 'x');
+    const publish = await server.last.nextOfType(FrameType.Publish);
+    server.last.sendFrames(ack(publish.requestId, 1n));
+    assert.equal((await publishing).sequence, 1);
+  });
+
+  test('a server that speaks only version 7 refuses Hello 8: the client connects again with Hello 7', async () => {
+    const server = new FakeServer({ idleTimeoutMs: 30_000, onlyVersion: 7 });
+    const client = await connect(server);
+    assert.deepEqual(server.sockets.map((socket) => (socket.received[0] as Of<0x01>).version), [8, 7]);
+    assert.equal(client.serverProtocolVersion, 7);
+    assert.equal(client.serverIdleTimeoutMs, 30_000);
+    assert.equal(client.state, 'connected');
+  });
+
+  for (const version of [6, 9]) {
+    test(`a server Hello of version ${version} rejects with UnsupportedVersion, without a second attempt`, async () => {
+      const server = new FakeServer({ answerVersion: version });
+      await assert.rejects(
+        ZaichikClient.connect('ws://broker.test/ws', { webSocketFactory: server.factory }),
+        (error: unknown) =>
+          error instanceof ZaichikError &&
+          error.code === ErrorCode.UnsupportedVersion &&
+          error.message.includes(`answered with protocol version ${version}; this client speaks versions 7 to 8`),
+      );
+      assert.equal(server.sockets.length, 1);
+    });
+  }
+
+  for (const code of [ErrorCode.NotLeader, 999]) {
+    test(`an Error with code ${code} fails the request with its text and the connection stays open`, async () => {
+      const server = new FakeServer();
+      const client = await connect(server);
+      const publishing = client.publish('orders', 'x');
+      const publish = await server.last.nextOfType(FrameType.Publish);
+      server.last.sendFrames({ type: FrameType.Error, requestId: publish.requestId, code, text: "node n2 leads topic 'orders'; connect to 127.0.0.1:7001" });
+      await assert.rejects(
+        publishing,
+        (error: unknown) =>
+          error instanceof ZaichikError && error.code === code && error.serverMessage === "node n2 leads topic 'orders'; connect to 127.0.0.1:7001",
+      );
+      assert.equal(client.state, 'connected');
+      const from = server.last.received.length;
+      const again = client.publish('orders', 'y');
+      const second = await server.last.nextOfType(FrameType.Publish, from);
+      server.last.sendFrames(ack(second.requestId, 1n));
+      assert.equal((await again).sequence, 1);
+    });
+  }
 
   test('a random non-zero producer id by default, none without idempotence', async () => {
     const server = new FakeServer();

@@ -1,5 +1,5 @@
 /**
- * The codec against docs/protocol.md (version 7): every worked example encodes and decodes byte for byte, frames split
+ * The codec against docs/protocol.md (version 8): every worked example encodes and decodes byte for byte, frames split
  * across arbitrary chunk boundaries decode, and malformed input raises a typed error.
  */
 import assert from 'node:assert/strict';
@@ -9,6 +9,8 @@ import {
   ErrorCode,
   FrameDecoder,
   FrameType,
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
   ZaichikError,
   ZaichikHeaders,
   ZaichikProtocolError,
@@ -19,6 +21,7 @@ import {
   encodeHeaderBlock,
   errorCodeName,
   frameTypeName,
+  isSupportedVersion,
   type Frame,
 } from '../src/index.js';
 
@@ -41,16 +44,16 @@ const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 /** The worked examples of docs/protocol.md, in the order the document gives them. */
 const examples: Array<{ name: string; bytes: string; frame: Frame }> = [
   {
-    name: 'Client Hello, version 7, token orders-writer-01, producer 7001',
-    bytes: `00 00 00 22 01 00 07 00 00 00 00 01 00 10
+    name: 'Client Hello, version 8, token orders-writer-01, producer 7001',
+    bytes: `00 00 00 22 01 00 08 00 00 00 00 01 00 10
             6F 72 64 65 72 73 2D 77 72 69 74 65 72 2D 30 31
             00 00 00 00 00 00 1B 59`,
-    frame: { type: FrameType.Hello, version: 7, idleTimeoutMs: 0, token: 'orders-writer-01', producerId: 7001n },
+    frame: { type: FrameType.Hello, version: 8, idleTimeoutMs: 0, token: 'orders-writer-01', producerId: 7001n },
   },
   {
     name: 'Server Hello, idle timeout 60 s',
-    bytes: '00 00 00 10 01 00 07 00 00 EA 60 00 00 00 00 00 00 00 00 00',
-    frame: { type: FrameType.Hello, version: 7, idleTimeoutMs: 60_000, token: null, producerId: 0n },
+    bytes: '00 00 00 10 01 00 08 00 00 EA 60 00 00 00 00 00 00 00 00 00',
+    frame: { type: FrameType.Hello, version: 8, idleTimeoutMs: 60_000, token: null, producerId: 0n },
   },
   {
     name: 'Ping, nonce 1',
@@ -334,6 +337,34 @@ describe('round trips', () => {
     });
   }
 
+  for (const version of [7, 8]) {
+    test(`a Hello of version ${version} carries every field (7 and 8 share the layout)`, () => {
+      assert.deepEqual(decodeFrame(hex('00 00 00 14 01 00 0' + version + ' 00 00 EA 60 01 00 02 74 6B 00 00 00 00 00 00 00 2A')), {
+        type: FrameType.Hello,
+        version,
+        idleTimeoutMs: 60_000,
+        token: 'tk',
+        producerId: 42n,
+      });
+    });
+  }
+
+  test('a Hello of version 9 carries only its version', () => {
+    assert.deepEqual(decodeFrame(hex('00 00 00 14 01 00 09 00 00 EA 60 01 00 02 74 6B 00 00 00 00 00 00 00 2A')), {
+      type: FrameType.Hello,
+      version: 9,
+      idleTimeoutMs: 0,
+      token: null,
+      producerId: 0n,
+    });
+  });
+
+  test('the client speaks versions 7 to 8', () => {
+    assert.equal(PROTOCOL_VERSION, 8);
+    assert.equal(MIN_PROTOCOL_VERSION, 7);
+    assert.deepEqual([5, 6, 7, 8, 9, 10].filter(isSupportedVersion), [7, 8]);
+  });
+
   test('a Hello of another version carries only its version', () => {
     // A version 2 Hello has no more fields: it is read as version 2, not refused as malformed.
     assert.deepEqual(decodeFrame(hex('00 00 00 03 01 00 02')), {
@@ -591,7 +622,7 @@ describe('error codes', () => {
       15: 'AlreadySubscribed', 16: 'NotSubscribed', 17: 'PayloadTooLarge', 19: 'HeadersTooLarge', 20: 'StorageFailure',
       21: 'ServerShuttingDown', 22: 'ConsumerPositionLost', 23: 'CommitNotDurable', 30: 'TooManyConnections',
       31: 'TooManySubscriptions', 32: 'TooManyTopics', 33: 'TooManyPublishesInFlight', 34: 'IdleTimeout',
-      40: 'AuthenticationFailed', 41: 'NotAuthorized', 50: 'NoLeader', 51: 'NotSupportedInCluster',
+      40: 'AuthenticationFailed', 41: 'NotAuthorized', 50: 'NoLeader', 51: 'NotSupportedInCluster', 52: 'NotLeader',
     };
     for (const [code, name] of Object.entries(table)) {
       assert.equal(errorCodeName(Number(code)), name);

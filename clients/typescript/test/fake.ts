@@ -112,6 +112,10 @@ export interface FakeServerOptions {
   idleTimeoutMs?: number;
   /** Answer Hello automatically (default true). */
   autoHello?: boolean;
+  /** The version the server's Hello announces (default: the client's). */
+  answerVersion?: number;
+  /** A server that speaks only this version: a Hello of another one gets UnsupportedVersion and the socket closes. */
+  onlyVersion?: number;
   /** Answer Pings automatically (default true). */
   autoPong?: boolean;
   /** Refuse connections while true: the socket closes with 1006 before it opens. */
@@ -157,9 +161,20 @@ export class FakeServer {
 
   onFrame(socket: FakeSocket, frame: Frame): void {
     if (frame.type === FrameType.Hello && this.options.autoHello !== false) {
+      const only = this.options.onlyVersion;
+      if (only !== undefined && frame.version !== only) {
+        socket.sendFrames({
+          type: FrameType.Error,
+          requestId: null,
+          code: ErrorCode.UnsupportedVersion,
+          text: `protocol version ${frame.version} is not supported; this server speaks version ${only}`,
+        });
+        setTimeout(() => socket.serverClose(1000, 'unsupported version'), 0);
+        return;
+      }
       socket.sendFrames({
         type: FrameType.Hello,
-        version: 7,
+        version: this.options.answerVersion ?? frame.version,
         idleTimeoutMs: this.options.idleTimeoutMs ?? 60_000,
         token: null,
         producerId: 0n,
