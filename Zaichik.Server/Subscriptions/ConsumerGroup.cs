@@ -942,7 +942,8 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
                 return true;
             }
 
-            var member = hash is { } keyHash ? MemberForKeyLocked(keyHash) : AnyMemberWithRoomLocked();
+            // A redelivery read from the log goes to another member than the last when one has room, as TakeDueLocked does.
+            var member = hash is { } keyHash ? MemberForKeyLocked(keyHash) : AnyMemberWithRoomLocked(pending?.LastMember);
             if (member is null || !member.HasRoom || member.Window.TryReserve(member.Prefetch, 1) == 0)
             {
                 return false;
