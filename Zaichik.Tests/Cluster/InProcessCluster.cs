@@ -71,18 +71,38 @@ internal sealed class InProcessCluster : IAsyncDisposable
     /// </summary>
     public static async Task<InProcessCluster> StartAsync(int nodes = 3, Func<int, ClusterOptions, ClusterOptions>? configure = null, bool admin = false)
     {
-        var cluster = new InProcessCluster(nodes, configure, admin);
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            await Task.WhenAll(Enumerable.Range(0, nodes).Select(cluster.StartNodeAsync));
+            var cluster = new InProcessCluster(nodes, configure, admin);
+            try
+            {
+                await Task.WhenAll(Enumerable.Range(0, nodes).Select(cluster.StartNodeAsync));
+                return cluster;
+            }
+            catch (Exception failure) when (attempt < 3 && IsPortTaken(failure))
+            {
+                // A Raft port was free when picked and taken before its node bound it: again, with other ports.
+                await cluster.DisposeAsync();
+            }
+            catch
+            {
+                await cluster.DisposeAsync();
+                throw;
+            }
         }
-        catch
+    }
+
+    private static bool IsPortTaken(Exception? failure)
+    {
+        for (; failure is not null; failure = failure.InnerException)
         {
-            await cluster.DisposeAsync();
-            throw;
+            if (failure is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse })
+            {
+                return true;
+            }
         }
 
-        return cluster;
+        return false;
     }
 
     public async Task StartNodeAsync(int node) =>

@@ -90,7 +90,7 @@ public sealed class WebSocketTests
     [Fact]
     public async Task A_WebSocket_client_reconnects_after_a_broker_restart_and_its_subscription_resumes_without_a_gap()
     {
-        var port = FreePort();
+        var port = Processes.BrokerProcess.FreePort();
         await using var server = await StartAsync($"http://127.0.0.1:{port}/ws");
         await using var client = await ZaichikClient.ConnectAsync(new ZaichikClientOptions
         {
@@ -199,12 +199,5 @@ public sealed class WebSocketTests
         await socket.ConnectAsync(url, CancellationToken.None);
         socket.State.ShouldBe(WebSocketState.Open);
         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

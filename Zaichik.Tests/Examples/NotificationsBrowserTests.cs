@@ -85,7 +85,7 @@ public sealed class NotificationsBrowserTests
             new() { Name = "alice-device", Token = "alice-secret-0123456789", Subscribe = ["notifications.alice"] },
             new() { Name = "bob-device", Token = "bob-secret-0123456789", Subscribe = ["notifications.bob"] },
         ];
-        var webSocketPort = FreePort();
+        var webSocketPort = Processes.BrokerProcess.FreePort();
         await using var server = await TestServer.StartAsync(broker => broker with
         {
             Tokens = tokens,
@@ -125,12 +125,4 @@ public sealed class NotificationsBrowserTests
         await page.WaitAsync("the page connected to the broker", "() => document.getElementById('status').dataset.state === 'connected'");
         return page;
     }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
 }

@@ -197,10 +197,65 @@ internal sealed class BrokerProcess : IAsyncDisposable
         return start;
     }
 
+    /// <summary>
+    /// A port on 127.0.0.1 that is free now, for a listener that binds it later (a broker process, a Raft peer). It comes
+    /// from below the kernel's ephemeral range, which outgoing connections take their ports from: a port picked there could
+    /// be taken by any connection before its listener binds it. Within this process no port is handed out twice.
+    /// </summary>
     public static int FreePort()
     {
+        lock (s_portLock)
+        {
+            for (var attempt = 0; attempt < PortRange.Count; attempt++)
+            {
+                var port = s_nextPort;
+                s_nextPort = port + 1 >= PortRange.End ? PortRange.Start : port + 1;
+                if (CanBind(port))
+                {
+                    return port;
+                }
+            }
+        }
+
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static readonly Lock s_portLock = new();
+    private static readonly (int Start, int End, int Count) PortRange = FixedPortRange();
+    private static int s_nextPort = PortRange.Start + Random.Shared.Next(PortRange.Count);
+
+    /// <summary>The 10,000 ports below the first ephemeral one (from /proc/sys/net/ipv4/ip_local_port_range, 32768 when unknown).</summary>
+    private static (int Start, int End, int Count) FixedPortRange()
+    {
+        var firstEphemeral = 32768;
+        try
+        {
+            var range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+            if (range.Length > 0 && int.TryParse(range[0], out var first) && first > 11024)
+            {
+                firstEphemeral = first;
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        return (firstEphemeral - 10000, firstEphemeral, 10000);
+    }
+
+    private static bool CanBind(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 }
