@@ -18,6 +18,8 @@ internal enum ClusterCommandKind : byte
     ConsumerCommit = 3,
     /// <summary>The publishes of one client read, in order: one entry, one replication round, for all of them.</summary>
     PublishBatch = 4,
+    /// <summary>A consumer group's stored state (<see cref="GroupSnapshot"/>), as the leader's group last had it.</summary>
+    GroupState = 5,
 }
 
 /// <summary>
@@ -35,7 +37,8 @@ internal readonly record struct ClusterCommand(
     ProducerStamp Producer = default,
     TopicSettings? Settings = null,
     string? Consumer = null,
-    long Sequence = 0)
+    long Sequence = 0,
+    GroupSnapshot? Group = null)
 {
     /// <summary>Version byte after the kind: a node refuses entries of a format it does not know rather than misread them.</summary>
     private const byte Format = 1;
@@ -138,6 +141,18 @@ internal readonly record struct ClusterCommand(
         return buffer;
     }
 
+    public static byte[] EncodeGroupState(string topic, string group, GroupSnapshot state)
+    {
+        var stored = GroupStateStore.Serialize(state);
+        var buffer = new byte[2 + 2 + Encoding.UTF8.GetByteCount(topic) + 2 + Encoding.UTF8.GetByteCount(group) + 4 + stored.Length];
+        var writer = new Writer(buffer);
+        writer.Header(ClusterCommandKind.GroupState);
+        writer.String(topic);
+        writer.String(group);
+        writer.Bytes(stored);
+        return buffer;
+    }
+
     /// <summary>Decodes an entry; the key, payload and headers point into <paramref name="entry"/>.</summary>
     /// <exception cref="InvalidDataException">The entry is not one this broker writes.</exception>
     public static ClusterCommand Decode(ReadOnlyMemory<byte> entry)
@@ -160,6 +175,11 @@ internal readonly record struct ClusterCommand(
             case ClusterCommandKind.ConsumerCommit:
                 var consumer = reader.String();
                 return new ClusterCommand(kind, topic, Consumer: consumer, Sequence: reader.Int64());
+            case ClusterCommandKind.GroupState:
+                var group = reader.String();
+                var state = GroupStateStore.Deserialize(reader.Bytes().Span, out var problem)
+                    ?? throw new InvalidDataException($"cluster log entry with the state of consumer group '{group}' of '{topic}' that cannot be read ({problem})");
+                return new ClusterCommand(kind, topic, Consumer: group, Group: state);
             default:
                 throw new InvalidDataException($"cluster log entry of unknown kind {(byte)kind}");
         }

@@ -6,7 +6,9 @@ using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Zaichik.Protocol;
 using Zaichik.Server.Hosting;
+using Zaichik.Server.Storage;
 using Zaichik.Server.Topics;
 
 namespace Zaichik.Server.Cluster;
@@ -18,7 +20,7 @@ namespace Zaichik.Server.Cluster;
 /// a node that does not lead tells its clients where the leader is (<see cref="Leader"/>), and when this node stops
 /// leading, its client connections are closed so that they find the new one.
 /// </summary>
-internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCommitReplication, IAsyncDisposable
+internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicReplication, IAsyncDisposable
 {
     /// <summary>The folder under <c>DataPath</c> that holds the Raft log.</summary>
     public const string RaftFolder = "raft";
@@ -33,6 +35,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
     private readonly string _dataPath;
     private readonly string _viewPath;
     private readonly TopicRegistry _registry;
+    private readonly bool _autoCreateTopics;
     private readonly BoundListeners _listeners;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger<ClusterNode> _logger;
@@ -57,6 +60,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         _dataPath = options.Value.ClusterDataPath ?? options.Value.DataPath;
         _viewPath = options.Value.DataPath;
         _registry = registry;
+        _autoCreateTopics = options.Value.AutoCreateTopics;
         _listeners = listeners;
         _loggers = loggers;
         _logger = loggers.CreateLogger<ClusterNode>();
@@ -103,8 +107,56 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, IConsumerCo
         await applied.Task.ConfigureAwait(false);
     }
 
-    Task IConsumerCommitReplication.ReplicateConsumerCommit(string topic, string consumer, long sequence) =>
+    Task ITopicReplication.ReplicateConsumerCommit(string topic, string consumer, long sequence) =>
         ReplicateAsync(ClusterCommand.EncodeConsumerCommit(topic, consumer, sequence), new AppliedOutcome<bool>(), _stopping.Token);
+
+    Task ITopicReplication.ReplicateGroupState(string topic, string group, GroupSnapshot state) =>
+        ReplicateAsync(ClusterCommand.EncodeGroupState(topic, group, state), new AppliedOutcome<bool>(), _stopping.Token);
+
+    async ValueTask<Topic> ITopicReplication.EnsureDeadLetterTopicAsync(string name, TimeSpan retention, CancellationToken cancellationToken)
+    {
+        // Every topic a node has came through the log, so one the leader has exists on every node.
+        if (_registry.TryGet(name, out var existing))
+        {
+            return existing;
+        }
+
+        if (!_autoCreateTopics)
+        {
+            throw new TopicException(ErrorCode.TopicNotFound,
+                $"dead-letter topic '{name}' does not exist and this server does not create topics automatically; create it with CreateTopic");
+        }
+
+        try
+        {
+            await CreateTopicAsync(name, TopicSettings.Default with { RetentionTtlMs = (long)retention.TotalMilliseconds }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TopicException) when (_registry.TryGet(name, out _))
+        {
+            // Created meanwhile by a publish, with the default settings: it serves as it is.
+        }
+
+        return _registry.TryGet(name, out var created)
+            ? created
+            : throw new TopicException(ErrorCode.StorageFailure, $"dead-letter topic '{name}' was not created on node {NodeId}");
+    }
+
+    async ValueTask<PublishOutcome> ITopicReplication.PublishAsync(
+        string topic, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, CancellationToken cancellationToken)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        ClusterCommand.BeginBatch(buffer);
+        ClusterCommand.AddToBatch(buffer, topic, _time.GetUtcNow().ToUnixTimeMilliseconds(), key, payload.Span, headers.Span, ProducerStamp.None);
+        var outcome = new BatchOutcome(1);
+        await ReplicateAsync(ClusterCommand.EndBatch(buffer, 1), outcome, cancellationToken).ConfigureAwait(false);
+        await outcome.Task.ConfigureAwait(false);
+        if (outcome.Failures[0] is { } failure)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+
+        return outcome.Outcomes[0];
+    }
 
     /// <summary>The state machine, once the node has started.</summary>
     internal ReplicatedState? State => _state;

@@ -205,6 +205,18 @@ internal sealed partial class ReplicatedState(
                 var consumed = await registry.GetForUseAsync(command.Topic, token).ConfigureAwait(false);
                 await consumed.ApplyConsumerCommitAsync(command.Consumer!, command.Sequence, token).ConfigureAwait(false);
                 break;
+
+            case ClusterCommandKind.GroupState:
+                if (context is AppliedOutcome<bool> replicated)
+                {
+                    // The leader's live group has this state already (or a newer one); only the other nodes store it.
+                    replicated.TrySetResult(true);
+                    break;
+                }
+
+                var grouped = await registry.GetForUseAsync(command.Topic, token).ConfigureAwait(false);
+                await grouped.ApplyGroupStateAsync(command.Consumer!, command.Group!, token).ConfigureAwait(false);
+                break;
         }
     }
 

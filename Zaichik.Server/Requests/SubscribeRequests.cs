@@ -52,12 +52,6 @@ internal sealed partial class ConnectionRequests
                     RedirectToLeader(cluster, subscribe.RequestId, subscribe.Topic);
                     return;
                 }
-
-                if (subscribe.Group is not null || HasRedeliverySettings(subscribe))
-                {
-                    throw new TopicException(ErrorCode.NotSupportedInCluster,
-                        "consumer groups, AckWait, MaxDeliver and dead-letter topics are not replicated yet; on a cluster, subscribe without them (durable consumers are replicated)");
-                }
             }
 
             var topic = await ResolveTopicAsync(subscribe.Topic, cancellationToken).ConfigureAwait(false);
@@ -69,15 +63,18 @@ internal sealed partial class ConnectionRequests
                 var settings = new GroupSettings(
                     subscribe.AckWaitMs == 0 ? (uint)_options.DefaultAckWait.TotalMilliseconds : subscribe.AckWaitMs, subscribe.MaxDeliver, subscribe.DeadLetterTopic);
                 var (registry, retention) = (_registry, _options.DeadLetterRetention);
+                Func<string, CancellationToken, ValueTask<Topic>> deadLetterTopics = registry.Context.Replication is { } replication
+                    ? (name, token) => replication.EnsureDeadLetterTopicAsync(name, retention, token) // created through the log, on every node
+                    : (name, token) => registry.GetForDeadLettersAsync(name, retention, token);
                 if (subscribe.DeadLetterTopic is { } deadLetterTopic)
                 {
                     // Refused now, not at the first dead letter, when it cannot exist.
-                    await registry.GetForDeadLettersAsync(deadLetterTopic, retention, cancellationToken).ConfigureAwait(false);
+                    await deadLetterTopics(deadLetterTopic, cancellationToken).ConfigureAwait(false);
                 }
 
                 var (group, member, startSequence, storage) = await topic.JoinGroupAsync(
                     groupName, subscribe.From, settings, (int)subscribe.Prefetch, _window, _writer,
-                    (name, token) => registry.GetForDeadLettersAsync(name, retention, token), _options.MaxOutstandingPerGroup,
+                    deadLetterTopics, _options.MaxOutstandingPerGroup,
                     cancellationToken).ConfigureAwait(false);
                 subscription = new Subscription(topic, storage, group, member, startSequence, _window, _writer, _logger);
             }

@@ -400,9 +400,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
             return 0;
         }
 
-        _storage.Positions.Groups.Update(Name, _snapshot);
-        _storage.Committer?.MarkDirty();
-        return _storage.Positions.GroupChanged();
+        return _topic.GroupChanged(_storage, Name, _snapshot);
     }
 
     private long ChangedAndWake()
@@ -1092,10 +1090,19 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
                 {
                     var target = await _resolveTopic(deadLetterTopic, cancellationToken).ConfigureAwait(false);
                     var headers = DeadLetterHeaders(message.Headers, pending.Sequence, pending.Deliveries);
-                    var outcome = await target.PublishAsync(message.Key, message.Payload, headers, ProducerStamp.None, cancellationToken).ConfigureAwait(false);
-                    if (target.Settings.Durability == Durability.Always)
+                    ReadOnlyMemory<byte>? key = message.Key is { } keyBytes ? keyBytes : null;
+                    if (_topic.Replication is { } replication)
                     {
-                        await Topic.WhenDurableAsync(outcome, cancellationToken).ConfigureAwait(false);
+                        // On a cluster leader the dead letter goes through the log to every node, like a client's publish.
+                        await replication.PublishAsync(target.Name, key, message.Payload, headers, cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        var outcome = await target.PublishAsync(key, message.Payload, headers, ProducerStamp.None, cancellationToken).ConfigureAwait(false);
+                        if (target.Settings.Durability == Durability.Always)
+                        {
+                            await Topic.WhenDurableAsync(outcome, cancellationToken).ConfigureAwait(false);
+                        }
                     }
                 }
             }
@@ -1112,7 +1119,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
             Interlocked.Increment(ref _deadLettered);
             LogDeadLettered(_topic.Name, Name, pending.Sequence, pending.Deliveries, Settings.DeadLetterTopic ?? "(none: dropped)");
         }
-        catch (Exception exception) when (exception is TopicException or IOException)
+        catch (Exception exception) when (exception is TopicException or IOException or Cluster.ClusterUnavailableException)
         {
             LogDeadLetterFailed(exception, _topic.Name, Name, pending.Sequence);
             lock (_lock)

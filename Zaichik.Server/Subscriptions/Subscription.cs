@@ -211,7 +211,9 @@ internal sealed partial class Subscription : IAsyncDisposable
     /// an Always topic: fsynced). Called on the connection's read loop, like the Commits.
     /// </summary>
     public Task WhenPositionDurableAsync() =>
-        Volatile.Read(ref _positionVersion) is var version && version == 0 ? Task.CompletedTask : _topic.WhenConsumerPositionDurableAsync(_storage, version);
+        Volatile.Read(ref _positionVersion) is var version && version == 0 ? Task.CompletedTask
+        : _group is not null ? _topic.WhenGroupStateDurableAsync(_storage, version)
+        : _topic.WhenConsumerPositionDurableAsync(_storage, version);
 
     /// <summary>Calls <paramref name="callback"/> if the storage this subscription reads is retired while it lives.</summary>
     public void WhenTopicRetired(Action callback) =>

@@ -32,6 +32,7 @@ internal sealed partial class Topic : IAsyncDisposable
     private long _lastUsedMs;
     private long _lastTimestampMs;
     private Task _commitReplicated = Task.CompletedTask;
+    private GroupStateReplicator? _groupReplicator;
     private long _closedOldestTimestampMs = long.MaxValue;
 
     // The newest timestamp of a record from an idempotent producer, long.MaxValue while unknown (before the first open):
@@ -217,6 +218,64 @@ internal sealed partial class Topic : IAsyncDisposable
         }
 
         return version;
+    }
+
+    /// <summary>On a cluster node, where consumer state and dead letters go through the Raft log; null on a single node.</summary>
+    public ITopicReplication? Replication => _context.Replication;
+
+    /// <summary>
+    /// Records that the consumer group <paramref name="name"/>'s stored state changed (its state is asked of
+    /// <paramref name="state"/> when written): the topic's next flush writes it, and on a cluster leader it goes to
+    /// every node. Returns the version to pass to <see cref="WhenGroupStateDurableAsync"/>.
+    /// </summary>
+    public long GroupChanged(OpenTopic open, string name, Func<GroupSnapshot> state)
+    {
+        open.Positions.Groups.Update(name, state);
+        open.Committer?.MarkDirty();
+        var version = open.Positions.GroupChanged();
+        if (_context.Replication is not { } replication)
+        {
+            return version;
+        }
+
+        var replicator = Volatile.Read(ref _groupReplicator);
+        if (replicator is null)
+        {
+            Interlocked.CompareExchange(ref _groupReplicator, new GroupStateReplicator(Name, replication, _logger), null);
+            replicator = _groupReplicator!;
+        }
+
+        return replicator.Changed(name, state);
+    }
+
+    /// <summary>
+    /// Completes once a consumer group's state change <paramref name="version"/> (from <see cref="GroupChanged"/>) is as
+    /// durable as the topic's messages: on a majority of the cluster, fsynced on an Always topic, at once otherwise.
+    /// </summary>
+    public Task WhenGroupStateDurableAsync(OpenTopic open, long version) =>
+        _groupReplicator is { } replicator ? replicator.WhenReplicatedAsync(version)
+        : _context.Replication is not null ? Task.CompletedTask
+        : WhenConsumerPositionDurableAsync(open, version);
+
+    /// <summary>A cluster node applying a consumer group's replicated state: opens the topic if needed and records it here only.</summary>
+    public async ValueTask ApplyGroupStateAsync(string name, GroupSnapshot state, CancellationToken cancellationToken)
+    {
+        if (Current is not { } open)
+        {
+            await OpenAsync(cancellationToken).ConfigureAwait(false);
+            open = Current ?? throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' could not be opened");
+        }
+
+        Volatile.Write(ref _lastUsedMs, NowMs);
+        open.Positions.Groups.Update(name, state);
+        if (open.Committer is { } committer)
+        {
+            committer.MarkDirty();
+        }
+        else
+        {
+            open.Positions.Flush(flushToDisk: false);
+        }
     }
 
     /// <summary>

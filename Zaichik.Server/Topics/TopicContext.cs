@@ -39,15 +39,28 @@ internal sealed class TopicContext(
     /// </summary>
     public bool ReplicatedView { get; init; }
 
-    /// <summary>On a cluster node, where durable consumer positions are replicated; null on a single node.</summary>
-    public IConsumerCommitReplication? Replication { get; set; }
+    /// <summary>On a cluster node, where consumer state and dead letters go through the Raft log; null on a single node.</summary>
+    public ITopicReplication? Replication { get; set; }
 }
 
-/// <summary>Replicates a durable consumer's position to every cluster node (<see cref="Cluster.ClusterNode"/>).</summary>
-internal interface IConsumerCommitReplication
+/// <summary>
+/// What the topics of a cluster node hand to the Raft log rather than do alone (<see cref="Cluster.ClusterNode"/>): the
+/// consumer state every node must keep alike, and the messages the broker itself publishes (dead letters).
+/// </summary>
+internal interface ITopicReplication
 {
-    /// <summary>Starts replicating; the task completes when a majority has the position, and fails when it cannot get there.</summary>
+    /// <summary>Starts replicating a durable consumer's position; the task completes when a majority has it, and fails when it cannot get there.</summary>
     Task ReplicateConsumerCommit(string topic, string consumer, long sequence);
+
+    /// <summary>Replicates a consumer group's stored state (<see cref="GroupSnapshot"/>); completes when a majority has it.</summary>
+    /// <exception cref="Cluster.ClusterUnavailableException">This node does not lead, or the entry could not be committed.</exception>
+    Task ReplicateGroupState(string topic, string group, GroupSnapshot state);
+
+    /// <summary>The dead-letter topic <paramref name="name"/>, created through the log (with <paramref name="retention"/>) when it does not exist.</summary>
+    ValueTask<Topic> EnsureDeadLetterTopicAsync(string name, TimeSpan retention, CancellationToken cancellationToken);
+
+    /// <summary>Publishes one message through the log, as a client's publish would be; returns its outcome on this node.</summary>
+    ValueTask<PublishOutcome> PublishAsync(string topic, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, CancellationToken cancellationToken);
 }
 
 /// <summary>
