@@ -36,6 +36,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
     private readonly string _viewPath;
     private readonly TopicRegistry _registry;
     private readonly bool _autoCreateTopics;
+    private readonly IReadOnlyList<string> _damagedSnapshots;
     private readonly BoundListeners _listeners;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger<ClusterNode> _logger;
@@ -61,6 +62,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         _viewPath = options.Value.DataPath;
         _registry = registry;
         _autoCreateTopics = options.Value.AutoCreateTopics;
+        _damagedSnapshots = options.Value.DamagedSnapshots;
         _listeners = listeners;
         _loggers = loggers;
         _logger = loggers.CreateLogger<ClusterNode>();
@@ -320,6 +322,11 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         // The view holds the newest snapshot already (ZaichikServer.ClusterDataFolders): the log replays what follows it.
         var snapshots = new ClusterSnapshots(_dataPath);
         var restored = snapshots.Newest();
+        foreach (var damage in _damagedSnapshots)
+        {
+            LogSnapshotDamaged(NodeId, damage, restored?.Index ?? 0);
+        }
+
         _state = new ReplicatedState(_registry, snapshots, restored, _viewPath, _options.SnapshotEntries, _time, _logger);
         _log = new WriteAheadLog(
             new WriteAheadLog.Options
@@ -462,6 +469,9 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         DnsEndPoint dns when IPAddress.TryParse(dns.Host, out var address) => new IPEndPoint(address, dns.Port),
         _ => new IPEndPoint(IPAddress.None, 0),
     };
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Cluster node {NodeId}: {Damage}; it was renamed with .damaged and the node starts from the snapshot of entry {Index} (0: none), replaying the Raft log after it")]
+    private partial void LogSnapshotDamaged(string nodeId, string damage, long index);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster node {NodeId} joined: Raft on {RaftEndpoint}, {Peers} nodes, clients redirected here at {ClientEndpoint}")]
     private partial void LogJoined(string nodeId, string raftEndpoint, int peers, string clientEndpoint);

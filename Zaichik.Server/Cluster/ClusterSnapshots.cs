@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.Globalization;
 using DotNext.IO;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using Zaichik.Server.Storage;
 using Zaichik.Server.Storage.Internal;
 
 namespace Zaichik.Server.Cluster;
@@ -17,6 +18,12 @@ internal sealed class ClusterSnapshots
     public const string FolderName = "snapshots";
 
     private const string TemporarySuffix = ".tmp";
+
+    /// <summary>Beside each snapshot: its CRC-32C and length (<c>crc32c {hex} {length}</c>), written before the snapshot gets its name.</summary>
+    public const string ChecksumSuffix = ".crc";
+
+    /// <summary>What a snapshot found damaged at start is renamed to: kept for inspection, never read again.</summary>
+    public const string DamagedSuffix = ".damaged";
 
     public ClusterSnapshots(string clusterPath)
     {
@@ -56,9 +63,12 @@ internal sealed class ClusterSnapshots
         var temporary = path + TemporarySuffix;
         try
         {
-            var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            var stream = new FileStream(temporary, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            ChecksumStream summed;
             await using (stream.ConfigureAwait(false))
             {
+                // The archive is written to the file directly (the writer seeks back to fill in the size of each file it
+                // copies), then read back once for its checksum, from the page cache.
                 var tar = new TarWriter(stream, TarEntryFormat.Pax, leaveOpen: true);
                 await using (tar.ConfigureAwait(false))
                 {
@@ -67,9 +77,12 @@ internal sealed class ClusterSnapshots
 
                 await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
                 stream.Flush(flushToDisk: true);
+                stream.Position = 0;
+                summed = new ChecksumStream(stream);
+                await summed.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
             }
 
-            return Commit(temporary, path, index, term);
+            return Commit(temporary, path, index, term, summed);
         }
         catch
         {
@@ -86,14 +99,15 @@ internal sealed class ClusterSnapshots
         try
         {
             var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            var summed = new ChecksumStream(stream);
             await using (stream.ConfigureAwait(false))
             {
-                await entry.WriteToAsync(stream, 1 << 16, cancellationToken).ConfigureAwait(false);
+                await entry.WriteToAsync(summed, 1 << 16, cancellationToken).ConfigureAwait(false);
                 await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
                 stream.Flush(flushToDisk: true);
             }
 
-            return Commit(temporary, path, entry.Index, entry.Term);
+            return Commit(temporary, path, entry.Index, entry.Term, summed);
         }
         catch
         {
@@ -102,7 +116,11 @@ internal sealed class ClusterSnapshots
         }
     }
 
-    /// <summary>Replaces everything in <paramref name="viewPath"/> with the files of <paramref name="snapshot"/>.</summary>
+    /// <summary>
+    /// Replaces everything in <paramref name="viewPath"/> with the files of <paramref name="snapshot"/>, checking the
+    /// snapshot against its checksum file on the way (one read).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The snapshot is damaged: its checksum or length differ, or it is not a whole archive.</exception>
     public static void Restore(SnapshotFile snapshot, string viewPath)
     {
         if (Directory.Exists(viewPath))
@@ -111,9 +129,26 @@ internal sealed class ClusterSnapshots
         }
 
         Directory.CreateDirectory(viewPath);
+        var expected = ReadChecksum(snapshot.Path);
         using (var stream = new FileStream(snapshot.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
         {
-            TarFile.ExtractToDirectory(stream, viewPath, overwriteFiles: false);
+            var summed = new ChecksumStream(stream);
+            try
+            {
+                TarFile.ExtractToDirectory(summed, viewPath, overwriteFiles: false);
+            }
+            catch (Exception failure) when (failure is EndOfStreamException or FormatException or ArgumentException or InvalidOperationException)
+            {
+                throw new InvalidDataException($"snapshot '{snapshot.Path}' is not a whole tar archive: {failure.Message}", failure);
+            }
+
+            // The archive's end marker can leave bytes unread: the checksum covers the whole file.
+            summed.CopyTo(Stream.Null);
+            if (expected is { } sum && (sum.Crc != summed.Crc || sum.Length != summed.Length))
+            {
+                throw new InvalidDataException(
+                    $"snapshot '{snapshot.Path}' does not match its checksum: {summed.Length} bytes with CRC-32C {summed.Crc:x8}, written as {sum.Length} bytes with {sum.Crc:x8}");
+            }
         }
 
         // What the topics open next must be on disk before the Raft log that no longer holds it is trusted.
@@ -137,6 +172,7 @@ internal sealed class ClusterSnapshots
         {
             if (snapshot.Index < watermark && TryDelete(snapshot.Path))
             {
+                TryDelete(snapshot.Path + ChecksumSuffix);
                 deleted++;
             }
         }
@@ -186,8 +222,77 @@ internal sealed class ClusterSnapshots
         }
     }
 
-    private SnapshotFile Commit(string temporary, string path, long index, long term)
+    /// <summary>
+    /// Restores the newest snapshot that is whole into <paramref name="viewPath"/>; each damaged one on the way is renamed
+    /// (<see cref="DamagedSuffix"/>) and described in <paramref name="damaged"/>. Returns null when there is none; throws when
+    /// there were snapshots and every one is damaged, since the Raft log no longer holds what they covered.
+    /// </summary>
+    public SnapshotFile? RestoreNewest(string viewPath, List<string> damaged)
     {
+        var all = List();
+        for (var i = all.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                Restore(all[i], viewPath);
+                return all[i];
+            }
+            catch (InvalidDataException failure)
+            {
+                damaged.Add(failure.Message);
+                SetAside(all[i].Path);
+                SetAside(all[i].Path + ChecksumSuffix);
+            }
+        }
+
+        if (damaged.Count > 0)
+        {
+            throw new IOException(
+                $"every cluster snapshot in '{Folder}' is damaged ({string.Join("; ", damaged)}), and the Raft log no longer holds the entries they covered: "
+                + "this node cannot rebuild its topics. Move its cluster folder aside and start it again: the leader then sends it a snapshot.");
+        }
+
+        return null;
+    }
+
+    private static void SetAside(string path)
+    {
+        if (File.Exists(path))
+        {
+            File.Move(path, path + DamagedSuffix, overwrite: true);
+        }
+    }
+
+    private static (uint Crc, long Length)? ReadChecksum(string snapshotPath)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(snapshotPath + ChecksumSuffix);
+        }
+        catch (FileNotFoundException)
+        {
+            // A snapshot written before checksums were: only its archive structure is checked.
+            return null;
+        }
+
+        var parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return parts.Length == 3 && parts[0] == "crc32c"
+            && uint.TryParse(parts[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var crc)
+            && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var length)
+            ? (crc, length)
+            : throw new InvalidDataException($"the checksum file of snapshot '{snapshotPath}' cannot be read: '{text.Trim()}'");
+    }
+
+    private SnapshotFile Commit(string temporary, string path, long index, long term, ChecksumStream summed)
+    {
+        // The checksum first: a file with a snapshot's name always has its checksum beside it.
+        using (var sum = new FileStream(path + ChecksumSuffix, FileMode.Create, FileAccess.Write, FileShare.None, 256))
+        {
+            sum.Write(System.Text.Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"crc32c {summed.Crc:x8} {summed.Length}\n")));
+            sum.Flush(flushToDisk: true);
+        }
+
         File.Move(temporary, path, overwrite: true);
         DirectorySync.Flush(Folder);
         return new SnapshotFile(path, index, term);
@@ -206,6 +311,80 @@ internal sealed class ClusterSnapshots
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             return false;
+        }
+    }
+
+    /// <summary>Passes reads or writes through to a stream and keeps the CRC-32C and count of the bytes that went by.</summary>
+    private sealed class ChecksumStream(Stream inner) : Stream
+    {
+        private uint _state = ~0u;
+
+        public uint Crc => ~_state;
+
+        public override long Length => _length;
+
+        private long _length;
+
+        public override bool CanRead => inner.CanRead;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => inner.CanWrite;
+
+        public override long Position
+        {
+            get => _length;
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var read = inner.Read(buffer);
+            Add(buffer[..read]);
+            return read;
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            Add(buffer.Span[..read]);
+            return read;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            inner.Write(buffer);
+            Add(buffer);
+        }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+            Add(buffer.Span);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Flush() => inner.Flush();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        private void Add(ReadOnlySpan<byte> bytes)
+        {
+            _state = LogRecord.ChecksumUpdate(_state, bytes);
+            _length += bytes.Length;
         }
     }
 

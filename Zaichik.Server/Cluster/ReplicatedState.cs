@@ -17,12 +17,21 @@ namespace Zaichik.Server.Cluster;
 /// covers. A node starts from its newest snapshot (extracted into a fresh view before the host starts, see
 /// <c>ZaichikServer.ClusterDataFolders</c>) and the log replays only what follows it, so an entry is never applied
 /// twice to the same files. A node too far behind is sent the leader's snapshot and installs it in place of its view.
+/// The log is compacted up to the snapshot before the newest, so a newest snapshot found damaged costs only the time
+/// to replay the entries after the one before it.
 /// </remarks>
 internal sealed partial class ReplicatedState(
     TopicRegistry registry, ClusterSnapshots snapshots, SnapshotFile? restored, string viewPath, long snapshotEntries, TimeProvider time, ILogger logger) : IStateMachine
 {
     private long _lastApplied = restored?.Index ?? 0;
     private volatile SnapshotFile? _snapshot = restored;
+
+    // What the write-ahead log is told is the snapshot (it deletes its entries up to it, and sends it to a follower too
+    // far behind): the one before the newest, so that when the newest is found damaged at start the node restores the
+    // one before and replays the entries after it. After an install, the installed one. At start, the one kept before
+    // the restored one, or the restored one.
+    private volatile SnapshotFile? _retained = restored is null ? null
+        : snapshots.List().LastOrDefault(snapshot => snapshot.Index < restored.Index) ?? restored;
     private long _appliedSinceStart;
 
     /// <summary>The index of the last entry applied to the topics.</summary>
@@ -47,7 +56,10 @@ internal sealed partial class ReplicatedState(
     private long _taken;
     private long _installed;
 
-    ISnapshot? ISnapshotManager.Snapshot => _snapshot;
+    ISnapshot? ISnapshotManager.Snapshot => _retained;
+
+    /// <summary>The snapshot the write-ahead log may compact up to: the one before the newest (see the field).</summary>
+    public SnapshotFile? Retained => _retained;
 
     ValueTask ISnapshotManager.ReclaimGarbageAsync(long watermark, CancellationToken token)
     {
@@ -119,6 +131,8 @@ internal sealed partial class ReplicatedState(
                     topic => ClusterSnapshots.AddFolderAsync(tar, viewPath, Path.Combine(topicsRoot, topic.Name), recursive: true, token),
                     token).ConfigureAwait(false);
             }, token).ConfigureAwait(false);
+            // The Raft log keeps the entries after the previous snapshot, which stays as the fallback of this one.
+            _retained = _snapshot;
             _snapshot = written;
             Interlocked.Increment(ref _taken);
             LogSnapshotTaken(index, term, written.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds);
@@ -144,6 +158,7 @@ internal sealed partial class ReplicatedState(
             ClusterSnapshots.Restore(received, viewPath);
             return ValueTask.CompletedTask;
         }, token).ConfigureAwait(false);
+        _retained = received;
         _snapshot = received;
         Volatile.Write(ref _lastApplied, received.Index);
         Interlocked.Increment(ref _installed);

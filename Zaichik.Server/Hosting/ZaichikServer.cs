@@ -260,26 +260,23 @@ public sealed partial class ZaichikServer : IAsyncDisposable
     /// <summary>
     /// A cluster node keeps its Raft log in <c>DataPath/cluster/raft</c>, its snapshots in <c>DataPath/cluster/snapshots</c>
     /// and its topics in <c>DataPath/cluster/view</c>. The topics are rebuilt at every start (the log and the snapshots
-    /// are the record; the topics are their view): the view a previous run left is replaced by the newest snapshot's
-    /// files, or cleared when there is none, and the Raft log replays the entries that follow (all of them without a
-    /// snapshot). An entry is never applied twice to the same files.
+    /// are the record; the topics are their view): the view a previous run left is replaced by the newest whole snapshot's
+    /// files (a damaged one is set aside, and the one before it is used), or cleared when there is none, and the Raft
+    /// log replays the entries that follow (all of them without a snapshot). An entry is never applied twice to the same files.
     /// </summary>
     private static ZaichikServerOptions ClusterDataFolders(ZaichikServerOptions options)
     {
         var cluster = Path.Combine(Path.GetFullPath(options.DataPath), "cluster");
         var topics = Path.Combine(cluster, "view");
-        if (new Cluster.ClusterSnapshots(cluster).Newest() is { } snapshot)
-        {
-            Cluster.ClusterSnapshots.Restore(snapshot, topics);
-        }
-        else if (Directory.Exists(topics))
+        var damaged = new List<string>();
+        if (new Cluster.ClusterSnapshots(cluster).RestoreNewest(topics, damaged) is null && Directory.Exists(topics))
         {
             Directory.Delete(topics, recursive: true);
         }
 
         Directory.CreateDirectory(topics);
         Directory.CreateDirectory(Path.Combine(cluster, Cluster.ClusterNode.RaftFolder));
-        return options with { DataPath = topics, ClusterDataPath = cluster };
+        return options with { DataPath = topics, ClusterDataPath = cluster, DamagedSnapshots = damaged };
     }
 
     /// <summary>Stops accepting, closes every connection, commits every log.</summary>

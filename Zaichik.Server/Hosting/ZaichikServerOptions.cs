@@ -213,6 +213,10 @@ public sealed record ZaichikServerOptions
     [System.Text.Json.Serialization.JsonIgnore]
     internal string? ClusterDataPath { get; init; }
 
+    /// <summary>In cluster mode, the snapshots found damaged at start and set aside (each with why), logged once the node starts.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    internal IReadOnlyList<string> DamagedSnapshots { get; init; } = [];
+
     /// <summary>Every problem with these options; empty when they are valid.</summary>
     public IReadOnlyList<string> Validate()
     {

@@ -278,9 +278,11 @@ internal readonly ref struct LogRecord
     }
 
     /// <summary>CRC-32C, eight bytes at a time with the processor's CRC instruction where there is one.</summary>
-    internal static uint Checksum(ReadOnlySpan<byte> data)
+    internal static uint Checksum(ReadOnlySpan<byte> data) => ~ChecksumUpdate(~0u, data);
+
+    /// <summary>Goes on with a CRC-32C over more bytes: start from <c>~0u</c>, and the checksum is the complement of the last state.</summary>
+    internal static uint ChecksumUpdate(uint crc, ReadOnlySpan<byte> data)
     {
-        var crc = ~0u;
         while (data.Length >= sizeof(ulong))
         {
             crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
@@ -292,7 +294,7 @@ internal readonly ref struct LogRecord
             crc = BitOperations.Crc32C(crc, b);
         }
 
-        return ~crc;
+        return crc;
     }
 }
 

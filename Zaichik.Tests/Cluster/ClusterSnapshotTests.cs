@@ -49,10 +49,14 @@ public sealed class ClusterSnapshotTests
             var describe = cluster.Node(node).Describe();
             describe.SnapshotBytes.ShouldBeGreaterThan((describe.SnapshotIndex - 5) * Filler.Length, "the snapshot holds the messages up to its entry");
 
-            // The log deleted the files the snapshot covers (the first ones), and older snapshots went with them.
+            // The log deleted the files the snapshot before the newest covers (the first ones): it keeps the entries after
+            // that one, which is kept too, as the fallback of the newest.
             await WaitForAsync(() => !RaftDataFiles(cluster, node).Contains("0"), () => $"node {node} kept its first Raft log file: {string.Join(",", RaftDataFiles(cluster, node))}");
-            await WaitForAsync(() => Snapshots(cluster, node).Length == 1, () => $"node {node} keeps snapshots {string.Join(",", Snapshots(cluster, node))}");
-            Snapshots(cluster, node).Single().ShouldStartWith($"{describe.SnapshotIndex}-");
+            await WaitForAsync(() => Snapshots(cluster, node).Length == 2, () => $"node {node} keeps snapshots {string.Join(",", Snapshots(cluster, node))}");
+            var kept = Snapshots(cluster, node).Select(name => long.Parse(name[..name.IndexOf('-', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture)).Order().ToArray();
+            kept[1].ShouldBe(describe.SnapshotIndex);
+            kept[0].ShouldBeLessThan(kept[1]);
+            cluster.Node(node).State!.Retained!.Index.ShouldBe(kept[0], "the log compacts up to the snapshot before the newest");
 
             var messages = await ClusterReplicationTests.ReadAllAsync(cluster, node, "ledger", 400);
             Project(messages).ShouldBe(Project(reference), $"node {node}");
@@ -165,6 +169,99 @@ public sealed class ClusterSnapshotTests
         }
     }
 
+    [Theory]
+    [InlineData("flipped")]
+    [InlineData("truncated")]
+    public async Task A_node_whose_newest_snapshot_is_damaged_starts_from_the_one_before_and_reports_it(string damage)
+    {
+        await using var cluster = await InProcessCluster.StartAsync(configure: SmallSnapshots);
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        await client.CreateTopicAsync("ledger", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), CompactionWindow = TimeSpan.FromHours(1) });
+        var total = 2 * SnapshotEntries + 20;
+        for (var i = 0; i < total; i++)
+        {
+            await client.PublishAsync("ledger", $"m{i}{Filler}", key: $"k{i}");
+        }
+
+        await ClusterReplicationTests.ReadAllAsync(cluster, follower, "ledger", total);
+        await WaitForAsync(() => Snapshots(cluster, follower).Length == 2, () => $"snapshots {string.Join(",", Snapshots(cluster, follower))}");
+        await cluster.StopNodeAsync(follower);
+
+        var folder = Path.Combine(cluster.DataPath(follower), "cluster", ClusterSnapshots.FolderName);
+        var kept = Snapshots(cluster, follower).OrderBy(name => long.Parse(name[..name.IndexOf('-', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var newest = Path.Combine(folder, kept[1]);
+        var olderIndex = long.Parse(kept[0][..kept[0].IndexOf('-', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
+        Damage(newest, damage);
+
+        await cluster.StartNodeAsync(follower);
+        var rebuilt = await ClusterReplicationTests.ReadAllAsync(cluster, follower, "ledger", total);
+        Project(rebuilt).ShouldBe(Project(await ClusterReplicationTests.ReadAllAsync(cluster, leader, "ledger", total)));
+
+        var state = cluster.Node(follower).State!;
+        state.RestoredIndex.ShouldBe(olderIndex, "the node started from the snapshot before the damaged one");
+        state.SnapshotCounts.Installed.ShouldBe(0, "the node's own Raft log held the entries after it");
+        File.Exists(newest + ClusterSnapshots.DamagedSuffix).ShouldBeTrue("set aside for inspection");
+        cluster.Logs().ShouldContain($"{kept[1]}' ");
+        cluster.Logs().ShouldContain("renamed with .damaged");
+
+        // And it goes on: the key window is whole, and it takes part in new writes.
+        (await client.PublishAsync("ledger", "repeat", key: "k5")).Duplicate.ShouldBeTrue();
+        var next = await client.PublishAsync("ledger", "next", key: "fresh");
+        (await ClusterReplicationTests.ReadAllAsync(cluster, follower, "ledger", total + 1))[^1].Sequence.ShouldBe(next.Sequence);
+    }
+
+    [Fact]
+    public async Task A_node_whose_snapshots_are_all_damaged_refuses_to_start_and_says_how_to_recover()
+    {
+        await using var cluster = await InProcessCluster.StartAsync(configure: SmallSnapshots);
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        await client.CreateTopicAsync("ledger", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1) });
+        for (var i = 0; i < 2 * SnapshotEntries + 20; i++)
+        {
+            await client.PublishAsync("ledger", $"m{i}{Filler}");
+        }
+
+        await WaitForAsync(() => Snapshots(cluster, follower).Length == 2, () => $"snapshots {string.Join(",", Snapshots(cluster, follower))}");
+        await cluster.StopNodeAsync(follower);
+        var folder = Path.Combine(cluster.DataPath(follower), "cluster", ClusterSnapshots.FolderName);
+        foreach (var name in Snapshots(cluster, follower))
+        {
+            Damage(Path.Combine(folder, name), "flipped");
+        }
+
+        // The Raft log no longer holds what the older snapshot covers: replaying it alone would build wrong topics.
+        var refused = await Should.ThrowAsync<IOException>(() => cluster.StartNodeAsync(follower));
+        refused.Message.ShouldContain("every cluster snapshot");
+        refused.Message.ShouldContain("Move its cluster folder aside");
+        cluster.IsRunning(follower).ShouldBeFalse();
+    }
+
+    /// <summary>Flips bytes in the middle of the file, or cuts off its last third.</summary>
+    private static void Damage(string path, string how)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        if (how == "truncated")
+        {
+            file.SetLength(file.Length * 2 / 3);
+            return;
+        }
+
+        file.Position = file.Length / 2;
+        var bytes = new byte[16];
+        file.ReadExactly(bytes);
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            bytes[i] ^= 0x5A;
+        }
+
+        file.Position = file.Length / 2;
+        file.Write(bytes);
+    }
+
     private static List<(long Sequence, DateTimeOffset Timestamp, string? Key, string Payload)> Project(IReadOnlyList<Zaichik.Server.State.PeekedMessage> messages) =>
         messages.Select(message => (message.Sequence, message.Timestamp, message.Key, message.Payload)).ToList();
 
@@ -183,7 +280,9 @@ public sealed class ClusterSnapshotTests
     private static string[] Snapshots(InProcessCluster cluster, int node)
     {
         var folder = Path.Combine(cluster.DataPath(node), "cluster", ClusterSnapshots.FolderName);
-        return Directory.Exists(folder) ? Directory.EnumerateFiles(folder).Select(Path.GetFileName).OfType<string>().ToArray() : [];
+        return Directory.Exists(folder)
+            ? Directory.EnumerateFiles(folder).Select(Path.GetFileName).OfType<string>().Where(name => !name.Contains('.', StringComparison.Ordinal)).ToArray()
+            : [];
     }
 
     private static async Task WaitForAsync(Func<bool> condition, Func<string> failure)
