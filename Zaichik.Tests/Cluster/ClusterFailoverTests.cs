@@ -80,6 +80,61 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         await rest.ShouldReceiveNothingWithinAsync(TimeSpan.FromMilliseconds(300));
     }
 
+    [Fact]
+    public async Task A_consumer_group_member_keeps_consuming_through_a_leader_kill_without_getting_confirmed_commits_again()
+    {
+        await using var cluster = await BrokerCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync(Deadline);
+        var options = new ZaichikClientOptions
+        {
+            Host = "127.0.0.1",
+            Port = int.Parse(cluster.Endpoints[leader].Split(':')[1]),
+            Servers = cluster.Endpoints.Where((_, node) => node != leader).ToArray(),
+            RequestTimeout = TimeSpan.FromSeconds(45),
+            Reconnect = new ZaichikReconnectOptions { MinDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) },
+        };
+        await using (var publisher = await ZaichikClient.ConnectAsync(options))
+        {
+            await publisher.CreateTopicAsync("jobs", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), Durability = Durability.Always });
+            for (var i = 0; i < 100; i++)
+            {
+                await publisher.PublishAsync("jobs", $"m{i:D3}");
+            }
+        }
+
+        // One member, on a client that stays: it reconnects through the other nodes and joins the group again.
+        await using var consumer = await ZaichikClient.ConnectAsync(options);
+        await using var reader = new EndToEnd.MessageReader(await consumer.SubscribeAsync("jobs", new SubscribeOptions
+        {
+            Group = "crew", From = StartPosition.Retained, Prefetch = 10, AckWait = TimeSpan.FromHours(1),
+        }));
+        for (var i = 0; i < 40; i++)
+        {
+            var message = await reader.NextAsync();
+            message.PayloadText.ShouldBe($"m{i:D3}");
+            await consumer.CommitAsync(message);
+        }
+
+        await consumer.ConfirmCommitsAsync();
+        await cluster.KillAsync(leader);
+        await cluster.WaitForLeaderAsync(Deadline, except: leader);
+
+        // What was in flight when the leader died comes again (it may also have reached the client before); what was
+        // confirmed never does, and nothing is skipped.
+        var seen = new HashSet<string>();
+        using var deadline = new CancellationTokenSource(Deadline);
+        while (seen.Count < 60)
+        {
+            var message = await reader.NextAsync().WaitAsync(deadline.Token);
+            string.CompareOrdinal(message.PayloadText, "m040").ShouldBeGreaterThanOrEqualTo(0, $"{message.PayloadText} was committed and confirmed before the kill");
+            seen.Add(message.PayloadText);
+            await consumer.CommitAsync(message);
+        }
+
+        seen.Order(StringComparer.Ordinal).ShouldBe(Enumerable.Range(40, 60).Select(i => $"m{i:D3}"));
+        consumer.CurrentEndpoint.ShouldNotBe(cluster.Endpoints[leader]);
+    }
+
     /// <param name="snapshotEntries">0: no snapshots; null: every other round snapshots every 100 entries.</param>
     private async Task RunAsync(int rounds, int seed, bool? killLeader = true, long? snapshotEntries = 0)
     {
