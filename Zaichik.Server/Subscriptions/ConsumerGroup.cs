@@ -361,7 +361,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
                 member.Staging.Dispose();
             }
 
-            if (_persistent)
+            if (_persistent && !Volatile.Read(ref _superseded))
             {
                 // The last state, fixed: the store no longer asks this instance.
                 _storage.Positions.Groups.Update(Name, Snapshot());
@@ -392,10 +392,18 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// On a cluster node that no longer leads: the group's state came from the new leader through the log, so this
+    /// instance stops recording its own (older) one, now and when it stops.
+    /// </summary>
+    public void Supersede() => Volatile.Write(ref _superseded, true);
+
+    private bool _superseded;
+
     /// <summary>Marks the stored state changed; returns the version a Ping waits for on an Always topic.</summary>
     private long Changed()
     {
-        if (!_persistent)
+        if (!_persistent || Volatile.Read(ref _superseded))
         {
             return 0;
         }

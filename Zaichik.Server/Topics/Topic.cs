@@ -260,21 +260,33 @@ internal sealed partial class Topic : IAsyncDisposable
     /// <summary>A cluster node applying a consumer group's replicated state: opens the topic if needed and records it here only.</summary>
     public async ValueTask ApplyGroupStateAsync(string name, GroupSnapshot state, CancellationToken cancellationToken)
     {
-        if (Current is not { } open)
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            await OpenAsync(cancellationToken).ConfigureAwait(false);
-            open = Current ?? throw new TopicException(ErrorCode.StorageFailure, $"topic '{Name}' could not be opened");
-        }
+            await OpenLockedAsync(cancellationToken).ConfigureAwait(false);
+            var open = _open!;
+            Volatile.Write(ref _lastUsedMs, NowMs);
 
-        Volatile.Write(ref _lastUsedMs, NowMs);
-        open.Positions.Groups.Update(name, state);
-        if (open.Committer is { } committer)
-        {
-            committer.MarkDirty();
+            // A group still running here ran while this node led; its members are being sent to the new leader, and what
+            // it knows is older than this: it must not write its state over the replicated one when it stops.
+            if (open.Groups.TryGetValue(name, out var stale))
+            {
+                stale.Supersede();
+            }
+
+            open.Positions.Groups.Update(name, state);
+            if (open.Committer is { } committer)
+            {
+                committer.MarkDirty();
+            }
+            else
+            {
+                open.Positions.Flush(flushToDisk: false);
+            }
         }
-        else
+        finally
         {
-            open.Positions.Flush(flushToDisk: false);
+            _gate.Release();
         }
     }
 
