@@ -38,22 +38,8 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
     {
         await using var cluster = await BrokerCluster.StartAsync();
         var leader = await cluster.WaitForLeaderAsync(Deadline);
-        var options = new ZaichikClientOptions
-        {
-            Host = "127.0.0.1",
-            Port = int.Parse(cluster.Endpoints[leader].Split(':')[1]),
-            Servers = cluster.Endpoints.Where((_, node) => node != leader).ToArray(),
-            RequestTimeout = TimeSpan.FromSeconds(45),
-            Reconnect = new ZaichikReconnectOptions { MinDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) },
-        };
-        await using (var publisher = await ZaichikClient.ConnectAsync(options))
-        {
-            await publisher.CreateTopicAsync("work", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), Durability = Durability.Always });
-            for (var i = 0; i < 100; i++)
-            {
-                await publisher.PublishAsync("work", $"m{i:D3}");
-            }
-        }
+        var options = ClientOptions(cluster, leader);
+        await PublishHundredAsync(options, "work");
 
         await using (var consumer = await ZaichikClient.ConnectAsync(options))
         {
@@ -85,22 +71,8 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
     {
         await using var cluster = await BrokerCluster.StartAsync();
         var leader = await cluster.WaitForLeaderAsync(Deadline);
-        var options = new ZaichikClientOptions
-        {
-            Host = "127.0.0.1",
-            Port = int.Parse(cluster.Endpoints[leader].Split(':')[1]),
-            Servers = cluster.Endpoints.Where((_, node) => node != leader).ToArray(),
-            RequestTimeout = TimeSpan.FromSeconds(45),
-            Reconnect = new ZaichikReconnectOptions { MinDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) },
-        };
-        await using (var publisher = await ZaichikClient.ConnectAsync(options))
-        {
-            await publisher.CreateTopicAsync("jobs", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), Durability = Durability.Always });
-            for (var i = 0; i < 100; i++)
-            {
-                await publisher.PublishAsync("jobs", $"m{i:D3}");
-            }
-        }
+        var options = ClientOptions(cluster, leader);
+        await PublishHundredAsync(options, "jobs");
 
         // One member, on a client that stays: it reconnects through the other nodes and joins the group again.
         await using var consumer = await ZaichikClient.ConnectAsync(options);
@@ -133,6 +105,27 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
 
         seen.Order(StringComparer.Ordinal).ShouldBe(Enumerable.Range(40, 60).Select(i => $"m{i:D3}"));
         consumer.CurrentEndpoint.ShouldNotBe(cluster.Endpoints[leader]);
+    }
+
+    /// <summary>A client of <paramref name="leader"/> that knows the other nodes and reconnects quickly.</summary>
+    private static ZaichikClientOptions ClientOptions(BrokerCluster cluster, int leader) => new()
+    {
+        Host = "127.0.0.1",
+        Port = int.Parse(cluster.Endpoints[leader].Split(':')[1]),
+        Servers = cluster.Endpoints.Where((_, node) => node != leader).ToArray(),
+        RequestTimeout = TimeSpan.FromSeconds(45),
+        Reconnect = new ZaichikReconnectOptions { MinDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) },
+    };
+
+    /// <summary>Creates an Always topic and publishes "m000" to "m099" to it.</summary>
+    private static async Task PublishHundredAsync(ZaichikClientOptions options, string topic)
+    {
+        await using var publisher = await ZaichikClient.ConnectAsync(options);
+        await publisher.CreateTopicAsync(topic, new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), Durability = Durability.Always });
+        for (var i = 0; i < 100; i++)
+        {
+            await publisher.PublishAsync(topic, $"m{i:D3}");
+        }
     }
 
     /// <param name="snapshotEntries">0: no snapshots; null: every other round snapshots every 100 entries.</param>
