@@ -44,6 +44,7 @@ public static class ZaichikCli
         root.Subcommands.Add(AdminCommands.CreateTopics(run));
         root.Subcommands.Add(AdminCommands.CreateTopic(run));
         root.Subcommands.Add(AdminCommands.CreateConsumers(run));
+        root.Subcommands.Add(AdminCommands.CreateCluster(run));
         root.Subcommands.Add(CreateCommand.Create(run));
         root.Subcommands.Add(BenchCommand.Create(run));
 

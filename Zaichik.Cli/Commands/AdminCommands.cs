@@ -7,7 +7,7 @@ using Zaichik.Cli.Infrastructure;
 
 namespace Zaichik.Cli.Commands;
 
-/// <summary><c>topics</c>, <c>topic</c> and <c>consumers</c>: read the admin HTTP API (docs/admin-api.md) and print tables.</summary>
+/// <summary><c>topics</c>, <c>topic</c>, <c>consumers</c> and <c>cluster</c>: read the admin HTTP API (docs/admin-api.md) and print tables.</summary>
 internal static class AdminCommands
 {
     public static Command CreateTopics(VerbRunner run)
@@ -38,6 +38,59 @@ internal static class AdminCommands
         command.SetAction((parse, ct) => run(parse, (context, parse, ct) =>
             ConsumersAsync(context, parse.GetRequiredValue(topic), parse.GetValue(output) == OutputFormat.Json, ct), ct));
         return command;
+    }
+
+    public static Command CreateCluster(VerbRunner run)
+    {
+        var output = OutputFormat.CreateOption("the API's JSON cluster view");
+        var command = new Command("cluster", "Show the cluster: the leader, the term, and each node's role, log position and lag (admin API)") { output };
+        command.SetAction((parse, ct) => run(parse, (context, parse, ct) => ClusterAsync(context, parse.GetValue(output) == OutputFormat.Json, ct), ct));
+
+        var stepDownOutput = OutputFormat.CreateOption("the API's JSON answer");
+        var stepDown = new Command("step-down", "Make the leader (the node --admin names) give up leadership; the nodes elect a leader, its clients reconnect (admin API)")
+        {
+            stepDownOutput,
+        };
+        stepDown.SetAction((parse, ct) => run(parse, (context, parse, ct) => StepDownAsync(context, parse.GetValue(stepDownOutput) == OutputFormat.Json, ct), ct));
+        command.Subcommands.Add(stepDown);
+        return command;
+    }
+
+    private static async Task<int> ClusterAsync(CliContext context, bool json, CancellationToken cancellationToken)
+    {
+        using var api = new AdminApi(context.Settings);
+        var (raw, cluster) = await api.GetAsync("api/cluster", cancellationToken);
+        if (json)
+        {
+            await context.Out.WriteLineAsync(raw.Trim());
+            return ExitCodes.Ok;
+        }
+
+        await context.Out.WriteLineAsync(
+            $"leader {Text(cluster, "leader")}, term {Text(cluster, "term")}, asked node {Text(cluster, "nodeId")}, its snapshot at entry {Text(cluster, "snapshotIndex")}");
+        var table = new Table().AddColumns("Node", "Role", "Last index", "Applied", "Lag", "Clients at", "Problem");
+        if (cluster.TryGetProperty("members", out var members) && members.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var member in members.EnumerateArray())
+            {
+                table.AddRow(
+                    Cell(Text(member, "id")), Cell(Text(member, "role")), Cell(Text(member, "lastIndex")), Cell(Text(member, "appliedIndex")),
+                    Cell(Text(member, "lag")), Cell(Text(member, "clientEndpoint")), Cell(Text(member, "error")));
+            }
+        }
+
+        context.Console.Write(table);
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<int> StepDownAsync(CliContext context, bool json, CancellationToken cancellationToken)
+    {
+        using var api = new AdminApi(context.Settings);
+        var (raw, answer) = await api.PostAsync("api/cluster/step-down", cancellationToken);
+        await context.Out.WriteLineAsync(json
+            ? raw.Trim()
+            : $"node {Text(answer, "nodeId")} stepped down as leader of term {Text(answer, "term")}; the nodes elect a leader (zaichik cluster shows it)");
+        return ExitCodes.Ok;
     }
 
     private static async Task<int> TopicsAsync(CliContext context, string? prefix, bool json, CancellationToken cancellationToken)

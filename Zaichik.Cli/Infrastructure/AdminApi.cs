@@ -22,13 +22,21 @@ internal sealed class AdminApi : IDisposable
     }
 
     /// <summary>GETs <paramref name="pathAndQuery"/>; returns the body as text and as parsed JSON.</summary>
-    public async Task<(string Raw, JsonElement Json)> GetAsync(string pathAndQuery, CancellationToken cancellationToken)
+    public Task<(string Raw, JsonElement Json)> GetAsync(string pathAndQuery, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Get, pathAndQuery, cancellationToken);
+
+    /// <summary>POSTs to <paramref name="pathAndQuery"/> without a body; returns the answer as text and as parsed JSON.</summary>
+    public Task<(string Raw, JsonElement Json)> PostAsync(string pathAndQuery, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, pathAndQuery, cancellationToken);
+
+    private async Task<(string Raw, JsonElement Json)> SendAsync(HttpMethod method, string pathAndQuery, CancellationToken cancellationToken)
     {
         var url = new Uri(_baseUrl, pathAndQuery);
         HttpResponseMessage response;
         try
         {
-            response = await _http.GetAsync(url, cancellationToken);
+            using var request = new HttpRequestMessage(method, url);
+            response = await _http.SendAsync(request, cancellationToken);
         }
         catch (HttpRequestException e) when (e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError
                                               || e.InnerException is SocketException)

@@ -195,6 +195,20 @@ internal static partial class AdminEndpoints
                     ? Results.Json(cluster.Describe(), Json)
                     : Results.Json(await cluster.DescribeClusterAsync(request.Headers.Authorization.ToString(), cancellationToken).ConfigureAwait(false), Json));
 
+        // The leader gives up leadership; the nodes elect one (its clients reconnect and are redirected).
+        api.MapPost("/cluster/step-down", async (IServiceProvider services, CancellationToken cancellationToken) =>
+        {
+            if (services.GetService<Cluster.ClusterNode>() is not { } cluster)
+            {
+                return Problem(StatusCodes.Status404NotFound, "cluster-off", "Not a cluster node", "this broker runs as a single node (Cluster:NodeId is not set)");
+            }
+
+            var term = cluster.Describe().Term;
+            return await cluster.StepDownAsync(cancellationToken).ConfigureAwait(false)
+                ? Results.Json(new StepDownResult(cluster.NodeId, term), Json)
+                : NotLeader(cluster);
+        });
+
         api.MapGet("/connections", (BrokerState state) => Results.Json(state.Connections(), Json));
 
         api.MapGet("/consumers", async (BrokerState state, HttpRequest request, CancellationToken cancellationToken) =>
@@ -317,6 +331,12 @@ internal static partial class AdminEndpoints
     private static partial void LogRefused(ILogger logger, string? remote, string path, string reason);
 
     private sealed record ProblemBody(string Type, string Title, int Status, string Detail, string Code);
+
+    /// <summary>What <c>POST /api/cluster/step-down</c> answers: the node that stepped down, and the term it led.</summary>
+    private sealed record StepDownResult(string NodeId, long Term)
+    {
+        public bool SteppedDown => true;
+    }
 
     private sealed record CreateTopicRequest(
         string? Name, long? RetentionTtlMs, long? CompactionWindowMs, string? Durability, long? CommitIntervalMs, long? MaxMessages, long? MaxBytes,

@@ -101,6 +101,22 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         }
     }
 
+    /// <summary>
+    /// Gives up leadership (before maintenance, say): this node becomes a follower, closes its client connections
+    /// (they reconnect and are redirected), and the nodes elect a leader, which may be this one again. False when this
+    /// node does not lead and serve.
+    /// </summary>
+    public async Task<bool> StepDownAsync(CancellationToken cancellationToken)
+    {
+        if (!IsLeader || _raft is not { } raft)
+        {
+            return false;
+        }
+
+        LogSteppingDown(NodeId, raft.Term);
+        return await ((DotNext.Net.Cluster.ICluster)raft).ResignAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Creates a topic on every node through the log (or confirms an identical one); throws TopicException as CreateTopic does.</summary>
     public async Task CreateTopicAsync(string name, TopicSettings settings, CancellationToken cancellationToken)
     {
@@ -469,6 +485,9 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         DnsEndPoint dns when IPAddress.TryParse(dns.Host, out var address) => new IPEndPoint(address, dns.Port),
         _ => new IPEndPoint(IPAddress.None, 0),
     };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster node {NodeId} steps down as leader in term {Term}, as the admin API asked")]
+    private partial void LogSteppingDown(string nodeId, long term);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Cluster node {NodeId}: {Damage}; it was renamed with .damaged and the node starts from the snapshot of entry {Index} (0: none), replaying the Raft log after it")]
     private partial void LogSnapshotDamaged(string nodeId, string damage, long index);

@@ -55,6 +55,58 @@ public sealed class ClusterAdminTests
             .ShouldAllBe(member => member.GetProperty("appliedIndex").ValueKind == JsonValueKind.Null);
     }
 
+    [Fact]
+    public async Task The_CLI_shows_the_cluster_and_makes_the_leader_step_down_whose_clients_then_go_on_with_the_next_one()
+    {
+        await using var cluster = await InProcessCluster.StartAsync(admin: true);
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        var leaderAdmin = cluster.AdminUrl(leader).ToString();
+
+        var shown = await Cli.CliRunner.RunAsync("--admin", leaderAdmin, "cluster");
+        shown.ExitCode.ShouldBe(0, shown.ToString());
+        shown.Out.ShouldContain($"leader n{leader + 1}");
+        for (var node = 0; node < cluster.Count; node++)
+        {
+            var id = $"n{node + 1}";
+            var row = shown.Lines.Single(line => line.Contains($" {id} ", StringComparison.Ordinal));
+            row.ShouldContain(node == leader ? "Leader" : "Follower", Case.Sensitive, shown.ToString());
+        }
+
+        // Only the leader can step down: a follower's admin API says which node leads, and the CLI fails with it.
+        var refused = await Cli.CliRunner.RunAsync("--admin", cluster.AdminUrl(follower).ToString(), "cluster", "step-down");
+        refused.ExitCode.ShouldNotBe(0, refused.ToString());
+        refused.Error.ShouldContain("does not lead", Case.Sensitive, refused.ToString());
+
+        await using var v7 = await EndToEnd.RawConnection.ConnectAsync(cluster.Server(leader).Port, version: 7);
+        await v7.SendAsync(output => Zaichik.Protocol.FrameWriter.Write(output, new Zaichik.Protocol.PublishFrame(1, "audited", null, "v7"u8.ToArray())));
+        (await v7.ReceiveAsync()).Type.ShouldBe(Zaichik.Protocol.FrameType.Ack);
+        await using var client = await ZaichikClient.ConnectAsync(new ZaichikClientOptions
+        {
+            Host = "127.0.0.1",
+            Port = cluster.Server(leader).Port,
+            Servers = Enumerable.Range(0, cluster.Count).Where(node => node != leader).Select(node => $"127.0.0.1:{cluster.Server(node).Port}").ToArray(),
+            Reconnect = new ZaichikReconnectOptions { MinDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) },
+        });
+        (await client.PublishAsync("audited", "before")).Sequence.ShouldBe(2);
+        var term = cluster.Node(leader).Describe().Term;
+
+        var stepped = await Cli.CliRunner.RunAsync("--admin", leaderAdmin, "cluster", "step-down");
+        stepped.ExitCode.ShouldBe(0, stepped.ToString());
+        stepped.Out.ShouldContain($"node n{leader + 1} stepped down as leader of term {term}");
+
+        // The connections it served end with an Error that says why, the version 7 one included.
+        var (type, error, _) = await v7.ReceiveAsync();
+        type.ShouldBe(Zaichik.Protocol.FrameType.Error);
+        error!.Value.Code.ShouldBeOneOf(Zaichik.Protocol.ErrorCode.NotLeader, Zaichik.Protocol.ErrorCode.NoLeader);
+        error.Value.Text.ShouldContain($"cluster node n{leader + 1} no longer leads");
+
+        // A new term with a leader that serves (it may be the same node, elected again), and the client goes on.
+        var next = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        cluster.Node(next).Describe().Term.ShouldBeGreaterThan(term);
+        (await client.PublishAsync("audited", "after")).Sequence.ShouldBe(3);
+    }
+
     private static async Task<IReadOnlyList<JsonElement>> WaitForAsync(HttpClient http, Uri admin, Func<IReadOnlyList<JsonElement>, bool> condition)
     {
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
