@@ -181,7 +181,7 @@ internal static partial class AdminEndpoints
             {
                 return FromTopicException(failure);
             }
-            catch (Cluster.ClusterUnavailableException failure)
+            catch (ReplicationUnavailableException failure)
             {
                 return Problem(StatusCodes.Status503ServiceUnavailable, "no-leader", "No leader", $"{failure.Message}; try again");
             }

@@ -86,10 +86,10 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
             : null;
 
     /// <summary>Appends an entry, waits until a majority has it, and until this node has applied it.</summary>
-    /// <exception cref="ClusterUnavailableException">This node does not lead (any more), or the entry could not be committed.</exception>
+    /// <exception cref="ReplicationUnavailableException">This node does not lead (any more), or the entry could not be committed.</exception>
     public async Task ReplicateAsync(byte[] entry, object? context, CancellationToken cancellationToken)
     {
-        var raft = _raft ?? throw new ClusterUnavailableException("the cluster node is still starting");
+        var raft = _raft ?? throw new ReplicationUnavailableException("the cluster node is still starting");
         try
         {
             await raft.ReplicateAsync(new ReadOnlyMemory<byte>(entry), context, cancellationToken).ConfigureAwait(false);
@@ -97,7 +97,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         catch (Exception failure) when (failure is NotLeaderException or QuorumUnreachableException or InvalidOperationException or ObjectDisposedException
             || (failure is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            throw new ClusterUnavailableException($"node {NodeId} could not commit the request: {failure.Message}", failure);
+            throw new ReplicationUnavailableException($"node {NodeId} could not commit the request: {failure.Message}", failure);
         }
     }
 
@@ -536,9 +536,6 @@ internal sealed record LeaderAddress(string NodeId, string ClientEndpoint, strin
     /// <summary>Where a client of the given transport connects: the TCP endpoint, or the WebSocket URL (null when the node has no WebSocket listener).</summary>
     public string? EndpointFor(bool webSocket) => webSocket ? WebSocketUrl : ClientEndpoint;
 }
-
-/// <summary>The request was not carried out: this node does not lead, or the cluster could not commit it now.</summary>
-internal sealed class ClusterUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>A cluster node as the admin API shows it (<c>GET /api/cluster</c>).</summary>
 public sealed record ClusterView(

@@ -193,7 +193,7 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
                 {
                     FrameWriter.Write(replies, new ErrorFrame(null, ErrorCode.CommitNotDurable, $"Commits before Ping {nonce} are not on disk: {failure.Message}"));
                 }
-                catch (Cluster.ClusterUnavailableException failure)
+                catch (ReplicationUnavailableException failure)
                 {
                     FrameWriter.Write(replies, new ErrorFrame(null, ErrorCode.CommitNotDurable, $"Commits before Ping {nonce} are not on a majority of the cluster: {failure.Message}"));
                 }
@@ -212,7 +212,7 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
                 {
                     FrameWriter.Write(replies, new ErrorFrame(requestId, failure.Code, failure.Message));
                 }
-                catch (Cluster.ClusterUnavailableException failure)
+                catch (ReplicationUnavailableException failure)
                 {
                     FrameWriter.Write(replies, new ErrorFrame(requestId, ErrorCode.NoLeader, $"{failure.Message}; send it again"));
                 }
@@ -274,7 +274,7 @@ internal sealed partial class ConnectionRequests : IAsyncDisposable
             var outcome = batch.Outcomes[index];
             FrameWriter.Write(frame, new AckFrame(requestId, outcome.Sequence, outcome.Duplicate, Durable: true));
         }
-        catch (Cluster.ClusterUnavailableException failure)
+        catch (ReplicationUnavailableException failure)
         {
             _counters.PublishRefused(ErrorCode.NoLeader);
             FrameWriter.Write(frame, new ErrorFrame(requestId, ErrorCode.NoLeader, $"{failure.Message}; send it again"));

@@ -1127,7 +1127,7 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
             Interlocked.Increment(ref _deadLettered);
             LogDeadLettered(_topic.Name, Name, pending.Sequence, pending.Deliveries, Settings.DeadLetterTopic ?? "(none: dropped)");
         }
-        catch (Exception exception) when (exception is TopicException or IOException or Cluster.ClusterUnavailableException)
+        catch (Exception exception) when (exception is TopicException or IOException or ReplicationUnavailableException)
         {
             LogDeadLetterFailed(exception, _topic.Name, Name, pending.Sequence);
             lock (_lock)

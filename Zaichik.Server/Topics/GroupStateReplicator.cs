@@ -43,7 +43,7 @@ internal sealed partial class GroupStateReplicator(string topic, ITopicReplicati
         return version;
     }
 
-    /// <summary>Completes once the change <paramref name="version"/> is on a majority; fails with <see cref="Cluster.ClusterUnavailableException"/> when it could not get there.</summary>
+    /// <summary>Completes once the change <paramref name="version"/> is on a majority; fails with <see cref="ReplicationUnavailableException"/> when it could not get there.</summary>
     public Task WhenReplicatedAsync(long version)
     {
         lock (_lock)
@@ -124,7 +124,7 @@ internal sealed partial class GroupStateReplicator(string topic, ITopicReplicati
             }
             else
             {
-                waiter.TrySetException(failure is Cluster.ClusterUnavailableException ? failure : new Cluster.ClusterUnavailableException(failure.Message, failure));
+                waiter.TrySetException(failure is ReplicationUnavailableException ? failure : new ReplicationUnavailableException(failure.Message, failure));
             }
         }
     }

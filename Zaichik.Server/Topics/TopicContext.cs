@@ -53,7 +53,7 @@ internal interface ITopicReplication
     Task ReplicateConsumerCommit(string topic, string consumer, long sequence);
 
     /// <summary>Replicates a consumer group's stored state (<see cref="GroupSnapshot"/>); completes when a majority has it.</summary>
-    /// <exception cref="Cluster.ClusterUnavailableException">This node does not lead, or the entry could not be committed.</exception>
+    /// <exception cref="ReplicationUnavailableException">This node does not lead, or the entry could not be committed.</exception>
     Task ReplicateGroupState(string topic, string group, GroupSnapshot state);
 
     /// <summary>The dead-letter topic <paramref name="name"/>, created through the log (with <paramref name="retention"/>) when it does not exist.</summary>
@@ -62,6 +62,12 @@ internal interface ITopicReplication
     /// <summary>Publishes one message through the log, as a client's publish would be; returns its outcome on this node.</summary>
     ValueTask<PublishOutcome> PublishAsync(string topic, ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> headers, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// An <see cref="ITopicReplication"/> operation could not be carried out: this node does not lead (any more), or the
+/// cluster could not commit it (no majority, stopping). The client may send it again, to the leader.
+/// </summary>
+internal sealed class ReplicationUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
 /// Bounds how many topics have their log open at once (<c>MaxOpenTopics</c>): each holds pages of memory and a few
