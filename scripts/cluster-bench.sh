@@ -3,6 +3,8 @@
 # with mutual TLS between the nodes, interleaved REPS times on this machine. Prints msgs/s and the brokers' CPU per
 # message (user + system ticks from /proc, summed over the nodes). Needs a Release build:
 #   dotnet build Zaichik.sln -c Release && scripts/cluster-bench.sh [count] [reps]
+# WORKLOAD=group measures a consumer group instead: bench sub --group (publish while one member consumes and commits
+# each message on its own, 100 in flight), single broker against a 3-node cluster, whose group state goes through Raft.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-100000}
@@ -33,7 +35,11 @@ bench() {
   local before after row
   before=$(ticks "$@")
   # The result table's data row: Messages | Elapsed | msgs/s | MB/s | p50 | p90 | p99 | p99.9 | max.
-  row=$(dotnet "$cli" --server "127.0.0.1:$port" bench pub -n "$count" --inflight 1000 2>&1 | grep -E '^│ *[0-9]' | tail -1)
+  if [ "${WORKLOAD:-pub}" = group ]; then
+    row=$(dotnet "$cli" --server "127.0.0.1:$port" bench sub -n "$count" --inflight 100 --group bench 2>&1 | grep -E '^│ *[0-9]' | tail -1)
+  else
+    row=$(dotnet "$cli" --server "127.0.0.1:$port" bench pub -n "$count" --inflight 1000 2>&1 | grep -E '^│ *[0-9]' | tail -1)
+  fi
   after=$(ticks "$@")
   echo "$row" | awk -F'│' -v label="$label" -v cpu="$(python3 -c "print(round(($after-$before)/$hz/$count*1e6,1))")" \
     '{ gsub(/ /, "", $4); gsub(/ /, "", $6); gsub(/ /, "", $8); printf "%-12s %9s msgs/s  p50 %8s ms  p99 %8s ms  cpu/msg %6s us\n", label, $4, $6, $8, cpu }'
@@ -74,5 +80,5 @@ cluster() { # cluster <label> <rep> [tls]
 for rep in $(seq 1 "$reps"); do
   single "$rep"
   cluster cluster "$rep"
-  cluster cluster-tls "$rep" tls
+  [ "${WORKLOAD:-pub}" = group ] || cluster cluster-tls "$rep" tls
 done

@@ -44,9 +44,15 @@ internal static class BenchCommand
         inflight.Validators.Add(r => AtLeast(r, 1, "--inflight"));
 
         var command = new Command(name, description) { topic, count, size, inflight };
+        var group = new Option<string?>("--group", "-g") { Description = "Consume as a member of this consumer group, committing each message on its own" };
+        if (name == "sub")
+        {
+            command.Options.Add(group);
+        }
+
         command.SetAction((parse, ct) => run(parse, (context, parse, ct) => action(
             context,
-            new BenchRun(parse.GetValue(topic), parse.GetValue(count), parse.GetValue(size), parse.GetValue(inflight)),
+            new BenchRun(parse.GetValue(topic), parse.GetValue(count), parse.GetValue(size), parse.GetValue(inflight), name == "sub" ? parse.GetValue(group) : null),
             ct), ct));
         return command;
     }
@@ -84,7 +90,7 @@ internal static class BenchCommand
         var topic = await TopicAsync(client, run, cancellationToken);
         var latencies = new LongConcurrentHistogram(1, HighestMicroseconds, 3);
         await using var subscription = await client.SubscribeAsync(
-            topic, new SubscribeOptions { From = Zaichik.Protocol.StartPosition.Latest, Prefetch = run.InFlight }, cancellationToken);
+            topic, new SubscribeOptions { From = Zaichik.Protocol.StartPosition.Latest, Prefetch = run.InFlight, Group = run.Group }, cancellationToken);
         var publisher = new Publisher(client, topic, run, context.Time, latencies: null, stamp: true, new byte[run.Size]);
 
         var received = 0;
@@ -144,7 +150,7 @@ internal static class BenchCommand
         var elapsed = context.Time.GetElapsedTime(started);
 
         await context.Out.WriteLineAsync(
-            $"bench sub: {received} of {run.Count} messages of {run.Size} bytes received from {topic} ({publisher.Acknowledged} published, {publisher.Duplicates} duplicates), prefetch {run.InFlight}");
+            $"bench sub: {received} of {run.Count} messages of {run.Size} bytes received from {topic} ({publisher.Acknowledged} published, {publisher.Duplicates} duplicates), prefetch {run.InFlight}{(run.Group is null ? "" : $", as a member of group {run.Group}")}");
         context.Console.Write(ResultTable("publish to delivery", received, run.Size, elapsed, latencies));
         return ExitCodes.Ok;
     }
@@ -211,7 +217,7 @@ internal static class BenchCommand
     private static string Milliseconds(HistogramBase latencies, double percentile) =>
         latencies.TotalCount == 0 ? "-" : (latencies.GetValueAtPercentile(percentile) / 1000.0).ToString("0.000", CultureInfo.InvariantCulture);
 
-    private sealed record BenchRun(string? Topic, int Count, int Size, int InFlight);
+    private sealed record BenchRun(string? Topic, int Count, int Size, int InFlight, string? Group = null);
 
     /// <summary><c>InFlight</c> workers publishing until <c>Count</c> messages were sent; each records publish-to-Ack.</summary>
     private sealed class Publisher(ZaichikClient client, string topic, BenchRun run, TimeProvider time, HistogramBase? latencies, bool stamp, byte[] payload)

@@ -41,6 +41,21 @@ public sealed class BenchCliTests
     }
 
     [Fact]
+    public async Task Bench_sub_as_a_group_member_commits_each_message_and_leaves_the_group_done()
+    {
+        await using var server = await TestServer.StartAsync();
+        var topic = Topic("bench-group");
+
+        var bench = await RunAsync([.. At(server), "bench", "sub", topic, "--count", "200", "--size", "16", "--inflight", "10", "--group", "crew"]);
+
+        bench.ExitCode.ShouldBe(0, bench.ToString());
+        bench.Out.ShouldContain($"bench sub: 200 of 200 messages of 16 bytes received from {topic} (200 published, 0 duplicates), prefetch 10, as a member of group crew");
+        var group = server.State.Groups(topic).Single(view => view.Name == "crew");
+        group.DoneSequence.ShouldBe(200, "every message was committed on its own");
+        group.Pending.ShouldBe(0);
+    }
+
+    [Fact]
     public async Task Bench_sub_reports_a_refused_publish_instead_of_waiting_for_messages()
     {
         ZaichikTokenOptions[] tokens = [new() { Name = "reader", Token = "reader-secret-0123456789", Subscribe = [">"] }];
