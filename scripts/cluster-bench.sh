@@ -4,7 +4,8 @@
 # message (user + system ticks from /proc, summed over the nodes). Needs a Release build:
 #   dotnet build Zaichik.sln -c Release && scripts/cluster-bench.sh [count] [reps]
 # WORKLOAD=group measures a consumer group instead: bench sub --group (publish while one member consumes and commits
-# each message on its own, 100 in flight), single broker against a 3-node cluster, whose group state goes through Raft.
+# each message on its own, 100 in flight), single broker against a 3-node cluster, whose group state goes through Raft;
+# WORKLOAD=sub the same with a plain subscription (the cost of the group's replication is the difference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-100000}
@@ -35,8 +36,9 @@ bench() {
   local before after row
   before=$(ticks "$@")
   # The result table's data row: Messages | Elapsed | msgs/s | MB/s | p50 | p90 | p99 | p99.9 | max.
-  if [ "${WORKLOAD:-pub}" = group ]; then
-    row=$(dotnet "$cli" --server "127.0.0.1:$port" bench sub -n "$count" --inflight 100 --group bench 2>&1 | grep -E '^│ *[0-9]' | tail -1)
+  if [ "${WORKLOAD:-pub}" != pub ]; then
+    local group=(); [ "$WORKLOAD" = group ] && group=(--group bench)
+    row=$(dotnet "$cli" --server "127.0.0.1:$port" bench sub -n "$count" --inflight 100 "${group[@]}" 2>&1 | grep -E '^│ *[0-9]' | tail -1)
   else
     row=$(dotnet "$cli" --server "127.0.0.1:$port" bench pub -n "$count" --inflight 1000 2>&1 | grep -E '^│ *[0-9]' | tail -1)
   fi
@@ -80,5 +82,5 @@ cluster() { # cluster <label> <rep> [tls]
 for rep in $(seq 1 "$reps"); do
   single "$rep"
   cluster cluster "$rep"
-  [ "${WORKLOAD:-pub}" = group ] || cluster cluster-tls "$rep" tls
+  [ "${WORKLOAD:-pub}" != pub ] || cluster cluster-tls "$rep" tls
 done
