@@ -163,6 +163,44 @@ public sealed class DashboardBrowserTests
         (await browser.IsVisibleAsync("#token-form")).ShouldBeFalse("the token was kept in sessionStorage");
     }
 
+    [Fact]
+    public async Task The_cluster_page_shows_each_nodes_role_and_lag_and_a_node_that_is_down()
+    {
+        await using var cluster = await Cluster.InProcessCluster.StartAsync(admin: true);
+        var leader = await cluster.WaitForLeaderAsync(TimeSpan.FromSeconds(30));
+        var follower = (leader + 1) % cluster.Count;
+        await using (var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port))
+        {
+            await client.PublishAsync("dash.cluster", "one");
+        }
+
+        await using var browser = await DashboardBrowser.OpenAsync(cluster.AdminUrl(leader).ToString().TrimEnd('/') + Query + "#/cluster");
+        await browser.WaitAsync("three members, all caught up",
+            "() => [...document.querySelectorAll('#members [data-member]')].length === 3"
+            + " && [...document.querySelectorAll('#members [data-member] [data-field=\"lag\"]')].every(cell => cell.dataset.value === '0')");
+        var leaderRow = $"#members [data-member=\"n{leader + 1}\"]";
+        (await browser.ValueAsync(leaderRow + " [data-field=\"role\"]")).ShouldBe("Leader");
+        (await browser.ValueAsync($"#members [data-member=\"n{follower + 1}\"] [data-field=\"role\"]")).ShouldBe("Follower");
+        (await browser.TextAsync("#cluster-summary") ?? "").ShouldContain($"leader n{leader + 1}");
+
+        // A node that is down: no figures, and why.
+        await cluster.StopNodeAsync(follower);
+        await browser.WaitAsync("the stopped node shows its problem",
+            "s => (document.querySelector(s + ' [data-field=\"error\"]').dataset.value || '') !== ''", $"#members [data-member=\"n{follower + 1}\"]");
+        (await browser.TextAsync($"#members [data-member=\"n{follower + 1}\"] [data-field=\"lag\"]")).ShouldBe("–");
+        await browser.ScreenshotAsync("dashboard-cluster.png");
+    }
+
+    [Fact]
+    public async Task The_cluster_page_of_a_single_node_says_it_is_not_in_a_cluster()
+    {
+        await using var server = await TestServer.StartAsync(WithAdmin());
+        await using var browser = await DashboardBrowser.OpenAsync(server.Server.AdminUrl + Query + "#/cluster");
+        await browser.WaitAsync("the page says so", "() => !document.getElementById('cluster-off').hidden");
+        (await browser.IsVisibleAsync("#members")).ShouldBeFalse();
+        (await browser.IsVisibleAsync("#error-bar")).ShouldBeFalse("a single node is not an error");
+    }
+
     private static Task WaitForMaxLagAsync(DashboardBrowser browser, int lag) =>
         browser.WaitAsync($"the max lag of {Topic} is {lag}",
             "(s, n) => document.querySelector(s + ' [data-field=\"maxLag\"]').dataset.value === String(n)", Row(Topic), lag);

@@ -1,5 +1,5 @@
-// The Zaichik dashboard: polls the admin API and renders three views chosen by the URL's hash
-// (#/ topics, #/topics/<name> one topic, #/connections). Every value reaches the DOM through textContent
+// The Zaichik dashboard: polls the admin API and renders four views chosen by the URL's hash
+// (#/ topics, #/topics/<name> one topic, #/connections, #/cluster). Every value reaches the DOM through textContent
 // or an attribute, never as markup. Rates are computed here from the counters' deltas between polls.
 (() => {
   'use strict';
@@ -659,6 +659,55 @@
     };
   }
 
+  const memberColumns = [
+    ['id'], ['role'], ['status'], ['lastIndex', true], ['appliedIndex', true], ['lag', true], ['clientEndpoint'], ['error'],
+  ];
+
+  // The cluster as any node sees it: the leader, the term, and each member's role, log position and lag.
+  function clusterView() {
+    const list = table('members', [
+      ['Node'], ['Role'], ['Raft link'], ['Last index', true], ['Applied', true], ['Lag', true], ['Clients at'], ['Problem'],
+    ]);
+    const summary = el('span', { id: 'cluster-summary', class: 'muted' });
+    const single = el('p', { class: 'empty', id: 'cluster-off', hidden: true }, 'This broker runs as a single node: it is not part of a cluster.');
+    return {
+      kind: 'cluster',
+      root: el('section', null, el('div', { class: 'section-head' }, el('h1', null, 'Cluster'), summary), list, single),
+      async load() {
+        try {
+          return { cluster: await api('api/cluster') };
+        } catch (error) {
+          if (error instanceof ApiError && error.code === 'cluster-off') {
+            return { cluster: null };
+          }
+
+          throw error;
+        }
+      },
+      render({ cluster }) {
+        list.hidden = cluster === null;
+        single.hidden = cluster !== null;
+        if (cluster === null) {
+          summary.textContent = '';
+          return;
+        }
+
+        summary.textContent = `leader ${cluster.leader ?? 'none'} · term ${count(cluster.term)} · asked ${cluster.nodeId}, snapshot at entry ${count(cluster.snapshotIndex)}`;
+        syncRows(list.tBodies[0], cluster.members || [], (m) => m.id, 'data-member', () => el('tr', null, cells(memberColumns)), (row, m) => {
+          setField(field(row, 'id'), m.id + (m.isSelf ? ' (asked)' : ''), m.id);
+          setField(field(row, 'role'), m.role ?? dash, m.role);
+          setField(field(row, 'status'), m.status ?? dash, m.status);
+          setField(field(row, 'lastIndex'), m.lastIndex == null ? dash : count(m.lastIndex), m.lastIndex);
+          setField(field(row, 'appliedIndex'), m.appliedIndex == null ? dash : count(m.appliedIndex), m.appliedIndex);
+          setField(field(row, 'lag'), m.lag == null ? dash : count(m.lag), m.lag);
+          setField(field(row, 'clientEndpoint'), m.clientEndpoint ?? dash, m.clientEndpoint);
+          setField(field(row, 'error'), m.error ?? dash, m.error);
+          row.classList.toggle('leader', m.isLeader === true);
+        });
+      },
+    };
+  }
+
   // ---- Chart ----
 
   function niceCeiling(value) {
@@ -757,6 +806,10 @@
       return { kind: 'connections' };
     }
 
+    if (hash === '/cluster') {
+      return { kind: 'cluster' };
+    }
+
     const match = /^\/topics\/(.+)$/.exec(hash);
     if (match) {
       try {
@@ -771,10 +824,16 @@
 
   function navigate() {
     const target = route();
-    current = target.kind === 'topic' ? topicView(target.name) : target.kind === 'connections' ? connectionsView() : topicsView();
+    current = target.kind === 'topic' ? topicView(target.name)
+      : target.kind === 'connections' ? connectionsView()
+      : target.kind === 'cluster' ? clusterView()
+      : topicsView();
     view.replaceChildren(current.root);
     document.body.dataset.view = current.kind;
-    document.title = target.kind === 'topic' ? `${target.name} · Zaichik` : target.kind === 'connections' ? 'Connections · Zaichik' : 'Zaichik';
+    document.title = target.kind === 'topic' ? `${target.name} · Zaichik`
+      : target.kind === 'connections' ? 'Connections · Zaichik'
+      : target.kind === 'cluster' ? 'Cluster · Zaichik'
+      : 'Zaichik';
     for (const link of document.querySelectorAll('[data-nav]')) {
       const active = link.dataset.nav === (current.kind === 'topic' ? 'topics' : current.kind);
       if (active) {
