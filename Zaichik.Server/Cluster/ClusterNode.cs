@@ -357,6 +357,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         _raft.LeaderChanged += OnLeaderChanged;
         _registry.Context.Replication = this;
         await _raft.StartAsync(cancellationToken).ConfigureAwait(false);
+        _ = Task.Run(LearnAllAddressesAsync, CancellationToken.None);
         LogJoined(NodeId, self.EndPoint.ToString(), _options.ParsedPeers.Count, clientEndpoint);
     }
 
@@ -459,8 +460,39 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         }
     }
 
-    /// <summary>Asks the new leader for the addresses it advertises, once; Redirects can name it from then on.</summary>
-    private async Task LearnAddressAsync(string id, RaftClusterMember leader)
+    /// <summary>
+    /// Learns every other member's advertised addresses in the background, asking each one that has not answered yet
+    /// once a second until it does (or the node stops): a Redirect can then name a newly elected leader at once, and
+    /// the cluster view shows where each member takes clients.
+    /// </summary>
+    private async Task LearnAllAddressesAsync()
+    {
+        try
+        {
+            while (!_stopping.IsCancellationRequested && _raft is { } raft)
+            {
+                var missing = raft.Members.Where(member => member.IsRemote && !_addresses.ContainsKey(IdOf(member))).ToArray();
+                if (missing.Length == 0)
+                {
+                    return;
+                }
+
+                foreach (var member in missing)
+                {
+                    await LearnAddressAsync(IdOf(member), member, quiet: true).ConfigureAwait(false);
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, _stopping.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception failure) when (failure is OperationCanceledException or ObjectDisposedException)
+        {
+            // The node stops.
+        }
+    }
+
+    /// <summary>Asks a member (the new leader) for the addresses it advertises, once; Redirects can name it from then on.</summary>
+    private async Task LearnAddressAsync(string id, RaftClusterMember leader, bool quiet = false)
     {
         try
         {
@@ -474,7 +506,10 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         }
         catch (Exception failure) when (failure is not NullReferenceException)
         {
-            LogAddressUnknown(id, failure.Message);
+            if (!quiet)
+            {
+                LogAddressUnknown(id, failure.Message);
+            }
         }
     }
 

@@ -31,9 +31,14 @@ public sealed class ClusterAdminTests
         leaderLast.ShouldBeGreaterThanOrEqualTo(30);
 
         // Asked of a follower: every member, the leader included, with its own indices; all caught up.
-        var view = await WaitForAsync(http, cluster.AdminUrl(follower), members => members.All(member => member.GetProperty("lag").ValueKind == JsonValueKind.Number && member.GetProperty("lag").GetInt64() == 0));
+        // Every member's client address too: each node asks the others for theirs in the background, not only a new leader.
+        var view = await WaitForAsync(http, cluster.AdminUrl(follower), members => members.All(member =>
+            member.GetProperty("lag").ValueKind == JsonValueKind.Number && member.GetProperty("lag").GetInt64() == 0
+            && member.GetProperty("clientEndpoint").ValueKind == JsonValueKind.String));
         foreach (var member in view)
         {
+            var node = int.Parse(member.GetProperty("id").GetString()![1..], System.Globalization.CultureInfo.InvariantCulture) - 1;
+            member.GetProperty("clientEndpoint").GetString().ShouldBe($"127.0.0.1:{cluster.Server(node).Port}");
             member.GetProperty("appliedIndex").GetInt64().ShouldBeGreaterThanOrEqualTo(leaderLast, member.ToString());
             member.GetProperty("error").ValueKind.ShouldBe(JsonValueKind.Null, member.ToString());
         }
