@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -26,11 +26,8 @@ internal static partial class AdminEndpoints
     /// <summary>The dashboard's files, embedded in this assembly under <c>Zaichik.Dashboard.&lt;file name&gt;</c>.</summary>
     private const string DashboardResourcePrefix = "Zaichik.Dashboard.";
 
-    public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new JsonStringEnumConverter() },
-        WriteIndented = false,
-    };
+    /// <summary>The API's JSON settings: camelCase, enums by name, and only the types of <see cref="AdminJsonContext"/>.</summary>
+    public static JsonSerializerOptions Json => AdminJsonContext.Default.Options;
 
     /// <summary>Refuses <c>/api</c> and <c>/metrics</c> without a token that has the admin right, when tokens are configured.</summary>
     public static void UseAdminAuthentication(this WebApplication app)
@@ -77,7 +74,7 @@ internal static partial class AdminEndpoints
     public static void MapAdminEndpoints(this WebApplication app, AdminOptions options)
     {
         var api = app.MapGroup("/api");
-        api.MapGet("/server", (BrokerState state) => Results.Json(state.Server(), Json));
+        api.MapGet("/server", (BrokerState state) => Ok(state.Server()));
 
         api.MapGet("/topics", (BrokerState state, HttpRequest request) =>
         {
@@ -86,11 +83,11 @@ internal static partial class AdminEndpoints
                 return problem;
             }
 
-            return Results.Json(state.Topics(NonEmpty(request.Query["prefix"]), NonEmpty(request.Query["after"]), limit), Json);
+            return Ok(state.Topics(NonEmpty(request.Query["prefix"]), NonEmpty(request.Query["after"]), limit));
         });
 
         api.MapGet("/topics/{name}", async (BrokerState state, string name, CancellationToken cancellationToken) =>
-            await state.TopicAsync(name, cancellationToken).ConfigureAwait(false) is { } detail ? Results.Json(Detail(detail), Json) : TopicNotFound(name));
+            await state.TopicAsync(name, cancellationToken).ConfigureAwait(false) is { } detail ? Ok(Detail(detail)) : TopicNotFound(name));
 
         api.MapGet("/topics/{name}/messages", async (BrokerState state, string name, HttpRequest request, CancellationToken cancellationToken) =>
         {
@@ -119,7 +116,7 @@ internal static partial class AdminEndpoints
             try
             {
                 return await state.PeekAsync(name, from, limit, encoding, cancellationToken).ConfigureAwait(false) is { } page
-                    ? Results.Json(page, Json)
+                    ? Ok(page)
                     : TopicNotFound(name);
             }
             catch (TopicException failure)
@@ -133,7 +130,7 @@ internal static partial class AdminEndpoints
             CreateTopicRequest? body;
             try
             {
-                body = await JsonSerializer.DeserializeAsync<CreateTopicRequest>(request.Body, Json, cancellationToken).ConfigureAwait(false);
+                body = await JsonSerializer.DeserializeAsync(request.Body, AdminJsonContext.Default.CreateTopicRequest, cancellationToken).ConfigureAwait(false);
             }
             catch (JsonException exception)
             {
@@ -175,7 +172,7 @@ internal static partial class AdminEndpoints
                 }
 
                 var detail = await state.TopicAsync(topic.Name, cancellationToken).ConfigureAwait(false);
-                return Results.Json(Detail(detail!), Json, statusCode: existed ? StatusCodes.Status200OK : StatusCodes.Status201Created);
+                return Ok(Detail(detail!), existed ? StatusCodes.Status200OK : StatusCodes.Status201Created);
             }
             catch (TopicException failure)
             {
@@ -192,8 +189,8 @@ internal static partial class AdminEndpoints
             services.GetService<Cluster.ClusterNode>() is not { } cluster
                 ? Problem(StatusCodes.Status404NotFound, "cluster-off", "Not a cluster node", "this broker runs as a single node (Cluster:NodeId is not set)")
                 : request.Query["scope"] == "local"
-                    ? Results.Json(cluster.Describe(), Json)
-                    : Results.Json(await cluster.DescribeClusterAsync(request.Headers.Authorization.ToString(), cancellationToken).ConfigureAwait(false), Json));
+                    ? Ok(cluster.Describe())
+                    : Ok(await cluster.DescribeClusterAsync(request.Headers.Authorization.ToString(), cancellationToken).ConfigureAwait(false)));
 
         // The leader gives up leadership; the nodes elect one (its clients reconnect and are redirected).
         api.MapPost("/cluster/step-down", async (IServiceProvider services, CancellationToken cancellationToken) =>
@@ -205,21 +202,21 @@ internal static partial class AdminEndpoints
 
             var term = cluster.Describe().Term;
             return await cluster.StepDownAsync(cancellationToken).ConfigureAwait(false)
-                ? Results.Json(new StepDownResult(cluster.NodeId, term), Json)
+                ? Ok(new StepDownResult(cluster.NodeId, term))
                 : NotLeader(cluster);
         });
 
-        api.MapGet("/connections", (BrokerState state) => Results.Json(state.Connections(), Json));
+        api.MapGet("/connections", (BrokerState state) => Ok(state.Connections()));
 
         api.MapGet("/consumers", async (BrokerState state, HttpRequest request, CancellationToken cancellationToken) =>
         {
             if (NonEmpty(request.Query["topic"]) is not { } topic)
             {
-                return Results.Json(state.Consumers(), Json);
+                return Ok(state.Consumers());
             }
 
             return await state.TopicAsync(topic, cancellationToken).ConfigureAwait(false) is { } detail
-                ? Results.Json(detail.Consumers, Json)
+                ? Ok(detail.Consumers)
                 : TopicNotFound(topic);
         });
 
@@ -227,11 +224,11 @@ internal static partial class AdminEndpoints
         {
             if (NonEmpty(request.Query["topic"]) is not { } topic)
             {
-                return Results.Json(state.Groups(), Json);
+                return Ok(state.Groups());
             }
 
             return await state.TopicAsync(topic, cancellationToken).ConfigureAwait(false) is { } detail
-                ? Results.Json(detail.Groups, Json)
+                ? Ok(detail.Groups)
                 : TopicNotFound(topic);
         });
 
@@ -253,9 +250,15 @@ internal static partial class AdminEndpoints
     public static IResult Problem(int status, string code, string title, string detail) =>
         Results.Json(
             new ProblemBody($"https://zaichik.dev/problems/{code}", title, status, detail, code),
-            Json,
+            AdminJsonContext.Default.ProblemBody,
             "application/problem+json",
             status);
+
+    /// <summary>A JSON answer written by the generated serializer of <see cref="AdminJsonContext"/>.</summary>
+    private static IResult Ok<T>(T value, int? status = null) =>
+        Results.Json(value, (JsonTypeInfo<T>)Json.GetTypeInfo(typeof(T)), statusCode: status);
+
+    private static JsonNode? Node<T>(T value) => JsonSerializer.SerializeToNode(value, (JsonTypeInfo<T>)Json.GetTypeInfo(typeof(T)));
 
     /// <summary>A change asked of a cluster node that does not lead: 421 with where the leader is, when known.</summary>
     private static IResult NotLeader(Cluster.ClusterNode cluster) => cluster.Leader is { } leader
@@ -280,10 +283,10 @@ internal static partial class AdminEndpoints
     /// <summary>The detail as the API gives it: the topic's summary fields, then its consumers and hole ranges.</summary>
     private static JsonObject Detail(TopicDetailView detail)
     {
-        var json = (JsonObject)JsonSerializer.SerializeToNode(detail.Topic, Json)!;
-        json["consumers"] = JsonSerializer.SerializeToNode(detail.Consumers, Json);
-        json["groups"] = JsonSerializer.SerializeToNode(detail.Groups, Json);
-        json["holeRanges"] = JsonSerializer.SerializeToNode(detail.HoleRanges, Json);
+        var json = (JsonObject)Node(detail.Topic)!;
+        json["consumers"] = Node(detail.Consumers);
+        json["groups"] = Node(detail.Groups);
+        json["holeRanges"] = Node(detail.HoleRanges);
         return json;
     }
 
@@ -330,15 +333,15 @@ internal static partial class AdminEndpoints
     [LoggerMessage(Level = LogLevel.Warning, Message = "Admin request from {Remote} to {Path} refused: {Reason}")]
     private static partial void LogRefused(ILogger logger, string? remote, string path, string reason);
 
-    private sealed record ProblemBody(string Type, string Title, int Status, string Detail, string Code);
+    internal sealed record ProblemBody(string Type, string Title, int Status, string Detail, string Code);
 
     /// <summary>What <c>POST /api/cluster/step-down</c> answers: the node that stepped down, and the term it led.</summary>
-    private sealed record StepDownResult(string NodeId, long Term)
+    internal sealed record StepDownResult(string NodeId, long Term)
     {
         public bool SteppedDown => true;
     }
 
-    private sealed record CreateTopicRequest(
+    internal sealed record CreateTopicRequest(
         string? Name, long? RetentionTtlMs, long? CompactionWindowMs, string? Durability, long? CommitIntervalMs, long? MaxMessages, long? MaxBytes,
         bool? KeepLatestPerKey, long? TombstoneRetentionMs);
 }

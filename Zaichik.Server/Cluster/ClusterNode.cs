@@ -67,7 +67,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         _loggers = loggers;
         _logger = loggers.CreateLogger<ClusterNode>();
         _time = time;
-        _idsByEndPoint = _options.ParsedPeers.ToDictionary(peer => peer.EndPoint, peer => peer.Id);
+        _idsByEndPoint = _options.ParsedPeers().ToDictionary(peer => peer.EndPoint, peer => peer.Id);
     }
 
     /// <summary>This node's id.</summary>
@@ -263,7 +263,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
                 return member with { Error = $"its admin API at {admin} answered {(int)response.StatusCode}" };
             }
 
-            var peer = await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<ClusterView>(response.Content, PeerJson, timeout.Token).ConfigureAwait(false);
+            var peer = await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync(response.Content, Admin.AdminJsonContext.Default.ClusterView, timeout.Token).ConfigureAwait(false);
             return peer is null ? member with { Error = $"its admin API at {admin} answered nothing" } : member with { Role = peer.Role, LastIndex = peer.LastIndex, AppliedIndex = peer.AppliedIndex };
         }
         catch (Exception failure) when (failure is HttpRequestException or OperationCanceledException or System.Text.Json.JsonException or UriFormatException or InvalidOperationException
@@ -278,8 +278,6 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         }
     }
 
-    private static readonly System.Text.Json.JsonSerializerOptions PeerJson = new(System.Text.Json.JsonSerializerDefaults.Web);
-
     private string IdOf(RaftClusterMember member) => _idsByEndPoint.TryGetValue(ToIp(member.EndPoint), out var id) ? id : member.EndPoint.ToString()!;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -289,10 +287,10 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
     /// <summary>Once the client listeners are bound (their ports are advertised), joins the cluster.</summary>
     public async Task StartedAsync(CancellationToken cancellationToken)
     {
-        var self = _options.Self;
+        var self = _options.Self();
         var storage = new EndPointConfigurationStorage();
         var members = storage.CreateInitialConfigurationBuilder();
-        foreach (var peer in _options.ParsedPeers)
+        foreach (var peer in _options.ParsedPeers())
         {
             members.Add(peer.EndPoint);
         }
@@ -358,7 +356,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
         _registry.Context.Replication = this;
         await _raft.StartAsync(cancellationToken).ConfigureAwait(false);
         _ = Task.Run(LearnAllAddressesAsync, CancellationToken.None);
-        LogJoined(NodeId, self.EndPoint.ToString(), _options.ParsedPeers.Count, clientEndpoint);
+        LogJoined(NodeId, self.EndPoint.ToString(), _options.ParsedPeers().Count, clientEndpoint);
     }
 
     public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -13,61 +13,61 @@ namespace Zaichik.Server.Cluster;
 public sealed record ClusterOptions
 {
     /// <summary>This node's id, one of the ids in <see cref="Peers"/>. Empty (the default): cluster mode is off.</summary>
-    public string NodeId { get; init; } = string.Empty;
+    public string NodeId { get; set; } = string.Empty;
 
     /// <summary>
     /// Every node of the cluster, this one included, as <c>id=host:port</c> separated by commas, where host:port is the
     /// node's Raft (replication) listener, e.g. <c>n1=10.0.0.1:7101,n2=10.0.0.2:7101,n3=10.0.0.3:7101</c>.
     /// </summary>
-    public string Peers { get; init; } = string.Empty;
+    public string Peers { get; set; } = string.Empty;
 
     /// <summary>
     /// Where clients reach this node's TCP listener (<c>host:port</c>), sent in Redirect frames when this node leads.
     /// Default: the broker's <c>Host:Port</c> as bound.
     /// </summary>
-    public string? Advertise { get; init; }
+    public string? Advertise { get; set; }
 
     /// <summary>
     /// Where browsers reach this node's WebSocket listener (<c>ws://</c> or <c>wss://</c> URL), sent in Redirect frames to
     /// WebSocket clients. Default: the WebSocket listener's URL as bound, when it is on.
     /// </summary>
-    public string? AdvertiseWebSocket { get; init; }
+    public string? AdvertiseWebSocket { get; set; }
 
     /// <summary>
     /// Where this node's admin API is reached by the other nodes (an http:// or https:// URL), so that
     /// <c>GET /api/cluster</c> on any node can show every member's log position and lag. Default: the admin listener as bound.
     /// </summary>
-    public string? AdvertiseAdmin { get; init; }
+    public string? AdvertiseAdmin { get; set; }
 
     /// <summary>How long <c>GET /api/cluster</c> waits for each other member's admin API. Default 2 s.</summary>
-    public TimeSpan PeerAdminTimeout { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan PeerAdminTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// The shortest time a follower waits without hearing from a leader before it starts an election. Seconds, not the
     /// 150 ms of the Raft paper: on a busy 2-core machine a leader can stall for hundreds of milliseconds. Default 1.5 s.
     /// </summary>
-    public TimeSpan ElectionTimeoutMin { get; init; } = TimeSpan.FromMilliseconds(1500);
+    public TimeSpan ElectionTimeoutMin { get; set; } = TimeSpan.FromMilliseconds(1500);
 
     /// <summary>The longest such wait; each election picks a random timeout between the two. Default 3 s.</summary>
-    public TimeSpan ElectionTimeoutMax { get; init; } = TimeSpan.FromSeconds(3);
+    public TimeSpan ElectionTimeoutMax { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>How long one replication request between nodes may take. Default 10 s.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How long a node waits to connect to another. Default 1 s.</summary>
-    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Size of one file of the Raft log, in bytes (fixed once the log exists). Default 4 MiB: the library's default of
     /// 4 KiB made the log create and delete a file every few dozen messages.
     /// </summary>
-    public int LogChunkBytes { get; init; } = 4 * 1024 * 1024;
+    public int LogChunkBytes { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>
     /// The publishes of one client read go into one Raft log entry (one replication round for all of them); a batch is
     /// handed over once it holds this many bytes. Default 1 MiB.
     /// </summary>
-    public int MaxEntryBytes { get; init; } = 1024 * 1024;
+    public int MaxEntryBytes { get; set; } = 1024 * 1024;
 
     /// <summary>
     /// A node takes a snapshot of its topics once it has applied this many Raft log entries since its last one; the Raft
@@ -75,26 +75,26 @@ public sealed record ClusterOptions
     /// it, and a node too far behind is sent the snapshot. Default 50,000; 0: never (the Raft log grows forever and a
     /// restart replays all of it).
     /// </summary>
-    public long SnapshotEntries { get; init; } = 50_000;
+    public long SnapshotEntries { get; set; } = 50_000;
 
     /// <summary>
     /// Mutual TLS between the nodes' Raft listeners (<c>Cluster:Tls:CertificatePath</c>, <c>Cluster:Tls:TrustedCaPath</c>, ...).
     /// Null (the default): the Raft listener is plain TCP and must stay on a private network.
     /// </summary>
-    public ClusterTlsOptions? Tls { get; init; }
+    public ClusterTlsOptions? Tls { get; set; }
 
     /// <summary>How many data Raft groups the cluster runs. Only 1 is supported now: one group orders every topic.</summary>
-    public int DataGroups { get; init; } = 1;
+    public int DataGroups { get; set; } = 1;
 
     /// <summary>True when cluster mode is on.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public bool Enabled => !string.IsNullOrWhiteSpace(NodeId);
 
     /// <summary>The parsed <see cref="Peers"/>, in the order given; valid only when <see cref="Validate"/> found nothing.</summary>
-    internal IReadOnlyList<ClusterPeer> ParsedPeers => ParsePeers(Peers, out _);
+    internal IReadOnlyList<ClusterPeer> ParsedPeers() => ParsePeers(Peers, out _);
 
     /// <summary>This node's entry of <see cref="ParsedPeers"/>.</summary>
-    internal ClusterPeer Self => ParsedPeers.First(peer => peer.Id == NodeId);
+    internal ClusterPeer Self() => ParsedPeers().First(peer => peer.Id == NodeId);
 
     /// <summary>Every problem with these options; empty when they are valid or cluster mode is off.</summary>
     public IEnumerable<string> Validate()

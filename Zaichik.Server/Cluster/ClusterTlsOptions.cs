@@ -18,20 +18,20 @@ namespace Zaichik.Server.Cluster;
 public sealed record ClusterTlsOptions
 {
     /// <summary>This node's certificate with its private key: PKCS#12 (.pfx/.p12) or PEM, as <c>Tls:CertificatePath</c>. Required.</summary>
-    public string CertificatePath { get; init; } = "";
+    public string CertificatePath { get; set; } = "";
 
     /// <summary>The password of a PKCS#12 file or of an encrypted PEM key. Optional; never logged or shown by the admin API.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public string? CertificatePassword { get; init; }
+    public string? CertificatePassword { get; set; }
 
     /// <summary>The PEM private key of a PEM certificate, when it is not in <see cref="CertificatePath"/>.</summary>
-    public string? KeyPath { get; init; }
+    public string? KeyPath { get; set; }
 
     /// <summary>
     /// A PEM file with the certificate authority (or authorities) that issued the nodes' certificates. A peer is accepted
     /// when its certificate chains to one of them; its name is not checked, since nodes are addressed by IP. Required.
     /// </summary>
-    public string TrustedCaPath { get; init; } = "";
+    public string TrustedCaPath { get; set; } = "";
 
     /// <summary>Every problem with these options, including certificates that cannot be loaded; empty when valid.</summary>
     internal IEnumerable<string> Validate()

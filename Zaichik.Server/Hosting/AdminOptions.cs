@@ -14,13 +14,13 @@ public sealed record AdminOptions
     /// Where the admin listener listens: <c>http://host:port</c> (or <c>https://</c> with the broker's TLS certificate);
     /// port 0 picks a free one. Empty or <c>off</c> turns the listener off. Default <c>http://127.0.0.1:8890</c>.
     /// </summary>
-    public string Url { get; init; } = DefaultUrl;
+    public string Url { get; set; } = DefaultUrl;
 
     /// <summary>Most messages one peek (<c>GET /api/topics/{name}/messages</c>) returns. Default 100.</summary>
-    public int MaxPeekMessages { get; init; } = 100;
+    public int MaxPeekMessages { get; set; } = 100;
 
     /// <summary>Most topics one <c>GET /api/topics</c> returns; page with <c>after=</c>. Default 1,000.</summary>
-    public int MaxTopicsPerPage { get; init; } = 1_000;
+    public int MaxTopicsPerPage { get; set; } = 1_000;
 
     /// <summary>True when the listener is on.</summary>
     [System.Text.Json.Serialization.JsonIgnore]

@@ -4,7 +4,7 @@ namespace Zaichik.Server.Hosting;
 public sealed record ListenerOptions
 {
     /// <summary>The WebSocket listener, for browsers and other clients that reach the broker over HTTP.</summary>
-    public WebSocketListenerOptions WebSocket { get; init; } = new();
+    public WebSocketListenerOptions WebSocket { get; set; } = new();
 }
 
 /// <summary>
@@ -18,17 +18,17 @@ public sealed record WebSocketListenerOptions
     /// certificate (<c>wss://</c>); port 0 picks a free one. Empty or <c>off</c> (the default) turns it off. Example
     /// <c>http://127.0.0.1:8891/ws</c>.
     /// </summary>
-    public string Url { get; init; } = "";
+    public string Url { get; set; } = "";
 
     /// <summary>
     /// The Origins (<c>scheme://host[:port]</c>) whose pages may connect, besides the listener's own origin (same-origin).
     /// <c>*</c> allows any. Requests without an Origin header (not from a browser) are always allowed: browsers send it,
     /// and tokens, not Origins, authenticate other clients. Default: none but same-origin.
     /// </summary>
-    public IReadOnlyList<string> AllowedOrigins { get; init; } = [];
+    public IReadOnlyList<string> AllowedOrigins { get; set; } = [];
 
     /// <summary>How often the server sends a WebSocket ping frame on an idle connection; zero turns that off. Default 30 s.</summary>
-    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>True when the listener is on.</summary>
     [System.Text.Json.Serialization.JsonIgnore]

@@ -13,167 +13,168 @@ public sealed record ZaichikServerOptions
 {
     public const string SectionName = "Zaichik";
 
-    public static ZaichikServerOptions Default { get; } = new();
+    /// <summary>The defaults, a new instance each time (options are settable, so none is shared).</summary>
+    public static ZaichikServerOptions Default => new();
 
     /// <summary>Address to listen on. Default 127.0.0.1 (loopback only).</summary>
-    public string Host { get; init; } = "127.0.0.1";
+    public string Host { get; set; } = "127.0.0.1";
 
     /// <summary>TCP port; 0 picks a free one. Default 8889.</summary>
-    public int Port { get; init; } = 8889;
+    public int Port { get; set; } = 8889;
 
     /// <summary>Folder holding every topic's log. Relative paths are from the working directory. Default <c>data</c>.</summary>
-    public string DataPath { get; init; } = "data";
+    public string DataPath { get; set; } = "data";
 
     /// <summary>Whether Publish or Subscribe to an unknown topic creates it (no retention, no compaction). Default true.</summary>
-    public bool AutoCreateTopics { get; init; } = true;
+    public bool AutoCreateTopics { get; set; } = true;
 
     /// <summary>Largest frame body accepted, in bytes. Default 1 MiB + 32 KiB.</summary>
-    public int MaxFrameSize { get; init; } = ProtocolLimits.DefaultMaxFrameSize;
+    public int MaxFrameSize { get; set; } = ProtocolLimits.DefaultMaxFrameSize;
 
     /// <summary>Longest topic name, in characters. Default 200.</summary>
-    public int MaxTopicNameLength { get; init; } = ProtocolLimits.DefaultMaxTopicNameLength;
+    public int MaxTopicNameLength { get; set; } = ProtocolLimits.DefaultMaxTopicNameLength;
 
     /// <summary>Longest message key, in bytes. Default 1024.</summary>
-    public int MaxKeySize { get; init; } = 1024;
+    public int MaxKeySize { get; set; } = 1024;
 
     /// <summary>Largest payload, in bytes. A message larger than a log page is stored as several log entries. Default 1 MiB.</summary>
-    public int MaxPayloadSize { get; init; } = 1024 * 1024;
+    public int MaxPayloadSize { get; set; } = 1024 * 1024;
 
     /// <summary>
     /// Largest header block a Publish may carry, in bytes (the whole encoded block). A larger one gets HeadersTooLarge and
     /// is not stored. Default 16 KiB.
     /// </summary>
-    public int MaxHeadersSize { get; init; } = 16 * 1024;
+    public int MaxHeadersSize { get; set; } = 16 * 1024;
 
     /// <summary>
     /// How long a topic remembers a publish of an idempotent producer (a connection whose Hello carries a producer id),
     /// so that the same producer id and producer sequence sent again is answered with the original's Ack instead of
     /// being stored again. Past it, a repeat is stored as a new message. Default 2 minutes.
     /// </summary>
-    public TimeSpan IdempotenceWindow { get; init; } = TimeSpan.FromMinutes(2);
+    public TimeSpan IdempotenceWindow { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
     /// Most publishes a topic remembers per idempotent producer: its newest ones. A client resends only what it has no
     /// Ack for, at most its pending requests, so this matches the client's default and <see cref="MaxPublishesInFlight"/>.
     /// Default 10,000.
     /// </summary>
-    public int MaxRememberedPublishesPerProducer { get; init; } = 10_000;
+    public int MaxRememberedPublishesPerProducer { get; set; } = 10_000;
 
     /// <summary>
     /// Most idempotent producers a topic remembers at once; past it the least recently active producer is forgotten
     /// whole (its repeats would be stored again). Default 1,000.
     /// </summary>
-    public int MaxProducersPerTopic { get; init; } = 1_000;
+    public int MaxProducersPerTopic { get; set; } = 1_000;
 
     /// <summary>Largest prefetch a subscription may ask for. Default 10,000.</summary>
-    public int MaxPrefetch { get; init; } = 10_000;
+    public int MaxPrefetch { get; set; } = 10_000;
 
     /// <summary>
     /// Most connections served at once. The next ones are answered with a TooManyConnections Error and closed; past
     /// twice this many the listener closes new connections without a word. Default 10,000.
     /// </summary>
-    public int MaxConnections { get; init; } = 10_000;
+    public int MaxConnections { get; set; } = 10_000;
 
     /// <summary>Most subscriptions one connection may hold. Default 1,000.</summary>
-    public int MaxSubscriptionsPerConnection { get; init; } = 1_000;
+    public int MaxSubscriptionsPerConnection { get; set; } = 1_000;
 
     /// <summary>
     /// Most topics the server holds; auto-create and CreateTopic fail beyond it. A closed topic costs a few hundred bytes
     /// of memory and no descriptor, so the default of 100,000 fits in well under a GiB. Default 100,000.
     /// </summary>
-    public int MaxTopics { get; init; } = 100_000;
+    public int MaxTopics { get; set; } = 100_000;
 
     /// <summary>
     /// Most topics whose log is open at once: each holds at least two log pages of memory and a few descriptors. Opening
     /// one more first closes the least recently used idle ones; when every open topic is read by someone, the request
     /// gets StorageFailure. Default 4,096.
     /// </summary>
-    public int MaxOpenTopics { get; init; } = 4_096;
+    public int MaxOpenTopics { get; set; } = 4_096;
 
     /// <summary>
     /// A topic nobody subscribes to and nothing was published to, committed on or subscribed to for this long is closed:
     /// it then holds no file and almost no memory, and reopens on its next use. Default 30 s.
     /// </summary>
-    public TimeSpan TopicIdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan TopicIdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Most publishes one connection may have read by the server but not yet answered (Always-durability publishes
     /// wait for their commit). A publish past it is refused unstored with TooManyPublishesInFlight, which bounds the
     /// memory one connection can pin. Default 10,000, as many as the client library keeps in flight by default.
     /// </summary>
-    public int MaxPublishesInFlight { get; init; } = 10_000;
+    public int MaxPublishesInFlight { get; set; } = 10_000;
 
     /// <summary>
     /// A connection from which nothing (not even a Ping) arrives for this long is sent an IdleTimeout Error and closed.
     /// Announced in the server's Hello so that clients ping often enough. Zero disables it. Default 60 s.
     /// </summary>
-    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long a new connection may take to send its Hello before it is closed. Zero disables it. Default 10 s.</summary>
-    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Client tokens. When any is configured, every Hello must carry one of them and each connection may only publish
     /// and subscribe where its token's patterns allow. Empty (the default): no authentication.
     /// </summary>
-    public IReadOnlyList<ZaichikTokenOptions> Tokens { get; init; } = [];
+    public IReadOnlyList<ZaichikTokenOptions> Tokens { get; set; } = [];
 
     /// <summary>
     /// How long a consumer group waits for a member to commit a delivery before delivering it again, when the member's
     /// Subscribe does not say (AckWait 0). Default 30 seconds.
     /// </summary>
-    public TimeSpan DefaultAckWait { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan DefaultAckWait { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Most messages a consumer group keeps delivered and not done (in flight, or waiting for redelivery after a timeout or
     /// a Nack); past it the group reads no new messages until some are committed. Default 100,000.
     /// </summary>
-    public int MaxOutstandingPerGroup { get; init; } = 100_000;
+    public int MaxOutstandingPerGroup { get; set; } = 100_000;
 
     /// <summary>
     /// The retention of a dead-letter topic a consumer group creates by sending to it (one created beforehand keeps its own
     /// settings): dead letters wait this long for whoever looks at them. Default 7 days.
     /// </summary>
-    public TimeSpan DeadLetterRetention { get; init; } = TimeSpan.FromDays(7);
+    public TimeSpan DeadLetterRetention { get; set; } = TimeSpan.FromDays(7);
 
     /// <summary>Durability of topics that do not choose their own: Always, Interval or Memory. Default Interval.</summary>
-    public Durability Durability { get; init; } = Durability.Interval;
+    public Durability Durability { get; set; } = Durability.Interval;
 
     /// <summary>For Interval durability: how often appended records are committed to disk. Default 100 ms.</summary>
-    public TimeSpan CommitInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+    public TimeSpan CommitInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>How often expired messages are truncated from disk and stale compaction keys forgotten. Default 1 s.</summary>
-    public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// How long a tombstone stays on a topic that keeps the latest value per key when its CreateTopic sends 0 for
     /// tombstoneRetentionMs: it is delivered (and keeps its key deleted for readers that saw an older value) for this
     /// long after its timestamp, then removed. Like Kafka's <c>delete.retention.ms</c>. Default 24 hours.
     /// </summary>
-    public TimeSpan DefaultTombstoneRetention { get; init; } = TopicSettings.DefaultTombstoneRetention;
+    public TimeSpan DefaultTombstoneRetention { get; set; } = TopicSettings.DefaultTombstoneRetention;
 
     /// <summary>
     /// Least bytes of log a topic that keeps the latest value per key holds beyond its compacted part before the sweep
     /// compacts it (see <see cref="MinCleanableDirtyRatio"/>). Default 1 MiB.
     /// </summary>
-    public long MinCompactionBytes { get; init; } = Topics.LogCompactionOptions.Default.MinBytes;
+    public long MinCompactionBytes { get; set; } = Topics.LogCompactionOptions.Default.MinBytes;
 
     /// <summary>
     /// Least share of such a topic's stored bytes the log beyond its compacted part must make up before the sweep compacts
     /// it, 0 to under 1 (Kafka's <c>min.cleanable.dirty.ratio</c>): at 0.5 a pass runs once as much arrived as the last
     /// one kept, so rewriting costs at most about twice what is published. Default 0.5.
     /// </summary>
-    public double MinCleanableDirtyRatio { get; init; } = Topics.LogCompactionOptions.Default.MinDirtyRatio;
+    public double MinCleanableDirtyRatio { get; set; } = Topics.LogCompactionOptions.Default.MinDirtyRatio;
 
     /// <summary>How long a stop waits for connections to finish before closing them. Default 10 s.</summary>
-    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Thread-pool threads started without delay when work queues up. The log's page writes block a pool thread
     /// for the length of a synchronous disk write; with the runtime's default (one per core) a few of them at once
     /// starve everything else until the pool grows, about a second later. Default 64.
     /// </summary>
-    public int MinThreadPoolThreads { get; init; } = 64;
+    public int MinThreadPoolThreads { get; set; } = 64;
 
     /// <summary>
     /// Handles each connection's frames on the thread that completed its socket read and sends the replies from there
@@ -185,37 +186,37 @@ public sealed record ZaichikServerOptions
     /// page write to the page cache. A read of many frames (a pipelining client) is still handled on the thread pool, so
     /// the socket's thread receives the next ones meanwhile. Default true.
     /// </summary>
-    public bool InlineCompletions { get; init; } = true;
+    public bool InlineCompletions { get; set; } = true;
 
     /// <summary>
     /// Most bytes of encoded messages a topic's shared tail holds while its dispatcher hands the previous batch to the
     /// caught-up subscribers. Past it the tail lets go of them, and each reads on from the log with a reader of its own:
     /// a dispatcher that falls behind costs readers, not memory. Default 1 MiB.
     /// </summary>
-    public int MaxTailFeedBytes { get; init; } = Subscriptions.TailFeed.DefaultMaxPendingBytes;
+    public int MaxTailFeedBytes { get; set; } = Subscriptions.TailFeed.DefaultMaxPendingBytes;
 
     /// <summary>Sizes of each topic's log.</summary>
-    public StorageOptions Storage { get; init; } = new();
+    public StorageOptions Storage { get; set; } = new();
 
     /// <summary>TLS on the listener; null (the default) serves plain TCP.</summary>
-    public ZaichikServerTlsOptions? Tls { get; init; }
+    public ZaichikServerTlsOptions? Tls { get; set; }
 
     /// <summary>The admin HTTP listener (API, metrics, health, dashboard); on 127.0.0.1:8890 by default.</summary>
-    public AdminOptions Admin { get; init; } = new();
+    public AdminOptions Admin { get; set; } = new();
 
     /// <summary>Listeners beside the client TCP port: <c>Listeners:WebSocket:Url</c> turns on the WebSocket transport.</summary>
-    public ListenerOptions Listeners { get; init; } = new();
+    public ListenerOptions Listeners { get; set; } = new();
 
     /// <summary>Cluster mode (<c>Cluster:NodeId</c>, <c>Cluster:Peers</c>, ...); off by default: a single node.</summary>
-    public Cluster.ClusterOptions Cluster { get; init; } = new();
+    public Cluster.ClusterOptions Cluster { get; set; } = new();
 
     /// <summary>In cluster mode, the folder of the Raft log and the topics rebuilt from it (under the configured DataPath).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    internal string? ClusterDataPath { get; init; }
+    internal string? ClusterDataPath { get; set; }
 
     /// <summary>In cluster mode, the snapshots found damaged at start and set aside (each with why), logged once the node starts.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    internal IReadOnlyList<string> DamagedSnapshots { get; init; } = [];
+    internal IReadOnlyList<string> DamagedSnapshots { get; set; } = [];
 
     /// <summary>Every problem with these options; empty when they are valid.</summary>
     public IReadOnlyList<string> Validate()

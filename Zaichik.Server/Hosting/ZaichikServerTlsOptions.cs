@@ -14,16 +14,17 @@ public sealed record ZaichikServerTlsOptions
     /// file whose first certificate is the server's. Further certificates in the file (intermediates) are sent with it.
     /// Relative paths are from the working directory. Required.
     /// </summary>
-    public string CertificatePath { get; init; } = "";
+    public string CertificatePath { get; set; } = "";
 
     /// <summary>The password of a PKCS#12 file, or of an encrypted PEM private key. Optional; never logged.</summary>
-    public string? CertificatePassword { get; init; }
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? CertificatePassword { get; set; }
 
     /// <summary>The PEM private key of a PEM certificate. Optional when the key is in <see cref="CertificatePath"/> itself.</summary>
-    public string? KeyPath { get; init; }
+    public string? KeyPath { get; set; }
 
     /// <summary>How long a connection may take to complete the TLS handshake before it is closed. Default 10 s.</summary>
-    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Every problem with these options, including a certificate that cannot be loaded or used; empty when valid.</summary>
     internal IEnumerable<string> Validate()

@@ -9,25 +9,26 @@ namespace Zaichik.Server.Hosting;
 public sealed record ZaichikTokenOptions
 {
     /// <summary>A name for logs and errors (the secret itself is never logged). Required.</summary>
-    public string Name { get; init; } = "";
+    public string Name { get; set; } = "";
 
-    /// <summary>The secret, at least 16 characters. Required.</summary>
-    public string Token { get; init; } = "";
+    /// <summary>The secret, at least 16 characters. Required. Never shown by the admin API.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string Token { get; set; } = "";
 
     /// <summary>
     /// Topic patterns this token may publish to and create: a name, or dot-separated segments where <c>*</c> stands
     /// for exactly one segment and a final <c>&gt;</c> for one or more (<c>orders.*</c>, <c>audit.&gt;</c>, <c>&gt;</c>).
     /// Empty: no publishing.
     /// </summary>
-    public IReadOnlyList<string> Publish { get; init; } = [];
+    public IReadOnlyList<string> Publish { get; set; } = [];
 
     /// <summary>Topic patterns this token may subscribe to, written like <see cref="Publish"/>. Empty: no subscribing.</summary>
-    public IReadOnlyList<string> Subscribe { get; init; } = [];
+    public IReadOnlyList<string> Subscribe { get; set; } = [];
 
     /// <summary>
     /// Whether this token may use the admin HTTP API and read <c>/metrics</c> (<c>Authorization: Bearer</c>). Default false.
     /// </summary>
-    public bool Admin { get; init; }
+    public bool Admin { get; set; }
 
     /// <summary>Shortest token accepted, so that a configured secret cannot be guessed by trying.</summary>
     public const int MinimumTokenLength = 16;

@@ -456,36 +456,12 @@ internal sealed class BrokerState(
         return (Convert.ToBase64String(bytes), "base64");
     }
 
-    /// <summary>Every setting, secrets left out: tokens by name and rights, TLS without its password.</summary>
-    private System.Text.Json.Nodes.JsonObject PublicOptions()
-    {
-        var values = new Dictionary<string, object?>(StringComparer.Ordinal);
-        foreach (var property in typeof(ZaichikServerOptions).GetProperties(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public))
-        {
-            if (property.GetIndexParameters().Length > 0)
-            {
-                continue;
-            }
-
-            var value = property.GetValue(_options);
-            values[property.Name] = value switch
-            {
-                TimeSpan span => span.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
-                Enum choice => choice.ToString(),
-                IReadOnlyList<ZaichikTokenOptions> tokens => tokens.Select(token => new { token.Name, token.Publish, token.Subscribe, token.Admin }).ToArray(),
-                ZaichikServerTlsOptions tls => new { tls.CertificatePath, tls.KeyPath, HandshakeTimeout = tls.HandshakeTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture) },
-                _ => value,
-            };
-        }
-
-        // Named as in configuration (Zaichik:MaxFrameSize, Zaichik:Storage:PageSizeBits), so what is shown can be set.
-        return (System.Text.Json.Nodes.JsonObject)System.Text.Json.JsonSerializer.SerializeToNode(values, ConfigurationNames)!;
-    }
-
-    private static readonly System.Text.Json.JsonSerializerOptions ConfigurationNames = new()
-    {
-        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
-    };
+    /// <summary>
+    /// Every setting, named as in configuration (Zaichik:MaxFrameSize, Zaichik:Storage:PageSizeBits) so that what is
+    /// shown can be set; secrets left out (token values and certificate passwords are <c>JsonIgnore</c>).
+    /// </summary>
+    private System.Text.Json.Nodes.JsonObject PublicOptions() =>
+        (System.Text.Json.Nodes.JsonObject)System.Text.Json.JsonSerializer.SerializeToNode(_options, Admin.ConfigurationJsonContext.Default.ZaichikServerOptions)!;
 }
 
 /// <summary>Server-wide sums over every topic.</summary>

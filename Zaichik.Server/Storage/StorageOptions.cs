@@ -4,16 +4,16 @@ namespace Zaichik.Server.Storage;
 public sealed record StorageOptions
 {
     /// <summary>Log page size as a power of two. A record (key, payload and about 30 bytes of headers) must fit in one page (a larger message is split into fragments, one per page). Default 14 (16 KiB).</summary>
-    public int PageSizeBits { get; init; } = 14;
+    public int PageSizeBits { get; set; } = 14;
 
     /// <summary>
     /// In-memory tail of each log as a power of two. An idle topic holds about two pages; a busy one grows up to
     /// this. Default 20 (1 MiB).
     /// </summary>
-    public int MemorySizeBits { get; init; } = 20;
+    public int MemorySizeBits { get; set; } = 20;
 
     /// <summary>Segment file size as a power of two; disk is freed a whole segment at a time. Default 22 (4 MiB).</summary>
-    public int SegmentSizeBits { get; init; } = 22;
+    public int SegmentSizeBits { get; set; } = 22;
 
     /// <summary>
     /// Most file descriptors the storage layer holds at once, across all topics (segment files, commit records, consumer
@@ -21,7 +21,7 @@ public sealed record StorageOptions
     /// connections and the runtime. Past it, idle topics are closed to make room, and a request that still finds none gets
     /// StorageFailure instead of the process running out of descriptors.
     /// </summary>
-    public int MaxOpenFiles { get; init; }
+    public int MaxOpenFiles { get; set; }
 
     /// <summary>Bytes of the largest record (headers included) a log page can take.</summary>
     internal int MaxRecordSize => (1 << PageSizeBits) - 64;

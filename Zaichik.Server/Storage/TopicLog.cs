@@ -26,6 +26,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     private readonly ILogCommitManager _commits;
     private readonly SlotFile? _memorySequence;
     private readonly FasterLog _log;
+    private readonly object _allocator;
     private readonly HoleList _holes;
     private readonly SequenceReservation _reservation;
     private readonly SemaphoreSlim _committing = new(1, 1);
@@ -65,6 +66,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
         _commits = commits;
         _memorySequence = memorySequence;
         _log = log;
+        _allocator = FasterLogInternals.Allocator(log);
         _holes = holes;
         _pageSizeBits = options.PageSizeBits;
         _segmentSizeBits = options.SegmentSizeBits;
@@ -122,7 +124,7 @@ internal sealed partial class TopicLog : IAsyncDisposable
     public long TailAddress => _log.TailAddress;
 
     /// <summary>Records below this address are no longer in memory and are read from the segment files.</summary>
-    internal long HeadAddress => FasterLogInternals.HeadAddress(_log);
+    internal long HeadAddress => FasterLogInternals.HeadAddress(_allocator);
 
     internal int PageSizeBits => _pageSizeBits;
 

@@ -41,7 +41,14 @@ public sealed class AdminApiTests
         var text = server.GetRawText();
         text.ShouldNotContain(AdminSecret);
         text.ShouldNotContain(AppSecret);
-        server.GetProperty("options").GetProperty("Tokens").EnumerateArray().Select(token => token.GetProperty("Name").GetString()).ShouldBe(["ops", "app"]);
+        var options = server.GetProperty("options");
+        options.GetProperty("Tokens").EnumerateArray().Select(token => token.GetProperty("Name").GetString()).ShouldBe(["ops", "app"]);
+        options.GetProperty("Tokens")[0].TryGetProperty("Token", out _).ShouldBeFalse("a token's secret is never shown");
+
+        // Named and written as configuration takes them: Storage:PageSizeBits, an enum by name, a TimeSpan as c-format.
+        options.GetProperty("Storage").GetProperty("PageSizeBits").GetInt32().ShouldBe(admin.Broker.Server.Options.Storage.PageSizeBits);
+        options.GetProperty("Durability").GetString().ShouldBe(admin.Broker.Server.Options.Durability.ToString());
+        options.GetProperty("IdleTimeout").GetString().ShouldBe(admin.Broker.Server.Options.IdleTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
     }
 
     [Fact]

@@ -28,8 +28,8 @@ public sealed class ClusterOptionsTests
         fromSwitches.Cluster.Enabled.ShouldBeTrue();
         fromSwitches.Cluster.NodeId.ShouldBe("n2");
         fromSwitches.Validate().ShouldBeEmpty();
-        fromSwitches.Cluster.Self.EndPoint.Port.ShouldBe(7102);
-        fromSwitches.Cluster.ParsedPeers.Select(peer => peer.Id).ShouldBe(["n1", "n2", "n3"]);
+        fromSwitches.Cluster.Self().EndPoint.Port.ShouldBe(7102);
+        fromSwitches.Cluster.ParsedPeers().Select(peer => peer.Id).ShouldBe(["n1", "n2", "n3"]);
 
         var fromEnvironment = Bind([], new()
         {

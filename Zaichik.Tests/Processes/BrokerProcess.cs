@@ -7,7 +7,9 @@ namespace Zaichik.Tests.Processes;
 
 /// <summary>
 /// The broker as a child process (<c>dotnet Zaichik.Server.dll</c>) on a free loopback port, with everything it
-/// writes kept so that a failed recovery can show what the restarted server said.
+/// writes kept so that a failed recovery can show what the restarted server said. With <c>ZAICHIK_BROKER</c> set to a
+/// native-compiled broker (<c>scripts/publish-native.sh</c>), that executable runs instead: CI runs the process, crash
+/// and cluster tests a second time against it.
 /// </summary>
 internal sealed class BrokerProcess : IAsyncDisposable
 {
@@ -15,6 +17,9 @@ internal sealed class BrokerProcess : IAsyncDisposable
     public static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(30);
 
     private static readonly TimeSpan ExitDeadline = TimeSpan.FromSeconds(10);
+
+    /// <summary>The environment variable naming a native-compiled broker to run instead of <c>dotnet Zaichik.Server.dll</c>.</summary>
+    private const string NativeBrokerVariable = "ZAICHIK_BROKER";
 
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
@@ -178,7 +183,8 @@ internal sealed class BrokerProcess : IAsyncDisposable
 
     private static ProcessStartInfo StartInfo(params string[] arguments)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var native = Environment.GetEnvironmentVariable(NativeBrokerVariable);
+        var start = new ProcessStartInfo(string.IsNullOrEmpty(native) ? "dotnet" : Path.GetFullPath(native))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -188,7 +194,11 @@ internal sealed class BrokerProcess : IAsyncDisposable
 
         // Many brokers run at once in the tests: the admin listener is off unless a test's --admin turns it on.
         start.Environment["ZAICHIK_ADMIN"] = "off";
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Zaichik.Server.dll"));
+        if (string.IsNullOrEmpty(native))
+        {
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Zaichik.Server.dll"));
+        }
+
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
