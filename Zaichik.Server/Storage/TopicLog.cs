@@ -131,6 +131,9 @@ internal sealed partial class TopicLog : IAsyncDisposable
     internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>Descriptors this log holds now (tests count them).</summary>
+    /// <summary>How many commit records were flushed to disk since the log opened (see <see cref="CommitSlots"/>).</summary>
+    internal long CommitRecordFlushes => (_commits as CommitSlots)?.Flushes ?? 0;
+
     public int OpenFiles => (_files?.OpenHandles ?? 0) + (_commits is CommitSlots ? 1 : 0) + (_memorySequence is null ? 0 : 1) + Volatile.Read(ref _compactedFiles);
 
     /// <summary>What recovery found when this log was opened.</summary>

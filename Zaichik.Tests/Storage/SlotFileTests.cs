@@ -59,6 +59,26 @@ public sealed class SlotFileTests : IDisposable
     }
 
     [Fact]
+    public void A_write_not_flushed_never_overwrites_the_newest_flushed_record()
+    {
+        using var slots = new SlotFile(PathOf, 4096, FileBudget.Unlimited);
+        slots.Write(1, [1], flush: true);
+        slots.Write(2, [2], flush: false);
+        slots.Write(3, [3], flush: false);
+
+        slots.Generations().ShouldBe([3L, 1L], "unflushed records take turns in the other slot");
+        slots.Read(1).ShouldBe([(byte)1]);
+        slots.Flushes.ShouldBe(1);
+
+        slots.Write(4, [4], flush: true);
+        slots.Write(5, [5], flush: false);
+
+        slots.Generations().ShouldBe([5L, 4L], "once 4 is flushed, 1 may go");
+        slots.Read(4).ShouldBe([(byte)4]);
+        slots.Flushes.ShouldBe(2);
+    }
+
+    [Fact]
     public void A_file_with_content_but_no_valid_slot_is_damaged_and_one_of_zeros_is_empty()
     {
         File.WriteAllBytes(PathOf, Enumerable.Range(0, 8192).Select(i => (byte)(i * 7)).ToArray());

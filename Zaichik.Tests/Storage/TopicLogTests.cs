@@ -92,6 +92,82 @@ public sealed class TopicLogTests
     }
 
     [Fact]
+    public async Task A_commit_flushes_its_record_only_when_recovery_needs_it_and_a_power_cut_that_loses_the_others_loses_no_record()
+    {
+        await using var context = LogTestContext.Create();
+        var log = context.Open();
+        await context.AppendAsync(10);
+        await log.CommitAsync(CancellationToken.None);
+        log.CommitRecordFlushes.ShouldBe(1, "the first commit after opening is flushed");
+        var flushed = File.ReadAllBytes(Path.Combine(context.Directory, CommitSlots.FileName));
+
+        var handedOut = new List<long>();
+        for (var commit = 0; commit < 3; commit++)
+        {
+            handedOut.AddRange(await context.AppendAsync(7, prefix: $"c{commit}-"));
+            await log.CommitAsync(CancellationToken.None);
+        }
+
+        log.DurableSequence.ShouldBe(31);
+        log.CommitRecordFlushes.ShouldBe(1, "commits that change nothing recovery needs write their record without flushing it");
+
+        // A power cut that loses every record written since the flushed one: the files hold the pages (flushed before each
+        // record) and the flushed commit record.
+        context.CrashCopy();
+        File.WriteAllBytes(Path.Combine(context.Directory, CommitSlots.FileName), flushed);
+        context.Open();
+        var recovered = await context.ReadAllAsync();
+        var after = (await context.AppendAsync(1, prefix: "after")).Single();
+
+        recovered.Select(m => m.Sequence).ShouldBe(Enumerable.Range(1, 31).Select(i => (long)i), "every durable record is recovered from the last flushed commit on");
+        recovered[^1].Payload.ShouldBe("c2-6");
+        after.ShouldBeGreaterThan(handedOut.Max());
+    }
+
+    [Fact]
+    public async Task A_commit_that_raises_the_bound_of_handed_out_sequences_or_moves_the_first_sequence_or_closes_the_log_is_flushed()
+    {
+        await using var context = LogTestContext.Create();
+        var log = context.Open();
+        await context.AppendAsync(10);
+        await log.CommitAsync(CancellationToken.None);
+        log.CommitRecordFlushes.ShouldBe(1);
+
+        // The first commit reserved a block of sequences; using half of it raises the bound in the background, by a commit.
+        await context.AppendAsync((int)(2 * SequenceReservation.MinimumBlock) + 100, size: 8);
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+        {
+            while (log.CommitRecordFlushes < 2)
+            {
+                await Task.Delay(10, timeout.Token);
+            }
+        }
+
+        // The flushed record is the newest on disk now: a power cut from here on leaves this file.
+        var flushed = File.ReadAllBytes(Path.Combine(context.Directory, CommitSlots.FileName));
+        var handedOut = await context.AppendAsync(5, prefix: "late");
+        await log.CommitAsync(CancellationToken.None);
+        log.CommitRecordFlushes.ShouldBe(2, "a commit under the same bound is not flushed");
+
+        context.CrashCopy();
+        File.WriteAllBytes(Path.Combine(context.Directory, CommitSlots.FileName), flushed);
+        var reopened = context.Open();
+        (await context.AppendAsync(1, prefix: "after")).Single().ShouldBeGreaterThan(handedOut.Max(), "the raised bound was on disk before sequences past the old one were handed out");
+        await reopened.CommitAsync(CancellationToken.None);
+        await context.AppendAsync(1, prefix: "more");
+        await reopened.CommitAsync(CancellationToken.None);
+        reopened.CommitRecordFlushes.ShouldBe(1, "the first commit after opening is flushed, the next one is not");
+
+        reopened.TruncateUntil(reopened.BeginAddress, 5);
+        await context.AppendAsync(1, prefix: "later");
+        await reopened.CommitAsync(CancellationToken.None);
+        reopened.CommitRecordFlushes.ShouldBe(2, "a new first sequence is flushed, so that recovery does not report the messages before it as lost");
+
+        await reopened.DisposeAsync();
+        reopened.CommitRecordFlushes.ShouldBe(3, "the clean close is flushed");
+    }
+
+    [Fact]
     public async Task A_reader_reads_evicted_pages_from_the_files_and_then_follows_the_tail()
     {
         await using var context = LogTestContext.Create();

@@ -7,8 +7,10 @@ namespace Zaichik.Server.Storage.Internal;
 /// A small record kept durable by overwriting one of two fixed slots in a file, in turn. A slot is
 /// <c>[crc32c u32][generation i64][length i32][payload]</c>, little-endian, its checksum covering everything after it.
 /// Each write goes to the slot that does not hold the newest valid record, so a write torn by a crash or a power cut
-/// leaves the record before it intact, and a reader takes the newest slot whose checksum holds. Overwriting an
-/// allocated block in place also costs far less than creating a file per record.
+/// leaves the record before it intact, and a reader takes the newest slot whose checksum holds. A write that is not
+/// flushed never overwrites the newest flushed record (it goes to the other slot, over earlier unflushed ones), so
+/// whatever a power cut does to writes not flushed, the last flushed record survives. Overwriting an allocated block
+/// in place also costs far less than creating a file per record.
 /// </summary>
 internal sealed class SlotFile : IDisposable
 {
@@ -19,6 +21,8 @@ internal sealed class SlotFile : IDisposable
     private readonly FileBudget _budget;
     private readonly byte[] _buffer;
     private readonly long[] _slotGeneration = [-1, -1];
+    private int _flushedSlot = -1;
+    private long _flushes;
     private bool _created;
     private bool _disposed;
 
@@ -95,6 +99,9 @@ internal sealed class SlotFile : IDisposable
     /// <summary>What the file held when it was opened.</summary>
     public SlotFileState State { get; }
 
+    /// <summary>How many writes this instance flushed to disk.</summary>
+    public long Flushes => Interlocked.Read(ref _flushes);
+
     /// <summary>The newest generation held, or -1 when there is none.</summary>
     public long NewestGeneration
     {
@@ -150,8 +157,9 @@ internal sealed class SlotFile : IDisposable
     }
 
     /// <summary>
-    /// Writes <paramref name="payload"/> as <paramref name="generation"/> over the older slot; with
-    /// <paramref name="flush"/> it is on disk (and so is the file's directory entry, the first time) when this returns.
+    /// Writes <paramref name="payload"/> as <paramref name="generation"/> over the slot not holding the newest record
+    /// this instance flushed (over the older slot before the first flush); with <paramref name="flush"/> it is on disk
+    /// (and so is the file's directory entry, the first time) when this returns.
     /// </summary>
     public void Write(long generation, ReadOnlySpan<byte> payload, bool flush)
     {
@@ -163,7 +171,8 @@ internal sealed class SlotFile : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var slot = _slotGeneration[0] > _slotGeneration[1] ? 1 : 0;
+            // The slot not holding the newest flushed record, or (none flushed by this instance) the older one.
+            var slot = _flushedSlot >= 0 ? 1 - _flushedSlot : _slotGeneration[0] > _slotGeneration[1] ? 1 : 0;
             var span = _buffer.AsSpan();
             span.Clear();
             BinaryPrimitives.WriteInt64LittleEndian(span[sizeof(uint)..], generation);
@@ -179,6 +188,9 @@ internal sealed class SlotFile : IDisposable
                     DirectorySync.Flush(System.IO.Path.GetDirectoryName(Path)!);
                     _created = false;
                 }
+
+                _flushedSlot = slot;
+                Interlocked.Increment(ref _flushes);
             }
 
             _slotGeneration[slot] = generation;
@@ -192,6 +204,7 @@ internal sealed class SlotFile : IDisposable
         {
             RandomAccess.Write(_file, new byte[2 * SlotSize], 0);
             _slotGeneration[0] = _slotGeneration[1] = -1;
+            _flushedSlot = -1;
         }
     }
 
