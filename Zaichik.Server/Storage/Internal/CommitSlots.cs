@@ -34,6 +34,7 @@ internal sealed class CommitSlots(SlotFile slots, Action beforeCommit) : ILogCom
     private bool _mustFlush = true;
     private long _flushedBegin;
     private CommitCookie _flushedCookie;
+    private long _writtenReserved;
 
     /// <summary>The commit number <see cref="Commit"/> was last called with (FasterLog calls it one commit at a time).</summary>
     public long LastCommitNum => Volatile.Read(ref _lastCommitNum);
@@ -84,6 +85,15 @@ internal sealed class CommitSlots(SlotFile slots, Action beforeCommit) : ILogCom
         {
             beforeCommit();
             var cookie = Parse(commitMetadata) is { } info ? CommitCookie.TryRead(info.Cookie) : null;
+            if (cookie is { Clean: false, ReservedUntil: var reserved } && reserved < _writtenReserved)
+            {
+                // A commit whose cookie was taken before a concurrent one raised the bound, and reached FasterLog after it:
+                // as the newest record it would tell recovery to resume below sequences that may have been handed out.
+                // Its pages are durable all the same; recovery finds them from the record before.
+                return;
+            }
+
+            _writtenReserved = Math.Max(_writtenReserved, cookie?.ReservedUntil ?? 0);
             var flush = _mustFlush || beginAddress != _flushedBegin || cookie is not { Clean: false } open
                 || open.FirstSequence != _flushedCookie.FirstSequence || open.ReservedUntil > _flushedCookie.ReservedUntil;
             slots.Write(commitNum, commitMetadata, flush);
@@ -156,6 +166,7 @@ internal sealed class CommitSlots(SlotFile slots, Action beforeCommit) : ILogCom
     {
         slots.Clear();
         _mustFlush = true;
+        _writtenReserved = 0;
     }
 
     public void OnRecovery(long commitNum)
