@@ -6,11 +6,12 @@ namespace Zaichik.Server.Storage.Internal;
 /// <summary>
 /// A small record kept durable by overwriting one of two fixed slots in a file, in turn. A slot is
 /// <c>[crc32c u32][generation i64][length i32][payload]</c>, little-endian, its checksum covering everything after it.
-/// Each write goes to the slot that does not hold the newest valid record, so a write torn by a crash or a power cut
-/// leaves the record before it intact, and a reader takes the newest slot whose checksum holds. A write that is not
-/// flushed never overwrites the newest flushed record (it goes to the other slot, over earlier unflushed ones), so
-/// whatever a power cut does to writes not flushed, the last flushed record survives. Overwriting an allocated block
-/// in place also costs far less than creating a file per record.
+/// A write goes to the slot that does not hold the newest record this instance flushed (before any flush, the slot
+/// that does not hold the newest valid record), so a write torn by a crash or a power cut leaves the last flushed
+/// record intact, and a reader takes the newest slot whose checksum holds. Writes that are not flushed so take turns in
+/// one slot, over each other, and whatever a power cut does to them the last flushed record survives. When every write
+/// is flushed the slots simply alternate. Overwriting an allocated block in place also costs far less than creating a
+/// file per record.
 /// </summary>
 internal sealed class SlotFile : IDisposable
 {
