@@ -191,7 +191,7 @@ public sealed record ZaichikServerOptions
     /// <summary>
     /// Most bytes of encoded messages a topic's shared tail holds while its dispatcher hands the previous batch to the
     /// caught-up subscribers. Past it the tail lets go of them, and each reads on from the log with a reader of its own:
-    /// a dispatcher that falls behind costs readers, not memory. Default 1 MiB.
+    /// a dispatcher that falls behind costs readers, not memory. Default 4 MiB.
     /// </summary>
     public int MaxTailFeedBytes { get; set; } = Subscriptions.TailFeed.DefaultMaxPendingBytes;
 
