@@ -379,6 +379,11 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
             }
         }
 
+        if (_state is { } state)
+        {
+            await state.StopAsync().ConfigureAwait(false);
+        }
+
         if (_log is { } log)
         {
             await log.DisposeAsync().ConfigureAwait(false);

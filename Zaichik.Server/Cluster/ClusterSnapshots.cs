@@ -25,25 +25,34 @@ internal sealed class ClusterSnapshots
     /// <summary>What a snapshot found damaged at start is renamed to: kept for inspection, never read again.</summary>
     public const string DamagedSuffix = ".damaged";
 
+    /// <summary>The folder a snapshot's files are frozen in (<c>{index}-{term}.frozen</c>) while its archive is written.</summary>
+    public const string FrozenSuffix = ".frozen";
+
+    /// <summary>Opens the snapshots of a node that is starting: what a crash left half written is deleted.</summary>
     public ClusterSnapshots(string clusterPath)
     {
         Folder = Path.Combine(clusterPath, FolderName);
         Directory.CreateDirectory(Folder);
+        foreach (var path in Directory.EnumerateFiles(Folder, "*" + TemporarySuffix))
+        {
+            TryDelete(path);
+        }
+
+        foreach (var path in Directory.EnumerateDirectories(Folder, "*" + FrozenSuffix))
+        {
+            FrozenView.TryDeleteFolder(path);
+        }
     }
 
     public string Folder { get; }
 
-    /// <summary>Every complete snapshot, oldest first (temporary files a crash left are deleted).</summary>
+    /// <summary>Every complete snapshot, oldest first.</summary>
     public List<SnapshotFile> List()
     {
         var found = new List<SnapshotFile>();
         foreach (var path in Directory.EnumerateFiles(Folder))
         {
-            if (path.EndsWith(TemporarySuffix, StringComparison.Ordinal))
-            {
-                TryDelete(path);
-            }
-            else if (SnapshotFile.TryParse(path) is { } snapshot)
+            if (SnapshotFile.TryParse(path) is { } snapshot)
             {
                 found.Add(snapshot);
             }
@@ -55,6 +64,26 @@ internal sealed class ClusterSnapshots
 
     /// <summary>The newest complete snapshot; null when there is none.</summary>
     public SnapshotFile? Newest() => List() is { Count: > 0 } all ? all[^1] : null;
+
+    /// <summary>
+    /// Starts freezing the files of a snapshot of the entry <paramref name="index"/> (see <see cref="FrozenView"/>); once
+    /// they are all in it, <see cref="WriteAsync(FrozenView, CancellationToken)"/> archives them while the view goes on.
+    /// </summary>
+    public FrozenView Freeze(long index, long term) => new(PathOf(index, term) + FrozenSuffix, index, term);
+
+    /// <summary>Writes the archive of a frozen view as the snapshot of its entry; the frozen folder is deleted either way.</summary>
+    public async Task<SnapshotFile> WriteAsync(FrozenView frozen, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await WriteAsync(frozen.Index, frozen.Term, tar => AddFolderAsync(tar, frozen.Path, frozen.Path, recursive: true, cancellationToken), cancellationToken)
+                .ConfigureAwait(false);
+        }
+        finally
+        {
+            frozen.Delete();
+        }
+    }
 
     /// <summary>Writes a snapshot of the entry <paramref name="index"/>: <paramref name="fill"/> adds the files.</summary>
     public async Task<SnapshotFile> WriteAsync(long index, long term, Func<TarWriter, ValueTask> fill, CancellationToken cancellationToken)
@@ -178,6 +207,15 @@ internal sealed class ClusterSnapshots
         }
 
         return deleted;
+    }
+
+    /// <summary>Deletes one snapshot and its checksum.</summary>
+    public static void Delete(SnapshotFile snapshot)
+    {
+        if (TryDelete(snapshot.Path))
+        {
+            TryDelete(snapshot.Path + ChecksumSuffix);
+        }
     }
 
     /// <summary>Adds a file to the archive under <paramref name="name"/>; a file that vanished meanwhile is left out.</summary>

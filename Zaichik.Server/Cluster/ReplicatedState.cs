@@ -52,9 +52,18 @@ internal sealed partial class ReplicatedState(
     /// <summary>Snapshots taken here and installed from a leader since this node started.</summary>
     public (long Taken, long Installed) SnapshotCounts => (Interlocked.Read(ref _taken), Interlocked.Read(ref _installed));
 
+    private readonly Lock _snapshotLock = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _archiving = Task.CompletedTask;
     private long _failedAt;
     private long _taken;
     private long _installed;
+
+    /// <summary>How the newest snapshot taken here was frozen: what applying waited for. Null until one was.</summary>
+    public SnapshotFreeze? LastFreeze { get; private set; }
+
+    /// <summary>For tests: runs before a frozen view's archive is written.</summary>
+    internal Func<Task>? BeforeArchive { get; set; }
 
     ISnapshot? ISnapshotManager.Snapshot => _retained;
 
@@ -104,7 +113,8 @@ internal sealed partial class ReplicatedState(
 
         Volatile.Write(ref _lastApplied, entry.Index);
         Interlocked.Increment(ref _appliedSinceStart);
-        if (snapshotEntries > 0 && entry.Index - Math.Max(_snapshot?.Index ?? 0, _failedAt) >= snapshotEntries)
+        if (snapshotEntries > 0 && entry.Index - Math.Max(_snapshot?.Index ?? 0, Interlocked.Read(ref _failedAt)) >= snapshotEntries
+            && _archiving.IsCompleted)
         {
             await TakeSnapshotAsync(entry.Index, entry.Term, token).ConfigureAwait(false);
         }
@@ -113,36 +123,107 @@ internal sealed partial class ReplicatedState(
     }
 
     /// <summary>
-    /// Writes a snapshot of the view as it is after entry <paramref name="index"/>: no entry is applied meanwhile (this
-    /// runs inside <see cref="IStateMachine.ApplyAsync"/>), and each topic's files are committed and held still while
-    /// they are copied. A failure is logged and leaves the previous snapshot in place: the Raft log keeps the entries.
+    /// Takes a snapshot of the view as it is after entry <paramref name="index"/>. Applying waits only while its files
+    /// are frozen (<see cref="FrozenView"/>: this runs inside <see cref="IStateMachine.ApplyAsync"/>, and each topic's
+    /// files are committed and held still while its mutable files are copied and the others linked); the archive is then
+    /// written from the frozen files in the background, and becomes the newest snapshot once it is on disk. A failure is
+    /// logged and leaves the previous snapshot in place: the Raft log keeps the entries.
     /// </summary>
     private async ValueTask TakeSnapshotAsync(long index, long term, CancellationToken token)
     {
         var started = time.GetTimestamp();
+        FrozenView? frozen = null;
         try
         {
+            frozen = snapshots.Freeze(index, term);
+            // The catalog and whatever else lies at the top: only applying entries changes them.
+            frozen.Add(viewPath, viewPath, recursive: false);
             var topicsRoot = Path.Combine(viewPath, "topics");
-            var written = await snapshots.WriteAsync(index, term, async tar =>
-            {
-                // The catalog and whatever else lies at the top: only applying entries changes them.
-                await ClusterSnapshots.AddFolderAsync(tar, viewPath, viewPath, recursive: false, token).ConfigureAwait(false);
-                await registry.CopyTopicFilesAsync(
-                    topic => ClusterSnapshots.AddFolderAsync(tar, viewPath, Path.Combine(topicsRoot, topic.Name), recursive: true, token),
-                    token).ConfigureAwait(false);
-            }, token).ConfigureAwait(false);
-            // The Raft log keeps the entries after the previous snapshot, which stays as the fallback of this one.
-            _retained = _snapshot;
-            _snapshot = written;
-            Interlocked.Increment(ref _taken);
-            LogSnapshotTaken(index, term, written.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds);
+            await registry.CopyTopicFilesAsync(
+                topic =>
+                {
+                    frozen.Add(viewPath, Path.Combine(topicsRoot, topic.Name), recursive: true);
+                    return ValueTask.CompletedTask;
+                },
+                token).ConfigureAwait(false);
         }
-        catch (Exception failure) when (failure is not OperationCanceledException)
+        catch (Exception failure)
         {
+            frozen?.Delete();
+            if (failure is OperationCanceledException)
+            {
+                throw;
+            }
+
             // Not again at the next entry: after as many entries again.
-            _failedAt = index;
+            Interlocked.Exchange(ref _failedAt, index);
             LogSnapshotFailed(failure, index);
+            return;
         }
+
+        var held = time.GetElapsedTime(started);
+        LastFreeze = new SnapshotFreeze(index, frozen.Linked.Files, frozen.Linked.Bytes, frozen.Copied.Files, frozen.Copied.Bytes, held);
+        _archiving = Task.Run(() => ArchiveAsync(frozen, started, held), CancellationToken.None);
+    }
+
+    /// <summary>Writes the archive of a frozen view and makes it the newest snapshot (unless a newer one was installed meanwhile).</summary>
+    private async Task ArchiveAsync(FrozenView frozen, long started, TimeSpan held)
+    {
+        try
+        {
+            if (BeforeArchive is { } before)
+            {
+                await before().WaitAsync(_stopping.Token).ConfigureAwait(false);
+            }
+
+            var written = await snapshots.WriteAsync(frozen, _stopping.Token).ConfigureAwait(false);
+            lock (_snapshotLock)
+            {
+                if (_snapshot is { } newest && newest.Index >= written.Index)
+                {
+                    // A leader's snapshot was installed while this one was written: it is newer, and this one is of no use.
+                    if (newest.Index > written.Index)
+                    {
+                        ClusterSnapshots.Delete(written);
+                    }
+
+                    return;
+                }
+
+                // The Raft log keeps the entries after the previous snapshot, which stays as the fallback of this one.
+                _retained = _snapshot;
+                _snapshot = written;
+            }
+
+            Interlocked.Increment(ref _taken);
+            LogSnapshotTaken(
+                frozen.Index, frozen.Term, written.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds, held.TotalMilliseconds,
+                frozen.Copied.Files, frozen.Copied.Bytes, frozen.Linked.Files, frozen.Linked.Bytes);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // The node stops; the next start deletes what is left half written.
+        }
+        catch (Exception failure)
+        {
+            Interlocked.Exchange(ref _failedAt, frozen.Index);
+            LogSnapshotFailed(failure, frozen.Index);
+        }
+        finally
+        {
+            frozen.Delete();
+        }
+    }
+
+    /// <summary>Stops writing a snapshot's archive, if one is being written, and waits until it has stopped.</summary>
+    public async ValueTask StopAsync()
+    {
+        if (!_stopping.IsCancellationRequested)
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+        }
+
+        await _archiving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     /// <summary>
@@ -158,8 +239,12 @@ internal sealed partial class ReplicatedState(
             ClusterSnapshots.Restore(received, viewPath);
             return ValueTask.CompletedTask;
         }, token).ConfigureAwait(false);
-        _retained = received;
-        _snapshot = received;
+        lock (_snapshotLock)
+        {
+            _retained = received;
+            _snapshot = received;
+        }
+
         Volatile.Write(ref _lastApplied, received.Index);
         Interlocked.Increment(ref _installed);
         LogSnapshotInstalled(received.Index, received.Term, received.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds);
@@ -248,8 +333,8 @@ internal sealed partial class ReplicatedState(
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster snapshot taken at entry {Index} (term {Term}): {Bytes} bytes in {Ms:0} ms; the Raft log up to it can go")]
-    private partial void LogSnapshotTaken(long index, long term, long bytes, double ms);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster snapshot taken at entry {Index} (term {Term}): {Bytes} bytes in {Ms:0} ms, of which applying waited {HeldMs:0.0} ms ({CopiedFiles} files of {CopiedBytes} bytes copied, {LinkedFiles} of {LinkedBytes} bytes linked); the Raft log up to it can go")]
+    private partial void LogSnapshotTaken(long index, long term, long bytes, double ms, double heldMs, int copiedFiles, long copiedBytes, int linkedFiles, long linkedBytes);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster snapshot at entry {Index} (term {Term}) installed from the leader: {Bytes} bytes in {Ms:0} ms; the topics were rebuilt from it")]
     private partial void LogSnapshotInstalled(long index, long term, long bytes, double ms);
@@ -260,3 +345,6 @@ internal sealed partial class ReplicatedState(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster log entry {Index} could not be applied to this node's topics")]
     private partial void LogApplyFailed(Exception exception, long index);
 }
+
+/// <summary>How a snapshot's files were frozen: the files copied and linked, and how long applying waited for them.</summary>
+internal sealed record SnapshotFreeze(long Index, int LinkedFiles, long LinkedBytes, int CopiedFiles, long CopiedBytes, TimeSpan Held);

@@ -115,6 +115,71 @@ public sealed class ClusterSnapshotTests
     }
 
     [Fact]
+    public async Task Applying_goes_on_while_a_snapshot_is_archived_and_a_restart_from_it_rebuilds_the_linked_segments()
+    {
+        // 64 KiB segments: by the first snapshot the topic has segments that never change again, which are linked.
+        await using var cluster = await InProcessCluster.StartAsync(
+            configure: SmallSnapshots, storage: new Zaichik.Server.Storage.StorageOptions { PageSizeBits = 12, SegmentSizeBits = 16 });
+        var archiving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        for (var node = 0; node < cluster.Count; node++)
+        {
+            cluster.Node(node).State!.BeforeArchive = () => archiving.Task;
+        }
+
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        await client.CreateTopicAsync("ledger", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), CompactionWindow = TimeSpan.FromHours(1) });
+        var total = SnapshotEntries + 100;
+
+        // While no archive can be written, every node passes the snapshot's entry and goes on applying.
+        try
+        {
+            await PublishAsync(client, 0, total).WaitAsync(TimeSpan.FromSeconds(60));
+            for (var node = 0; node < cluster.Count; node++)
+            {
+                await ClusterReplicationTests.ReadAllAsync(cluster, node, "ledger", total);
+                var freeze = cluster.Node(node).State!.LastFreeze.ShouldNotBeNull($"node {node} froze no snapshot");
+                freeze.Index.ShouldBeGreaterThanOrEqualTo(SnapshotEntries);
+                freeze.LinkedFiles.ShouldBeGreaterThan(0, $"node {node}: the segments below the last two are linked, not copied");
+                freeze.CopiedBytes.ShouldBeLessThan(freeze.LinkedBytes + freeze.CopiedBytes);
+                cluster.Node(node).Describe().SnapshotIndex.ShouldBe(0, $"node {node}: the archive is not written yet");
+                cluster.Node(node).State!.LastApplied.ShouldBeGreaterThan(freeze.Index);
+            }
+        }
+        finally
+        {
+            archiving.TrySetResult();
+        }
+
+        for (var node = 0; node < cluster.Count; node++)
+        {
+            var state = cluster.Node(node).State!;
+            await WaitForAsync(() => cluster.Node(node).Describe().SnapshotIndex == state.LastFreeze!.Index, () => cluster.Describe());
+            Directory.EnumerateDirectories(Path.Combine(cluster.DataPath(node), "cluster", ClusterSnapshots.FolderName)).ShouldBeEmpty("the frozen files are gone");
+        }
+
+        // The follower restarts from that snapshot: its linked segments are whole in it.
+        var snapshotIndex = cluster.Node(follower).Describe().SnapshotIndex;
+        await cluster.StopNodeAsync(follower);
+        await PublishAsync(client, total, 10);
+        await cluster.StartNodeAsync(follower);
+        var rebuilt = await ClusterReplicationTests.ReadAllAsync(cluster, follower, "ledger", total + 10);
+        var reference = await ClusterReplicationTests.ReadAllAsync(cluster, leader, "ledger", total + 10);
+        Project(rebuilt).ShouldBe(Project(reference));
+        cluster.Node(follower).State!.RestoredIndex.ShouldBe(snapshotIndex, "the node started from the snapshot");
+        (await client.PublishAsync("ledger", "repeat", key: "k3")).Duplicate.ShouldBeTrue("the key window came back with the files");
+
+        static async Task PublishAsync(ZaichikClient client, int from, int count)
+        {
+            for (var i = from; i < from + count; i++)
+            {
+                await client.PublishAsync("ledger", $"m{i}{Filler}", key: $"k{i}");
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_node_left_behind_the_compacted_log_is_sent_a_snapshot_and_ends_with_the_same_topics()
     {
         await using var cluster = await InProcessCluster.StartAsync(configure: SmallSnapshots);

@@ -15,7 +15,7 @@ internal sealed class InProcessCluster : IAsyncDisposable
     private readonly ZaichikServerOptions[] _options;
     private readonly EndToEnd.CapturingLoggerProvider[] _logs;
 
-    private InProcessCluster(int nodes, Func<int, ClusterOptions, ClusterOptions>? configure, bool admin)
+    private InProcessCluster(int nodes, Func<int, ClusterOptions, ClusterOptions>? configure, bool admin, Zaichik.Server.Storage.StorageOptions? storage)
     {
         var raftPorts = Enumerable.Range(0, nodes).Select(_ => BrokerProcess.FreePort()).ToArray();
         var peers = string.Join(',', raftPorts.Select((port, i) => $"n{i + 1}=127.0.0.1:{port}"));
@@ -29,6 +29,7 @@ internal sealed class InProcessCluster : IAsyncDisposable
             Port = 0,
             DataPath = Path.Combine(_root, $"n{i + 1}"),
             ShutdownTimeout = TimeSpan.FromSeconds(5),
+            Storage = storage ?? new Zaichik.Server.Storage.StorageOptions(),
             Admin = new AdminOptions { Url = admin ? "http://127.0.0.1:0" : "" },
             Listeners = new ListenerOptions { WebSocket = new WebSocketListenerOptions { Url = "http://127.0.0.1:0/ws" } },
             Cluster = configure(i, new ClusterOptions
@@ -67,13 +68,14 @@ internal sealed class InProcessCluster : IAsyncDisposable
 
     /// <summary>
     /// Starts the nodes; <paramref name="configure"/> may change each node's cluster options (node index, options);
-    /// <paramref name="admin"/> turns each node's admin API on (on a free port).
+    /// <paramref name="admin"/> turns each node's admin API on (on a free port); <paramref name="storage"/> sizes every node's topic logs.
     /// </summary>
-    public static async Task<InProcessCluster> StartAsync(int nodes = 3, Func<int, ClusterOptions, ClusterOptions>? configure = null, bool admin = false)
+    public static async Task<InProcessCluster> StartAsync(
+        int nodes = 3, Func<int, ClusterOptions, ClusterOptions>? configure = null, bool admin = false, Zaichik.Server.Storage.StorageOptions? storage = null)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var cluster = new InProcessCluster(nodes, configure, admin);
+            var cluster = new InProcessCluster(nodes, configure, admin, storage);
             try
             {
                 await Task.WhenAll(Enumerable.Range(0, nodes).Select(cluster.StartNodeAsync));

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# What cluster snapshots cost publishers: a 3-node cluster on this machine with a snapshot every SNAPSHOT_ENTRIES Raft
+# log entries, `zaichik bench pub` of COUNT messages of 1,000 bytes (1,000 in flight) to a topic with an hour of
+# retention, so the view grows to about COUNT KB per node. Prints the bench's row (msgs/s, latency percentiles in ms),
+# the leader's view and snapshot folder sizes, and every node's "snapshot taken" log lines (how long applying waited,
+# what was copied and linked). Needs a Release build:
+#   dotnet build Zaichik.sln -c Release && scripts/snapshot-bench.sh [count] [snapshot-entries]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${1:-200000}
+snap=${2:-200}
+server=Zaichik.Server/bin/Release/net10.0/Zaichik.Server.dll
+cli=Zaichik.Cli/bin/Release/net10.0/Zaichik.Cli.dll
+[ -f "$server" ] && [ -f "$cli" ] || { echo "build Release first: dotnet build Zaichik.sln -c Release" >&2; exit 2; }
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+peers=""; ports=(); admins=(); raft=($(free_port) $(free_port) $(free_port))
+for n in 1 2 3; do peers+="n$n=127.0.0.1:${raft[$((n-1))]},"; ports+=("$(free_port)"); admins+=("$(free_port)"); done
+for n in 1 2 3; do
+  dotnet "$server" --port "${ports[$((n-1))]}" --data "$work/n$n" --admin "http://127.0.0.1:${admins[$((n-1))]}" \
+    --node "n$n" --peers "${peers%,}" --Zaichik:Cluster:SnapshotEntries "$snap" > "$work/n$n.log" 2>&1 &
+  pids+=("$!")
+done
+leader=""
+for _ in $(seq 1 300); do
+  for n in 1 2 3; do
+    if curl -sf "http://127.0.0.1:${admins[$((n-1))]}/api/cluster?scope=local" 2>/dev/null | grep -q '"role":"Leader"'; then leader=$n; break 2; fi
+  done
+  sleep 0.1
+done
+[ -n "$leader" ] || { echo "no leader"; tail -5 "$work/n1.log"; exit 1; }
+dotnet "$cli" --server "127.0.0.1:${ports[$((leader-1))]}" create big --retention 1h > /dev/null
+echo "Messages | Elapsed | msgs/s | MB/s | p50 | p90 | p99 | p99.9 | max"
+dotnet "$cli" --server "127.0.0.1:${ports[$((leader-1))]}" bench pub big -n "$count" -s 1000 --inflight 1000 2>&1 | grep -E '^│ *[0-9]' | tail -1
+# The last archive may still be written: give it a moment before reading the logs.
+sleep 3
+du -sh "$work/n$leader/cluster/view" "$work/n$leader/cluster/snapshots"
+grep -h "snapshot taken" "$work"/n*.log | sed -E 's/^.*(Cluster snapshot taken)/\1/'
