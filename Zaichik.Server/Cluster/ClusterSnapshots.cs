@@ -19,6 +19,9 @@ internal sealed class ClusterSnapshots
 
     private const string TemporarySuffix = ".tmp";
 
+    /// <summary>How much of an archive is written between two flushes to disk.</summary>
+    private const long WritebackBytes = 8L << 20;
+
     /// <summary>Beside each snapshot: its CRC-32C and length (<c>crc32c {hex} {length}</c>), written before the snapshot gets its name.</summary>
     public const string ChecksumSuffix = ".crc";
 
@@ -71,52 +74,55 @@ internal sealed class ClusterSnapshots
     /// </summary>
     public FrozenView Freeze(long index, long term) => new(PathOf(index, term) + FrozenSuffix, index, term);
 
-    /// <summary>Writes the archive of a frozen view as the snapshot of its entry; the frozen folder is deleted either way.</summary>
+    /// <summary>
+    /// Writes the archive of a frozen view as the snapshot of its entry, summing it as it goes; the frozen folder is deleted
+    /// either way. The file is flushed to disk every <see cref="WritebackBytes"/> as it is written, so that its last fsync
+    /// is short and the Raft log's own fsyncs never queue behind the whole archive's writeback.
+    /// </summary>
     public async Task<SnapshotFile> WriteAsync(FrozenView frozen, CancellationToken cancellationToken)
     {
-        try
-        {
-            return await WriteAsync(frozen.Index, frozen.Term, tar => AddFolderAsync(tar, frozen.Path, frozen.Path, recursive: true, cancellationToken), cancellationToken)
-                .ConfigureAwait(false);
-        }
-        finally
-        {
-            frozen.Delete();
-        }
-    }
-
-    /// <summary>Writes a snapshot of the entry <paramref name="index"/>: <paramref name="fill"/> adds the files.</summary>
-    public async Task<SnapshotFile> WriteAsync(long index, long term, Func<TarWriter, ValueTask> fill, CancellationToken cancellationToken)
-    {
-        var path = PathOf(index, term);
+        var path = PathOf(frozen.Index, frozen.Term);
         var temporary = path + TemporarySuffix;
         try
         {
-            var stream = new FileStream(temporary, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-            ChecksumStream summed;
+            var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            var summed = new ChecksumStream(stream, flushToDiskEvery: WritebackBytes);
             await using (stream.ConfigureAwait(false))
             {
-                // The archive is written to the file directly (the writer seeks back to fill in the size of each file it
-                // copies), then read back once for its checksum, from the page cache.
-                var tar = new TarWriter(stream, TarEntryFormat.Pax, leaveOpen: true);
+                var tar = new TarWriter(summed, TarEntryFormat.Pax, leaveOpen: true);
                 await using (tar.ConfigureAwait(false))
                 {
-                    await fill(tar).ConfigureAwait(false);
+                    foreach (var file in Directory.EnumerateFiles(frozen.Path, "*", SearchOption.AllDirectories))
+                    {
+                        // Nothing writes a frozen file: its length is known before it is copied, so the archive is
+                        // written straight through, never seeking back.
+                        var source = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+                        await using (source.ConfigureAwait(false))
+                        {
+                            var entry = new PaxTarEntry(TarEntryType.RegularFile, Path.GetRelativePath(frozen.Path, file).Replace('\\', '/'))
+                            {
+                                DataStream = source,
+                                ModificationTime = File.GetLastWriteTimeUtc(file),
+                            };
+                            await tar.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
                 }
 
                 await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
                 stream.Flush(flushToDisk: true);
-                stream.Position = 0;
-                summed = new ChecksumStream(stream);
-                await summed.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
             }
 
-            return Commit(temporary, path, index, term, summed);
+            return Commit(temporary, path, frozen.Index, frozen.Term, summed);
         }
         catch
         {
             TryDelete(temporary);
             throw;
+        }
+        finally
+        {
+            frozen.Delete();
         }
     }
 
@@ -218,48 +224,6 @@ internal sealed class ClusterSnapshots
         }
     }
 
-    /// <summary>Adds a file to the archive under <paramref name="name"/>; a file that vanished meanwhile is left out.</summary>
-    public static async ValueTask AddFileAsync(TarWriter tar, string path, string name, CancellationToken cancellationToken)
-    {
-        FileStream source;
-        try
-        {
-            source = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16, FileOptions.SequentialScan);
-        }
-        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return;
-        }
-
-        await using (source.ConfigureAwait(false))
-        {
-            // The length now: a file written meanwhile (a consumer position's slot) is copied as far as it was long.
-            var entry = new PaxTarEntry(TarEntryType.RegularFile, name.Replace('\\', '/'))
-            {
-                DataStream = new BoundedStream(source, source.Length),
-                ModificationTime = File.GetLastWriteTimeUtc(path),
-            };
-            await tar.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Adds every file under <paramref name="folder"/> (but temporary ones), named from <paramref name="root"/>.</summary>
-    public static async ValueTask AddFolderAsync(TarWriter tar, string root, string folder, bool recursive, CancellationToken cancellationToken)
-    {
-        if (!Directory.Exists(folder))
-        {
-            return;
-        }
-
-        foreach (var path in Directory.EnumerateFiles(folder, "*", recursive ? SearchOption.AllDirectories : SearchOption.TopDirectoryOnly))
-        {
-            if (!path.EndsWith(TemporarySuffix, StringComparison.Ordinal))
-            {
-                await AddFileAsync(tar, path, Path.GetRelativePath(root, path), cancellationToken).ConfigureAwait(false);
-            }
-        }
-    }
-
     /// <summary>
     /// Restores the newest snapshot that is whole into <paramref name="viewPath"/>; each damaged one on the way is renamed
     /// (<see cref="DamagedSuffix"/>) and described in <paramref name="damaged"/>. Returns null when there is none; throws when
@@ -353,9 +317,10 @@ internal sealed class ClusterSnapshots
     }
 
     /// <summary>Passes reads or writes through to a stream and keeps the CRC-32C and count of the bytes that went by.</summary>
-    private sealed class ChecksumStream(Stream inner) : Stream
+    private sealed class ChecksumStream(Stream inner, long flushToDiskEvery = 0) : Stream
     {
         private uint _state = ~0u;
+        private long _unflushed;
 
         public uint Crc => ~_state;
 
@@ -406,6 +371,13 @@ internal sealed class ClusterSnapshots
         {
             await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
             Add(buffer.Span);
+            _unflushed += buffer.Length;
+            if (flushToDiskEvery > 0 && _unflushed >= flushToDiskEvery && inner is FileStream file)
+            {
+                _unflushed = 0;
+                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                RandomAccess.FlushToDisk(file.SafeFileHandle);
+            }
         }
 
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -424,56 +396,6 @@ internal sealed class ClusterSnapshots
             _state = LogRecord.ChecksumUpdate(_state, bytes);
             _length += bytes.Length;
         }
-    }
-
-    /// <summary>Reads at most a given length of a stream.</summary>
-    private sealed class BoundedStream(Stream inner, long length) : Stream
-    {
-        private readonly long _length = length;
-        private long _remaining = length;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => _length;
-
-        public override long Position
-        {
-            get => _length - _remaining;
-            set => throw new NotSupportedException();
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            var read = inner.Read(buffer[..(int)Math.Min(buffer.Length, _remaining)]);
-            _remaining -= read;
-            return read;
-        }
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            var read = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, _remaining)], cancellationToken).ConfigureAwait(false);
-            _remaining -= read;
-            return read;
-        }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 
