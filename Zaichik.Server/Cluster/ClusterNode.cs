@@ -41,6 +41,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
     private readonly ILoggerFactory _loggers;
     private readonly ILogger<ClusterNode> _logger;
     private readonly TimeProvider _time;
+    private readonly Diagnostics.ServerMetrics _metrics;
     private readonly Dictionary<IPEndPoint, string> _idsByEndPoint;
     private readonly ConcurrentDictionary<string, LeaderAddress> _addresses = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _peerAdmin = new(StringComparer.Ordinal);
@@ -54,8 +55,10 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
     private long _leaderSince;
     private long _elections;
 
-    public ClusterNode(IOptions<ZaichikServerOptions> options, TopicRegistry registry, BoundListeners listeners, ILoggerFactory loggers, TimeProvider time)
+    public ClusterNode(
+        IOptions<ZaichikServerOptions> options, TopicRegistry registry, BoundListeners listeners, ILoggerFactory loggers, TimeProvider time, Diagnostics.ServerMetrics metrics)
     {
+        _metrics = metrics;
         _options = options.Value.Cluster;
         _host = options.Value.Host == "localhost" ? "127.0.0.1" : options.Value.Host;
         _dataPath = options.Value.ClusterDataPath ?? options.Value.DataPath;
@@ -341,7 +344,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
             LogSnapshotDamaged(NodeId, damage, restored?.Index ?? 0);
         }
 
-        _state = new ReplicatedState(_registry, snapshots, restored, _viewPath, _options.SnapshotEntries, _time, _logger);
+        _state = new ReplicatedState(_registry, snapshots, restored, _viewPath, _options.SnapshotEntries, _time, _logger, _metrics.SnapshotDuration);
         _log = new WriteAheadLog(
             new WriteAheadLog.Options
             {

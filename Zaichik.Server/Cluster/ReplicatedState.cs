@@ -21,7 +21,8 @@ namespace Zaichik.Server.Cluster;
 /// to replay the entries after the one before it.
 /// </remarks>
 internal sealed partial class ReplicatedState(
-    TopicRegistry registry, ClusterSnapshots snapshots, SnapshotFile? restored, string viewPath, long snapshotEntries, TimeProvider time, ILogger logger) : IStateMachine
+    TopicRegistry registry, ClusterSnapshots snapshots, SnapshotFile? restored, string viewPath, long snapshotEntries, TimeProvider time, ILogger logger,
+    System.Diagnostics.Metrics.Histogram<double>? durations = null) : IStateMachine
 {
     private long _lastApplied = restored?.Index ?? 0;
     private volatile SnapshotFile? _snapshot = restored;
@@ -162,6 +163,7 @@ internal sealed partial class ReplicatedState(
         }
 
         var held = time.GetElapsedTime(started);
+        durations?.Record(held.TotalSeconds, new KeyValuePair<string, object?>("phase", "freeze"));
         LastFreeze = new SnapshotFreeze(index, frozen.Linked.Files, frozen.Linked.Bytes, frozen.Copied.Files, frozen.Copied.Bytes, held);
         _archiving = Task.Run(() => ArchiveAsync(frozen, started, held), CancellationToken.None);
     }
@@ -196,6 +198,7 @@ internal sealed partial class ReplicatedState(
             }
 
             Interlocked.Increment(ref _taken);
+            durations?.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("phase", "total"));
             LogSnapshotTaken(
                 frozen.Index, frozen.Term, written.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds, held.TotalMilliseconds,
                 frozen.Copied.Files, frozen.Copied.Bytes, frozen.Linked.Files, frozen.Linked.Bytes);
@@ -247,6 +250,7 @@ internal sealed partial class ReplicatedState(
 
         Volatile.Write(ref _lastApplied, received.Index);
         Interlocked.Increment(ref _installed);
+        durations?.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("phase", "install"));
         LogSnapshotInstalled(received.Index, received.Term, received.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds);
         return received.Index;
     }

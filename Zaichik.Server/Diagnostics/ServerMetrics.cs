@@ -26,12 +26,37 @@ internal sealed class ServerMetrics : IDisposable
         FlushDuration = _meter.CreateHistogram<double>("zaichik.flush.duration", "s",
             "How long a topic's group flush (log pages, commit record and consumer positions to disk) took",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
+        SnapshotDuration = _meter.CreateHistogram<double>("zaichik.cluster.snapshot.duration", "s",
+            "How long a cluster node's snapshot took, by phase: freeze (applying waited while the view's files were set aside), total (until its archive was on disk), install (one the leader sent, put in place of the view)",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
     }
 
     public Meter Meter => _meter;
 
     /// <summary>Group flush durations, in seconds.</summary>
     public Histogram<double> FlushDuration { get; }
+
+    /// <summary>A cluster node's snapshots, in seconds, by phase: <c>freeze</c> (applying waited), <c>total</c> (archive on disk), <c>install</c> (one sent by the leader).</summary>
+    public Histogram<double> SnapshotDuration { get; }
+
+    /// <summary>Creates the observed instruments of a cluster node: its role, term, Raft log and snapshots.</summary>
+    public void ObserveCluster(Cluster.ClusterNode node)
+    {
+        _meter.CreateObservableGauge("zaichik.cluster.leader", () => node.IsLeader ? 1 : 0, description:
+            "1 while this node leads its Raft group and serves clients, 0 otherwise");
+        _meter.CreateObservableGauge("zaichik.cluster.term", () => node.Describe().Term, description: "The Raft term this node is in");
+        _meter.CreateObservableCounter("zaichik.cluster.leader_changes", () => node.Describe().LeaderChanges, "{change}",
+            "Leaders this node has seen elected since it started");
+        _meter.CreateObservableGauge("zaichik.cluster.log.index", () => LogIndices(node.Describe()), "{entry}",
+            "This node's Raft log: the last entry it holds, the last one committed by a majority, the last one applied to its topics");
+        _meter.CreateObservableCounter("zaichik.cluster.entries.refused", () => node.Describe().RefusedEntries, "{entry}",
+            "Raft log entries whose outcome was an error on this node (a refused CreateTopic, a storage failure)");
+        _meter.CreateObservableCounter("zaichik.cluster.snapshots", () => SnapshotCounts(node), "{snapshot}",
+            "Snapshots taken by this node and installed from a leader since it started");
+        _meter.CreateObservableGauge("zaichik.cluster.snapshot.index", () => node.Describe().SnapshotIndex, "{entry}",
+            "The Raft log entry the newest snapshot was taken after (0: none)");
+        _meter.CreateObservableGauge("zaichik.cluster.snapshot.size", () => node.Describe().SnapshotBytes, "By", "The newest snapshot's size on disk");
+    }
 
     /// <summary>Creates the observed instruments over <paramref name="state"/>; called once, when the state model is built.</summary>
     public void Observe(BrokerState state, ServerCounters counters)
@@ -73,6 +98,20 @@ internal sealed class ServerMetrics : IDisposable
         {
             yield return new Measurement<long>(count, new KeyValuePair<string, object?>("result", code.ToString()));
         }
+    }
+
+    private static IEnumerable<Measurement<long>> LogIndices(Cluster.ClusterView view)
+    {
+        yield return new Measurement<long>(view.LastIndex, new KeyValuePair<string, object?>("kind", "last"));
+        yield return new Measurement<long>(view.CommitIndex, new KeyValuePair<string, object?>("kind", "committed"));
+        yield return new Measurement<long>(view.AppliedIndex, new KeyValuePair<string, object?>("kind", "applied"));
+    }
+
+    private static IEnumerable<Measurement<long>> SnapshotCounts(Cluster.ClusterNode node)
+    {
+        var (taken, installed) = node.State?.SnapshotCounts ?? (0, 0);
+        yield return new Measurement<long>(taken, new KeyValuePair<string, object?>("kind", "taken"));
+        yield return new Measurement<long>(installed, new KeyValuePair<string, object?>("kind", "installed"));
     }
 
     private static IEnumerable<Measurement<int>> Topics(BrokerState state)

@@ -226,8 +226,12 @@ public sealed partial class ZaichikServer : IAsyncDisposable
             throw;
         }
 
-        app.Services.GetRequiredService<Diagnostics.ServerMetrics>()
-            .Observe(app.Services.GetRequiredService<State.BrokerState>(), app.Services.GetRequiredService<Diagnostics.ServerCounters>());
+        var metrics = app.Services.GetRequiredService<Diagnostics.ServerMetrics>();
+        metrics.Observe(app.Services.GetRequiredService<State.BrokerState>(), app.Services.GetRequiredService<Diagnostics.ServerCounters>());
+        if (app.Services.GetService<Cluster.ClusterNode>() is { } clusterNode)
+        {
+            metrics.ObserveCluster(clusterNode);
+        }
         app.Lifetime.ApplicationStarted.Register(() => listeners.Bound(options));
         if (options.Listeners.WebSocket.Enabled)
         {

@@ -160,7 +160,7 @@ public sealed partial class MetricsTests
     }
 
     /// <summary>The value of the one series of <paramref name="metric"/> whose labels contain <paramref name="label"/>.</summary>
-    private static double Value(string text, string metric, string? label = null)
+    internal static double Value(string text, string metric, string? label = null)
     {
         var values = text.Split('\n')
             .Select(line => SeriesLine().Match(line))

@@ -86,6 +86,9 @@ internal sealed class BrokerCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>What <c>GET /metrics</c> of <paramref name="node"/> answers (Prometheus text).</summary>
+    public Task<string> MetricsAsync(int node) => _http.GetStringAsync($"http://127.0.0.1:{_adminPorts[node]}/metrics");
+
     /// <summary>The running node that leads and serves, once one does.</summary>
     public async Task<int> WaitForLeaderAsync(TimeSpan timeout, int? except = null)
     {
