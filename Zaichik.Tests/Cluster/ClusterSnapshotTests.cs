@@ -180,6 +180,38 @@ public sealed class ClusterSnapshotTests
     }
 
     [Fact]
+    public async Task A_node_stopped_while_it_writes_a_snapshot_stops_at_once_and_starts_again_without_it()
+    {
+        await using var cluster = await InProcessCluster.StartAsync(configure: SmallSnapshots);
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        var follower = (leader + 1) % cluster.Count;
+        var never = new TaskCompletionSource();
+        cluster.Node(follower).State!.BeforeArchive = () => never.Task;
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        await client.CreateTopicAsync("ledger", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), CompactionWindow = TimeSpan.FromHours(1) });
+        var total = SnapshotEntries + 30;
+        for (var i = 0; i < total; i++)
+        {
+            await client.PublishAsync("ledger", $"m{i}{Filler}", key: $"k{i}");
+        }
+
+        await ClusterReplicationTests.ReadAllAsync(cluster, follower, "ledger", total);
+        cluster.Node(follower).State!.LastFreeze.ShouldNotBeNull();
+        var folder = Path.Combine(cluster.DataPath(follower), "cluster", ClusterSnapshots.FolderName);
+        Directory.EnumerateDirectories(folder).ShouldHaveSingleItem("the frozen files wait for their archive");
+
+        // The archive never gets written: stopping cancels it rather than wait for it.
+        await cluster.StopNodeAsync(follower).WaitAsync(TimeSpan.FromSeconds(30));
+        Directory.EnumerateFiles(folder).ShouldAllBe(name => name.EndsWith(".tmp", StringComparison.Ordinal), "no archive was completed");
+        await cluster.StartNodeAsync(follower);
+        cluster.Node(follower).State!.RestoredIndex.ShouldBe(0, "there was no snapshot to start from: the whole Raft log is replayed");
+
+        var rebuilt = await ClusterReplicationTests.ReadAllAsync(cluster, follower, "ledger", total);
+        var reference = await ClusterReplicationTests.ReadAllAsync(cluster, leader, "ledger", total);
+        Project(rebuilt).ShouldBe(Project(reference));
+    }
+
+    [Fact]
     public async Task A_node_left_behind_the_compacted_log_is_sent_a_snapshot_and_ends_with_the_same_topics()
     {
         await using var cluster = await InProcessCluster.StartAsync(configure: SmallSnapshots);
