@@ -2,7 +2,7 @@
 # What cluster snapshots cost publishers: a 3-node cluster on this machine with a snapshot every SNAPSHOT_ENTRIES Raft
 # log entries, `zaichik bench pub` of COUNT messages of 1,000 bytes (1,000 in flight) to a topic with an hour of
 # retention, so the view grows to about COUNT KB per node. Prints the bench's row (msgs/s, latency percentiles in ms),
-# the leader's view and snapshot folder sizes, and every node's "snapshot taken" log lines (how long applying waited,
+# the leader's view and snapshot folder sizes (du counts files the two share once), and every node's "snapshot taken" log lines (how long applying waited,
 # what was copied and linked). Needs a Release build:
 #   dotnet build Zaichik.sln -c Release && scripts/snapshot-bench.sh [count] [snapshot-entries]
 set -euo pipefail
@@ -35,7 +35,7 @@ done
 dotnet "$cli" --server "127.0.0.1:${ports[$((leader-1))]}" create big --retention 1h > /dev/null
 echo "Messages | Elapsed | msgs/s | MB/s | p50 | p90 | p99 | p99.9 | max"
 dotnet "$cli" --server "127.0.0.1:${ports[$((leader-1))]}" bench pub big -n "$count" -s 1000 --inflight 1000 2>&1 | grep -E '^│ *[0-9]' | tail -1
-# The last archive may still be written: give it a moment before reading the logs.
+# The last snapshot may still be completing: give it a moment before reading the logs.
 sleep 3
 du -sh "$work/n$leader/cluster/view" "$work/n$leader/cluster/snapshots"
 grep -h "snapshot taken" "$work"/n*.log | sed -E 's/^.*(Cluster snapshot taken)/\1/'

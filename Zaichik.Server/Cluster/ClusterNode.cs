@@ -210,7 +210,7 @@ internal sealed partial class ClusterNode : IHostedLifecycleService, ITopicRepli
             log?.LastAppliedIndex ?? 0,
             _state?.Refused ?? 0,
             _state?.Snapshot?.Index ?? 0,
-            _state?.Snapshot?.Length ?? 0,
+            _state?.Snapshot?.Bytes ?? 0,
             members);
         return self with
         {

@@ -7,7 +7,8 @@ namespace Zaichik.Server.Cluster;
 
 /// <summary>
 /// The files of a cluster snapshot, set still in a folder of their own (<c>snapshots/{index}-{term}.frozen</c>, mirroring
-/// the view's layout) so that the archive can be written from them while the node applies the entries that follow.
+/// the view's layout); once summed and flushed, in the background while the node applies the entries that follow, the
+/// folder is renamed and becomes the snapshot. The same rule places a snapshot's files back into a view.
 /// Only what can still change is copied: a topic's last two log segments, its commit, position and group files, the
 /// catalog. The segments below them and the compacted file are never written again (the log appends past them, retention
 /// deletes them whole, a compaction pass writes a new compacted file and renames it), so they are hard-linked: freezing
@@ -92,7 +93,7 @@ internal sealed partial class FrozenView
         }
     }
 
-    /// <summary>Deletes the folder (done with once its archive is written, or when writing it failed).</summary>
+    /// <summary>Deletes the folder (when it could not become a snapshot; once it has, it is no longer there).</summary>
     public void Delete() => TryDeleteFolder(Path);
 
     internal static void TryDeleteFolder(string path)

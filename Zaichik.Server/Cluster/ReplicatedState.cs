@@ -14,11 +14,11 @@ namespace Zaichik.Server.Cluster;
 /// <remarks>
 /// The topics are a view of the Raft log. Every <see cref="ClusterOptions.SnapshotEntries"/> entries the node writes a
 /// snapshot of the view (<see cref="ClusterSnapshots"/>), after which the write-ahead log deletes the entries it
-/// covers. A node starts from its newest snapshot (extracted into a fresh view before the host starts, see
+/// covers. A node starts from its newest snapshot (placed into a fresh view before the host starts, see
 /// <c>ZaichikServer.ClusterDataFolders</c>) and the log replays only what follows it, so an entry is never applied
 /// twice to the same files. A node too far behind is sent the leader's snapshot and installs it in place of its view.
 /// The log is compacted up to the snapshot before the newest, so a newest snapshot found damaged costs only the time
-/// to replay the entries after the one before it.
+/// to replay the entries after the one before it (unless the damage is in a sealed segment both share: see the README).
 /// </remarks>
 internal sealed partial class ReplicatedState(
     TopicRegistry registry, ClusterSnapshots snapshots, SnapshotFile? restored, string viewPath, long snapshotEntries, TimeProvider time, ILogger logger,
@@ -47,6 +47,9 @@ internal sealed partial class ReplicatedState(
     /// <summary>The newest snapshot: taken here or installed from the leader; null when there is none.</summary>
     public SnapshotFile? Snapshot => _snapshot;
 
+    /// <summary>The newest snapshot installed from a leader since this node started; null when none was.</summary>
+    public SnapshotFile? LastInstalled { get; private set; }
+
     /// <summary>Entries applied one by one since this node started (a snapshot installed counts none).</summary>
     public long AppliedSinceStart => Interlocked.Read(ref _appliedSinceStart);
 
@@ -63,7 +66,7 @@ internal sealed partial class ReplicatedState(
     /// <summary>How the newest snapshot taken here was frozen: what applying waited for. Null until one was.</summary>
     public SnapshotFreeze? LastFreeze { get; private set; }
 
-    /// <summary>For tests: runs before a frozen view's archive is written.</summary>
+    /// <summary>For tests: runs before a frozen view is summed and made the snapshot.</summary>
     internal Func<Task>? BeforeArchive { get; set; }
 
     ISnapshot? ISnapshotManager.Snapshot => _retained;
@@ -126,8 +129,8 @@ internal sealed partial class ReplicatedState(
     /// <summary>
     /// Takes a snapshot of the view as it is after entry <paramref name="index"/>. Applying waits only while its files
     /// are frozen (<see cref="FrozenView"/>: this runs inside <see cref="IStateMachine.ApplyAsync"/>, and each topic's
-    /// files are committed and held still while its mutable files are copied and the others linked); the archive is then
-    /// written from the frozen files in the background, and becomes the newest snapshot once it is on disk. A failure is
+    /// files are committed and held still while its mutable files are copied and the others linked); the frozen files are
+    /// then summed and flushed in the background, and become the newest snapshot once they are on disk. A failure is
     /// logged and leaves the previous snapshot in place: the Raft log keeps the entries.
     /// </summary>
     private async ValueTask TakeSnapshotAsync(long index, long term, CancellationToken token)
@@ -168,7 +171,7 @@ internal sealed partial class ReplicatedState(
         _archiving = Task.Run(() => ArchiveAsync(frozen, started, held), CancellationToken.None);
     }
 
-    /// <summary>Writes the archive of a frozen view and makes it the newest snapshot (unless a newer one was installed meanwhile).</summary>
+    /// <summary>Completes a frozen view (sums, flushes, manifest) and makes it the newest snapshot (unless a newer one was installed meanwhile).</summary>
     private async Task ArchiveAsync(FrozenView frozen, long started, TimeSpan held)
     {
         try
@@ -178,7 +181,7 @@ internal sealed partial class ReplicatedState(
                 await before().WaitAsync(_stopping.Token).ConfigureAwait(false);
             }
 
-            var written = await snapshots.WriteAsync(frozen, _stopping.Token).ConfigureAwait(false);
+            var written = await snapshots.CompleteAsync(frozen, _snapshot, _stopping.Token).ConfigureAwait(false);
             lock (_snapshotLock)
             {
                 if (_snapshot is { } newest && newest.Index >= written.Index)
@@ -200,8 +203,8 @@ internal sealed partial class ReplicatedState(
             Interlocked.Increment(ref _taken);
             durations?.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("phase", "total"));
             LogSnapshotTaken(
-                frozen.Index, frozen.Term, written.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds, held.TotalMilliseconds,
-                frozen.Copied.Files, frozen.Copied.Bytes, frozen.Linked.Files, frozen.Linked.Bytes);
+                frozen.Index, frozen.Term, written.Bytes, time.GetElapsedTime(started).TotalMilliseconds, held.TotalMilliseconds,
+                frozen.Copied.Files, frozen.Copied.Bytes, frozen.Linked.Files, frozen.Linked.Bytes, written.Reused.Files, written.Reused.Bytes);
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
@@ -218,7 +221,7 @@ internal sealed partial class ReplicatedState(
         }
     }
 
-    /// <summary>Stops writing a snapshot's archive, if one is being written, and waits until it has stopped.</summary>
+    /// <summary>Stops completing a snapshot, if one is being completed, and waits until it has stopped.</summary>
     public async ValueTask StopAsync()
     {
         if (!_stopping.IsCancellationRequested)
@@ -248,10 +251,12 @@ internal sealed partial class ReplicatedState(
             _snapshot = received;
         }
 
+        LastInstalled = received;
+
         Volatile.Write(ref _lastApplied, received.Index);
         Interlocked.Increment(ref _installed);
         durations?.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("phase", "install"));
-        LogSnapshotInstalled(received.Index, received.Term, received.Length ?? 0, time.GetElapsedTime(started).TotalMilliseconds);
+        LogSnapshotInstalled(received.Index, received.Term, received.Bytes, time.GetElapsedTime(started).TotalMilliseconds);
         return received.Index;
     }
 
@@ -337,8 +342,8 @@ internal sealed partial class ReplicatedState(
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster snapshot taken at entry {Index} (term {Term}): {Bytes} bytes in {Ms:0} ms, of which applying waited {HeldMs:0.0} ms ({CopiedFiles} files of {CopiedBytes} bytes copied, {LinkedFiles} of {LinkedBytes} bytes linked); the Raft log up to it can go")]
-    private partial void LogSnapshotTaken(long index, long term, long bytes, double ms, double heldMs, int copiedFiles, long copiedBytes, int linkedFiles, long linkedBytes);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster snapshot taken at entry {Index} (term {Term}): {Bytes} bytes in {Ms:0} ms, of which applying waited {HeldMs:0.0} ms ({CopiedFiles} files of {CopiedBytes} bytes copied, {LinkedFiles} of {LinkedBytes} bytes linked, {ReusedFiles} of {ReusedBytes} bytes shared with the previous snapshot and not summed again); the Raft log up to it can go")]
+    private partial void LogSnapshotTaken(long index, long term, long bytes, double ms, double heldMs, int copiedFiles, long copiedBytes, int linkedFiles, long linkedBytes, int reusedFiles, long reusedBytes);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster snapshot at entry {Index} (term {Term}) installed from the leader: {Bytes} bytes in {Ms:0} ms; the topics were rebuilt from it")]
     private partial void LogSnapshotInstalled(long index, long term, long bytes, double ms);

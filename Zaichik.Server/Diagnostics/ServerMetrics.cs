@@ -27,7 +27,7 @@ internal sealed class ServerMetrics : IDisposable
             "How long a topic's group flush (log pages, commit record and consumer positions to disk) took",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
         SnapshotDuration = _meter.CreateHistogram<double>("zaichik.cluster.snapshot.duration", "s",
-            "How long a cluster node's snapshot took, by phase: freeze (applying waited while the view's files were set aside), total (until its archive was on disk), install (one the leader sent, put in place of the view)",
+            "How long a cluster node's snapshot took, by phase: freeze (applying waited while the view's files were set aside), total (until it was complete on disk), install (one the leader sent, put in place of the view)",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
     }
 
@@ -36,7 +36,7 @@ internal sealed class ServerMetrics : IDisposable
     /// <summary>Group flush durations, in seconds.</summary>
     public Histogram<double> FlushDuration { get; }
 
-    /// <summary>A cluster node's snapshots, in seconds, by phase: <c>freeze</c> (applying waited), <c>total</c> (archive on disk), <c>install</c> (one sent by the leader).</summary>
+    /// <summary>A cluster node's snapshots, in seconds, by phase: <c>freeze</c> (applying waited), <c>total</c> (complete on disk), <c>install</c> (one sent by the leader).</summary>
     public Histogram<double> SnapshotDuration { get; }
 
     /// <summary>Creates the observed instruments of a cluster node: its role, term, Raft log and snapshots.</summary>
@@ -55,7 +55,7 @@ internal sealed class ServerMetrics : IDisposable
             "Snapshots taken by this node and installed from a leader since it started");
         _meter.CreateObservableGauge("zaichik.cluster.snapshot.index", () => node.Describe().SnapshotIndex, "{entry}",
             "The Raft log entry the newest snapshot was taken after (0: none)");
-        _meter.CreateObservableGauge("zaichik.cluster.snapshot.size", () => node.Describe().SnapshotBytes, "By", "The newest snapshot's size on disk");
+        _meter.CreateObservableGauge("zaichik.cluster.snapshot.size", () => node.Describe().SnapshotBytes, "By", "The bytes of the view the newest snapshot holds (its sealed segments are shared with the view and the snapshot before by hard links)");
     }
 
     /// <summary>Creates the observed instruments over <paramref name="state"/>; called once, when the state model is built.</summary>

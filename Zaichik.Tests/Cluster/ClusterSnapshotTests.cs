@@ -156,7 +156,8 @@ public sealed class ClusterSnapshotTests
         {
             var state = cluster.Node(node).State!;
             await WaitForAsync(() => cluster.Node(node).Describe().SnapshotIndex == state.LastFreeze!.Index, () => cluster.Describe());
-            Directory.EnumerateDirectories(Path.Combine(cluster.DataPath(node), "cluster", ClusterSnapshots.FolderName)).ShouldBeEmpty("the frozen files are gone");
+            Directory.EnumerateDirectories(Path.Combine(cluster.DataPath(node), "cluster", ClusterSnapshots.FolderName), "*" + ClusterSnapshots.FrozenSuffix)
+                .ShouldBeEmpty("the frozen folder became the snapshot");
         }
 
         // The follower restarts from that snapshot: its linked segments are whole in it.
@@ -202,7 +203,7 @@ public sealed class ClusterSnapshotTests
 
         // The archive never gets written: stopping cancels it rather than wait for it.
         await cluster.StopNodeAsync(follower).WaitAsync(TimeSpan.FromSeconds(30));
-        Directory.EnumerateFiles(folder).ShouldAllBe(name => name.EndsWith(".tmp", StringComparison.Ordinal), "no archive was completed");
+        Directory.EnumerateFileSystemEntries(folder).ShouldAllBe(name => name.EndsWith(ClusterSnapshots.FrozenSuffix, StringComparison.Ordinal), "no snapshot was completed");
         await cluster.StartNodeAsync(follower);
         cluster.Node(follower).State!.RestoredIndex.ShouldBe(0, "there was no snapshot to start from: the whole Raft log is replayed");
 
@@ -248,6 +249,13 @@ public sealed class ClusterSnapshotTests
         Project(caughtUp).ShouldBe(Project(reference));
         cluster.Node(behind).State!.SnapshotCounts.Installed.ShouldBeGreaterThan(0, "the node could only catch up from a snapshot");
         cluster.Node(behind).Describe().SnapshotIndex.ShouldBeGreaterThanOrEqualTo(2 * SnapshotEntries);
+
+        // It came as the leader's folder and manifest: the same files, lengths and sums, each checked as it was written.
+        var installed = cluster.Node(behind).State!.LastInstalled.ShouldNotBeNull();
+        installed.IsArchive.ShouldBeFalse();
+        ClusterSnapshots.Verify(installed);
+        var sent = Path.Combine(cluster.DataPath(leader), "cluster", ClusterSnapshots.FolderName, Path.GetFileName(installed.Path)) + ClusterSnapshots.ChecksumSuffix;
+        Manifest(installed.Path + ClusterSnapshots.ChecksumSuffix).ShouldBe(Manifest(sent));
 
         // The same key window everywhere: a repeat is dropped on every node, and the next message has the same sequence on all.
         var repeat = await client.PublishAsync("ledger", "repeat", key: "e3");
@@ -299,8 +307,8 @@ public sealed class ClusterSnapshotTests
         var state = cluster.Node(follower).State!;
         state.RestoredIndex.ShouldBe(olderIndex, "the node started from the snapshot before the damaged one");
         state.SnapshotCounts.Installed.ShouldBe(0, "the node's own Raft log held the entries after it");
-        File.Exists(newest + ClusterSnapshots.DamagedSuffix).ShouldBeTrue("set aside for inspection");
-        cluster.Logs().ShouldContain($"{kept[1]}' ");
+        Directory.Exists(newest + ClusterSnapshots.DamagedSuffix).ShouldBeTrue("set aside for inspection");
+        cluster.Logs().ShouldContain($"{kept[1]}': 'topics/ledger/log.");
         cluster.Logs().ShouldContain("renamed with .damaged");
 
         // And it goes on: the key window is whole, and it takes part in new writes.
@@ -337,9 +345,11 @@ public sealed class ClusterSnapshotTests
         cluster.IsRunning(follower).ShouldBeFalse();
     }
 
-    /// <summary>Flips bytes in the middle of the file, or cuts off its last third.</summary>
-    private static void Damage(string path, string how)
+    /// <summary>Flips bytes in the middle of a snapshot's own copy of the topic's last segment, or cuts off its last third.</summary>
+    private static void Damage(string snapshot, string how)
     {
+        var path = Directory.EnumerateFiles(Path.Combine(snapshot, "topics", "ledger"), "log.*")
+            .MaxBy(name => int.Parse(Path.GetFileName(name)["log.".Length..], System.Globalization.CultureInfo.InvariantCulture))!;
         using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
         if (how == "truncated")
         {
@@ -358,6 +368,10 @@ public sealed class ClusterSnapshotTests
         file.Position = file.Length / 2;
         file.Write(bytes);
     }
+
+    /// <summary>A manifest's names, lengths and sums (inodes are each node's own).</summary>
+    private static List<(string Name, long Length, uint Crc)> Manifest(string path) =>
+        ClusterSnapshots.ParseManifest(File.ReadAllText(path), path).Select(entry => (entry.Name, entry.Length, entry.Crc)).ToList();
 
     private static List<(long Sequence, DateTimeOffset Timestamp, string? Key, string Payload)> Project(IReadOnlyList<Zaichik.Server.State.PeekedMessage> messages) =>
         messages.Select(message => (message.Sequence, message.Timestamp, message.Key, message.Payload)).ToList();
@@ -378,7 +392,7 @@ public sealed class ClusterSnapshotTests
     {
         var folder = Path.Combine(cluster.DataPath(node), "cluster", ClusterSnapshots.FolderName);
         return Directory.Exists(folder)
-            ? Directory.EnumerateFiles(folder).Select(Path.GetFileName).OfType<string>().Where(name => !name.Contains('.', StringComparison.Ordinal)).ToArray()
+            ? Directory.EnumerateDirectories(folder).Select(Path.GetFileName).OfType<string>().Where(name => !name.Contains('.', StringComparison.Ordinal)).ToArray()
             : [];
     }
 
