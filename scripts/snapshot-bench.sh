@@ -3,7 +3,7 @@
 # log entries, `zaichik bench pub` of COUNT messages of 1,000 bytes (1,000 in flight) to a topic with an hour of
 # retention, so the view grows to about COUNT KB per node. Prints the bench's row (msgs/s, latency percentiles in ms),
 # the leader's view and snapshot folder sizes (du counts files the two share once), and every node's "snapshot taken" log lines (how long applying waited,
-# what was copied and linked). Needs a Release build:
+# what was copied and linked), and how long a follower restarted from its snapshot takes to catch up. Needs a Release build:
 #   dotnet build Zaichik.sln -c Release && scripts/snapshot-bench.sh [count] [snapshot-entries]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,3 +39,17 @@ dotnet "$cli" --server "127.0.0.1:${ports[$((leader-1))]}" bench pub big -n "$co
 sleep 3
 du -sh "$work/n$leader/cluster/view" "$work/n$leader/cluster/snapshots"
 grep -h "snapshot taken" "$work"/n*.log | sed -E 's/^.*(Cluster snapshot taken)/\1/'
+# A follower restarted from its newest snapshot: how long until it has applied what the leader committed.
+follower=$(( leader % 3 + 1 ))
+kill -TERM "${pids[$((follower-1))]}"; wait "${pids[$((follower-1))]}" 2>/dev/null || true
+target=$(curl -sf "http://127.0.0.1:${admins[$((leader-1))]}/api/cluster?scope=local" | python3 -c 'import json,sys; print(json.load(sys.stdin)["commitIndex"])')
+start=$(python3 -c "import time; print(time.time())")
+dotnet "$server" --port "${ports[$((follower-1))]}" --data "$work/n$follower" --admin "http://127.0.0.1:${admins[$((follower-1))]}" \
+  --node "n$follower" --peers "${peers%,}" --Zaichik:Cluster:SnapshotEntries "$snap" > "$work/n$follower.restart.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 1200); do
+  applied=$(curl -sf "http://127.0.0.1:${admins[$((follower-1))]}/api/cluster?scope=local" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["appliedIndex"])' 2>/dev/null || echo 0)
+  [ "$applied" -ge "$target" ] && break
+  sleep 0.05
+done
+python3 -c "import time; print('follower n$follower restarted and applied entry $target in %.2f s' % (time.time() - $start))"
