@@ -242,7 +242,8 @@ internal sealed partial class ReplicatedState(
         var received = await snapshots.ReceiveAsync(entry, token).ConfigureAwait(false);
         await registry.ReplaceAllAsync(() =>
         {
-            ClusterSnapshots.Restore(received, viewPath);
+            // Each file was summed as it was written (and checked against the manifest the leader sent): no second read.
+            ClusterSnapshots.Restore(received, viewPath, verified: true);
             return ValueTask.CompletedTask;
         }, token).ConfigureAwait(false);
         lock (_snapshotLock)
