@@ -104,7 +104,9 @@ internal readonly record struct ClusterCommand(
             var key = reader.Bytes();
             var headers = reader.Bytes();
             var payload = reader.Bytes();
-            publishes.Add(new ClusterCommand(ClusterCommandKind.Publish, topic, timestampMs, hasKey ? key : null, payload, headers, producer));
+            // Typed: a bare `null` here would become an empty ReadOnlyMemory (through its conversion from a null array),
+            // that is a message keyed "", which the key window drops as a duplicate of the previous unkeyed one.
+            publishes.Add(new ClusterCommand(ClusterCommandKind.Publish, topic, timestampMs, hasKey ? key : (ReadOnlyMemory<byte>?)null, payload, headers, producer));
         }
 
         return publishes;

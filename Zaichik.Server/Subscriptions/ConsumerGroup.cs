@@ -1098,7 +1098,8 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
                 {
                     var target = await _resolveTopic(deadLetterTopic, cancellationToken).ConfigureAwait(false);
                     var headers = DeadLetterHeaders(message.Headers, pending.Sequence, pending.Deliveries);
-                    ReadOnlyMemory<byte>? key = message.Key is { } keyBytes ? keyBytes : null;
+                    // Typed: `keyBytes : null` is a null byte[], which converts to an empty key rather than to none.
+                    var key = message.Key is { } keyBytes ? new ReadOnlyMemory<byte>(keyBytes) : (ReadOnlyMemory<byte>?)null;
                     if (_topic.Replication is { } replication)
                     {
                         // On a cluster leader the dead letter goes through the log to every node, like a client's publish.

@@ -44,6 +44,33 @@ public sealed class ClusterReplicationTests
     }
 
     [Fact]
+    public async Task Unkeyed_messages_stay_unkeyed_on_every_node_and_a_key_window_never_drops_them()
+    {
+        await using var cluster = await InProcessCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
+        await using var client = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        await client.CreateTopicAsync("events", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), CompactionWindow = TimeSpan.FromHours(1) });
+        var acks = new List<PublishResult>();
+        for (var i = 0; i < 5; i++)
+        {
+            acks.Add(await client.PublishAsync("events", $"u{i}"));
+        }
+
+        acks.Add(await client.PublishAsync("events", "keyed", key: "k"));
+        acks.Add(await client.PublishAsync("events", "keyed again", key: "k"));
+        acks.Select(ack => ack.Duplicate).ShouldBe([false, false, false, false, false, false, true], "only the repeated key is a duplicate");
+        for (var node = 0; node < cluster.Count; node++)
+        {
+            var messages = await ReadAllAsync(cluster, node, "events", expected: 6);
+            messages.Select(message => message.Key).ShouldBe([null, null, null, null, null, "k"], $"node {node}");
+        }
+
+        var subscription = await client.SubscribeAsync("events", new SubscribeOptions { From = StartPosition.Retained, AckPolicy = AckPolicy.None });
+        var received = await Zaichik.Tests.Client.ReconnectTests.ReadAsync(subscription, 6);
+        received.Select(message => message.Key.HasValue).ShouldBe([false, false, false, false, false, true], "a subscriber sees no key, not an empty one");
+    }
+
+    [Fact]
     public async Task A_follower_redirects_requests_to_the_leader()
     {
         await using var cluster = await InProcessCluster.StartAsync();

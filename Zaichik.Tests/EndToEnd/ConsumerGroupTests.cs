@@ -222,6 +222,30 @@ public sealed class ConsumerGroupTests
     }
 
     [Fact]
+    public async Task Unkeyed_dead_letters_stay_unkeyed_and_a_key_window_on_the_dead_letter_topic_keeps_them_all()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("jobs", Retained);
+        await client.CreateTopicAsync("jobs.dead", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), CompactionWindow = TimeSpan.FromHours(1) });
+        await client.PublishAsync("jobs", "first");
+        await client.PublishAsync("jobs", "second");
+
+        var subscription = await client.SubscribeAsync("jobs", new SubscribeOptions { Group = "workers", MaxDeliver = 1, DeadLetterTopic = "jobs.dead" });
+        for (var i = 0; i < 2; i++)
+        {
+            await client.NackAsync((await ReconnectTests.ReadAsync(subscription, 1))[0]);
+        }
+
+        await TestServer.EventuallyAsync(() => GroupView(server, "jobs", "workers") is { DeadLettered: 2 }, "both dead-lettered");
+        var reader = await server.ConnectAsync();
+        var deadLetters = await reader.SubscribeAsync("jobs.dead", new SubscribeOptions { AckPolicy = AckPolicy.None });
+        var dead = await ReconnectTests.ReadAsync(deadLetters, 2);
+        dead.Select(message => message.PayloadText).ShouldBe(["first", "second"]);
+        dead.ShouldAllBe(message => !message.Key.HasValue, "an unkeyed message stays unkeyed when it is dead-lettered");
+    }
+
+    [Fact]
     public async Task Individual_commits_out_of_order_and_delivery_counts_survive_a_restart()
     {
         await using var server = await TestServer.StartAsync();
