@@ -213,6 +213,12 @@ internal sealed class ClusterSnapshots
             }
 
             FlushFolders(temporary);
+            if (File.Exists(path) || Directory.Exists(path))
+            {
+                // The same snapshot again (an install that failed after it was stored, and was sent once more).
+                Delete(new SnapshotFile(path, entry.Index, entry.Term));
+            }
+
             WriteManifest(path + ChecksumSuffix, manifest);
             Directory.Move(temporary, path);
             DirectorySync.Flush(Folder);
@@ -362,7 +368,7 @@ internal sealed class ClusterSnapshots
         else
         {
             // Renamed first, so that a folder with a snapshot's name is never half deleted.
-            var doomed = snapshot.Path + TemporarySuffix;
+            var doomed = snapshot.Path + ".deleted" + TemporarySuffix;
             try
             {
                 Directory.Move(snapshot.Path, doomed);
