@@ -90,16 +90,17 @@ internal sealed class ClusterSnapshots
 
     /// <summary>
     /// Starts freezing the files of a snapshot of the entry <paramref name="index"/> (see <see cref="FrozenView"/>); once
-    /// they are all in it, <see cref="CompleteAsync"/> makes them the snapshot while the view goes on.
+    /// they are all in it, <see cref="Complete"/> makes them the snapshot while the view goes on.
     /// </summary>
     public FrozenView Freeze(long index, long term) => new(PathOf(index, term) + FrozenSuffix, index, term);
 
     /// <summary>
     /// Makes a frozen view the snapshot of its entry: sums every file (a sealed segment <paramref name="previous"/>
     /// already shares, the same file by its inode, keeps the sum the previous manifest gave it), flushes the files and
-    /// folders, writes the manifest and gives the folder its name. The frozen folder is deleted when this fails.
+    /// folders, writes the manifest and gives the folder its name. The frozen folder (and a manifest without its folder)
+    /// is deleted when this fails.
     /// </summary>
-    public async Task<SnapshotFile> CompleteAsync(FrozenView frozen, SnapshotFile? previous, CancellationToken cancellationToken)
+    public SnapshotFile Complete(FrozenView frozen, SnapshotFile? previous, CancellationToken cancellationToken)
     {
         var path = PathOf(frozen.Index, frozen.Term);
         try
@@ -134,6 +135,11 @@ internal sealed class ClusterSnapshots
             Directory.Move(frozen.Path, path);
             DirectorySync.Flush(Folder);
             return new SnapshotFile(path, frozen.Index, frozen.Term, manifest.Sum(entry => entry.Length)) { Reused = (reusedFiles, reusedBytes) };
+        }
+        catch when (!Directory.Exists(path))
+        {
+            TryDelete(path + ChecksumSuffix);
+            throw;
         }
         finally
         {

@@ -58,7 +58,7 @@ internal sealed partial class ReplicatedState(
 
     private readonly Lock _snapshotLock = new();
     private readonly CancellationTokenSource _stopping = new();
-    private Task _archiving = Task.CompletedTask;
+    private Task _completing = Task.CompletedTask;
     private long _failedAt;
     private long _taken;
     private long _installed;
@@ -118,7 +118,7 @@ internal sealed partial class ReplicatedState(
         Volatile.Write(ref _lastApplied, entry.Index);
         Interlocked.Increment(ref _appliedSinceStart);
         if (snapshotEntries > 0 && entry.Index - Math.Max(_snapshot?.Index ?? 0, Interlocked.Read(ref _failedAt)) >= snapshotEntries
-            && _archiving.IsCompleted)
+            && _completing.IsCompleted)
         {
             await TakeSnapshotAsync(entry.Index, entry.Term, token).ConfigureAwait(false);
         }
@@ -168,11 +168,11 @@ internal sealed partial class ReplicatedState(
         var held = time.GetElapsedTime(started);
         durations?.Record(held.TotalSeconds, new KeyValuePair<string, object?>("phase", "freeze"));
         LastFreeze = new SnapshotFreeze(index, frozen.Linked.Files, frozen.Linked.Bytes, frozen.Copied.Files, frozen.Copied.Bytes, held);
-        _archiving = Task.Run(() => ArchiveAsync(frozen, started, held), CancellationToken.None);
+        _completing = Task.Run(() => CompleteSnapshotAsync(frozen, started, held), CancellationToken.None);
     }
 
     /// <summary>Completes a frozen view (sums, flushes, manifest) and makes it the newest snapshot (unless a newer one was installed meanwhile).</summary>
-    private async Task ArchiveAsync(FrozenView frozen, long started, TimeSpan held)
+    private async Task CompleteSnapshotAsync(FrozenView frozen, long started, TimeSpan held)
     {
         try
         {
@@ -181,7 +181,7 @@ internal sealed partial class ReplicatedState(
                 await before().WaitAsync(_stopping.Token).ConfigureAwait(false);
             }
 
-            var written = await snapshots.CompleteAsync(frozen, _snapshot, _stopping.Token).ConfigureAwait(false);
+            var written = snapshots.Complete(frozen, _snapshot, _stopping.Token);
             lock (_snapshotLock)
             {
                 if (_snapshot is { } newest && newest.Index >= written.Index)
@@ -229,7 +229,7 @@ internal sealed partial class ReplicatedState(
             await _stopping.CancelAsync().ConfigureAwait(false);
         }
 
-        await _archiving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _completing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     /// <summary>

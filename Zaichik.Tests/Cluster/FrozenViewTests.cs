@@ -61,7 +61,7 @@ public sealed class FrozenViewTests : IDisposable
         new FileInfo(Path.Combine(frozen.Path, "topics", "ledger", "log.4")).Length.ShouldBe(1000);
         files[Path.Combine("topics", "ledger", "log.0")] = [.. files[Path.Combine("topics", "ledger", "log.0")], .. "probe"u8.ToArray()];
 
-        var written = await snapshots.CompleteAsync(frozen, previous: null, CancellationToken.None);
+        var written = snapshots.Complete(frozen, previous: null, CancellationToken.None);
         Directory.Exists(frozen.Path).ShouldBeFalse("the frozen folder became the snapshot");
         Directory.Exists(written.Path).ShouldBeTrue();
         written.IsArchive.ShouldBeFalse();
@@ -93,14 +93,14 @@ public sealed class FrozenViewTests : IDisposable
 
         await File.WriteAllBytesAsync(Path.Combine(topic, "compacted.7"), Bytes(3000, 7));
         var snapshots = new ClusterSnapshots(Path.Combine(_root, "cluster"));
-        var first = await SnapshotAsync(snapshots, view, topic, 10, previous: null);
+        var first = Snapshot(snapshots, view, topic, 10, previous: null);
         first.Reused.ShouldBe((0, 0L), "there is no snapshot before the first");
         first.Bytes.ShouldBe(100 + 5 * 4096L + 3000);
 
         // The log goes on: log.4 grows, log.5 begins, so log.3 never changes again.
         await File.AppendAllTextAsync(Path.Combine(topic, "log.4"), "more");
         await File.WriteAllBytesAsync(Path.Combine(topic, "log.5"), Bytes(500, 15));
-        var second = await SnapshotAsync(snapshots, view, topic, 20, previous: first);
+        var second = Snapshot(snapshots, view, topic, 20, previous: first);
         if (OperatingSystem.IsLinux())
         {
             second.Reused.ShouldBe((4, 3 * 4096L + 3000), "log.0-2 and the compacted file are the first snapshot's own files: their sums are kept");
@@ -171,12 +171,12 @@ public sealed class FrozenViewTests : IDisposable
         damaged.ShouldHaveSingleItem().ShouldContain("does not match its checksum");
     }
 
-    private static async Task<SnapshotFile> SnapshotAsync(ClusterSnapshots snapshots, string view, string topic, long index, SnapshotFile? previous)
+    private static SnapshotFile Snapshot(ClusterSnapshots snapshots, string view, string topic, long index, SnapshotFile? previous)
     {
         var frozen = snapshots.Freeze(index, 1);
         frozen.Add(view, view, recursive: false);
         frozen.Add(view, topic, recursive: true);
-        return await snapshots.CompleteAsync(frozen, previous, CancellationToken.None);
+        return snapshots.Complete(frozen, previous, CancellationToken.None);
     }
 
     [Fact]
