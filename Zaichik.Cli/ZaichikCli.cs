@@ -112,6 +112,11 @@ public static class ZaichikCli
         {
             (exitCode, message) = (ExitCodes.Failed, "interrupted");
         }
+        catch (ArgumentException e) when (e.ParamName is { } parameter && e.Message.EndsWith($" (Parameter '{parameter}')", StringComparison.Ordinal))
+        {
+            // A message or key the client refuses (too large for a frame): what it says, without .NET's parameter name.
+            (exitCode, message) = (ExitCodes.Failed, e.Message[..^$" (Parameter '{parameter}')".Length]);
+        }
         catch (Exception e)
         {
             // Files, the admin API's HTTP, arguments the client refuses: the message says it; a stack trace would not help.

@@ -88,6 +88,27 @@ public sealed class ErrorCliTests
     }
 
     [Fact]
+    public async Task A_message_too_large_for_a_frame_is_one_line_and_exit_code_1()
+    {
+        await using var server = await TestServer.StartAsync();
+        var file = Path.Combine(Path.GetTempPath(), "zaichik-cli-large-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllBytesAsync(file, new byte[3_000_000]);
+        try
+        {
+            var pub = await RunAsync([.. At(server), "pub", "t", "--file", file]);
+
+            pub.ExitCode.ShouldBe(1, pub.ToString());
+            pub.ErrorLines.Length.ShouldBe(1, pub.ToString());
+            pub.ErrorLines[0].ShouldStartWith("zaichik: message of 3000000 payload bytes makes a frame of ", Case.Sensitive, pub.ToString());
+            pub.ErrorLines[0].ShouldEndWith("; MaxFrameSize is 1081344", Case.Sensitive, pub.ToString());
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public async Task Help_and_version_print_and_exit_0()
     {
         var help = await RunAsync("pub", "--help");
