@@ -13,14 +13,17 @@ public sealed class ClusterDifferentialTests
 {
     private static readonly TimeSpan ElectionDeadline = TimeSpan.FromSeconds(30);
 
-    [Fact]
-    public async Task A_cluster_answers_and_stores_exactly_what_a_single_broker_does()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_cluster_answers_and_stores_exactly_what_a_single_broker_does(bool leaderStopsHalfway)
     {
         await using var single = await TestServer.StartAsync();
         await using var cluster = await InProcessCluster.StartAsync();
         var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
         var alone = await single.ConnectAsync();
-        await using var replicated = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        var replicated = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
+        await using var closeReplicated = replicated;
 
         // Every setting that decides what is stored, with windows and retention long enough that time plays no part.
         var hour = TimeSpan.FromHours(1);
@@ -40,8 +43,19 @@ public sealed class ClusterDifferentialTests
 
         var random = new Random(20261129);
         string?[] keys = [null, null, "", "a", "b", "c", "d", "e"];
+        ZaichikClient? afterwards = null;
         for (var i = 0; i < 400; i++)
         {
+            if (leaderStopsHalfway && i == 200)
+            {
+                // The leader goes; the new one must answer the rest as the single broker does, from the key windows,
+                // latest values, limits and producer memory it applied, and the old one comes back to the same messages.
+                await cluster.StopNodeAsync(leader);
+                var next = await cluster.WaitForLeaderAsync(ElectionDeadline, except: leader);
+                afterwards = replicated = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(next).Port);
+                await cluster.StartNodeAsync(leader);
+            }
+
             var topic = topics[random.Next(topics.Length)].Name;
             var key = keys[random.Next(keys.Length)];
             PublishResult expected, actual;
@@ -63,6 +77,8 @@ public sealed class ClusterDifferentialTests
 
             (actual.Sequence, actual.Duplicate).ShouldBe((expected.Sequence, expected.Duplicate), what);
         }
+
+        await using var closeAfterwards = afterwards;
 
         // Dead letters: the first messages of "plain", each refused once, go to a dead-letter topic with a key window
         // (where the dead letters of one key dedup each other, as any publishes would).
