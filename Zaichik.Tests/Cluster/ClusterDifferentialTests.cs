@@ -14,12 +14,17 @@ public sealed class ClusterDifferentialTests
     private static readonly TimeSpan ElectionDeadline = TimeSpan.FromSeconds(30);
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task A_cluster_answers_and_stores_exactly_what_a_single_broker_does(bool leaderStopsHalfway)
+    [InlineData(false, 0)]
+    [InlineData(true, 0)]
+    [InlineData(true, 60)]
+    public async Task A_cluster_answers_and_stores_exactly_what_a_single_broker_does(bool leaderStopsHalfway, long snapshotEntries)
     {
         await using var single = await TestServer.StartAsync();
-        await using var cluster = await InProcessCluster.StartAsync();
+
+        // With snapshots, the stopped leader comes back from its newest one (or is sent the new leader's).
+        await using var cluster = await InProcessCluster.StartAsync(
+            configure: snapshotEntries > 0 ? (_, options) => options with { SnapshotEntries = snapshotEntries, LogChunkBytes = 64 * 1024 } : null,
+            storage: snapshotEntries > 0 ? new Zaichik.Server.Storage.StorageOptions { PageSizeBits = 12, SegmentSizeBits = 14 } : null);
         var leader = await cluster.WaitForLeaderAsync(ElectionDeadline);
         var alone = await single.ConnectAsync();
         var replicated = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
@@ -117,6 +122,12 @@ public sealed class ClusterDifferentialTests
                 reference.ShouldNotBeEmpty(name);
                 stored.ShouldBe(reference, $"{name} on node {node}");
             }
+        }
+
+        if (leaderStopsHalfway && snapshotEntries > 0)
+        {
+            var state = cluster.Node(leader).State!;
+            (state.RestoredIndex + state.SnapshotCounts.Installed).ShouldBeGreaterThan(0, "the old leader came back from a snapshot");
         }
     }
 
