@@ -57,6 +57,21 @@ public sealed partial class ZaichikClient
         return sending.IsCompletedSuccessfully ? sending.Result.AsPublishResult() : AwaitPublishAsync(sending);
     }
 
+    /// <summary>
+    /// Publishes one message keyed by a byte array. See <see cref="PublishAsync(string, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}?, CancellationToken)"/>.
+    /// A null array publishes an unkeyed message. (Converted to <see cref="ReadOnlyMemory{T}"/>, a null array becomes an
+    /// empty key, which a compaction window treats as a key; this overload is here so that it does not.) An empty
+    /// array is the empty key.
+    /// </summary>
+    [OverloadResolutionPriority(2)]
+    public ValueTask<PublishResult> PublishAsync(string topic, ReadOnlyMemory<byte> payload, byte[]? key, CancellationToken cancellationToken = default) =>
+        PublishAsync(topic, payload, key, headers: null, cancellationToken);
+
+    /// <summary>Publishes one message keyed by a byte array, with headers: a null array publishes an unkeyed message. See <see cref="PublishAsync(string, ReadOnlyMemory{byte}, byte[], CancellationToken)"/>.</summary>
+    [OverloadResolutionPriority(2)]
+    public ValueTask<PublishResult> PublishAsync(string topic, ReadOnlyMemory<byte> payload, byte[]? key, ZaichikHeaders? headers, CancellationToken cancellationToken = default) =>
+        PublishAsync(topic, payload, key is null ? (ReadOnlyMemory<byte>?)null : new ReadOnlyMemory<byte>(key), headers, cancellationToken);
+
     /// <summary>Publishes a UTF-8 text message, optionally with a UTF-8 text key. See <see cref="PublishAsync(string, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}?, CancellationToken)"/>.</summary>
     [OverloadResolutionPriority(1)]
     public ValueTask<PublishResult> PublishAsync(string topic, string payload, string? key = null, CancellationToken cancellationToken = default) =>

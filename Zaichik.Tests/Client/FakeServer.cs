@@ -251,5 +251,6 @@ internal sealed class FakeConnection : IAsyncDisposable
     };
 
     private static PublishFrame Copy(PublishFrame frame) =>
-        frame with { Key = frame.Key?.ToArray(), Payload = frame.Payload.ToArray(), Headers = frame.Headers.ToArray() };
+        // Not `frame.Key?.ToArray()`: a null array converts to an empty key, so every unkeyed publish would look keyed.
+        frame with { Key = frame.Key is { } key ? new ReadOnlyMemory<byte>(key.ToArray()) : (ReadOnlyMemory<byte>?)null, Payload = frame.Payload.ToArray(), Headers = frame.Headers.ToArray() };
 }

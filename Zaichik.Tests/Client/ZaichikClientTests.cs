@@ -60,6 +60,30 @@ public sealed class ZaichikClientTests
     }
 
     [Fact]
+    public async Task A_null_byte_array_key_publishes_an_unkeyed_message_and_an_empty_one_the_empty_key()
+    {
+        await using var server = new FakeServer();
+        await using var pair = await ConnectedPair.StartAsync(server);
+        byte[]? none = null;
+        byte[] empty = [];
+
+        var unkeyed = pair.Client.PublishAsync("orders", "x"u8.ToArray(), none).AsTask();
+        var first = await pair.Server.ReceiveAsync<PublishFrame>();
+        await pair.Server.SendAsync(new AckFrame(first.RequestId, 1, Duplicate: false));
+        var withHeaders = pair.Client.PublishAsync("orders", "y"u8.ToArray(), none, new ZaichikHeaders().Add("h", "v")).AsTask();
+        var second = await pair.Server.ReceiveAsync<PublishFrame>();
+        await pair.Server.SendAsync(new AckFrame(second.RequestId, 2, Duplicate: false));
+        var keyed = pair.Client.PublishAsync("orders", "z"u8.ToArray(), empty).AsTask();
+        var third = await pair.Server.ReceiveAsync<PublishFrame>();
+        await pair.Server.SendAsync(new AckFrame(third.RequestId, 3, Duplicate: false));
+        await Task.WhenAll(unkeyed, withHeaders, keyed).WaitAsync(Patience);
+
+        first.Key.HasValue.ShouldBeFalse("a null array is no key, not an empty one");
+        second.Key.HasValue.ShouldBeFalse("a null array is no key, with headers too");
+        third.Key.ShouldNotBeNull().Length.ShouldBe(0, "an empty array is the empty key");
+    }
+
+    [Fact]
     public async Task Publish_answered_with_Error_throws_ZaichikServerException_with_code_and_text()
     {
         await using var server = new FakeServer();

@@ -111,7 +111,8 @@ internal sealed class RawConnection : IAsyncDisposable
                 var message = _frames.ReadMessage(frame);
                 var copy = message with
                 {
-                    Key = message.Key?.ToArray(),
+                    // Not `message.Key?.ToArray()`: a null array converts to an empty key, not to none.
+                    Key = message.Key is { } key ? new ReadOnlyMemory<byte>(key.ToArray()) : (ReadOnlyMemory<byte>?)null,
                     Payload = message.Payload.ToArray(),
                     Headers = message.Headers.ToArray(),
                 };
