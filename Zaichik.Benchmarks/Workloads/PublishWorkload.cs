@@ -56,7 +56,7 @@ internal sealed class PublishWorkload : IWorkload
         for (long i = 0; i < count && !cancellationToken.IsCancellationRequested; i++)
         {
             var slot = await inFlight.ReserveAsync();
-            ReadOnlyMemory<byte>? key = keys is null ? null : keys[i % keys.Length];
+            ReadOnlyMemory<byte>? key = keys is null ? (ReadOnlyMemory<byte>?)null : keys[i % keys.Length];
             inFlight.Issue(slot, client.PublishAsync(topic, payload, key));
         }
 
