@@ -30,24 +30,9 @@ public sealed class ClusterDifferentialTests
         var replicated = await ZaichikClient.ConnectAsync("127.0.0.1", cluster.Server(leader).Port);
         await using var closeReplicated = replicated;
 
-        // Every setting that decides what is stored, with windows and retention long enough that time plays no part.
-        var hour = TimeSpan.FromHours(1);
-        (string Name, TopicOptions Options)[] topics =
-        [
-            ("plain", new TopicOptions { RetentionTtl = hour }),
-            ("window", new TopicOptions { RetentionTtl = hour, CompactionWindow = hour }),
-            ("latest", new TopicOptions { RetentionTtl = hour, KeepLatestPerKey = true }),
-            ("capped", new TopicOptions { RetentionTtl = hour, MaxMessages = 25 }),
-            ("capped-window", new TopicOptions { RetentionTtl = hour, CompactionWindow = hour, MaxMessages = 10 }),
-        ];
-        foreach (var (name, options) in topics)
-        {
-            await alone.CreateTopicAsync(name, options);
-            await replicated.CreateTopicAsync(name, options);
-        }
-
-        var random = new Random(20261129);
-        string?[] keys = [null, null, "", "a", "b", "c", "d", "e"];
+        var topics = RandomPublishes.Topics();
+        await RandomPublishes.CreateAsync(alone, replicated, topics);
+        var publishes = new RandomPublishes(20261129);
         ZaichikClient? afterwards = null;
         for (var i = 0; i < 400; i++)
         {
@@ -61,26 +46,7 @@ public sealed class ClusterDifferentialTests
                 await cluster.StartNodeAsync(leader);
             }
 
-            var topic = topics[random.Next(topics.Length)].Name;
-            var key = keys[random.Next(keys.Length)];
-            PublishResult expected, actual;
-            string what;
-            if (topic == "latest" && key is { Length: > 0 } && random.Next(5) == 0)
-            {
-                what = $"tombstone {i} for '{key}'";
-                expected = await alone.PublishTombstoneAsync(topic, key);
-                actual = await replicated.PublishTombstoneAsync(topic, key);
-            }
-            else
-            {
-                var payload = random.Next(8) == 0 ? string.Empty : $"p{i}";
-                var headers = random.Next(3) == 0 ? new ZaichikHeaders().Add("h", $"v{i}") : null;
-                what = $"publish {i} to {topic}, key {(key is null ? "none" : $"'{key}'")}";
-                expected = await alone.PublishAsync(topic, payload, key, headers);
-                actual = await replicated.PublishAsync(topic, payload, key, headers);
-            }
-
-            (actual.Sequence, actual.Duplicate).ShouldBe((expected.Sequence, expected.Duplicate), what);
+            await publishes.NextAsync(i, alone, replicated, topics);
         }
 
         await using var closeAfterwards = afterwards;
@@ -90,7 +56,7 @@ public sealed class ClusterDifferentialTests
         const int DeadLetters = 20;
         foreach (var client in new[] { alone, replicated })
         {
-            await client.CreateTopicAsync("plain.dead", new TopicOptions { RetentionTtl = hour, CompactionWindow = hour });
+            await client.CreateTopicAsync("plain.dead", new TopicOptions { RetentionTtl = TimeSpan.FromHours(1), CompactionWindow = TimeSpan.FromHours(1) });
             var group = await client.SubscribeAsync("plain", new SubscribeOptions { Group = "g", MaxDeliver = 1, DeadLetterTopic = "plain.dead" });
             for (var i = 0; i < DeadLetters; i++)
             {
@@ -100,27 +66,11 @@ public sealed class ClusterDifferentialTests
             (await Zaichik.Tests.Client.ReconnectTests.ReadAsync(group, 1)).ShouldHaveSingleItem();
         }
 
-        // Count limits are applied by each node's sweep (every SweepInterval): compare once both sides have swept.
         foreach (var (name, _) in topics.Append(("plain.dead", new TopicOptions())))
         {
             for (var node = 0; node < cluster.Count; node++)
             {
-                List<string> reference = [], stored = [];
-                using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-                while (!deadline.IsCancellationRequested)
-                {
-                    reference = Project(await PeekAsync(single.State, name));
-                    stored = Project(await PeekAsync(cluster.State(node), name));
-                    if (reference.Count > 0 && stored.SequenceEqual(reference))
-                    {
-                        break;
-                    }
-
-                    await Task.Delay(50, CancellationToken.None);
-                }
-
-                reference.ShouldNotBeEmpty(name);
-                stored.ShouldBe(reference, $"{name} on node {node}");
+                await RandomPublishes.ShouldStoreTheSameAsync(single.State, cluster.State(node), name, $"{name} on node {node}");
             }
         }
 
@@ -130,12 +80,4 @@ public sealed class ClusterDifferentialTests
             (state.RestoredIndex + state.SnapshotCounts.Installed).ShouldBeGreaterThan(0, "the old leader came back from a snapshot");
         }
     }
-
-    private static async Task<IReadOnlyList<Zaichik.Server.State.PeekedMessage>> PeekAsync(Zaichik.Server.State.BrokerState state, string topic) =>
-        (await state.PeekAsync(topic, null, 10_000, "text", CancellationToken.None))?.Messages ?? [];
-
-    private static List<string> Project(IReadOnlyList<Zaichik.Server.State.PeekedMessage> messages) =>
-        messages.Select(message =>
-            $"{message.Sequence} key={(message.Key is null ? "none" : $"'{message.Key}'")} payload='{message.Payload}' "
-            + string.Join(",", message.Headers.Select(header => $"{header.Key}={header.Value}"))).ToList();
 }
