@@ -112,10 +112,10 @@ internal sealed class ClusterSnapshots
             foreach (var file in FilesOf(frozen.Path))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var identity = FileIdentity.Of(file);
+                var inode = FileIdentity.Of(file);
                 var length = new FileInfo(file).Length;
                 uint crc;
-                if (identity.Inode != 0 && known.TryGetValue((identity.Inode, length), out var sum))
+                if (inode != 0 && known.TryGetValue((inode, length), out var sum))
                 {
                     // The previous snapshot's own file, linked again: summed and flushed when it was first frozen.
                     crc = sum;
@@ -127,7 +127,7 @@ internal sealed class ClusterSnapshots
                     crc = Sum(file, length, flush: true);
                 }
 
-                manifest.Add(new ManifestEntry(Relative(frozen.Path, file), length, crc, identity.Inode));
+                manifest.Add(new ManifestEntry(Relative(frozen.Path, file), length, crc, inode));
             }
 
             FlushFolders(frozen.Path);
@@ -198,7 +198,7 @@ internal sealed class ClusterSnapshots
                             await summed.FlushToDiskAsync(cancellationToken).ConfigureAwait(false);
                         }
 
-                        manifest.Add(new ManifestEntry(Relative(temporary, target), summed.Length, summed.Crc, FileIdentity.Of(target).Inode));
+                        manifest.Add(new ManifestEntry(Relative(temporary, target), summed.Length, summed.Crc, FileIdentity.Of(target)));
                     }
                 }
                 catch (Exception failure) when (failure is EndOfStreamException or FormatException or ArgumentException or InvalidOperationException)
@@ -861,11 +861,12 @@ internal static partial class FileIdentity
     private const int CurrentFolder = -100;
     private const uint InodeMask = 0x100;
 
-    public static (ulong Inode, int Links) Of(string path)
+    /// <summary>The file's inode; 0 when it cannot be told.</summary>
+    public static ulong Of(string path)
     {
         if (!OperatingSystem.IsLinux())
         {
-            return (0, 0);
+            return 0;
         }
 
         Span<byte> buffer = stackalloc byte[256];
@@ -874,19 +875,17 @@ internal static partial class FileIdentity
         {
             if (Statx(CurrentFolder, path, 0, InodeMask, ref System.Runtime.InteropServices.MemoryMarshal.GetReference(buffer)) != 0)
             {
-                return (0, 0);
+                return 0;
             }
         }
         catch (EntryPointNotFoundException)
         {
-            return (0, 0);
+            return 0;
         }
 
-        // struct statx: stx_mask (u32) at 0, stx_nlink (u32) at 16, stx_ino (u64) at 32: the same layout on every architecture.
+        // struct statx: stx_mask (u32) at 0, stx_ino (u64) at 32: the same layout on every architecture.
         var mask = System.Runtime.InteropServices.MemoryMarshal.Read<uint>(buffer);
-        return (mask & InodeMask) == 0
-            ? (0, 0)
-            : (System.Runtime.InteropServices.MemoryMarshal.Read<ulong>(buffer[32..]), (int)System.Runtime.InteropServices.MemoryMarshal.Read<uint>(buffer[16..]));
+        return (mask & InodeMask) == 0 ? 0 : System.Runtime.InteropServices.MemoryMarshal.Read<ulong>(buffer[32..]);
     }
 
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
