@@ -235,7 +235,12 @@ internal sealed class ClusterSnapshots
             await pipe.Reader.CompleteAsync().ConfigureAwait(false);
             await sending.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             FrozenView.TryDeleteFolder(temporary);
-            TryDelete(path + ChecksumSuffix);
+            if (!File.Exists(path) && !Directory.Exists(path))
+            {
+                // Written for this snapshot before the failure; a stored one of the same name keeps its own.
+                TryDelete(path + ChecksumSuffix);
+            }
+
             throw;
         }
     }
