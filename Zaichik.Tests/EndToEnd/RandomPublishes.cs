@@ -24,7 +24,10 @@ internal sealed class RandomPublishes(int seed)
             ("window", new TopicOptions { RetentionTtl = hour, CompactionWindow = hour, Durability = durability }),
             ("latest", new TopicOptions { RetentionTtl = hour, KeepLatestPerKey = true, Durability = durability }),
             ("capped", new TopicOptions { RetentionTtl = hour, MaxMessages = 25, Durability = durability }),
-            ("capped-window", new TopicOptions { RetentionTtl = hour, CompactionWindow = hour, MaxMessages = 10, Durability = durability }),
+
+            // Not a key window together with a count limit: a key whose message the limit removed is remembered until
+            // the broker restarts or a cluster node starts from a snapshot, and forgotten then (the window is rebuilt
+            // from the log). The restart test found it; see the README's Compaction row.
         ];
     }
 
