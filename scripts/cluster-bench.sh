@@ -10,14 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-100000}
 reps=${2:-3}
-server=Zaichik.Server/bin/Release/net10.0/Zaichik.Server.dll
-cli=Zaichik.Cli/bin/Release/net10.0/Zaichik.Cli.dll
-[ -f "$server" ] && [ -f "$cli" ] || { echo "build Release first: dotnet build Zaichik.sln -c Release" >&2; exit 2; }
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/bench-common.sh
 ticks() { local sum=0; for pid in "$@"; do set -- $(cut -d' ' -f14,15 "/proc/$pid/stat"); sum=$((sum + $1 + $2)); done; echo "$sum"; }
 hz=$(getconf CLK_TCK)
 

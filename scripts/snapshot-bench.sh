@@ -9,14 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-200000}
 snap=${2:-200}
-server=Zaichik.Server/bin/Release/net10.0/Zaichik.Server.dll
-cli=Zaichik.Cli/bin/Release/net10.0/Zaichik.Cli.dll
-[ -f "$server" ] && [ -f "$cli" ] || { echo "build Release first: dotnet build Zaichik.sln -c Release" >&2; exit 2; }
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/bench-common.sh
 peers=""; ports=(); admins=(); raft=($(free_port) $(free_port) $(free_port))
 for n in 1 2 3; do peers+="n$n=127.0.0.1:${raft[$((n-1))]},"; ports+=("$(free_port)"); admins+=("$(free_port)"); done
 for n in 1 2 3; do
