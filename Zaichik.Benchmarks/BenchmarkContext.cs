@@ -44,6 +44,9 @@ internal sealed class BenchmarkContext : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The in-process server's data folder; null for an external server.</summary>
+    public string? DataPath => _dataPath;
+
     /// <summary>True when the broker runs in this process, so CPU and memory figures include it.</summary>
     public bool InProcess => _server is not null;
 

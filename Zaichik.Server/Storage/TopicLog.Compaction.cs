@@ -39,9 +39,12 @@ internal sealed partial class TopicLog
     /// file in place (fsynced, renamed, folder fsynced). It never waits for the topic's appends, and nothing it reads is
     /// changed. Truncating the log at the pass's cut is the caller's (<see cref="TruncateUntil"/>), once no reader is below it.
     /// </summary>
+    /// <param name="judge">Says what becomes of each message.</param>
+    /// <param name="beforeInstall">Called once every message is judged, before the new file is put in place; what it throws ends the pass and the previous file stays.</param>
+    /// <param name="cancellationToken">Ends the pass; the previous file stays.</param>
     /// <returns>What the pass did, or null when it did not run: the log is closing, a Memory log, no descriptor free, or nothing to change.</returns>
     /// <exception cref="IOException">The file could not be written; the previous one stays.</exception>
-    public async ValueTask<CompactionPass?> CompactAsync(CompactionJudge judge, CancellationToken cancellationToken)
+    public async ValueTask<CompactionPass?> CompactAsync(CompactionJudge judge, CancellationToken cancellationToken, Action? beforeInstall = null)
     {
         await _compacting.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -53,7 +56,7 @@ internal sealed partial class TopicLog
 
             try
             {
-                return Compact(judge, cancellationToken);
+                return Compact(judge, beforeInstall, cancellationToken);
             }
             finally
             {
@@ -66,7 +69,7 @@ internal sealed partial class TopicLog
         }
     }
 
-    private CompactionPass? Compact(CompactionJudge judge, CancellationToken cancellationToken)
+    private CompactionPass? Compact(CompactionJudge judge, Action? beforeInstall, CancellationToken cancellationToken)
     {
         var previous = Compacted;
         var durable = DurableSequence;
@@ -122,6 +125,7 @@ internal sealed partial class TopicLog
             return null;
         }
 
+        beforeInstall?.Invoke();
         var created = writer.Complete((previous?.Generation ?? 0) + 1, cut, nextSequence);
         lock (_compactedLock)
         {

@@ -13,7 +13,11 @@ internal sealed class CompactionIndex
     private readonly long _windowMs;
     private readonly Dictionary<byte[], KeyState> _keys = new(ByteArrayComparer.Instance);
     private readonly Dictionary<byte[], KeyState>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
-    private readonly Queue<Acceptance> _acceptances = new();
+
+    // Acceptances in order (so by sequence and by time), a ring that grows by doubling: the oldest at _head.
+    private Acceptance[] _acceptances = new Acceptance[16];
+    private int _head;
+    private int _count;
 
     public CompactionIndex(long windowMs)
     {
@@ -50,20 +54,33 @@ internal sealed class CompactionIndex
         }
 
         _keys[storedKey] = new KeyState(nowMs, sequence);
-        _acceptances.Enqueue(new Acceptance(storedKey, nowMs));
+        if (_count == _acceptances.Length)
+        {
+            var larger = new Acceptance[_acceptances.Length * 2];
+            for (var i = 0; i < _count; i++)
+            {
+                larger[i] = At(i);
+            }
+
+            (_acceptances, _head) = (larger, 0);
+        }
+
+        _acceptances[Slot(_count)] = new Acceptance(storedKey, nowMs, sequence);
+        _count++;
     }
 
     /// <summary>Forgets keys whose window has passed; returns how many were removed.</summary>
     public int Sweep(long nowMs, int maxRemovals = int.MaxValue)
     {
         var removed = 0;
-        while (removed < maxRemovals
-            && _acceptances.TryPeek(out var oldest)
-            && nowMs - oldest.AcceptedAtMs >= _windowMs)
+        while (removed < maxRemovals && _count > 0 && nowMs - At(0).AcceptedAtMs >= _windowMs)
         {
-            _acceptances.Dequeue();
+            var oldest = At(0);
+            _acceptances[_head] = default;
+            _head = Slot(1);
+            _count--;
 
-            // Only the key's latest acceptance may remove it; older queue entries for a re-accepted key are stale.
+            // Only the key's latest acceptance may remove it; older entries for a re-accepted key are stale.
             if (_keys.TryGetValue(oldest.Key, out var state) && state.AcceptedAtMs == oldest.AcceptedAtMs)
             {
                 _keys.Remove(oldest.Key);
@@ -74,7 +91,48 @@ internal sealed class CompactionIndex
         return removed;
     }
 
+    /// <summary>
+    /// Adds to <paramref name="block"/> every key whose latest acceptance, still inside the window at
+    /// <paramref name="nowMs"/>, has a sequence in [<paramref name="fromSequence"/>, <paramref name="toSequence"/>): what
+    /// the window must still remember of messages the log is about to let go.
+    /// </summary>
+    public void CollectAccepted(long fromSequence, long toSequence, long nowMs, Storage.WindowBlock block)
+    {
+        // Acceptances are in sequence order: the first one at or after fromSequence by binary search.
+        var (low, high) = (0, _count);
+        while (low < high)
+        {
+            var middle = low + ((high - low) / 2);
+            if (At(middle).Sequence < fromSequence)
+            {
+                low = middle + 1;
+            }
+            else
+            {
+                high = middle;
+            }
+        }
+
+        for (var i = low; i < _count && At(i) is var acceptance && acceptance.Sequence < toSequence; i++)
+        {
+            if (nowMs - acceptance.AcceptedAtMs < _windowMs
+                && _keys.TryGetValue(acceptance.Key, out var state)
+                && state.Sequence == acceptance.Sequence)
+            {
+                block.Add(acceptance.Sequence, acceptance.AcceptedAtMs, hasKey: true, acceptance.Key, Storage.ProducerStamp.None);
+            }
+        }
+    }
+
+    private Acceptance At(int index) => _acceptances[Slot(index)];
+
+    private int Slot(int index)
+    {
+        var slot = _head + index;
+        return slot >= _acceptances.Length ? slot - _acceptances.Length : slot;
+    }
+
     private readonly record struct KeyState(long AcceptedAtMs, long Sequence);
 
-    private readonly record struct Acceptance(byte[] Key, long AcceptedAtMs);
+    private readonly record struct Acceptance(byte[] Key, long AcceptedAtMs, long Sequence);
 }

@@ -44,6 +44,15 @@ internal sealed class OpenTopic : IAsyncDisposable
 
     public ConsumerPositionStore Positions { get; }
 
+    /// <summary>
+    /// What the dedup windows remember of messages the log no longer holds (see <see cref="WindowFile"/>); null for a
+    /// Memory topic, whose windows start empty at every open like its log. Guarded by the topic's window lock.
+    /// </summary>
+    public WindowFile? Windows { get; init; }
+
+    /// <summary>Messages below this sequence are already accounted for in <see cref="Windows"/>. Guarded by the topic's window lock.</summary>
+    public long WindowsUpTo { get; set; }
+
     /// <summary>The consumer groups with members now, by name. Guarded by the topic's gate.</summary>
     public Dictionary<string, Subscriptions.ConsumerGroup> Groups { get; } = new(StringComparer.Ordinal);
 

@@ -86,6 +86,21 @@ internal sealed class ProducerWindow
         producer.Add(new Stored(stamp.Sequence, sequence, nowMs), nowMs, _windowMs, _maxPerProducer);
     }
 
+    /// <summary>
+    /// Adds to <paramref name="block"/> every remembered publish, still inside the window at <paramref name="nowMs"/>,
+    /// stored with a sequence in [<paramref name="fromSequence"/>, <paramref name="toSequence"/>): what the window must
+    /// still remember of messages the log is about to let go. Looks at every remembered publish (they are bounded by
+    /// <see cref="ProducerWindowOptions"/>); a producer's are in its own numbering's order, which a producer that numbers
+    /// oddly does not keep in sequence order.
+    /// </summary>
+    public void CollectStored(long fromSequence, long toSequence, long nowMs, WindowBlock block)
+    {
+        foreach (var producer in _producers.Values)
+        {
+            producer.Collect(fromSequence, toSequence, nowMs - _windowMs, block);
+        }
+    }
+
     /// <summary>Forgets producers with nothing accepted within the window; returns how many were removed.</summary>
     public int Sweep(long nowMs, int maxRemovals = int.MaxValue)
     {
@@ -226,6 +241,18 @@ internal sealed class ProducerWindow
 
             _ring[Slot(at)] = stored;
             Count++;
+        }
+
+        public void Collect(long fromSequence, long toSequence, long acceptedAfterMs, WindowBlock block)
+        {
+            for (var i = 0; i < Count; i++)
+            {
+                var stored = At(i);
+                if (stored.MessageSequence >= fromSequence && stored.MessageSequence < toSequence && stored.AcceptedAtMs > acceptedAfterMs)
+                {
+                    block.Add(stored.MessageSequence, stored.AcceptedAtMs, hasKey: false, default, new ProducerStamp(Id, stored.ProducerSequence));
+                }
+            }
         }
 
         private Stored At(int index) => _ring[Slot(index)];

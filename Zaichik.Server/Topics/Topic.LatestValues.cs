@@ -182,15 +182,35 @@ internal sealed partial class Topic
         var lowestConsumer = Settings.HasRetention ? null : open.Positions.Lowest();
         var (trimMessages, trimBytes) = (trim.Messages, trim.Bytes);
         var carried = latest.TakePendingExpiry();
+
+        // What the key and producers' windows still need of the messages the pass removes goes to the window file before
+        // the compacted file is put in place (a compacted-away value may be a producer's publish sent again later).
+        var removed = open.Windows is null ? null : new WindowsRemoval(new WindowBlock(), open.Keys is null ? long.MaxValue : nowMs - Settings.CompactionWindowMs, nowMs - open.Producers.WindowMs);
         CompactionPass? pass;
         try
         {
-            pass = await open.Log.CompactAsync(Judge, cancellationToken).ConfigureAwait(false);
+            pass = await open.Log.CompactAsync(
+                message =>
+                {
+                    var verdict = Judge(message);
+                    if (verdict != CompactionVerdict.Keep)
+                    {
+                        removed?.Add(message);
+                    }
+
+                    return verdict;
+                },
+                cancellationToken,
+                removed is null ? null : () => open.Windows!.Append(removed.Block)).ConfigureAwait(false);
         }
         catch
         {
             latest.PassEnded(latest.NextExpiryMs, carried);
             throw;
+        }
+        finally
+        {
+            removed?.Block.Dispose();
         }
 
         if (pass is null)
@@ -316,6 +336,18 @@ internal sealed partial class Topic
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Topic {Topic} compacted (generation {Generation}): {Kept} messages kept, {Removed} removed; {Before} bytes become {After}")]
     private partial void LogCompacted(string topic, long generation, long kept, long removed, long before, long after);
+}
+
+/// <summary>The window entries of the messages a compaction pass removes: those whose key or producer window still runs.</summary>
+internal sealed record WindowsRemoval(WindowBlock Block, long KeysFromMs, long ProducersFromMs)
+{
+    public void Add(LogMessage message) =>
+        Block.Add(
+            message.Sequence,
+            message.TimestampMs,
+            message.HasKey && message.TimestampMs >= KeysFromMs,
+            message.Key,
+            message.Producer.IsSet && message.TimestampMs >= ProducersFromMs ? message.Producer : ProducerStamp.None);
 }
 
 /// <summary>How many messages and bytes a topic holds beyond its limits.</summary>

@@ -26,6 +26,9 @@ internal sealed partial class Topic : IAsyncDisposable
     private readonly TopicContext _context;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
+
+    // Held while the window file is written (outside the gate, by a sweep) and while the topic's files are copied.
+    private readonly SemaphoreSlim _windowsLock = new(1, 1);
     private readonly Action<Topic>? _onStorageRecovered;
     private OpenTopic? _open;
     private string? _quarantine;
@@ -455,6 +458,19 @@ internal sealed partial class Topic : IAsyncDisposable
             (keepFrom, keepSequence) = limit;
         }
 
+        // What the key and producers' windows still need of the messages about to go is written down first (only as far
+        // as the slowest reader lets the log go: the gate below cuts no further than this, whatever readers do meanwhile).
+        if (open.SlowestCursor() is { } behind && behind.Position < keepFrom)
+        {
+            (keepFrom, keepSequence) = (behind.Position, behind.Sequence);
+        }
+
+        if ((keepFrom > log.BeginAddress || (keepFrom == log.BeginAddress && keepSequence > log.FirstSequence))
+            && !await RememberRemovedAsync(open, keepSequence, onlyExpired: Settings.HasRetention && keepSequence <= retentionSequence, holdingGate: false, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -558,7 +574,8 @@ internal sealed partial class Topic : IAsyncDisposable
             {
                 // Nobody reads it: what every reader has seen can go now, not at some later open.
                 var keepSequence = LowestKept(open) is { } lowest ? lowest + 1 : open.Log.NextSequence;
-                if (keepSequence >= open.Log.NextSequence)
+                if (keepSequence >= open.Log.NextSequence
+                    && await RememberRemovedAsync(open, open.Log.NextSequence, onlyExpired: false, holdingGate: true, cancellationToken).ConfigureAwait(false))
                 {
                     open.Log.TruncateUntil(open.Log.TailAddress, open.Log.NextSequence);
                 }
@@ -653,7 +670,15 @@ internal sealed partial class Topic : IAsyncDisposable
             if (_open is { } open && !open.Log.IsDisposed)
             {
                 open.Positions.Flush(flushToDisk: false);
-                await open.Log.CopyCommittedAsync(copy, cancellationToken).ConfigureAwait(false);
+                await _windowsLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await open.Log.CopyCommittedAsync(copy, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _windowsLock.Release();
+                }
             }
             else
             {
@@ -1028,6 +1053,7 @@ internal sealed partial class Topic : IAsyncDisposable
 
             var keys = Settings.HasCompaction ? new CompactionIndex(Settings.CompactionWindowMs) : null;
             var producers = new ProducerWindow(_context.Producers);
+            var windows = memory ? null : LoadWindows(log, keys, producers);
             await RecoverWindowsAsync(log, keys, producers).ConfigureAwait(false);
             var latest = Settings.KeepLatestPerKey ? await RestoreLatestAsync(log).ConfigureAwait(false) : null;
             log.ReadFilter = latest;
@@ -1038,6 +1064,8 @@ internal sealed partial class Topic : IAsyncDisposable
                 _context.FlushDuration);
             return new OpenTopic(log, committer, keys, producers, positions)
             {
+                Windows = windows,
+                WindowsUpTo = log.FirstSequence,
                 RetentionTtlMs = Settings.RetentionTtlMs,
                 Latest = latest,
                 Feed = latest is null && _context.MaxTailFeedBytes > 0 ? new Subscriptions.TailFeed(NameUtf8, () => NowMs, log.NextSequence - 1, _context.MaxTailFeedBytes) : null,
@@ -1099,6 +1127,10 @@ internal sealed partial class Topic : IAsyncDisposable
         Volatile.Write(ref _open, null);
         try
         {
+            // A sweep writing the window file outside the gate finishes first; after this it sees the topic closed.
+            await _windowsLock.WaitAsync().ConfigureAwait(false);
+            _windowsLock.Release();
+
             if (!open.Log.IsDisposed)
             {
                 ClosedSequences = (open.Log.FirstSequence, open.Log.LastSequence, open.Log.CountAfter(open.Log.FirstSequence - 1));

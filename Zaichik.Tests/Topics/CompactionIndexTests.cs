@@ -86,4 +86,39 @@ public sealed class CompactionIndexTests
         // With a 100 ms window and one key every 10 ms only about ten keys are live at any time.
         index.Count.ShouldBeLessThan(50);
     }
+
+    [Fact]
+    public void Collecting_gives_the_latest_acceptances_in_a_sequence_range_inside_the_window_across_the_ring_wrapping()
+    {
+        var index = new CompactionIndex(windowMs: 1_000);
+
+        // Enough acceptances, with the oldest swept, that the ring has wrapped and grown.
+        for (var sequence = 1; sequence <= 100; sequence++)
+        {
+            index.Accept(Key($"k{sequence % 40}"), nowMs: sequence * 10, sequence);
+        }
+
+        var block = new Zaichik.Server.Storage.WindowBlock();
+        index.CollectAccepted(fromSequence: 55, toSequence: 70, nowMs: 1_050, block);
+        var collected = new List<(long Sequence, string Key)>();
+        var directory = Directory.CreateTempSubdirectory("zaichik-index-").FullName;
+        try
+        {
+            var file = Zaichik.Server.Storage.WindowFile.Open(directory, (in Zaichik.Server.Storage.WindowRecord _) => { }, out _);
+            file.Append(block);
+            Zaichik.Server.Storage.WindowFile.Open(directory, (in Zaichik.Server.Storage.WindowRecord record) => collected.Add((record.Sequence, Encoding.UTF8.GetString(record.Key))), out _);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        // 55..60 were accepted again as 95..100 (stale); 61..69 are the latest acceptances of their keys; at 1,050 the
+        // window (1 s) still holds everything accepted after 50 ms.
+        collected.ShouldBe(Enumerable.Range(61, 9).Select(sequence => ((long)sequence, $"k{sequence % 40}")));
+
+        var late = new Zaichik.Server.Storage.WindowBlock();
+        index.CollectAccepted(fromSequence: 60, toSequence: 70, nowMs: 1_640, late);
+        late.Count.ShouldBe(5, "at 1,640 ms the acceptances at 600..640 ms have left the window");
+    }
 }

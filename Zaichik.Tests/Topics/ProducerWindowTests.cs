@@ -117,4 +117,40 @@ public sealed class ProducerWindowTests
         (GC.GetAllocatedBytesForCurrentThread() - before).ShouldBe(0, "a steady producer allocates nothing per publish");
         window.CountOf(1).ShouldBe(1_000);
     }
+
+    [Fact]
+    public void Collecting_gives_every_remembered_publish_in_a_sequence_range_inside_the_window_however_a_producer_numbers()
+    {
+        var window = new ProducerWindow(Options);
+        window.Accept(new ProducerStamp(1, 5), nowMs: 1_000, sequence: 10);
+        window.Accept(new ProducerStamp(2, 1), nowMs: 2_000, sequence: 11);
+
+        // Producer 1 numbers oddly: its number 3 comes after its number 5, and is kept before it.
+        window.Accept(new ProducerStamp(1, 3), nowMs: 3_000, sequence: 12);
+        window.Accept(new ProducerStamp(1, 6), nowMs: 4_000, sequence: 13);
+
+        var collected = Collect(window, fromSequence: 11, toSequence: 13, nowMs: 5_000);
+        collected.ShouldBe([(11L, new ProducerStamp(2, 1)), (12L, new ProducerStamp(1, 3))], ignoreOrder: true);
+        Collect(window, fromSequence: 10, toSequence: 14, nowMs: 12_500).Select(entry => entry.Sequence)
+            .ShouldBe([12L, 13L], ignoreOrder: true, "at 12.5 s what was accepted at 1 s and 2 s has left the 10 s window");
+    }
+
+    private static List<(long Sequence, ProducerStamp Producer)> Collect(ProducerWindow window, long fromSequence, long toSequence, long nowMs)
+    {
+        var block = new WindowBlock();
+        window.CollectStored(fromSequence, toSequence, nowMs, block);
+        var collected = new List<(long, ProducerStamp)>();
+        var directory = Directory.CreateTempSubdirectory("zaichik-producers-").FullName;
+        try
+        {
+            WindowFile.Open(directory, (in WindowRecord _) => { }, out _).Append(block);
+            WindowFile.Open(directory, (in WindowRecord record) => collected.Add((record.Sequence, record.Producer)), out _);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        return collected;
+    }
 }

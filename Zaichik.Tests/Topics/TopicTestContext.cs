@@ -20,7 +20,7 @@ internal sealed class TopicTestContext : IAsyncDisposable
 
     public string Directory { get; }
 
-    public Topic Topic { get; }
+    public Topic Topic { get; private set; }
 
     public FakeTimeProvider Time { get; }
 
@@ -31,13 +31,26 @@ internal sealed class TopicTestContext : IAsyncDisposable
 
     /// <summary>A topic on a <see cref="FakeTimeProvider"/>, or on <paramref name="time"/> when given.</summary>
     public static TopicTestContext Create(long retentionTtlMs = 0, long compactionWindowMs = 0, TimeProvider? time = null, StorageOptions? storage = null,
-        Durability durability = Durability.Interval, int maxOpenTopics = 100, ProducerWindowOptions? producers = null)
+        Durability durability = Durability.Interval, int maxOpenTopics = 100, ProducerWindowOptions? producers = null, long maxMessages = 0,
+        bool keepLatestPerKey = false)
     {
         var directory = Path.Combine(Path.GetTempPath(), "zaichik-topic-" + Guid.NewGuid().ToString("N"));
         var fake = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-        var context = new TopicContext(storage ?? new StorageOptions(), new FileBudget(1_000), new OpenTopicLimiter(maxOpenTopics), time ?? fake, NullLoggerFactory.Instance, producers);
-        var settings = new TopicSettings(retentionTtlMs, compactionWindowMs, durability);
+        var context = new TopicContext(storage ?? new StorageOptions(), new FileBudget(1_000), new OpenTopicLimiter(maxOpenTopics), time ?? fake, NullLoggerFactory.Instance, producers)
+        {
+            // A topic that keeps the latest value per key compacts at every sweep.
+            Compaction = keepLatestPerKey ? new LogCompactionOptions(0, 0) : LogCompactionOptions.Default,
+        };
+        var settings = new TopicSettings(retentionTtlMs, compactionWindowMs, durability, MaxMessages: maxMessages, KeepLatestPerKey: keepLatestPerKey)
+            .Resolve(durability, TimeSpan.FromMilliseconds(100));
         return new TopicTestContext(directory, new Topic("test", directory, settings, context), fake, context);
+    }
+
+    /// <summary>As a broker restart does: the topic is closed for good and a new one opens the same folder with the same settings.</summary>
+    public async Task RestartAsync()
+    {
+        await Topic.DisposeAsync();
+        Topic = new Topic(Topic.Name, Directory, Topic.Settings, Context);
     }
 
     public async Task<PublishOutcome> PublishAsync(string payload, string? key = null, ProducerStamp producer = default, byte[]? headers = null) =>
