@@ -157,16 +157,7 @@ internal sealed class HoleList
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(at), LogRecord.Checksum(bytes.AsSpan(0, at)));
-        var path = Path.Combine(_directory, FileName);
-        var temporary = path + ".tmp";
-        using (var file = File.Create(temporary))
-        {
-            file.Write(bytes);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, path, overwrite: true);
-        Internal.DirectorySync.Flush(_directory);
+        Internal.FileReplacement.Replace(Path.Combine(_directory, FileName), bytes);
     }
 
     private static LogHole[]? Load(string directory, out bool damaged)

@@ -302,15 +302,7 @@ internal sealed class WindowFile
         }
 
         var bytes = block.Seal();
-        var temporary = Path + ".tmp";
-        using (var file = File.Create(temporary))
-        {
-            file.Write(bytes);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, Path, overwrite: true);
-        Internal.DirectorySync.Flush(_directory);
+        Internal.FileReplacement.Replace(Path, bytes);
         _length = _lengthWhenWhole = bytes.Length;
     }
 
