@@ -939,6 +939,13 @@ internal sealed partial class ConsumerGroup : IAsyncDisposable
                 return true;
             }
 
+            // A message given back (a Nack, a member that left) and due now goes before any new one, even when it came
+            // back after this round of the pump took what was due: the new one waits for the next round.
+            if (pending is null && _waiting.TryPeek(out _, out var due) && due.DueMs <= _topic.NowMs)
+            {
+                return false;
+            }
+
             var hash = message.HasKey ? HashKey(message.Key) : (ulong?)null;
             if (pending is not null && Settings.MaxDeliver > 0 && pending.Deliveries >= Settings.MaxDeliver)
             {

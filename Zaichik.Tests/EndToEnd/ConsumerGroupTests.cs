@@ -153,6 +153,47 @@ public sealed class ConsumerGroupTests
     }
 
     [Fact]
+    public async Task A_message_given_back_without_a_delay_comes_again_before_any_new_one()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("retry", Retained);
+        await PublishAsync(client, "retry", 400);
+
+        // Each message is nacked at its first delivery and committed at its second: with the window freed by the Nack,
+        // the new message and the given-back one race unless redeliveries go first. Publishes meanwhile keep waking the
+        // group's pump, so that Nacks often arrive while it is between taking what is due and staging new messages.
+        var subscription = await client.SubscribeAsync("retry", new SubscribeOptions { Group = "workers", Prefetch = 1 });
+        var publisher = await server.ConnectAsync();
+        using var stop = new CancellationTokenSource();
+        var publishing = Task.Run(async () =>
+        {
+            for (var i = 0; i < 100_000 && !stop.IsCancellationRequested; i++)
+            {
+                await publisher.PublishAsync("retry", $"more {i}");
+            }
+        });
+        var deliveries = new List<string>();
+        for (var i = 0; i < 800; i++)
+        {
+            var message = (await ReconnectTests.ReadAsync(subscription, 1))[0];
+            deliveries.Add($"{message.Sequence}/{message.DeliveryCount}");
+            if (message.DeliveryCount == 1)
+            {
+                await client.NackAsync(message);
+            }
+            else
+            {
+                await client.CommitAsync(message);
+            }
+        }
+
+        await stop.CancelAsync();
+        await publishing;
+        deliveries.ShouldBe(Enumerable.Range(1, 400).SelectMany(sequence => new[] { $"{sequence}/1", $"{sequence}/2" }));
+    }
+
+    [Fact]
     public async Task Nack_with_a_delay_redelivers_after_the_delay_and_lets_the_next_message_come_meanwhile()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
