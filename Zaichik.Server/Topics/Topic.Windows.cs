@@ -69,6 +69,12 @@ internal sealed partial class Topic
             return true;
         }
 
+        // Read outside the gate: a producer accepted meanwhile has a sequence past every message being removed.
+        if (open.Keys is null && open.Producers.ProducerCount == 0)
+        {
+            return true;
+        }
+
         var nowMs = NowMs;
         var longestWindowMs = Math.Max(open.Keys is null ? 0 : Settings.CompactionWindowMs, open.Producers.WindowMs);
         if (onlyExpired && Settings.RetentionTtlMs >= longestWindowMs)
