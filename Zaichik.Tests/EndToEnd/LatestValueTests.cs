@@ -152,6 +152,30 @@ public sealed class LatestValueTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_key_window_outlives_a_tombstone_that_compaction_removed_across_a_restart()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await TestServer.StartAsync(CompactEverySweep, time);
+        var client = await server.ConnectAsync();
+        await client.CreateTopicAsync("sessions", Latest with { CompactionWindow = TimeSpan.FromHours(1) });
+        var tombstone = await client.PublishTombstoneAsync("sessions", "gone");
+        await client.PublishAsync("sessions", "kept", key: "other");
+        tombstone.Duplicate.ShouldBeFalse("the first of its key inside the window");
+
+        // Past the tombstone's minute, inside its key's hour: the pass removes it, then the broker restarts.
+        time.Advance(TimeSpan.FromMinutes(2));
+        await server.Maintenance.SweepAllAsync(CancellationToken.None);
+        server.Registry.TryGet("sessions", out var topic).ShouldBeTrue();
+        topic.Counters.Compacted.ShouldBe(1, "the expired tombstone was compacted away");
+        await server.RestartAsync();
+        client = await server.ConnectAsync();
+
+        var repeat = await client.PublishAsync("sessions", "back", key: "gone");
+        (repeat.Duplicate, repeat.Sequence).ShouldBe((true, tombstone.Sequence), "the key was accepted two minutes ago, inside its hour");
+        (await ReadAllAsync(client, client, "sessions", "end")).Select(Describe).ShouldBe(["other=kept", "end"]);
+    }
+
+    [Fact]
     public async Task Compaction_and_tombstones_hold_across_a_restart()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
