@@ -446,7 +446,24 @@ internal sealed partial class Subscription : IAsyncDisposable
     /// Called by the feed's dispatcher with each batch while this subscription is attached: writes the messages of
     /// <paramref name="slice"/> it has not had as one write, or detaches when it cannot take them in order now.
     /// </summary>
+    /// <remarks>
+    /// It runs on the feed's dispatcher, a thread-pool work item, where an exception would end the process: whatever
+    /// goes wrong here is logged and costs this subscription its place on the feed (its pump reads the log again, or ends).
+    /// </remarks>
     internal void DeliverFromFeed(FeedSlice slice, long nowMs)
+    {
+        try
+        {
+            DeliverFromFeedCore(slice, nowMs);
+        }
+        catch (Exception exception)
+        {
+            LogFeedDeliveryFailed(exception, _topic.Name);
+            LeaveFeed();
+        }
+    }
+
+    private void DeliverFromFeedCore(FeedSlice slice, long nowMs)
     {
         lock (_feedLock)
         {
@@ -529,8 +546,10 @@ internal sealed partial class Subscription : IAsyncDisposable
             {
                 _feedWrite = write.AsTask();
             }
-            else if (!write.Result)
+            else if (!write.IsCompletedSuccessfully || !write.Result)
             {
+                // Not written: the peer is gone, or this subscription stopped (its token cancelled the write).
+                ObserveFailure(write);
                 DetachLocked();
                 return;
             }
@@ -597,6 +616,18 @@ internal sealed partial class Subscription : IAsyncDisposable
 
         return (delivered, false);
     }
+
+    /// <summary>Takes the exception of a write that failed or was cancelled, so that it is never left unobserved.</summary>
+    private static void ObserveFailure(ValueTask<bool> write)
+    {
+        if (!write.IsCompletedSuccessfully)
+        {
+            _ = write.AsTask().Exception;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Delivery of topic {Topic} from the shared tail failed; the subscription reads the log instead")]
+    private partial void LogFeedDeliveryFailed(Exception exception, string topic);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Delivery of topic {Topic} stopped")]
     private partial void LogPumpFailed(Exception exception, string topic);
