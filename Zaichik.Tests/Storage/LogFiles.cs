@@ -44,9 +44,25 @@ internal static class LogFiles
         file.Write(bytes);
     }
 
-    /// <summary>Flips one byte inside the entry of <paramref name="sequence"/>, after its header: its checksum no longer holds.</summary>
-    public static void Corrupt(string directory, StorageOptions options, long sequence) =>
-        Write(directory, options, AddressOf(directory, options, sequence) + 4 + LogRecord.HeaderSize, [0xFF]);
+    /// <summary>
+    /// Inverts one byte inside the entry of <paramref name="sequence"/>, after its header: its checksum no longer holds.
+    /// Inverted, not overwritten with a constant: that byte is often the first of a random producer id, which was the
+    /// constant once in 256 runs and left the entry whole.
+    /// </summary>
+    public static void Corrupt(string directory, StorageOptions options, long sequence)
+    {
+        var address = AddressOf(directory, options, sequence) + 4 + LogRecord.HeaderSize;
+        Write(directory, options, address, [(byte)~Read(directory, options, address)]);
+    }
+
+    /// <summary>The byte at a log address in its segment file.</summary>
+    public static byte Read(string directory, StorageOptions options, long address)
+    {
+        var segment = (int)(address >> options.SegmentSizeBits);
+        using var file = new FileStream(Path.Combine(directory, SegmentFiles.Prefix + segment), FileMode.Open, FileAccess.Read);
+        file.Position = address & ((1L << options.SegmentSizeBits) - 1);
+        return (byte)file.ReadByte();
+    }
 
     /// <summary>Sets the length prefix of the entry of <paramref name="sequence"/>.</summary>
     public static void SetLength(string directory, StorageOptions options, long sequence, int length)
