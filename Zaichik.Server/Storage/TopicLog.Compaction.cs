@@ -231,6 +231,11 @@ internal sealed partial class TopicLog
         }
 
         _firstSequence = Math.Max(_firstSequence, Math.Min(compacted.NextSequence, _nextSequence));
+
+        // The newest message may be in the compacted part (a pass moved everything the log held there): recovery scanned
+        // only the log. Without this a restart took the topic for older than it is, and rebuilt no key window from the
+        // compacted part.
+        _lastTimestampMs = Math.Max(_lastTimestampMs, compacted.LastTimestampMs);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: the header of {File} is damaged; its {Count} readable messages are kept, and it is rewritten at the next compaction")]

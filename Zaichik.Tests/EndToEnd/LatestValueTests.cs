@@ -34,6 +34,43 @@ public sealed class LatestValueTests(ITestOutputHelper output)
     };
 
     [Fact]
+    public async Task A_key_window_survives_a_restart_when_a_compaction_pass_moved_its_value_into_the_compacted_file()
+    {
+        // Found by TimedModelTests: a tombstone's retention running out makes the sweep's compaction pass move every kept
+        // message into the compacted file and empty the log. The restart then took the topic's newest message for the
+        // log's (none) and rebuilt no key window, so a repeat inside the window was stored.
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
+        await using var server = await TestServer.StartAsync(time: time);
+        var client = await server.ConnectAsync();
+        var options = new TopicOptions
+        {
+            RetentionTtl = TimeSpan.FromSeconds(6), KeepLatestPerKey = true, TombstoneRetention = TimeSpan.FromSeconds(2), CompactionWindow = TimeSpan.FromSeconds(3),
+
+            // A pass takes only what is on disk: with the default durability it could run before the commit on the
+            // fake clock, and the clock does not move again to start another.
+            Durability = Durability.Always,
+        };
+        await client.CreateTopicAsync("windowed-table", options);
+        await client.PublishTombstoneAsync("windowed-table", "gone");
+        var stored = await client.PublishAsync("windowed-table", "v1", "k");
+        time.Advance(TimeSpan.FromSeconds(2));
+        await server.Maintenance.SweepAllAsync(CancellationToken.None);
+        server.Registry.TryGet("windowed-table", out var topic).ShouldBeTrue();
+
+        // (The sweep on the timer, which the clock's move also started, may be the one that runs the pass.)
+        await TestServer.EventuallyAsync(() => topic.Current?.Log.Compacted is { Count: 1 }, "a compaction pass keeps the one value in the compacted file");
+
+        await server.RestartAsync();
+        client = await server.ConnectAsync();
+        time.Advance(TimeSpan.FromMilliseconds(999));
+        var repeat = await client.PublishAsync("windowed-table", "v2", "k");
+
+        (repeat.Sequence, repeat.Duplicate).ShouldBe((stored.Sequence, true), "the key was accepted 2.999 s ago, inside its 3 s window");
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        (await client.PublishAsync("windowed-table", "v3", "k")).Duplicate.ShouldBeFalse("the window has run out");
+    }
+
+    [Fact]
     public async Task After_compaction_a_subscriber_from_the_start_sees_the_newest_message_of_each_key_with_its_sequence_and_the_unkeyed_ones()
     {
         await using var server = await TestServer.StartAsync(CompactEverySweep);
