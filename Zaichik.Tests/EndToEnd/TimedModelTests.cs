@@ -1,0 +1,258 @@
+using Microsoft.Extensions.Time.Testing;
+using Zaichik.Client;
+
+namespace Zaichik.Tests.EndToEnd;
+
+/// <summary>
+/// The broker against a model of what its topics promise over time: random publishes (keyed, unkeyed, tombstones),
+/// clock moves (many to the exact millisecond where a retention, a key window or a tombstone's retention runs out, or
+/// one before it), sweeps, idle closes and restarts. Every Ack must be the model's (stored with the next sequence, or a
+/// duplicate of the model's original), and a subscriber from the start must receive exactly what the model says is
+/// retained, in order. The differential tests keep time out of play; this one is about time.
+/// </summary>
+public sealed class TimedModelTests
+{
+    private static readonly string?[] Keys = [null, "a", "b", "c", "d"];
+
+    private static readonly ModelTopic[] Topics =
+    [
+        new("ttl", new TopicOptions { RetentionTtl = TimeSpan.FromSeconds(5) }),
+        new("window", new TopicOptions { RetentionTtl = TimeSpan.FromSeconds(30), CompactionWindow = TimeSpan.FromSeconds(3) }),
+
+        // A key window longer than the retention: the keys of expired messages are remembered after the sweep removed
+        // them, and across restarts (the topic's windows file).
+        new("window-outlives", new TopicOptions { RetentionTtl = TimeSpan.FromSeconds(2), CompactionWindow = TimeSpan.FromSeconds(7) }),
+        new("capped", new TopicOptions { RetentionTtl = TimeSpan.FromSeconds(30), CompactionWindow = TimeSpan.FromSeconds(6), MaxMessages = 4 }),
+        new("latest", new TopicOptions { RetentionTtl = TimeSpan.FromSeconds(4), KeepLatestPerKey = true, TombstoneRetention = TimeSpan.FromSeconds(3) }),
+        new("latest-window", new TopicOptions
+        {
+            RetentionTtl = TimeSpan.FromSeconds(6), KeepLatestPerKey = true, TombstoneRetention = TimeSpan.FromSeconds(2), CompactionWindow = TimeSpan.FromSeconds(3),
+        }),
+    ];
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public async Task Acks_and_what_a_subscriber_from_the_start_receives_follow_the_model_as_time_passes(int seed)
+    {
+        await RunAsync(seed, steps: 300, maxRestarts: 8);
+    }
+
+    /// <summary>Many more seeds, for looking; not part of a normal run.</summary>
+    [Fact]
+    [Trait("Category", "Soak")]
+    public async Task Many_seeds()
+    {
+        if (Environment.GetEnvironmentVariable("ZAICHIK_SOAK") is null)
+        {
+            return;
+        }
+
+        for (var seed = 100; seed < 200; seed++)
+        {
+            await RunAsync(seed, steps: 400, maxRestarts: 10);
+        }
+    }
+
+    private static async Task RunAsync(int seed, int steps, int maxRestarts)
+    {
+        var random = new Random(seed);
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
+        await using var server = await TestServer.StartAsync(time: time);
+        var client = await server.ConnectAsync();
+        var models = Topics.ToDictionary(topic => topic.Name, topic => new TopicModel(topic.Options));
+        foreach (var topic in Topics)
+        {
+            await client.CreateTopicAsync(topic.Name, topic.Options);
+        }
+
+        var history = new List<string>();
+        var restarts = 0;
+        var payloads = 0;
+        for (var step = 0; step < steps; step++)
+        {
+            var roll = random.Next(100);
+            var topic = Topics[random.Next(Topics.Length)];
+            var model = models[topic.Name];
+            var nowMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+            if (roll < 55)
+            {
+                var key = Keys[random.Next(Keys.Length)];
+                var tombstone = key is not null && topic.Options.KeepLatestPerKey && random.Next(4) == 0;
+                var payload = tombstone ? string.Empty : $"p{++payloads}";
+                history.Add($"{step}: {(tombstone ? "tombstone" : "publish")} {topic.Name} key {Describe(key)} at {nowMs}");
+                var expected = model.Publish(key, payload, tombstone, nowMs);
+                var actual = tombstone ? await client.PublishTombstoneAsync(topic.Name, key!) : await client.PublishAsync(topic.Name, payload, key);
+                (actual.Sequence, actual.Duplicate).ShouldBe(expected, Because(seed, history));
+            }
+            else if (roll < 78)
+            {
+                var advance = ChooseAdvance(random, models.Values, nowMs);
+                history.Add($"{step}: advance {advance} ms");
+                time.Advance(TimeSpan.FromMilliseconds(advance));
+            }
+            else if (roll < 84)
+            {
+                history.Add($"{step}: sweep");
+                await server.Maintenance.SweepAllAsync(CancellationToken.None);
+            }
+            else if (roll < 89 && restarts < maxRestarts)
+            {
+                restarts++;
+                history.Add($"{step}: restart");
+                await server.RestartAsync();
+                client = await server.ConnectAsync();
+            }
+            else
+            {
+                history.Add($"{step}: check {topic.Name} at {nowMs}");
+                await CheckAsync(client, topic, model, nowMs, $"p{++payloads}", Because(seed, history));
+            }
+        }
+
+        foreach (var topic in Topics)
+        {
+            await CheckAsync(client, topic, models[topic.Name], time.GetUtcNow().ToUnixTimeMilliseconds(), $"p{++payloads}", Because(seed, history));
+        }
+    }
+
+    /// <summary>
+    /// Publishes an unkeyed marker (a publish like any other, in the model too), subscribes from the start, and reads up
+    /// to the marker: what arrives must be what the model retains, in order.
+    /// </summary>
+    private static async Task CheckAsync(ZaichikClient client, ModelTopic topic, TopicModel model, long nowMs, string marker, string because)
+    {
+        var (sequence, _) = model.Publish(null, marker, tombstone: false, nowMs);
+        (await client.PublishAsync(topic.Name, marker)).Sequence.ShouldBe(sequence, because);
+        var expected = model.Retained(nowMs).Select(message => $"{message.Sequence}:{Describe(message.Key)}:{message.Payload}").ToList();
+
+        var received = new List<string>();
+        await using (var reader = new MessageReader(await client.SubscribeAsync(topic.Name, new SubscribeOptions { Prefetch = 100, AutoCommit = true })))
+        {
+            while (true)
+            {
+                var message = await reader.NextAsync();
+                received.Add($"{message.Sequence}:{Describe(message.KeyText)}:{message.PayloadText}");
+                if (message.Sequence >= sequence)
+                {
+                    break;
+                }
+            }
+        }
+
+        if (topic.Options.MaxMessages > 0)
+        {
+            // The sweep (on its timer as well as when the test runs it) may have removed the oldest beyond the count
+            // limit: what arrives is the end of what the model retains, never less than the limit's worth.
+            received.Count.ShouldBeGreaterThanOrEqualTo((int)Math.Min(topic.Options.MaxMessages, expected.Count), $"{topic.Name}: received [{string.Join(", ", received)}]; {because}");
+            received.ShouldBe(expected.TakeLast(received.Count).ToList(), $"{topic.Name}: expected the end of [{string.Join(", ", expected)}]; {because}");
+        }
+        else
+        {
+            received.ShouldBe(expected, $"{topic.Name}: {because}");
+        }
+    }
+
+    /// <summary>A clock move: often exactly to where something in a model runs out (or a millisecond before), else random.</summary>
+    private static long ChooseAdvance(Random random, IEnumerable<TopicModel> models, long nowMs)
+    {
+        var deadlines = models.SelectMany(model => model.Deadlines()).Where(deadline => deadline > nowMs).ToList();
+        if (deadlines.Count > 0 && random.Next(3) != 0)
+        {
+            var deadline = deadlines[random.Next(deadlines.Count)] - random.Next(2);
+            return Math.Max(1, deadline - nowMs);
+        }
+
+        return random.Next(4) == 0 ? 1 : random.Next(1, 2_500);
+    }
+
+    private static string Because(int seed, List<string> history) =>
+        $"seed {seed}, after:\n{string.Join("\n", history.TakeLast(40))}";
+
+    private static string Describe(string? key) => key is null ? "none" : $"'{key}'";
+
+    private sealed record ModelTopic(string Name, TopicOptions Options);
+
+    private sealed record ModelMessage(long Sequence, string? Key, string Payload, bool Tombstone, long TimestampMs);
+
+    /// <summary>What a topic promises, written down as plainly as the README and docs/protocol.md state it.</summary>
+    private sealed class TopicModel(TopicOptions options)
+    {
+        private readonly List<ModelMessage> _stored = [];
+        private readonly Dictionary<string, ModelMessage> _accepted = [];
+        private long _lastSequence;
+
+        private long RetentionMs => (long)options.RetentionTtl.TotalMilliseconds;
+
+        private long WindowMs => (long)options.CompactionWindow.TotalMilliseconds;
+
+        private long TombstoneMs => (long)options.TombstoneRetention.TotalMilliseconds;
+
+        /// <summary>
+        /// The Ack a publish must get: a keyed message whose key was accepted less than the window ago is a duplicate of
+        /// that message (and does not extend the window); anything else is stored with the next sequence.
+        /// </summary>
+        public (long Sequence, bool Duplicate) Publish(string? key, string payload, bool tombstone, long nowMs)
+        {
+            if (key is not null && WindowMs > 0 && _accepted.TryGetValue(key, out var original) && nowMs - original.TimestampMs < WindowMs)
+            {
+                return (original.Sequence, true);
+            }
+
+            var message = new ModelMessage(++_lastSequence, key, payload, tombstone, nowMs);
+            _stored.Add(message);
+            if (key is not null)
+            {
+                _accepted[key] = message;
+            }
+
+            return (message.Sequence, false);
+        }
+
+        /// <summary>What a subscriber from the start receives at <paramref name="nowMs"/>, in order.</summary>
+        public IEnumerable<ModelMessage> Retained(long nowMs) => _stored.Where(message => IsDelivered(message, nowMs));
+
+        /// <summary>The times at which something this model holds changes: expiries and the ends of key windows.</summary>
+        public IEnumerable<long> Deadlines()
+        {
+            foreach (var message in _stored)
+            {
+                if (!options.KeepLatestPerKey || message.Key is null)
+                {
+                    yield return message.TimestampMs + RetentionMs;
+                }
+                else if (message.Tombstone)
+                {
+                    yield return message.TimestampMs + TombstoneMs;
+                }
+            }
+
+            if (WindowMs > 0)
+            {
+                foreach (var accepted in _accepted.Values)
+                {
+                    yield return accepted.TimestampMs + WindowMs;
+                }
+            }
+        }
+
+        private bool IsDelivered(ModelMessage message, long nowMs)
+        {
+            if (!options.KeepLatestPerKey)
+            {
+                return nowMs - message.TimestampMs < RetentionMs;
+            }
+
+            if (message.Key is null)
+            {
+                return nowMs - message.TimestampMs < RetentionMs;
+            }
+
+            // The newest value of its key, whatever its age; a tombstone only until its retention has passed.
+            return _accepted[message.Key] == message && (!message.Tombstone || nowMs - message.TimestampMs < TombstoneMs);
+        }
+    }
+}
