@@ -7,8 +7,9 @@ namespace Zaichik.Tests.EndToEnd;
 /// The broker against a model of what its topics promise over time: random publishes (keyed, unkeyed, tombstones),
 /// clock moves (many to the exact millisecond where a retention, a key window or a tombstone's retention runs out, or
 /// one before it), sweeps, idle closes and restarts. Every Ack must be the model's (stored with the next sequence, or a
-/// duplicate of the model's original), and a subscriber from the start must receive exactly what the model says is
-/// retained, in order. The differential tests keep time out of play; this one is about time.
+/// duplicate of the model's original), a subscriber from the start must receive exactly what the model says is
+/// retained, in order, and a durable consumer what it retains after the consumer's last commit. The differential tests
+/// keep time out of play; this one is about time.
 /// </summary>
 public sealed class TimedModelTests
 {
@@ -36,7 +37,7 @@ public sealed class TimedModelTests
     [InlineData(3)]
     [InlineData(4)]
     [InlineData(5)]
-    public async Task Acks_and_what_a_subscriber_from_the_start_receives_follow_the_model_as_time_passes(int seed)
+    public async Task Acks_and_what_subscribers_and_durable_consumers_receive_follow_the_model_as_time_passes(int seed)
     {
         await RunAsync(seed, steps: 300, maxRestarts: 8);
     }
@@ -106,10 +107,16 @@ public sealed class TimedModelTests
                 await server.RestartAsync();
                 client = await server.ConnectAsync();
             }
-            else
+            else if (roll < 94)
             {
                 history.Add($"{step}: check {topic.Name} at {nowMs}");
                 await CheckAsync(client, topic, model, nowMs, $"p{++payloads}", Because(seed, history));
+            }
+            else
+            {
+                var commitAt = random.NextDouble();
+                history.Add($"{step}: durable consumer of {topic.Name} at {nowMs} (after {model.Committed?.ToString() ?? "nothing"}), commits {commitAt:F2} of what it reads");
+                await ConsumeDurablyAsync(client, topic, model, nowMs, $"p{++payloads}", commitAt, Because(seed, history));
             }
         }
 
@@ -127,7 +134,7 @@ public sealed class TimedModelTests
     {
         var (sequence, _) = model.Publish(null, marker, tombstone: false, nowMs);
         (await client.PublishAsync(topic.Name, marker)).Sequence.ShouldBe(sequence, because);
-        var expected = model.Retained(nowMs).Select(message => $"{message.Sequence}:{Describe(message.Key)}:{message.Payload}").ToList();
+        var expected = model.Retained(nowMs).Select(Describe).ToList();
 
         var received = new List<string>();
         await using (var reader = new MessageReader(await client.SubscribeAsync(topic.Name, new SubscribeOptions { Prefetch = 100, AutoCommit = true })))
@@ -143,6 +150,11 @@ public sealed class TimedModelTests
             }
         }
 
+        ShouldMatch(topic, expected, received, because);
+    }
+
+    private static void ShouldMatch(ModelTopic topic, List<string> expected, List<string> received, string because)
+    {
         if (topic.Options.MaxMessages > 0)
         {
             // The sweep (on its timer as well as when the test runs it) may have removed the oldest beyond the count
@@ -154,6 +166,46 @@ public sealed class TimedModelTests
         {
             received.ShouldBe(expected, $"{topic.Name}: {because}");
         }
+    }
+
+    private static string Describe(ModelMessage message) => $"{message.Sequence}:{Describe(message.Key)}:{message.Payload}";
+
+    /// <summary>
+    /// A durable consumer of the topic resumes (or starts, from the retained messages), reads up to a new marker and
+    /// commits the message a fraction <paramref name="commitAt"/> along what it read (none below 0.2): it must resume
+    /// after its last commit, at the first message still retained, and receive what the model retains from there.
+    /// </summary>
+    private static async Task ConsumeDurablyAsync(ZaichikClient client, ModelTopic topic, TopicModel model, long nowMs, string marker, double commitAt, string because)
+    {
+        var (sequence, _) = model.Publish(null, marker, tombstone: false, nowMs);
+        (await client.PublishAsync(topic.Name, marker)).Sequence.ShouldBe(sequence, because);
+        var expected = model.Retained(nowMs).Where(message => message.Sequence > (model.Committed ?? 0)).Select(Describe).ToList();
+
+        var received = new List<string>();
+        var sequences = new List<long>();
+        var options = new SubscribeOptions { DurableName = "consumer", Prefetch = 10_000 };
+        await using (var reader = new MessageReader(await client.SubscribeAsync(topic.Name, options)))
+        {
+            while (true)
+            {
+                var message = await reader.NextAsync();
+                received.Add($"{message.Sequence}:{Describe(message.KeyText)}:{message.PayloadText}");
+                sequences.Add(message.Sequence);
+                if (message.Sequence >= sequence)
+                {
+                    break;
+                }
+            }
+
+            if (commitAt >= 0.2)
+            {
+                var committed = sequences[(int)((sequences.Count - 1) * (commitAt - 0.2) / 0.8)];
+                await client.CommitAsync(topic.Name, committed);
+                model.Committed = committed;
+            }
+        }
+
+        ShouldMatch(topic, expected, received, $"durable consumer after {model.Committed}; {because}");
     }
 
     /// <summary>A clock move: often exactly to where something in a model runs out (or a millisecond before), else random.</summary>
@@ -184,6 +236,9 @@ public sealed class TimedModelTests
         private readonly List<ModelMessage> _stored = [];
         private readonly Dictionary<string, ModelMessage> _accepted = [];
         private long _lastSequence;
+
+        /// <summary>The position the topic's durable consumer last committed; null before its first commit.</summary>
+        public long? Committed { get; set; }
 
         private long RetentionMs => (long)options.RetentionTtl.TotalMilliseconds;
 
