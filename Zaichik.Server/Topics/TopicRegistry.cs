@@ -258,7 +258,8 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
     /// <summary>
     /// Closes idle topics to make room for one more open topic, under <see cref="ZaichikServerOptions.MaxOpenTopics"/>
     /// or within the descriptor budget: the least recently used ones nobody reads, a tenth of the open ones at a time so
-    /// that opening many topics does not close one per open. Returns how many it closed.
+    /// that opening many topics does not close one per open. A topic busy at that instant (a publish or a sweep holds
+    /// it) is passed over for the next least recently used. Returns how many it closed.
     /// </summary>
     public async ValueTask<int> MakeRoomAsync(CancellationToken cancellationToken)
     {
@@ -270,10 +271,19 @@ internal sealed partial class TopicRegistry : IAsyncDisposable
             var candidates = _topics.Values
                 .Where(topic => topic.Current is { InUse: false })
                 .OrderBy(topic => topic.LastUsedMs)
-                .Take(batch)
                 .ToArray();
-            var closed = await Task.WhenAll(candidates.Select(CloseForRoomAsync)).ConfigureAwait(false);
-            return closed.Count(done => done);
+            var closed = 0;
+            foreach (var chunk in candidates.Chunk(batch))
+            {
+                var done = await Task.WhenAll(chunk.Select(CloseForRoomAsync)).ConfigureAwait(false);
+                closed += done.Count(closedOne => closedOne);
+                if (closed >= batch)
+                {
+                    break;
+                }
+            }
+
+            return closed;
 
             async Task<bool> CloseForRoomAsync(Topic topic)
             {

@@ -1,3 +1,4 @@
+using System.Reflection;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Zaichik.Client;
@@ -86,6 +87,38 @@ public sealed class IdleTopicTests
         }
 
         (await client.PublishAsync("many-49", "y")).Sequence.ShouldBe(2, "once they are idle, room is made again");
+    }
+
+    [Fact]
+    public async Task Past_MaxOpenTopics_a_least_recently_used_topic_busy_at_that_instant_is_passed_over_for_the_next()
+    {
+        // Found by TimedModelTests: room was made by closing a tenth of the open topics (one, under a limit below 20),
+        // and when that one's gate was held at that instant (a publish, a sweep) the new topic was refused although
+        // another one was idle.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await TestServer.StartAsync(options => options with { MaxOpenTopics = 3, SweepInterval = Manual }, time);
+        var client = await server.ConnectAsync();
+        foreach (var name in new[] { "oldest", "middle", "newest" })
+        {
+            await client.PublishAsync(name, "x");
+            time.Advance(TimeSpan.FromMilliseconds(10));
+        }
+
+        server.Registry.TryGet("oldest", out var oldest).ShouldBeTrue();
+        var gate = (SemaphoreSlim)typeof(Topic).GetField("_gate", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(oldest)!;
+        (await gate.WaitAsync(0)).ShouldBeTrue();
+        try
+        {
+            (await client.PublishAsync("fourth", "x")).Sequence.ShouldBe(1, "the middle topic is idle and closes instead");
+        }
+        finally
+        {
+            gate.Release();
+        }
+
+        server.Registry.TryGet("middle", out var middle).ShouldBeTrue();
+        middle.Current.ShouldBeNull();
+        oldest.Current.ShouldNotBeNull();
     }
 
     [Fact]
