@@ -16,6 +16,31 @@ public sealed class TopicLogTests
     private const int PayloadSize = 100;
 
     [Fact]
+    public async Task A_log_that_ends_at_a_page_start_reopens_knowing_its_newest_timestamp()
+    {
+        // Found by TimedModelTests: recovery of a cleanly closed log checks only its last page, and when the log ended
+        // exactly where a page starts that page holds nothing. The log then claimed a newest timestamp of 0, and a topic
+        // rebuilt no key window from it (a repeat inside the window was stored).
+        await using var context = LogTestContext.Create();
+        var log = context.Open();
+        var pageSize = 1 << context.Options.PageSizeBits;
+        await context.AppendAsync(1, size: 100);
+        var before = log.TailAddress;
+        await context.AppendAsync(1, size: 100);
+        var overhead = (int)(log.TailAddress - before) - 100;
+
+        // One message that fills the rest of the page exactly.
+        var rest = pageSize - (int)(log.TailAddress % pageSize);
+        await context.AppendAsync(1, size: rest - overhead);
+        (log.TailAddress % pageSize).ShouldBe(0, $"the log ends at a page start ({log.TailAddress})");
+        var newest = log.LastTimestampMs;
+        newest.ShouldBeGreaterThan(0);
+
+        await context.CloseAsync();
+        context.Open().LastTimestampMs.ShouldBe(newest);
+    }
+
+    [Fact]
     public async Task Sequences_start_at_one_are_contiguous_and_continue_after_a_clean_reopen()
     {
         await using var context = LogTestContext.Create();

@@ -152,7 +152,8 @@ internal sealed class LogRecovery
             PhysicalEnd: physicalEnd,
             FirstSequence: Math.Min(firstSequence, next),
             NextSequence: next,
-            LastTimestampMs: scan.LastTimestampMs,
+            // (The last page checked may hold no message, when the log ends at a page's start: the newest is the one before it.)
+            LastTimestampMs: Math.Max(scan.LastTimestampMs, scan.Previous?.TimestampMs ?? 0),
             CommitNum: Math.Max(latest?.CommitNum ?? 0, 0) + 1,
             Clean: clean,
             Mode: mode,
