@@ -987,12 +987,34 @@ internal sealed partial class TopicLog : IAsyncDisposable
         }
         finally
         {
+            var device = _device as SegmentDevice;
+            if (device is not null && !await device.CloseAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false))
+            {
+                LogTruncationStuck(_topic);
+            }
+
             _log.Dispose();
+            if (device is not null && _files is not null)
+            {
+                try
+                {
+                    // What FasterLog would have removed after the last commit: below the begin that commit recorded.
+                    _files.DeleteBelow(_committedBegin, _segmentSizeBits);
+                }
+                catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+                {
+                    // Only space is lost; the next truncation or open tries again.
+                }
+            }
+
             _commits.Dispose();
             _memorySequence?.Dispose();
             _files?.Dispose();
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: a removal of old segments was still running after 10 s when the log closed")]
+    private partial void LogTruncationStuck(string topic);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Topic {Topic}: sequences {First}..{Last} ({Count}) {Reason}; readers skip them")]
     private partial void LogHole(string topic, long first, long last, long count, string reason);

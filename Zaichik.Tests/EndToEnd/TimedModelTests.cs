@@ -70,7 +70,8 @@ public sealed class TimedModelTests
 
         // ZAICHIK_MODEL_SEED=n runs that seed alone.
         var only = int.TryParse(Environment.GetEnvironmentVariable("ZAICHIK_MODEL_SEED"), out var chosen) ? chosen : (int?)null;
-        for (var seed = only ?? 100; seed < (only + 1 ?? 200); seed++)
+        var count = int.TryParse(Environment.GetEnvironmentVariable("ZAICHIK_MODEL_COUNT"), out var seeds) ? seeds : 100;
+        for (var seed = only ?? 100; seed < (only + 1 ?? 100 + count); seed++)
         {
             if (Environment.GetEnvironmentVariable("ZAICHIK_MODEL_TIGHT") != "only")
             {

@@ -1,3 +1,5 @@
+using System.Reflection;
+using FASTER.core;
 using Zaichik.Server.Storage;
 using Zaichik.Server.Storage.Internal;
 
@@ -38,6 +40,34 @@ public sealed class TopicLogTests
 
         await context.CloseAsync();
         context.Open().LastTimestampMs.ShouldBe(newest);
+    }
+
+    [Fact]
+    public async Task A_log_closed_right_after_a_truncating_commit_removes_the_old_segments_itself_and_refuses_later_truncations()
+    {
+        // FasterLog removes old segments from a pool thread after a commit; run after the log was disposed, that thread
+        // spun forever on the log's reset epoch (TimedModelTests' tight variant left two cores busy after a few idle
+        // closes). The log now closes its device to truncations first and removes the segments itself.
+        await using var context = LogTestContext.Create();
+        var log = context.Open();
+        await context.AppendAsync(700, 100);
+        await log.CommitAsync(CancellationToken.None);
+        SegmentFiles.List(context.Directory).Count.ShouldBeGreaterThanOrEqualTo(3);
+        var keep = LogFiles.Entries(context.Directory, context.Options).First(entry => entry.Sequence == 600).Address;
+        log.TruncateUntil(keep, 600);
+        var device = (IDevice)typeof(TopicLog).GetField("_device", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(log)!;
+
+        await context.CloseAsync();
+
+        var kept = (int)(keep >> context.Options.SegmentSizeBits);
+        SegmentFiles.List(context.Directory).ShouldAllBe(segment => segment >= kept, "the segments below the committed begin are gone when the log has closed");
+        var before = SegmentFiles.List(context.Directory);
+        device.TruncateUntilAddress(keep + (2L << context.Options.SegmentSizeBits));
+        SegmentFiles.List(context.Directory).ShouldBe(before, "a truncation arriving after the close does nothing");
+
+        var reopened = context.Open();
+        reopened.FirstSequence.ShouldBe(600);
+        (await context.ReadAllAsync()).Select(message => message.Sequence).ShouldBe(Enumerable.Range(600, 101).Select(i => (long)i));
     }
 
     [Fact]

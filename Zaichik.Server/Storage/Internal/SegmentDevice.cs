@@ -15,6 +15,8 @@ internal sealed class SegmentDevice : StorageDeviceBase
     private const uint IoFailed = 5;
 
     private readonly SegmentFiles _files;
+    private int _truncating;
+    private bool _closing;
 
     public SegmentDevice(SegmentFiles files)
         : base(Path.Combine(files.Directory, "log"), 512, -1)
@@ -79,6 +81,79 @@ internal sealed class SegmentDevice : StorageDeviceBase
         }
 
         callback(result);
+    }
+
+    /// <summary>
+    /// FasterLog removes the segments a commit left below the log's begin from a pool thread of its own, under the
+    /// log's epoch. When FasterLog is disposed before that thread runs, the epoch it protects with is reset, and the
+    /// thread spins forever waiting for it (a core lost for good, seen after idle closes that followed a truncating
+    /// sweep). So once the log starts closing (<see cref="CloseAsync"/>) truncations are skipped, and the log removes
+    /// those segments itself after FasterLog is gone (<see cref="SegmentFiles.DeleteBelow"/>).
+    /// </summary>
+    public override void TruncateUntilAddress(long toAddress)
+    {
+        if (!EnterTruncation())
+        {
+            return;
+        }
+
+        try
+        {
+            base.TruncateUntilAddress(toAddress);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _truncating);
+        }
+    }
+
+    /// <inheritdoc cref="TruncateUntilAddress"/>
+    public override void TruncateUntilAddressAsync(long toAddress, AsyncCallback callback, IAsyncResult result)
+    {
+        if (!EnterTruncation())
+        {
+            callback(result);
+            return;
+        }
+
+        try
+        {
+            base.TruncateUntilAddressAsync(toAddress, callback, result);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _truncating);
+        }
+    }
+
+    /// <summary>Stops truncations from starting, and waits (at most <paramref name="timeout"/>) for those under way.</summary>
+    public async ValueTask<bool> CloseAsync(TimeSpan timeout)
+    {
+        Volatile.Write(ref _closing, true);
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (Volatile.Read(ref _truncating) > 0)
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(1).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
+    private bool EnterTruncation()
+    {
+        Interlocked.Increment(ref _truncating);
+        if (Volatile.Read(ref _closing))
+        {
+            Interlocked.Decrement(ref _truncating);
+            return false;
+        }
+
+        return true;
     }
 
     public override long GetFileSize(int segment) => SegmentSize;

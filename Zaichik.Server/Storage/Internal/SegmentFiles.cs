@@ -322,6 +322,16 @@ internal sealed class SegmentFiles : IDisposable
         }
     }
 
+    /// <summary>Removes every segment file wholly below <paramref name="address"/> (whose segments are <paramref name="segmentSizeBits"/> wide).</summary>
+    public void DeleteBelow(long address, int segmentSizeBits)
+    {
+        var first = (int)(address >> segmentSizeBits);
+        foreach (var segment in List(Directory).Where(segment => segment < first))
+        {
+            Delete(segment);
+        }
+    }
+
     /// <summary>The length of a segment file, or -1 when it does not exist.</summary>
     public long Length(int segment)
     {
