@@ -59,15 +59,10 @@ public sealed class TimedModelTests
     }
 
     /// <summary>Many more seeds, for looking; not part of a normal run.</summary>
-    [Fact]
+    [Cluster.SoakFact]
     [Trait("Category", "Soak")]
     public async Task Many_seeds()
     {
-        if (Environment.GetEnvironmentVariable("ZAICHIK_SOAK") is null)
-        {
-            return;
-        }
-
         // ZAICHIK_MODEL_SEED=n runs that seed alone.
         var only = int.TryParse(Environment.GetEnvironmentVariable("ZAICHIK_MODEL_SEED"), out var chosen) ? chosen : (int?)null;
         var count = int.TryParse(Environment.GetEnvironmentVariable("ZAICHIK_MODEL_COUNT"), out var seeds) ? seeds : 100;
