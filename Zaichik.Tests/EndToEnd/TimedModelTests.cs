@@ -104,6 +104,11 @@ public sealed class TimedModelTests
         }
 
         var history = new List<string>();
+        if (tight)
+        {
+            history.Add("tight: 4 KiB pages and segments, MaxOpenTopics 3, idle after 2 s, eager compaction");
+        }
+
         var restarts = 0;
         var payloads = 0;
         for (var step = 0; step < steps; step++)
@@ -255,7 +260,7 @@ public sealed class TimedModelTests
     }
 
     private static string Because(int seed, List<string> history) =>
-        $"seed {seed}, after:\n{string.Join("\n", history.TakeLast(60))}";
+        $"seed {seed}{(history.Count > 0 && history[0].StartsWith("tight", StringComparison.Ordinal) ? " (tight)" : string.Empty)}, after:\n{string.Join("\n", history.TakeLast(60))}";
 
     private static string Describe(string? key) => key is null ? "none" : $"'{key}'";
 
