@@ -64,8 +64,18 @@ internal sealed class OpenTopic : IAsyncDisposable
     /// <summary>The topic's retention, 0 for none.</summary>
     public long RetentionTtlMs { get; init; }
 
-    /// <summary>What the last retention sweep found first unexpired: the sweep reads the log only when it may have expired.</summary>
-    public (long Address, long Sequence, long TimestampMs)? OldestRetained { get; set; }
+    /// <summary>
+    /// What the last retention sweep found first unexpired: the sweep reads the log only when it may have expired. An
+    /// immutable object, replaced whole: a sweep sets it outside the topic's gate while a subscribe reads it, and a
+    /// struct of three longs could be read half old, half new.
+    /// </summary>
+    public RetainedMark? OldestRetained
+    {
+        get => Volatile.Read(ref _oldestRetained);
+        set => Volatile.Write(ref _oldestRetained, value);
+    }
+
+    private RetainedMark? _oldestRetained;
 
     public void Retire() => _retired.Cancel();
 
@@ -185,3 +195,6 @@ internal sealed class OpenTopic : IAsyncDisposable
         }
     }
 }
+
+/// <summary>The first unexpired message a retention sweep found: its log address, sequence and timestamp.</summary>
+internal sealed record RetainedMark(long Address, long Sequence, long TimestampMs);

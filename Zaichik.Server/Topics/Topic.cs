@@ -840,7 +840,7 @@ internal sealed partial class Topic : IAsyncDisposable
             if (nowMs - timestampMs < open.RetentionTtlMs)
             {
                 var address = reader.MessageAddress;
-                open.OldestRetained = (address, sequence, timestampMs);
+                open.OldestRetained = new RetainedMark(address, sequence, timestampMs);
                 return (address, sequence);
             }
         }
